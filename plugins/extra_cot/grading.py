@@ -1,0 +1,255 @@
+"""Answer extraction and equivalence: the one grader shared by evaluation and the RL reward.
+
+Why not the authors' regex: it never matches ``\\boxed{42}`` and cannot follow nested braces
+(METHOD.md, "Evaluation"). Here extraction is a brace-matching scan for the *last*
+``\\boxed``/``\\fbox``, then GSM8K ``#### x``, then "The answer is x".
+
+Equivalence is a cheap exact/numeric path first, then math-verify for LaTeX forms. Safety:
+
+* math-verify's own timeouts use ``signal.alarm`` and fail off the main thread (HOSTS.md), so
+  they are switched off; instead inputs that can make sympy run for minutes (power towers, huge
+  exponents or digit runs, deep nesting, long strings) never reach it, and every math-verify call
+  runs in a small worker pool behind a deadline (``MATH_VERIFY_DEADLINE_S``); a late call counts
+  as "not equivalent" and is logged with its inputs.
+* Only LaTeX extraction is used (latex2sympy is a parser); sympy's ``parse_expr`` (which uses
+  ``eval``) is never given model text.
+* No public function raises: every unexpected error is logged and graded as "not equivalent".
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from fractions import Fraction
+
+logger = logging.getLogger(__name__)
+
+#: Deadline for one math-verify comparison. A normal pair takes ~8 ms (HOSTS.md); the slowest
+#: legitimate pairs in tests/test_grading.py take < 0.5 s on 2 cores, so 3 s leaves headroom.
+MATH_VERIFY_DEADLINE_S = 3.0
+#: Longest answer string math-verify sees. MATH-500/AMC gold answers are < 100 characters;
+#: longer extracted answers are compared exactly only.
+MAX_SYMBOLIC_CHARS = 300
+#: Longest digit run math-verify sees (sympy on 100,000-digit numbers hangs: HOSTS.md).
+MAX_DIGITS = 60
+#: Deepest brace nesting math-verify sees (deep nesting recurses in the LaTeX parser).
+MAX_BRACE_DEPTH = 12
+#: Longest response scanned for an answer; longer text is scanned in its last part only.
+MAX_SCAN_CHARS = 200_000
+_POOL_WORKERS = 2  # math-verify is pure Python: more threads only contend for the GIL
+
+_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_GSM_RE = re.compile(r"####\s*([^\n]+)")
+_ANSWER_IS_RE = re.compile(r"answer\s+is\s*:?\s*(.+)", re.IGNORECASE)
+_TOWER_RE = re.compile(r"\^\s*\{?[^{}]*\^|\^\s*\{[^}]*\{[^}]*\^|\*\*[^*]*\*\*")
+_BIG_EXP_RE = re.compile(r"\^\s*\{?\s*-?\d{5,}")
+_DIGITS_RE = re.compile(r"\d+")
+_NUM_RE = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:/[-+]?\d+)?")
+
+
+def extract_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces, ``\\boxed {x}``).
+
+    Returns ``None`` when there is none or its braces never close. Only boxed forms: the
+    ``####`` and "The answer is" fallbacks live in :func:`extract_answer`.
+    """
+    try:
+        if not isinstance(text, str):
+            return None
+        text = text[-MAX_SCAN_CHARS:]
+        for match in reversed(list(_BOX_RE.finditer(text))):
+            content = _balanced(text, match.end())
+            if content is not None:
+                return content.strip()
+        return None
+    except Exception:  # never raise on model output
+        logger.exception("extract_boxed failed on %r", str(text)[:200])
+        return None
+
+
+def _balanced(text: str, start: int) -> str | None:
+    """Text from ``start`` up to the brace closing the one just before it, else None."""
+    depth = 1
+    i = start
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":  # skip escaped braces like \{ and \}
+            i += 2
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start:i]
+        i += 1
+    return None
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer of a response: last boxed, then ``#### x``, then "The answer is x"."""
+    try:
+        if not isinstance(text, str):
+            return None
+        text = text[-MAX_SCAN_CHARS:]
+        boxed = extract_boxed(text)
+        if boxed is not None:
+            return boxed
+        for regex in (_GSM_RE, _ANSWER_IS_RE):
+            matches = regex.findall(text)
+            if matches:
+                answer = matches[-1].strip().rstrip(".").strip()
+                answer = answer.strip("$").strip()
+                if answer:
+                    return answer
+        return None
+    except Exception:
+        logger.exception("extract_answer failed on %r", str(text)[:200])
+        return None
+
+
+_STRIP_SUBS = (
+    (re.compile(r"\\left|\\right|\\!|\\,|\\;|\\:|\\ |~"), ""),
+    (re.compile(r"\\[dt]frac"), r"\\frac"),
+    (re.compile(r"\^\s*\{?\\circ\}?|°"), ""),
+    (re.compile(r"\\%|%"), ""),
+    (re.compile(r"\\\$|\$"), ""),
+    (re.compile(r"\\text\{\s*([^{}]*)\}|\\mathrm\{\s*([^{}]*)\}|\\textbf\{\s*([^{}]*)\}"), r"\1\2\3"),
+)
+
+
+def _normalize(answer: str) -> str:
+    """A canonical surface form for the exact path (spacing, \\left, \\dfrac, $, %, degrees)."""
+    s = answer.strip()
+    for regex, repl in _STRIP_SUBS:
+        s = regex.sub(repl, s)
+    s = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", s)  # 1,000 -> 1000
+    s = re.sub(r"\s+", "", s)
+    s = s.rstrip(".")
+    if s.startswith(("x=", "y=", "n=", "k=")) and "=" not in s[2:]:
+        s = s[2:]  # "x = 5" answers a question about x
+    return s
+
+
+def _as_number(s: str) -> Fraction | None:
+    """A normalized plain number (int, decimal, a/b, \\frac{a}{b}) as an exact Fraction."""
+    if len(s) > MAX_DIGITS:
+        return None
+    frac = re.fullmatch(r"(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}", s) or re.fullmatch(r"(-?)\\frac(\d)(\d)", s)
+    try:
+        if frac:
+            value = Fraction(int(frac.group(2)), int(frac.group(3)))
+            return -value if frac.group(1) else value
+        if _NUM_RE.fullmatch(s):
+            return Fraction(s)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return None
+
+
+def _symbolic_safe(s: str) -> bool:
+    """Whether math-verify may see ``s`` without risking a minutes-long sympy evaluation."""
+    if len(s) > MAX_SYMBOLIC_CHARS or _TOWER_RE.search(s) or _BIG_EXP_RE.search(s):
+        return False
+    if any(len(run) > MAX_DIGITS for run in _DIGITS_RE.findall(s)):
+        return False
+    depth = deepest = 0
+    for ch in s:
+        depth += (ch == "{") - (ch == "}")
+        deepest = max(deepest, depth)
+    return deepest <= MAX_BRACE_DEPTH and "__" not in s
+
+
+def is_equivalent(pred: str | None, gold: str | None) -> bool:
+    """Whether answer ``pred`` equals answer ``gold`` (both already extracted)."""
+    try:
+        if not isinstance(pred, str) or not isinstance(gold, str):
+            return False
+        pred, gold = pred.strip(), gold.strip()
+        if not pred or not gold:
+            return False
+        if pred == gold:
+            return True
+        norm_pred, norm_gold = _normalize(pred), _normalize(gold)
+        if norm_pred == norm_gold and norm_pred:
+            return True
+        num_pred, num_gold = _as_number(norm_pred), _as_number(norm_gold)
+        if num_pred is not None and num_gold is not None:
+            return num_pred == num_gold
+        if not (_symbolic_safe(pred) and _symbolic_safe(gold)):
+            logger.debug("grading: unsafe for math-verify, exact only: %r vs %r", pred[:80], gold[:80])
+            return False
+        return _math_verify_with_deadline(pred, gold)
+    except Exception:
+        logger.exception("is_equivalent failed on %r vs %r", str(pred)[:200], str(gold)[:200])
+        return False
+
+
+def grade(response: str, gold: str) -> bool:
+    """Whether ``response`` answers ``gold``: the answer after ``</think>`` (or anywhere if unclosed)."""
+    try:
+        if not isinstance(response, str) or not isinstance(gold, str):
+            return False
+        answer_part = response.rsplit("</think>", 1)[-1]
+        pred = extract_answer(answer_part)
+        gold_answer = extract_answer(gold) if ("\\boxed" in gold or "####" in gold) else gold
+        return is_equivalent(pred, gold_answer)
+    except Exception:
+        logger.exception("grade failed on %r vs %r", str(response)[-200:], str(gold)[:200])
+        return False
+
+
+# --- math-verify behind a deadline ------------------------------------------------------------
+
+_pool_lock = threading.Lock()
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    """A per-process pool (recreated after fork: threads do not survive into a child)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            executor = ThreadPoolExecutor(max_workers=_POOL_WORKERS, thread_name_prefix="extra_cot_grader")
+            _pool = (os.getpid(), executor)
+        return _pool[1]
+
+
+@atexit.register
+def _shutdown() -> None:
+    if _pool is not None and _pool[0] == os.getpid():
+        _pool[1].shutdown(wait=False, cancel_futures=True)
+
+
+def _math_verify(pred: str, gold: str) -> bool:
+    import math_verify.grader
+    import math_verify.parser
+    from math_verify import LatexExtractionConfig, parse, verify
+
+    # Its "timeout disabled" warning is expected here (our deadline replaces it): shown once
+    # per process it would only alarm readers of every eval and RL log.
+    math_verify.parser.TIMEOUT_WARNING_SHOWN = math_verify.grader.TIMEOUT_WARNING_SHOWN = True
+    config = [LatexExtractionConfig()]
+    # Wrapping in \boxed{} makes the LaTeX extractor take the whole answer; timeouts off
+    # because signal.alarm fails off the main thread (HOSTS.md): the deadline is ours.
+    gold_parsed = parse(f"\\boxed{{{gold}}}", config, parsing_timeout=None)
+    pred_parsed = parse(f"\\boxed{{{pred}}}", config, parsing_timeout=None)
+    if not gold_parsed or not pred_parsed:
+        return False
+    return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))
+
+
+def _math_verify_with_deadline(pred: str, gold: str) -> bool:
+    future = _executor().submit(_math_verify, pred, gold)
+    try:
+        return future.result(timeout=MATH_VERIFY_DEADLINE_S)
+    except FutureTimeout:
+        future.cancel()
+        logger.warning("grading: math-verify exceeded %.1f s on %r vs %r; graded wrong",
+                       MATH_VERIFY_DEADLINE_S, pred[:80], gold[:80])
+        return False
