@@ -1,0 +1,259 @@
+"""Stage 2 mixture: how one multi-ratio row becomes several SFT examples (pure, no host import).
+
+A row (issue 2)::
+
+    {"question": str, "cot": str, "answer": str,            # answer = text after </think>, has \\boxed{}
+     "compressed": {"0.2": str, "0.4": str, "0.6": str, "0.8": str},   # any subset (calibration drops some)
+     "gt_ratio": 0.4}                                        # optional: the policy target γ*(x) (Stage 3)
+
+expands (METHOD.md, Stage 2) into one example per *available* ratio in ``MixtureConfig.ratios``
+(token at the end of the user turn and echoed at the start of the response); at 1.0 (the full
+``cot``) a seeded ``untagged_share`` of rows carries no token at all; and, when ``gt_ratio`` is
+present and selected by the policy quotas, one policy example (``<COMP_AUTO>`` in, γ* token out).
+
+Every random choice hashes the row's content with the seed, so each rank, worker and rerun
+builds the same data whatever the order or sharding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Literal
+
+from extra_cot.prompt import SYSTEM_PROMPT, build_response, build_user_text
+from extra_cot.tokens import FIXED_RATIOS, POLICY_TOKEN, ratio_to_token
+
+#: Key of the mixture settings inside a ``dataset_info.json`` entry.
+ENTRY_KEY = "extra_cot"
+#: The value of ``"formatting"`` that selects our converter/processor.
+FORMATTING = "extra_cot"
+#: Paper defaults (METHOD.md, Stage 2): share of the γ* among the policy rows.
+PAPER_POLICY_QUOTAS: dict[float, float] = {0.2: 0.18, 0.4: 0.24, 0.6: 0.26, 0.8: 0.22, 1.0: 0.10}
+#: Paper: "10k rows" of policy data (METHOD.md, Stage 2).
+PAPER_POLICY_ROWS = 10_000
+_REQUIRED = ("question", "cot", "answer")
+_BOXED = re.compile(r"\\boxed\s*\{")
+
+
+class BadRowError(ValueError):
+    """A row that cannot be expanded; the message names file, row and field."""
+
+
+def _ratio_key(ratio: float) -> str:
+    return f"{float(ratio):.1f}"
+
+
+def _as_ratio(value: Any, what: str) -> float:
+    try:
+        ratio = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what}: {value!r} is not a ratio; valid: {list(FIXED_RATIOS)}") from None
+    ratio_to_token(ratio)  # raises naming the valid ratios
+    return round(ratio, 1)
+
+
+@dataclass
+class MixtureConfig:
+    """Mixture settings; they live in the dataset entry under ``"extra_cot"`` (paper defaults).
+
+    ratios: fixed ratios that get an example when the row has text for them (1.0 = ``cot``).
+    untagged_share: share of rows whose 1.0 example carries no token (paper: half).
+    policy_quotas: target share of each γ* among policy examples; ``None`` keeps every row
+        with a ``gt_ratio``; a ratio absent or at 0 gets no policy example.
+    policy_rows: cap on policy examples (paper: 10k); ``None`` = as many as the quotas allow.
+    seed: mixed into every per-row hash.
+    on_bad_row: ``"error"`` raises naming file/row/field; ``"skip"`` logs the reason and drops it.
+    """
+
+    ratios: tuple[float, ...] = FIXED_RATIOS
+    untagged_share: float = 0.5
+    policy_quotas: dict[float, float] | None = field(default_factory=lambda: dict(PAPER_POLICY_QUOTAS))
+    policy_rows: int | None = PAPER_POLICY_ROWS
+    seed: int = 42
+    on_bad_row: Literal["error", "skip"] = "error"
+
+    def __post_init__(self) -> None:
+        self.ratios = tuple(sorted({_as_ratio(r, "MixtureConfig.ratios") for r in self.ratios}))
+        if not self.ratios:
+            raise ValueError("MixtureConfig.ratios is empty; use a subset of " f"{list(FIXED_RATIOS)}")
+        if not 0.0 <= float(self.untagged_share) <= 1.0:
+            raise ValueError(f"MixtureConfig.untagged_share={self.untagged_share!r}: use a share in [0, 1]")
+        if self.policy_quotas is not None:
+            quotas = {_as_ratio(k, "MixtureConfig.policy_quotas key"): float(v) for k, v in self.policy_quotas.items()}
+            if any(v < 0 for v in quotas.values()) or sum(quotas.values()) <= 0:
+                raise ValueError(f"MixtureConfig.policy_quotas={self.policy_quotas!r}: use shares >= 0, not all 0")
+            total = sum(quotas.values())
+            self.policy_quotas = {k: v / total for k, v in sorted(quotas.items())}
+        if self.policy_rows is not None and int(self.policy_rows) < 0:
+            raise ValueError(f"MixtureConfig.policy_rows={self.policy_rows!r}: use a count >= 0 or null")
+        if self.on_bad_row not in ("error", "skip"):
+            raise ValueError(f"MixtureConfig.on_bad_row={self.on_bad_row!r}: use 'error' or 'skip'")
+        self.seed = int(self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (ratio keys as strings) for a ``dataset_info.json`` entry."""
+        out = asdict(self)
+        out["ratios"] = list(self.ratios)
+        if self.policy_quotas is not None:
+            out["policy_quotas"] = {_ratio_key(k): round(v, 6) for k, v in self.policy_quotas.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "MixtureConfig":
+        """Build from an entry's ``"extra_cot"`` dict; unknown keys are an error listing valid ones."""
+        data = dict(data or {})
+        valid = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - valid)
+        if unknown:
+            raise ValueError(f"unknown mixture key(s) {unknown}; valid: {sorted(valid)}")
+        if "ratios" in data:
+            data["ratios"] = tuple(data["ratios"])
+        return cls(**data)
+
+
+def dataset_info_entry(file_name: str, mixture: MixtureConfig | None = None) -> dict:
+    """The ``dataset_info.json`` value for one multi-ratio dataset file."""
+    return {"file_name": file_name, "formatting": FORMATTING, ENTRY_KEY: (mixture or MixtureConfig()).to_dict()}
+
+
+def validate_row(row: Any, where: str) -> None:
+    """Raise :class:`BadRowError` naming ``where`` (e.g. ``"data.jsonl row 7"``) and the field."""
+    if not isinstance(row, dict):
+        raise BadRowError(f"{where}: row is {type(row).__name__}, expected a JSON object")
+    for name in _REQUIRED:
+        if not isinstance(row.get(name), str) or not row[name].strip():
+            raise BadRowError(f"{where}, field {name!r}: missing or not a non-empty string")
+    if not _BOXED.search(row["answer"]):
+        raise BadRowError(f"{where}, field 'answer': no \\boxed{{...}} in {row['answer'][:80]!r}")
+    compressed = row.get("compressed")
+    if compressed is None:
+        compressed = {}
+    if not isinstance(compressed, dict):
+        raise BadRowError(f"{where}, field 'compressed': expected an object of ratio -> text")
+    for key, text in compressed.items():
+        try:
+            ratio = _as_ratio(key, "key")
+        except ValueError:
+            raise BadRowError(f"{where}, field 'compressed.{key}': unknown ratio key; valid: 0.2 0.4 0.6 0.8") from None
+        if ratio == 1.0:
+            raise BadRowError(f"{where}, field 'compressed.{key}': ratio 1.0 is the 'cot' field, not a compressed key")
+        if text is not None and not isinstance(text, str):
+            raise BadRowError(f"{where}, field 'compressed.{key}': expected a string or null")
+    _validate_gt_ratio(row, compressed, where)
+
+
+def _validate_gt_ratio(row: dict, compressed: dict, where: str) -> None:
+    if row.get("gt_ratio") is None:
+        return
+    try:
+        gt = _as_ratio(row["gt_ratio"], "gt_ratio")
+    except ValueError:
+        raise BadRowError(f"{where}, field 'gt_ratio': {row['gt_ratio']!r} is not one of {list(FIXED_RATIOS)}") from None
+    if gt != 1.0 and not _text_at(compressed, gt):
+        raise BadRowError(f"{where}, field 'gt_ratio': {gt} has no text under 'compressed.{_ratio_key(gt)}'")
+
+
+def _text_at(compressed: dict, ratio: float) -> str | None:
+    for key, text in compressed.items():
+        if isinstance(text, str) and text.strip() and abs(float(key) - ratio) < 1e-9:
+            return text
+    return None
+
+
+def row_hash(row: dict, seed: int, salt: str) -> float:
+    """A uniform number in [0, 1) from the row's content, the seed and a purpose salt."""
+    content = json.dumps(
+        [row.get("question"), row.get("cot"), row.get("answer"), row.get("gt_ratio"), seed, salt],
+        ensure_ascii=False,
+    )
+    digest = hashlib.sha256(content.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+@dataclass(frozen=True)
+class Example:
+    """One SFT example: chat turns as LLaMA-Factory's aligned format wants them."""
+
+    system: str
+    user: str
+    response: str
+    control: str | None  # the token in the user turn (None = untagged)
+
+
+def _example(question: str, think: str, answer: str, token_in: str | None, token_out: str | None) -> Example:
+    return Example(SYSTEM_PROMPT, build_user_text(question, token_in), build_response(think, answer, token_out), token_in)
+
+
+def expand_row(row: dict, mixture: MixtureConfig, policy_keep: bool | None = None) -> list[Example]:
+    """Examples for one *valid* row (call :func:`validate_row` first).
+
+    ``policy_keep`` is the quota decision for this row's policy example (see
+    :func:`select_policy_rows`); ``None`` means "keep when the row has a gt_ratio".
+    """
+    compressed = row.get("compressed") or {}
+    question, answer = row["question"], row["answer"]
+    examples = []
+    for ratio in mixture.ratios:
+        think = row["cot"] if ratio == 1.0 else _text_at(compressed, ratio)
+        if think is None:
+            continue  # ratio not available for this row (calibration dropped it)
+        token = ratio_to_token(ratio)
+        if ratio == 1.0 and row_hash(row, mixture.seed, "untagged") < mixture.untagged_share:
+            token = None
+        examples.append(_example(question, think, answer, token, token))
+    if row.get("gt_ratio") is not None and policy_keep is not False:
+        gt = _as_ratio(row["gt_ratio"], "gt_ratio")
+        quota = 1.0 if mixture.policy_quotas is None else mixture.policy_quotas.get(gt, 0.0)
+        if quota > 0:
+            think = row["cot"] if gt == 1.0 else _text_at(compressed, gt)
+            examples.append(_example(question, think, answer, POLICY_TOKEN, ratio_to_token(gt)))
+    return examples
+
+
+def policy_targets(counts: dict[float, int], mixture: MixtureConfig) -> dict[float, int]:
+    """How many policy examples to keep per γ* given how many rows carry each γ*.
+
+    The total is the largest that meets the quotas with the rows available, capped by
+    ``policy_rows``; each γ* then gets ``round(total * quota)`` (never more than it has).
+    """
+    if mixture.policy_quotas is None:
+        keep = dict(counts)
+        if mixture.policy_rows is not None and sum(keep.values()) > mixture.policy_rows:
+            scale = mixture.policy_rows / sum(keep.values())
+            keep = {r: int(n * scale) for r, n in keep.items()}
+        return keep
+    quotas = {r: q for r, q in mixture.policy_quotas.items() if q > 0}
+    total = min((counts.get(r, 0) / q for r, q in quotas.items()), default=0.0)
+    if mixture.policy_rows is not None:
+        total = min(total, float(mixture.policy_rows))
+    return {r: min(counts.get(r, 0), int(round(total * q))) for r, q in quotas.items()}
+
+
+def select_policy_rows(rows: Iterable[dict], mixture: MixtureConfig) -> set[str]:
+    """Keys (:func:`policy_key`) of the rows whose policy example meets the quotas.
+
+    Within each γ* the rows with the lowest seeded hash win, so the choice is exact,
+    deterministic and independent of row order. Invalid rows are ignored here.
+    """
+    by_ratio: dict[float, list[tuple[float, str]]] = {}
+    for row in rows:
+        try:
+            gt = _as_ratio(row.get("gt_ratio"), "gt_ratio") if isinstance(row, dict) else None
+        except ValueError:
+            continue
+        if gt is None:
+            continue
+        by_ratio.setdefault(gt, []).append((row_hash(row, mixture.seed, "policy"), policy_key(row)))
+    targets = policy_targets({r: len(v) for r, v in by_ratio.items()}, mixture)
+    chosen: set[str] = set()
+    for ratio, items in by_ratio.items():
+        chosen.update(key for _, key in sorted(items)[: targets.get(ratio, 0)])
+    return chosen
+
+
+def policy_key(row: dict) -> str:
+    """A stable identity of a row's content (independent of the seed)."""
+    return f"{row_hash(row, 0, 'key'):.17f}"
