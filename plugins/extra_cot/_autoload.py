@@ -1,1 +1,80 @@
-"""Placeholder: the LLaMA-Factory activation hook (owned by the SFT adapter)."""
+"""Activate the LLaMA-Factory adapter in every interpreter, without a fork or wrapper.
+
+``extra_cot_autoload.pth`` (installed at the site-packages root) imports this module at start-up.
+It only installs a ``sys.meta_path`` finder that waits for ``llamafactory.data``; right after
+that module has executed, :func:`extra_cot.sft.plugin.register` runs. So the plugin is active in
+``llamafactory-cli train/chat/export``, in torchrun ranks and in preprocessing workers, while an
+interpreter that never imports LLaMA-Factory imports nothing more.
+
+Switch off with ``EXTRA_COT_AUTOLOAD=0``. Never raises: a failure is logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import logging
+import os
+import sys
+
+ENV_VAR = "EXTRA_COT_AUTOLOAD"
+TARGET = "llamafactory.data"
+logger = logging.getLogger("extra_cot.autoload")
+
+
+def _register() -> None:
+    try:
+        from extra_cot.sft.plugin import register
+
+        register()
+    except Exception:  # noqa: BLE001 - never break the host; say what failed
+        logger.exception("extra-cot: registering the LLaMA-Factory plugin failed (set %s=0 to skip it)", ENV_VAR)
+
+
+class _Loader(importlib.abc.Loader):
+    def __init__(self, inner: importlib.abc.Loader) -> None:
+        self.inner = inner
+
+    def create_module(self, spec):
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self.inner.exec_module(module)
+        _register()
+
+    def __getattr__(self, name):  # get_resource_reader, is_package, ... of the real loader
+        return getattr(self.inner, name)
+
+
+class PostImportFinder(importlib.abc.MetaPathFinder):
+    """Finds ``llamafactory.data`` through the other finders and wraps its loader."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != TARGET:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _Loader(spec.loader)
+                return spec
+        return None
+
+
+def install() -> bool:
+    """Install the finder once (or register at once if ``llamafactory.data`` is loaded)."""
+    if os.environ.get(ENV_VAR, "1").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    if TARGET in sys.modules:
+        _register()
+        return True
+    if not any(isinstance(f, PostImportFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, PostImportFinder())
+    return True
+
+
+try:
+    install()
+except Exception:  # noqa: BLE001 - a .pth import must never break the interpreter
+    logger.exception("extra-cot: installing the autoload hook failed")

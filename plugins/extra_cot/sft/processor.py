@@ -1,0 +1,239 @@
+"""The ``"formatting": "extra_cot"`` dataset path in LLaMA-Factory 0.9.5 (host adapter).
+
+LLaMA-Factory converts rows 1->1 (``align_dataset``), merges datasets, then tokenizes them
+in batches with a ``DatasetProcessor``. One multi-ratio row must become N examples, so:
+
+1. :class:`ExtraCotConverter` (registered with ``register_dataset_converter``) validates
+   each row and puts *all* of its expansions into the aligned row: the i-th user turn of
+   ``_prompt`` pairs with the i-th assistant turn of ``_response``, and ``_tools`` holds
+   :data:`PACKED_MARK` so the rows cannot be mistaken for a multi-turn chat.
+2. ``_get_dataset_processor`` (private; wrapped by :func:`install_processor`) returns
+   subclasses of the stock supervised processors (plain and packed) that first explode
+   marked rows into one example per pair, then run the stock tokenization unchanged.
+
+Why the converter re-reads ``dataset_info.json``: ``DatasetAttr`` keeps only the keys the host
+knows, so the ``"extra_cot"`` mixture settings of the entry never reach the converter. It finds
+the entry of the datasets being loaded (``data_args.dataset``/``eval_dataset``) whose
+``file_name`` is this dataset. The settings (and the policy selection) are stored as
+attributes of the converter: the ``datasets`` cache fingerprint hashes the mapped callable, so
+a changed mixture gives a new cache key instead of a stale cached result.
+
+For local JSON/JSONL files the converter also scans the whole file once: bad rows are reported
+with their line number, and the policy quotas are met exactly (they need global counts).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from llamafactory.data import loader as lf_loader
+from llamafactory.data.converter import DatasetConverter
+from llamafactory.data.processor import (
+    PackedSupervisedDatasetProcessor,
+    SupervisedDatasetProcessor,
+    UnsupervisedDatasetProcessor,
+)
+
+from extra_cot.sft.mixture import (
+    ENTRY_KEY,
+    FORMATTING,
+    BadRowError,
+    MixtureConfig,
+    expand_row,
+    policy_key,
+    select_policy_rows,
+    validate_row,
+)
+
+logger = logging.getLogger(__name__)
+#: ``_tools`` value marking an aligned row that holds several single-turn examples.
+PACKED_MARK = "__extra_cot_examples__"
+_DATA_CONFIG = "dataset_info.json"  # llamafactory.extras.constants.DATA_CONFIG
+
+
+def find_mixture(data_args: Any, file_name: str) -> tuple[str, MixtureConfig]:
+    """The (entry name, mixture) of the requested dataset entry whose file is ``file_name``."""
+    info = data_args.dataset_dir
+    if not isinstance(info, dict):
+        path = os.path.join(info, _DATA_CONFIG)
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+    names = list(data_args.dataset or []) + list(data_args.eval_dataset or [])
+    found = {
+        name: info[name].get(ENTRY_KEY)
+        for name in names
+        if name in info and info[name].get("file_name") == file_name and info[name].get("formatting") == FORMATTING
+    }
+    if not found:
+        return file_name, MixtureConfig()
+    settings = {json.dumps(v, sort_keys=True) for v in found.values()}
+    if len(settings) > 1:
+        raise ValueError(f"entries {sorted(found)} share file {file_name!r} with different '{ENTRY_KEY}' settings; "
+                         "give each mixture its own file")
+    name = sorted(found)[0]
+    try:
+        return name, MixtureConfig.from_dict(found[name])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{_DATA_CONFIG} entry {name!r}, key '{ENTRY_KEY}': {err}") from None
+
+
+def _local_json_files(dataset_attr: Any, data_args: Any) -> list[str]:
+    if dataset_attr.load_from != "file" or isinstance(data_args.dataset_dir, dict):
+        return []
+    path = os.path.join(data_args.dataset_dir, dataset_attr.dataset_name)
+    files = [os.path.join(path, f) for f in sorted(os.listdir(path))] if os.path.isdir(path) else [path]
+    return files if all(f.endswith((".json", ".jsonl")) for f in files) else []
+
+
+def _read_rows(path: str) -> list[tuple[str, Any]]:
+    """(where, row) pairs; ``where`` names the file and the 1-based row/line."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if path.endswith(".json") and text.lstrip().startswith("["):
+        return [(f"{path} row {i + 1}", row) for i, row in enumerate(json.loads(text))]
+    rows = []
+    for i, line in enumerate(text.splitlines()):
+        if line.strip():
+            try:
+                rows.append((f"{path} line {i + 1}", json.loads(line)))
+            except json.JSONDecodeError as err:
+                raise BadRowError(f"{path} line {i + 1}: not valid JSON ({err})") from None
+    return rows
+
+
+@dataclass
+class ExtraCotConverter(DatasetConverter):
+    """1->1 converter packing a row's mixed-ratio examples into one aligned row."""
+
+    entry: str = ""
+    mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    # sorted tuples, not sets: the cache fingerprint pickles these, and set order varies by process
+    policy_keep: tuple[str, ...] | None = None
+    bad_rows: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.entry, self.mixture = find_mixture(self.data_args, self.dataset_attr.dataset_name)
+        files = _local_json_files(self.dataset_attr, self.data_args)
+        rows, bad = [], set()
+        for path in files:
+            for where, row in _read_rows(path):
+                try:
+                    validate_row(row, f"dataset {self.entry!r}: {where}")
+                    rows.append(row)
+                except BadRowError as err:
+                    if self.mixture.on_bad_row == "error":
+                        raise
+                    logger.warning("skipping bad row (on_bad_row=skip): %s", err)
+                    bad.add(policy_key(row) if isinstance(row, dict) else where)
+        self.bad_rows = tuple(sorted(bad))
+        if files:
+            self.policy_keep = tuple(sorted(select_policy_rows(rows, self.mixture)))
+        elif self.mixture.policy_quotas is not None:
+            logger.warning("dataset %r is not a local JSON file: policy quotas cannot be counted, every row's "
+                           "gt_ratio with a non-zero quota gets a policy example", self.entry)
+
+    def __call__(self, example: dict[str, Any]) -> dict[str, Any]:
+        examples = []
+        try:
+            validate_row(example, f"dataset {self.entry!r} row with question {str(example.get('question'))[:60]!r}")
+            key = policy_key(example)
+            if not _contains(self.bad_rows, key):
+                keep = None if self.policy_keep is None else _contains(self.policy_keep, key)
+                examples = expand_row(example, self.mixture, policy_keep=keep)
+        except BadRowError as err:
+            if self.mixture.on_bad_row == "error":
+                raise
+            logger.warning("skipping bad row (on_bad_row=skip): %s", err)
+        return {
+            "_prompt": [{"role": "user", "content": e.user} for e in examples],
+            "_response": [{"role": "assistant", "content": e.response} for e in examples],
+            "_system": examples[0].system if examples else "",
+            "_tools": PACKED_MARK,
+            "_images": None,
+            "_videos": None,
+            "_audios": None,
+        }
+
+
+def _contains(sorted_keys: tuple[str, ...], key: str) -> bool:
+    i = bisect.bisect_left(sorted_keys, key)
+    return i < len(sorted_keys) and sorted_keys[i] == key
+
+
+def explode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """One row per (user, assistant) pair for marked rows; other rows pass unchanged."""
+    out: dict[str, list[Any]] = {key: [] for key in batch}
+    for i in range(len(batch["_prompt"])):
+        if batch["_tools"][i] != PACKED_MARK:
+            for key in batch:
+                out[key].append(batch[key][i])
+            continue
+        for user, assistant in zip(batch["_prompt"][i], batch["_response"][i]):
+            for key in batch:
+                out[key].append(batch[key][i])
+            out["_prompt"][-1], out["_response"][-1], out["_tools"][-1] = [user], [assistant], ""
+    return out
+
+
+class _ExplodeFirst:
+    """Mixin: expand marked rows, then let the stock processor tokenize them."""
+
+    def preprocess_dataset(self, examples: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        return super().preprocess_dataset(explode(examples))
+
+
+@dataclass
+class ExtraCotSupervisedDatasetProcessor(_ExplodeFirst, SupervisedDatasetProcessor):
+    """Stock supervised processor on exploded rows."""
+
+
+@dataclass
+class ExtraCotPackedSupervisedDatasetProcessor(_ExplodeFirst, PackedSupervisedDatasetProcessor):
+    """Stock packed processor on exploded rows (examples from one row may share a pack)."""
+
+
+@dataclass
+class ExtraCotUnsupervisedDatasetProcessor(_ExplodeFirst, UnsupervisedDatasetProcessor):
+    """Stock processor for ``predict_with_generate`` evaluation on exploded rows."""
+
+
+#: stock processor class -> ours (exact type match: other stages are left alone).
+EXPANDING = {
+    SupervisedDatasetProcessor: ExtraCotSupervisedDatasetProcessor,
+    PackedSupervisedDatasetProcessor: ExtraCotPackedSupervisedDatasetProcessor,
+    UnsupervisedDatasetProcessor: ExtraCotUnsupervisedDatasetProcessor,
+}
+
+
+def install_processor() -> bool:
+    """Wrap ``llamafactory.data.loader._get_dataset_processor`` once; True when done by this call."""
+    original = lf_loader._get_dataset_processor
+    if getattr(original, "__extra_cot__", False):
+        return False
+
+    def _get_dataset_processor(data_args, stage, template, tokenizer, processor, do_generate=False):
+        stock = original(data_args, stage, template, tokenizer, processor, do_generate=do_generate)
+        ours = EXPANDING.get(type(stock))
+        if ours is None:
+            return stock
+        return ours(template=template, tokenizer=tokenizer, processor=processor, data_args=data_args)
+
+    _get_dataset_processor.__extra_cot__ = True
+    _get_dataset_processor.__wrapped__ = original
+    lf_loader._get_dataset_processor = _get_dataset_processor
+    return True
+
+
+def install_converter() -> bool:
+    """Register the ``extra_cot`` converter once; True when done by this call."""
+    from llamafactory.data import converter as lf_converter
+
+    if FORMATTING in lf_converter.DATASET_CONVERTERS:
+        return False
+    lf_converter.register_dataset_converter(FORMATTING, ExtraCotConverter)
+    return True
