@@ -1,0 +1,148 @@
+"""One sweep: for each ratio, request every missing item, log it, then write the final files."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+from tqdm.auto import tqdm
+
+from extra_cot.eval import metrics as M
+from extra_cot.eval import store
+from extra_cot.eval.datasets import DatasetSpec, EvalItem
+from extra_cot.tokens import FIXED_RATIOS, canonical_text, parse_control
+
+if TYPE_CHECKING:
+    from extra_cot.eval.cli import EvalConfig
+
+logger = logging.getLogger(__name__)
+
+_CONTROL_RE = re.compile(r"<COMP_(?:20|40|60|80|100|AUTO|POLICY)>")
+#: Ratio directory names in display order (cross-team contract).
+RATIO_ORDER = (*(f"{r:.1f}" for r in FIXED_RATIOS), "policy", "base")
+
+
+def ratio_dir_name(spec: str) -> str:
+    """Canonical directory name of a ``--ratios`` entry: ``0.2`` … ``1.0``, ``policy``, ``base``."""
+    choice = parse_control(spec.strip())  # raises naming the valid values
+    if choice is None:
+        return "base"
+    return "policy" if choice.is_policy else f"{choice.ratio:.1f}"
+
+
+def first_control(output: str) -> str | None:
+    match = _CONTROL_RE.search(output)
+    return None if match is None else canonical_text(match.group(0))
+
+
+def _grade(output: str, gold: str) -> tuple[str | None, bool]:
+    from extra_cot.grading import extract_answer, is_equivalent
+
+    pred = extract_answer(output.rsplit("</think>", 1)[-1])  # same rule as grading.grade
+    return pred, is_equivalent(pred, gold)
+
+
+async def _one_item(item: EvalItem, ratio: str, cfg: "EvalConfig", client: httpx.AsyncClient, counter) -> dict:
+    from extra_cot.eval.client import SamplingOptions, chat
+    from extra_cot.prompt import build_messages, build_user_text
+
+    control = None if ratio == "base" else ratio
+    options = SamplingOptions(cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.n_samples,
+                              cfg.skip_special_tokens, cfg.seed, cfg.extra_body)
+    body = options.body(cfg.model, build_messages(item.question, control), item.index)
+    outputs, latency = await chat(client, cfg.base_url, body, retries=cfg.retries)
+    records = []
+    for sample, output in enumerate(outputs):
+        pred, correct = await asyncio.to_thread(_grade, output, item.gold)
+        think_tokens, closed = await counter.count(client, output)
+        records.append({
+            "index": item.index, "sample": sample, "question": item.question,
+            "prompt": build_user_text(item.question, control), "output": output, "pred": pred,
+            "gold": item.gold, "correct": correct, "think_tokens": think_tokens,
+            "control": first_control(output), "latency_s": latency, "closed_think": closed,
+        })
+    return {"index": item.index, "records": records}
+
+
+async def run_ratio(cfg: "EvalConfig", spec: DatasetSpec, items: list[EvalItem], ratio: str, counter) -> None:
+    run_dir = Path(cfg.output_dir) / spec.name / ratio
+    partial = run_dir / store.PARTIAL
+    done = store.read_partial(partial)
+    todo = [item for item in items if item.index not in done]
+    if todo:
+        logger.info("%s/%s: %d done, %d to request", spec.name, ratio, len(done), len(todo))
+        session_start = time.time()
+        limit = asyncio.Semaphore(cfg.concurrency)
+        timeout = httpx.Timeout(cfg.request_timeout_s, connect=30.0)
+        limits = httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+
+            async def guarded(item: EvalItem) -> dict:
+                async with limit:
+                    return await _one_item(item, ratio, cfg, client, counter)
+
+            tasks = [asyncio.create_task(guarded(item)) for item in todo]
+            try:
+                for finished in tqdm(asyncio.as_completed(tasks), total=len(tasks), desc=f"{spec.name}/{ratio}"):
+                    entry = await finished
+                    entry.update(session_start=session_start, t_done=time.time())
+                    store.append_line(partial, entry)
+                    done[entry["index"]] = entry
+            finally:
+                for task in tasks:
+                    task.cancel()
+    wanted = {item.index for item in items}
+    records = store.records_of({i: e for i, e in done.items() if i in wanted})
+    store.atomic_write_json(run_dir / store.PREDICTION, [store.public_record(r) for r in records])
+
+
+async def run_sweep(cfg: "EvalConfig", spec: DatasetSpec, items: list[EvalItem]) -> None:
+    from extra_cot.eval.client import ThinkCounter
+
+    root = cfg.base_url[: -len("/v1")]
+    counter = ThinkCounter(cfg.tokenizer, root, cfg.model)
+    logger.info("think tokens counted with %s", counter.source)
+    for ratio in cfg.ratios:
+        await run_ratio(cfg, spec, items, ratio, counter)
+
+
+def _sort_key(name: str) -> tuple[int, str]:
+    return (RATIO_ORDER.index(name), name) if name in RATIO_ORDER else (len(RATIO_ORDER), name)
+
+
+def write_dataset_metrics(ds_dir: Path, dataset: str, base_run: str = "base") -> dict[str, dict]:
+    """(Re)compute metrics.json of every run under ``ds_dir`` (cross-run keys need all runs)."""
+    by_ratio = {}
+    for run_dir in sorted((p for p in ds_dir.iterdir() if (p / store.PARTIAL).is_file()), key=lambda p: _sort_key(p.name)):
+        done = store.read_partial(run_dir / store.PARTIAL)
+        by_ratio[run_dir.name] = M.run_metrics(store.records_of(done), store.wall_time(done), dataset, run_dir.name)
+    linked = M.link_runs(by_ratio, base=base_run)
+    for name, metrics in linked.items():
+        store.atomic_write_json(ds_dir / name / store.METRICS, metrics)
+    for a, b, gap in M.control_collapse(linked):
+        logger.warning("CONTROL COLLAPSE on %s: targets %s and %s realize ratios only %.3f apart (< %.2f); "
+                       "the model does not follow these control tokens", dataset, a, b, gap, M.COLLAPSE_TOLERANCE)
+    return linked
+
+
+def write_summary(out: Path) -> str:
+    """``OUT/summary.md``: the metrics table of every data set and run found under ``out``."""
+    rows = []
+    for metrics_path in sorted(out.glob(f"*/*/{store.METRICS}"), key=lambda p: (p.parent.parent.name, _sort_key(p.parent.name))):
+        import json
+
+        rows.append(json.loads(metrics_path.read_text()))
+    text = "# Evaluation summary\n\n" + M.summary_table(rows)
+    collapsed = []
+    for dataset in sorted({r["dataset"] for r in rows}):
+        by_ratio = {r["ratio"]: r for r in rows if r["dataset"] == dataset}
+        collapsed += [f"- {dataset}: {a} vs {b} (gap {gap:.3f})" for a, b, gap in M.control_collapse(by_ratio)]
+    if collapsed:
+        text += "\n**Control collapse** (realized ratios < 0.05 apart):\n" + "\n".join(collapsed) + "\n"
+    store.atomic_write_text(out / "summary.md", text)
+    return text
