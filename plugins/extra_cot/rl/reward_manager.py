@@ -1,0 +1,99 @@
+"""verl reward-loop manager ``chrpo``: decodes keeping the ratio token, counts think tokens.
+
+verl's ``naive`` manager decodes with ``skip_special_tokens=True`` (the ratio token vanishes)
+and passes no token counts (HOSTS.md), so CHRPO needs its own manager. Options come from
+``reward.reward_kwargs.chrpo`` (fields of ``extra_cot.rl.reward.ChrpoRewardConfig``); with
+``reward.custom_reward_function.path`` set, that function is called instead, with the same
+decoded text and ``extra_info["think_tokens"]``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from typing import Any
+
+from verl import DataProto
+from verl.experimental.reward_loop.reward_manager import register
+from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
+from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
+
+from extra_cot.rl.reward import ChrpoRewardConfig
+from extra_cot.rl.registration import replace_stale
+from extra_cot.rl.reward_fn import compute_score as chrpo_compute_score
+from extra_cot.think import count_think_tokens
+from extra_cot.tokens import CONTROL_TOKENS
+
+logger = logging.getLogger(__name__)
+
+#: The name under which the manager is registered (``reward.reward_manager.name``).
+MANAGER_NAME = "chrpo"
+
+
+def reward_options(config: Any) -> dict:
+    """``reward.reward_kwargs.chrpo`` as a plain dict (validated)."""
+    reward_cfg = config.get("reward") or {}
+    options = dict((reward_cfg.get("reward_kwargs") or {}).get("chrpo") or {})
+    ChrpoRewardConfig.from_mapping(options)  # fail at start-up, not at the first batch
+    return options
+
+
+def decode_keeping_control(tokenizer: Any, ids: Any) -> str:
+    """Decode ``ids`` dropping special tokens except the control tokens (EOS/pad go)."""
+    keep = _control_ids(tokenizer)
+    special = set(getattr(tokenizer, "all_special_ids", ()) or ())
+    kept = [int(i) for i in ids if int(i) in keep or int(i) not in special]
+    return tokenizer.decode(kept, skip_special_tokens=False)
+
+
+def _control_ids(tokenizer: Any) -> frozenset:
+    cached = getattr(tokenizer, "_extra_cot_control_ids", None)
+    if cached is None:
+        unk = getattr(tokenizer, "unk_token_id", None)
+        ids = {tokenizer.convert_tokens_to_ids(t) for t in CONTROL_TOKENS}
+        cached = frozenset(i for i in ids if i is not None and i != unk)
+        if len(cached) < len(CONTROL_TOKENS):
+            logger.warning("tokenizer lacks some control tokens %s: run `extra-cot prepare-model`", CONTROL_TOKENS)
+        tokenizer._extra_cot_control_ids = cached
+    return cached
+
+
+@register(MANAGER_NAME)
+@replace_stale(REWARD_MANAGER, MANAGER_NAME)
+class ChrpoRewardManager(RewardManagerBase):
+    """Scores one response with the CHRPO hierarchical reward (see ``extra_cot.rl.reward``)."""
+
+    def __init__(self, config, tokenizer, compute_score, reward_router_address=None, reward_model_tokenizer=None):
+        super().__init__(config, tokenizer, compute_score)
+        custom = (config.get("reward") or {}).get("custom_reward_function") or {}
+        if custom.get("path"):
+            self.compute_score = compute_score
+        else:
+            self.compute_score = functools.partial(chrpo_compute_score, **reward_options(config))
+        self.is_async = inspect.iscoroutinefunction(self.compute_score)
+
+    def _decode(self, data_item: Any) -> tuple[str, int]:
+        response_ids = data_item.batch["responses"]
+        length = int(data_item.batch["attention_mask"][-response_ids.shape[-1] :].sum())
+        text = decode_keeping_control(self.tokenizer, response_ids[:length].tolist())
+        return text, count_think_tokens(text, self.tokenizer)
+
+    async def run_single(self, data: DataProto) -> dict:
+        data_item = data[-1:][0]  # multi-sequence outputs: score the last one, as verl's managers do
+        text, think_tokens = await self.loop.run_in_executor(None, lambda: self._decode(data_item))
+        extra_info = dict(data_item.non_tensor_batch.get("extra_info", None) or {})
+        extra_info["think_tokens"] = think_tokens
+        kwargs = dict(
+            data_source=data_item.non_tensor_batch.get("data_source", ""),
+            solution_str=text,
+            ground_truth=data_item.non_tensor_batch["reward_model"]["ground_truth"],
+            extra_info=extra_info,
+        )
+        if self.is_async:
+            result = await self.compute_score(**kwargs)
+        else:
+            result = await self.loop.run_in_executor(None, lambda: self.compute_score(**kwargs))
+        if isinstance(result, dict):
+            return {"reward_score": float(result["score"]), "reward_extra_info": dict(result)}
+        return {"reward_score": float(result), "reward_extra_info": {"score": float(result)}}
