@@ -1,0 +1,144 @@
+"""One CoT in, every target ratio out: segment → score once → select per ratio → calibrate
+into buckets → filter. Also the input readers (model responses, GSM8K worked solutions).
+
+Pure apart from the scorer and the token counter it is given.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from extra_cot.compress.filters import FilterOptions, degeneracy_reason
+from extra_cot.compress.scorers import Scorer
+from extra_cot.compress.segment import integrity_violations, segment
+from extra_cot.compress.select import SelectOptions, compress_to_ratio, nearest_bucket, unit_token_counts
+from extra_cot.tokens import FIXED_RATIOS
+
+logger = logging.getLogger(__name__)
+
+_GSM8K_ANNOT = re.compile(r"<<[^<>\n]*>>")
+
+
+@dataclass(frozen=True)
+class CompressOptions:
+    """Options of one compression run (CLI flags map 1:1).
+
+    ``formula_bonus``: added to a formula unit's standardised score so equations outrank prose
+    of equal score (the teacher rule "keep the decisive intermediate steps", METHOD.md) [R].
+    """
+
+    ratios: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
+    formula_bonus: float = 1.0
+    select: SelectOptions = field(default_factory=SelectOptions)
+    filters: FilterOptions = field(default_factory=FilterOptions)
+
+    def __post_init__(self) -> None:
+        bad = [r for r in self.ratios if not any(abs(r - b) < 1e-9 for b in FIXED_RATIOS)]
+        if bad or not self.ratios:
+            raise ValueError(f"ratios {list(self.ratios)} must be a non-empty subset of {list(FIXED_RATIOS)}, e.g. 0.2,0.4,0.6,0.8")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A solved problem: the think text to compress and the untouched answer part."""
+
+    question: str
+    cot: str
+    answer: str
+    gold: str | None
+
+
+def _standardize(values: Sequence[float]) -> list[float]:
+    if not values:
+        return []
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+    return [(v - mean) / (std + 1e-9) for v in values]
+
+
+def compress_source(src: Source, scorer: Scorer, tokenizer, count: Callable[[str], int], options: CompressOptions) -> dict:
+    """Compress one source at every ratio; returns the output row (see ``extra-cot compress``)."""
+    units = segment(src.cot)
+    scores = _standardize(scorer.score(src.question, src.cot, units))
+    scores = [s + (options.formula_bonus if u.formula else 0.0) for s, u in zip(scores, units)]
+    counts = unit_token_counts(src.cot, units, tokenizer)
+    tol = options.select.tolerance
+    best: dict[str, tuple[float, str, float]] = {}
+    dropped, fits = {}, {}
+    for ratio in options.ratios:
+        sel = compress_to_ratio(src.cot, units, scores, counts, src.gold, ratio, count, options.select)
+        key = f"{ratio:g}"
+        fits[key] = sel.fits
+        bucket = nearest_bucket(sel.realized, FIXED_RATIOS)
+        reason = None
+        if abs(sel.realized - bucket) > tol:
+            reason = f"off_bucket(realized={sel.realized:.3f})"
+        elif integrity_violations(src.cot, sel.text):
+            reason = "formula_integrity"
+        else:
+            reason = degeneracy_reason(sel.text, bucket, options.filters)
+        if reason is not None:
+            dropped[key] = reason
+            continue
+        bkey = f"{bucket:g}"
+        if bkey != key:
+            dropped[key] = f"landed_in_bucket_{bkey}"
+        if bkey not in best or abs(sel.realized - bucket) < abs(best[bkey][0] - bucket):
+            best[bkey] = (sel.realized, sel.text, ratio)
+    return {
+        "question": src.question,
+        "cot": src.cot,
+        "answer": src.answer,
+        "gold": src.gold,
+        "compressed": {k: v[1] for k, v in sorted(best.items())},
+        "realized": {k: round(v[0], 4) for k, v in sorted(best.items())},
+        "fits": fits,
+        "dropped": dropped,
+    }
+
+
+# ---- input readers ---------------------------------------------------------------------------
+
+def _need(row: dict, name: str, where: str) -> str:
+    value = row.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{where}: field {name!r} is missing or not a non-empty string")
+    return value
+
+
+def read_gsm8k(row: dict, where: str, strip_annotations: bool = False) -> tuple[Source | None, str | None]:
+    """GSM8K ``{"question", "answer": "...#### 72"}``: the worked solution is the CoT and the
+    answer part is built as ``The final answer is \\boxed{72}.`` (datasets' solutions are correct)."""
+    question, answer = _need(row, "question", where), _need(row, "answer", where)
+    if "####" not in answer:
+        raise ValueError(f"{where}: field 'answer' has no '#### <final answer>' line (is this GSM8K?)")
+    cot, gold = answer.rsplit("####", 1)
+    gold = gold.strip().replace(",", "")
+    cot = _GSM8K_ANNOT.sub("", cot).strip() if strip_annotations else cot.strip()
+    if not cot:
+        return None, "empty_cot"
+    return Source(question.strip(), cot, f"The final answer is $\\boxed{{{gold}}}$.", gold), None
+
+
+def read_response(row: dict, where: str, strip_annotations: bool = False) -> tuple[Source | None, str | None]:
+    """A model output ``{"question", "response", "gold"}``; wrong or unclosed traces are skipped."""
+    from extra_cot.grading import grade
+    from extra_cot.think import split_think
+
+    question, response = _need(row, "question", where), _need(row, "response", where)
+    gold = row.get("gold")
+    if gold is None or str(gold).strip() == "":
+        raise ValueError(f"{where}: field 'gold' is missing (needed to drop wrong source traces)")
+    think, answer = split_think(response)
+    if think is None or not think.strip():
+        return None, "no_closed_think"
+    if not grade(answer, str(gold)):
+        return None, "wrong_answer"
+    return Source(question.strip(), think, answer, str(gold)), None
+
+
+#: --input-format name -> reader(row, where, strip_annotations) -> (Source | None, skip reason)
+READERS = {"gsm8k": read_gsm8k, "responses": read_response}
