@@ -62,21 +62,25 @@ def extract_boxed(text: str) -> str | None:
         if not isinstance(text, str):
             return None
         text = text[-MAX_SCAN_CHARS:]
+        # An unclosed box at p means no earlier box can close after p (its depth there is >= 1
+        # and never falls back): scan each earlier box only up to the last failed start. O(n).
+        limit = len(text)
         for match in reversed(list(_BOX_RE.finditer(text))):
-            content = _balanced(text, match.end())
+            content = _balanced(text, match.end(), limit)
             if content is not None:
                 return content.strip()
+            limit = match.start()
         return None
     except Exception:  # never raise on model output
         logger.exception("extract_boxed failed on %r", str(text)[:200])
         return None
 
 
-def _balanced(text: str, start: int) -> str | None:
-    """Text from ``start`` up to the brace closing the one just before it, else None."""
+def _balanced(text: str, start: int, limit: int) -> str | None:
+    """Text from ``start`` up to the brace closing the one just before it (before ``limit``)."""
     depth = 1
     i = start
-    while i < len(text):
+    while i < limit:
         ch = text[i]
         if ch == "\\":  # skip escaped braces like \{ and \}
             i += 2
@@ -250,6 +254,16 @@ def _math_verify_with_deadline(pred: str, gold: str) -> bool:
         return future.result(timeout=MATH_VERIFY_DEADLINE_S)
     except FutureTimeout:
         future.cancel()
-        logger.warning("grading: math-verify exceeded %.1f s on %r vs %r; graded wrong",
-                       MATH_VERIFY_DEADLINE_S, pred[:80], gold[:80])
+        _abandon_pool()
+        logger.warning("grading: math-verify exceeded %.1f s on %r vs %r; graded wrong (its thread is "
+                       "abandoned to a fresh pool; report this input)", MATH_VERIFY_DEADLINE_S, pred[:80], gold[:80])
         return False
+
+
+def _abandon_pool() -> None:
+    """Later calls get fresh threads instead of queueing behind a stuck comparison."""
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool[1].shutdown(wait=False, cancel_futures=False)
+        _pool = None

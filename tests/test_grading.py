@@ -1,0 +1,189 @@
+"""The shared grader: extraction, equivalence, hostile inputs, thread safety, bounded time."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from extra_cot.grading import extract_answer, extract_boxed, grade, is_equivalent
+
+EQUIVALENT = [
+    ("42", "42"),
+    ("0.5", r"\frac{1}{2}"),
+    (r"\dfrac{3}{4}", "0.75"),
+    (r"\tfrac{3}{4}", r"\frac34"),
+    (r"\frac12", "0.5"),
+    ("1,000", "1000"),
+    ("18.00", "18"),
+    ("-3", r"-\frac{6}{2}"),
+    (r"\left(3, \frac{\pi}{2}\right)", r"\left( 3, \frac{\pi}{2} \right)"),
+    (r"(3,\frac{\pi}{2})", r"\left( 3, \frac{\pi}{2} \right)"),
+    ("x = 5", "5"),
+    (r"\$50", "50"),
+    (r"50\%", "50"),
+    (r"30^\circ", "30"),
+    (r"\text{(C)}", "C"),
+    (r"2\sqrt{2}", r"\sqrt{8}"),
+    (r"\frac{\sqrt{3}}{3}", r"\frac{1}{\sqrt{3}}"),
+    (r"\pi/2", r"\frac{\pi}{2}"),
+    (r"\{1,2\}", r"\{2,1\}"),
+    (r"[1,2)", r"[1,2)"),
+    (r"(-\infty, 3]", r"(-\infty,3]"),
+    ("x^2+2x+1", "(x+1)^2"),
+    (r"\sqrt{\frac{1}{4}}", "0.5"),
+    (r"2^{10}", "1024"),
+    (r"10\text{ cm}", "10"),
+]
+NOT_EQUIVALENT = [
+    ("3", "4"),
+    ("0.33", r"\frac{1}{3}"),
+    ("-5", "5"),
+    (r"\frac{1}{2}", r"\frac{2}{1}"),
+    (r"2\sqrt{2}", r"\sqrt{2}"),
+    ("(1,2)", "(2,1)"),
+    ("x^2+1", "(x+1)^2"),
+    ("1000", "100"),
+    (r"\pi", "3.14"),
+    ("", "1"),
+    ("1", ""),
+    (None, "1"),
+    ("1", None),
+    ("A", "B"),
+]
+HOSTILE = [
+    r"10^{10^{10^{10^{10}}}}",
+    "9" * 100_000,
+    "9" * 5000 + r"^{" + "9" * 5000 + "}",
+    r"2^{2^{2^{2^{2^{2^{2}}}}}}",
+    "10**10**10**10",
+    r"10^{99999999}",
+    "{" * 5000 + "1" + "}" * 5000,
+    r"\frac{" * 3000 + "1" + "}{2}" * 3000,
+    "__import__('os').system('touch /tmp/extra_cot_pwned')",
+    "().__class__.__bases__[0].__subclasses__()",
+    r"\boxed{" * 10_000,
+    "\x00\uffff\ud800" * 100,
+    "(" * 100_000,
+]
+
+
+@pytest.mark.parametrize("pred,gold", EQUIVALENT)
+def test_equivalent_pairs(pred, gold):
+    assert is_equivalent(pred, gold)
+    assert is_equivalent(gold, pred)
+
+
+@pytest.mark.parametrize("pred,gold", NOT_EQUIVALENT)
+def test_not_equivalent_pairs(pred, gold):
+    assert not is_equivalent(pred, gold)
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        (r"so \boxed{42}.", "42"),
+        (r"\boxed {7}", "7"),
+        (r"\boxed{\frac{1}{\sqrt{2}}}", r"\frac{1}{\sqrt{2}}"),
+        (r"first \boxed{1} then \boxed{2}", "2"),
+        (r"\fbox{3}", "3"),
+        (r"\boxed{\{1,2\}}", r"\{1,2\}"),
+        (r"\boxed{a} and an unclosed \boxed{b", "a"),
+        ("no box", None),
+        ("", None),
+    ],
+)
+def test_extract_boxed(text, expected):
+    assert extract_boxed(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("She makes 9 * 2 = $18.\n#### 18", "18"),
+        ("#### 1,234", "1,234"),
+        ("So the answer is $42$.", "42"),
+        ("The answer is: 7", "7"),
+        (r"The answer is 3, i.e. \boxed{5}", "5"),  # boxed wins over the fallbacks
+        ("nothing here", None),
+    ],
+)
+def test_extract_answer_fallbacks(text, expected):
+    assert extract_answer(text) == expected
+
+
+def test_grade_reads_the_answer_after_think():
+    response = "<COMP_40>\n<think>\nmaybe \\boxed{3}</think>\n\nSo \\boxed{4}."
+    assert grade(response, "4")
+    assert not grade(response, "3")
+    assert grade("<think>\nunclosed \\boxed{4}", "4")  # unclosed think: whole output
+    assert grade("\\boxed{18}", "Janet sells 9 eggs.\n#### 18")  # a GSM8K solution as gold
+    assert not grade(None, "1") and not grade("\\boxed{1}", None)
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_inputs_are_bounded_and_never_raise(text, tmp_path):
+    start = time.perf_counter()
+    assert is_equivalent(text, "1") is False
+    assert is_equivalent("1", text) is False
+    extract_boxed(text)
+    extract_answer(text)
+    grade(f"\\boxed{{{text}}}", "1")
+    # The guards keep sympy away from these: well under the 3 s math-verify deadline.
+    assert time.perf_counter() - start < 3.0
+
+
+def test_model_output_is_never_executed():
+    import os
+
+    marker = "/tmp/extra_cot_pwned"
+    if os.path.exists(marker):
+        os.remove(marker)
+    for text in HOSTILE:
+        grade(f"\\boxed{{{text}}}", "0")
+        is_equivalent(text, "0")
+    assert not os.path.exists(marker)
+
+
+def test_calls_from_worker_threads_agree_with_main_thread():
+    """math-verify's signal.alarm fails off the main thread (HOSTS.md); ours must not."""
+    pairs = EQUIVALENT + NOT_EQUIVALENT
+    expected = [is_equivalent(p, g) for p, g in pairs]
+    results: dict[int, list[bool]] = {}
+
+    def work(k: int) -> None:
+        results[k] = [is_equivalent(p, g) for p, g in pairs]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(results) == 6
+    assert all(r == expected for r in results.values())
+    assert expected[: len(EQUIVALENT)] == [True] * len(EQUIVALENT)
+
+
+def test_deadline_bounds_a_slow_math_verify(monkeypatch):
+    """A comparison that outlives the deadline is graded wrong and returns on time."""
+    import extra_cot.grading as grading
+
+    monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 0.2)
+    monkeypatch.setattr(grading, "_math_verify", lambda p, g: time.sleep(2) or True)
+    start = time.perf_counter()
+    assert grading.is_equivalent(r"\sqrt{2}", r"\sqrt{3}") is False
+    assert time.perf_counter() - start < 1.0
+
+
+def test_a_stuck_comparison_does_not_block_later_calls(monkeypatch):
+    import extra_cot.grading as grading
+
+    real = grading._math_verify
+    monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 0.2)
+    monkeypatch.setattr(grading, "_math_verify", lambda p, g: time.sleep(1.5) or True)
+    for _ in range(3):  # more stuck calls than pool threads
+        assert grading.is_equivalent(r"\sqrt{2}", r"\sqrt{5}") is False
+    monkeypatch.setattr(grading, "_math_verify", real)
+    monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 3.0)
+    assert grading.is_equivalent(r"2\sqrt{2}", r"\sqrt{8}") is True
