@@ -21,6 +21,7 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from typing import Any, Iterable, Literal
 
 from extra_cot.prompt import SYSTEM_PROMPT, build_response, build_user_text
@@ -121,7 +122,7 @@ def dataset_info_entry(file_name: str, mixture: MixtureConfig | None = None) -> 
 
 def validate_row(row: Any, where: str) -> None:
     """Raise :class:`BadRowError` naming ``where`` (e.g. ``"data.jsonl row 7"``) and the field."""
-    if not isinstance(row, dict):
+    if not isinstance(row, Mapping):
         raise BadRowError(f"{where}: row is {type(row).__name__}, expected a JSON object")
     for name in _REQUIRED:
         if not isinstance(row.get(name), str) or not row[name].strip():
@@ -131,7 +132,7 @@ def validate_row(row: Any, where: str) -> None:
     compressed = row.get("compressed")
     if compressed is None:
         compressed = {}
-    if not isinstance(compressed, dict):
+    if not isinstance(compressed, Mapping):
         raise BadRowError(f"{where}, field 'compressed': expected an object of ratio -> text")
     for key, text in compressed.items():
         try:
@@ -218,6 +219,7 @@ def policy_targets(counts: dict[float, int], mixture: MixtureConfig) -> dict[flo
 
     The total is the largest that meets the quotas with the rows available, capped by
     ``policy_rows``; each γ* then gets ``round(total * quota)`` (never more than it has).
+    A γ* with a quota but no rows gets nothing, and the others keep their proportions.
     """
     if mixture.policy_quotas is None:
         keep = dict(counts)
@@ -225,8 +227,9 @@ def policy_targets(counts: dict[float, int], mixture: MixtureConfig) -> dict[flo
             scale = mixture.policy_rows / sum(keep.values())
             keep = {r: int(n * scale) for r, n in keep.items()}
         return keep
-    quotas = {r: q for r, q in mixture.policy_quotas.items() if q > 0}
-    total = min((counts.get(r, 0) / q for r, q in quotas.items()), default=0.0)
+    # a γ* no row carries is left out (its share is dropped) instead of zeroing every other γ*
+    quotas = {r: q for r, q in mixture.policy_quotas.items() if q > 0 and counts.get(r, 0) > 0}
+    total = min((counts[r] / q for r, q in quotas.items()), default=0.0)
     if mixture.policy_rows is not None:
         total = min(total, float(mixture.policy_rows))
     return {r: min(counts.get(r, 0), int(round(total * q))) for r, q in quotas.items()}

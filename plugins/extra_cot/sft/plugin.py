@@ -13,9 +13,12 @@ Called automatically right after ``llamafactory.data`` is imported in any interp
 from __future__ import annotations
 
 import logging
+import os
 from importlib import metadata
 
-logger = logging.getLogger(__name__)
+# A child of LLaMA-Factory's library logger, so our lines appear (with rank prefixes, at the
+# host's verbosity) in the same stream as the host's own log; plain "extra_cot" has no handler.
+logger = logging.getLogger("llamafactory.extra_cot")
 #: The LLaMA-Factory release this adapter was written and tested against (pyproject pins it).
 SUPPORTED_LLAMAFACTORY = ("0.9.5",)
 _done = False
@@ -46,5 +49,6 @@ def register() -> bool:
 
     added = [template.register_template(), processor.install_processor(), processor.install_converter()]
     _done = True
-    logger.info("extra-cot Stage 2 plugin active for LLaMA-Factory %s (new registrations: %s)", version, added)
+    logger.info("extra-cot Stage 2 plugin active for LLaMA-Factory %s (rank %s, pid %d, new registrations: %s)",
+                version, os.environ.get("RANK", "-"), os.getpid(), added)
     return True

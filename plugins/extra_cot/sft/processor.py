@@ -50,7 +50,7 @@ from extra_cot.sft.mixture import (
     validate_row,
 )
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("llamafactory.extra_cot.processor")  # host's handler (see extra_cot.sft.plugin)
 #: ``_tools`` value marking an aligned row that holds several single-turn examples.
 PACKED_MARK = "__extra_cot_examples__"
 _DATA_CONFIG = "dataset_info.json"  # llamafactory.extras.constants.DATA_CONFIG
@@ -139,6 +139,7 @@ class ExtraCotConverter(DatasetConverter):
 
     def __call__(self, example: dict[str, Any]) -> dict[str, Any]:
         examples = []
+        example = dict(example)  # datasets hands a LazyRow
         try:
             validate_row(example, f"dataset {self.entry!r} row with question {str(example.get('question'))[:60]!r}")
             key = policy_key(example)
