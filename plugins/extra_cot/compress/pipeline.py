@@ -59,11 +59,17 @@ def _standardize(values: Sequence[float]) -> list[float]:
     return [(v - mean) / (std + 1e-9) for v in values]
 
 
-def compress_source(src: Source, scorer: Scorer, tokenizer, count: Callable[[str], int], options: CompressOptions) -> dict:
-    """Compress one source at every ratio; returns the output row (see ``extra-cot compress``)."""
+def score_units(src: Source, scorer: Scorer, options: CompressOptions):
+    """Units of the CoT and their selection scores (standardised + formula bonus): the one
+    scoring pass that every ratio reuses."""
     units = segment(src.cot)
     scores = _standardize(scorer.score(src.question, src.cot, units))
-    scores = [s + (options.formula_bonus if u.formula else 0.0) for s, u in zip(scores, units)]
+    return units, [s + (options.formula_bonus if u.formula else 0.0) for s, u in zip(scores, units)]
+
+
+def compress_source(src: Source, scorer: Scorer, tokenizer, count: Callable[[str], int], options: CompressOptions) -> dict:
+    """Compress one source at every ratio; returns the output row (see ``extra-cot compress``)."""
+    units, scores = score_units(src, scorer, options)
     counts = unit_token_counts(src.cot, units, tokenizer)
     tol = options.select.tolerance
     best: dict[str, tuple[float, str, float]] = {}

@@ -1,0 +1,162 @@
+"""``extra-cot build-sft``: turn ``extra-cot compress`` output into the Stage 2 SFT rows.
+
+Examples::
+
+    extra-cot build-sft --input out/compressed.jsonl --output-dir data/sft
+    extra-cot build-sft --input out/compressed.jsonl --output-dir data/sft \\
+        --policy-ratios data/rl/gt_ratios.jsonl --tokenizer /models/Qwen3-1.7B --name gsm8k_mix
+
+Writes ``DIR/<name>.jsonl`` (rows ``{question, cot, answer, compressed{0.2..0.8}, gt_ratio?}``,
+the contract of ``extra_cot.sft.mixture``), merges ``DIR/dataset_info.json`` with the entry of
+``extra_cot.sft.mixture.dataset_info_entry``, saves ``DIR/<name>.build_sft.json`` (config and
+the per-bucket table) and prints the table. ``--policy-ratios``: JSONL rows
+``{"question", "gt_ratio"}`` (e.g. from the RL sweep) or one JSON object ``{question: ratio}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from extra_cot.compress.jsonl import read_jsonl, write_json_atomic
+from extra_cot.tokens import FIXED_RATIOS
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="extra-cot build-sft", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input", required=True, help="JSONL written by `extra-cot compress`")
+    p.add_argument("--output-dir", required=True, help="LLaMA-Factory dataset_dir")
+    p.add_argument("--name", default="extra_cot_sft", help="dataset name (file <name>.jsonl and dataset_info key)")
+    p.add_argument("--policy-ratios", default=None, help="gt_ratio per question (JSONL rows or a JSON object)")
+    p.add_argument("--tokenizer", default=None,
+                   help="tokenizer dir for the think-token column (default: SmolLM2-135M-Instruct's)")
+    return p
+
+
+def load_policy_ratios(path: str | None) -> dict[str, float]:
+    """question -> gt_ratio; a value that is not a fixed ratio raises naming the row."""
+    if path is None:
+        return {}
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        whole = None  # JSONL
+    if isinstance(whole, dict) and "question" not in whole:
+        pairs = list(whole.items())
+    else:
+        pairs = [(_field(row, "question", path, n), _field(row, "gt_ratio", path, n)) for n, row in read_jsonl(path)]
+    out = {}
+    for question, ratio in pairs:
+        if not any(abs(float(ratio) - r) < 1e-9 for r in FIXED_RATIOS):
+            raise ValueError(f"{path}: gt_ratio {ratio!r} for {question[:60]!r} is not one of {list(FIXED_RATIOS)}")
+        out[question.strip()] = float(ratio)
+    return out
+
+
+def _field(row: dict, name: str, path: str, n: int):
+    if row.get(name) is None:
+        raise ValueError(f"{path}:{n}: field {name!r} is missing")
+    return row[name]
+
+
+def sft_row(row: dict, gt_ratio: float | None) -> tuple[dict, str | None]:
+    """The SFT row for one compress row, and a note when ``gt_ratio`` had to be dropped."""
+    compressed = {k: v for k, v in (row.get("compressed") or {}).items() if float(k) < 1.0}
+    out = {"question": row.get("question"), "cot": row.get("cot"), "answer": row.get("answer"),
+           "compressed": compressed}
+    note = None
+    if gt_ratio is not None:
+        if gt_ratio == 1.0 or f"{gt_ratio:g}" in compressed:
+            out["gt_ratio"] = gt_ratio
+        else:
+            note = "gt_ratio_without_text"
+    return out, note
+
+
+def bucket_table(rows: list[dict], count) -> list[dict]:
+    """Per bucket: rows, mean realized ratio, mean think tokens, filtered rows and why."""
+    kept, realized, tokens = Counter(), defaultdict(list), defaultdict(list)
+    filtered: dict[str, Counter] = defaultdict(Counter)
+    for row in rows:
+        tokens["1"].append(count(row["cot"]))
+        kept["1"] += 1
+        realized["1"].append(1.0)
+        for key, text in row["compressed"].items():
+            kept[key] += 1
+            realized[key].append(row.get("realized", {}).get(key, float("nan")))
+            tokens[key].append(count(text))
+        for key, why in (row.get("dropped") or {}).items():
+            filtered[key][why.split("(")[0]] += 1
+    table = []
+    for r in FIXED_RATIOS:
+        key = f"{r:g}"
+        n = kept[key]
+        table.append({"bucket": key, "rows": n,
+                      "mean_realized": round(sum(realized[key]) / n, 4) if n else None,
+                      "mean_think_tokens": round(sum(tokens[key]) / n, 1) if n else None,
+                      "filtered": dict(filtered[key])})
+    return table
+
+
+def format_table(table: list[dict]) -> str:
+    lines = [f"{'bucket':>6} {'rows':>6} {'realized':>9} {'think_tok':>9}  filtered (target ratio: reason=n)"]
+    for t in table:
+        why = ", ".join(f"{k}={v}" for k, v in sorted(t["filtered"].items())) or "-"
+        lines.append(f"{t['bucket']:>6} {t['rows']:>6} {t['mean_realized'] if t['mean_realized'] is not None else '-':>9} "
+                     f"{t['mean_think_tokens'] if t['mean_think_tokens'] is not None else '-':>9}  {why}")
+    return "\n".join(lines)
+
+
+def run(args) -> tuple[list[dict], Counter]:
+    from extra_cot.compress.models import load_tokenizer, make_counter
+    from extra_cot.sft.mixture import BadRowError, dataset_info_entry, validate_row
+
+    policy = load_policy_ratios(args.policy_ratios)
+    rows, out_rows, stats = [], [], Counter()
+    for n, row in read_jsonl(args.input):
+        sft, note = sft_row(row, policy.get(str(row.get("question", "")).strip()))
+        if note:
+            stats[note] += 1
+        try:
+            validate_row(sft, f"{args.input}:{n}")
+        except BadRowError as exc:
+            logger.warning("skipping row: %s", exc)
+            stats["bad_row"] += 1
+            continue
+        rows.append(row)
+        out_rows.append(sft)
+        stats["gt_ratio"] += "gt_ratio" in sft
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_path = out_dir / f"{args.name}.jsonl"
+    tmp = data_path.with_name(data_path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out_rows), encoding="utf-8")
+    os.replace(tmp, data_path)
+    info_path = out_dir / "dataset_info.json"
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
+    info[args.name] = dataset_info_entry(data_path.name)
+    write_json_atomic(info_path, info)
+    table = bucket_table(rows, make_counter(load_tokenizer(args.tokenizer)))
+    write_json_atomic(out_dir / f"{args.name}.build_sft.json", {"args": vars(args), "table": table, "stats": dict(stats)})
+    return table, stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        table, stats = run(args)
+    except (ValueError, FileNotFoundError) as exc:
+        logger.error("%s", exc)
+        return 2
+    print(format_table(table))
+    print("rows written:", table[-1]["rows"], "| " + ", ".join(f"{k}={v}" for k, v in sorted(stats.items())))
+    return 0

