@@ -1,0 +1,155 @@
+"""RL data selection (METHOD.md Stage 3, "RL data"): pure functions over evaluation records.
+
+For each question, from the SFT model's sweep at every fixed ratio (pass@n over ``sample``s):
+
+* pass map: ratio -> any sample correct;
+* γ*(x): the lowest ratio that passes with every higher ratio passing too (else drop x);
+* ``ref_full_len``: mean think tokens of the correct samples at ``<COMP_100>``;
+* window: ρ = (mean think tokens of the correct samples at γ*) / ref_full_len must lie in
+  [γ* − τ, γ* + τ) with τ = 0.1 (``comp_tolerance``);
+* per-ratio quotas over γ* (METHOD.md Stage 2 policy quotas 18/24/26/22/10 %).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from extra_cot.tokens import FIXED_RATIOS
+
+#: METHOD.md Stage 2, policy rows: share of each target ratio γ*.
+METHOD_QUOTAS: dict[float, float] = {0.2: 0.18, 0.4: 0.24, 0.6: 0.26, 0.8: 0.22, 1.0: 0.10}
+#: METHOD.md Stage 3: comp_tolerance τ.
+DEFAULT_TOLERANCE = 0.1
+#: Ways a question can be dropped before quotas (the table's columns).
+DROP_REASONS = ("incomplete", "no_pass", "no_ref_len", "window")
+
+
+@dataclass
+class QuestionStats:
+    """One question's sweep results, aggregated over samples."""
+
+    dataset: str
+    index: int
+    question: str
+    gold: str
+    passed: dict[float, bool] = field(default_factory=dict)
+    think: dict[float, float | None] = field(default_factory=dict)  # mean over correct samples
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What happens to one question: ``status`` is ``"kept"`` or one of ``DROP_REASONS``."""
+
+    status: str
+    gt_ratio: float | None = None
+    ref_full_len: float | None = None
+    rho: float | None = None
+
+
+def aggregate(dataset: str, records_by_ratio: Mapping[float, Iterable[Mapping]]) -> dict[int, QuestionStats]:
+    """Group prediction records (eval contract) by ``index``: pass@n and mean correct think tokens."""
+    stats: dict[int, QuestionStats] = {}
+    correct_think: dict[tuple[int, float], list[int]] = {}
+    for ratio, records in records_by_ratio.items():
+        for rec in records:
+            idx = int(rec["index"])
+            item = stats.setdefault(idx, QuestionStats(dataset, idx, str(rec["question"]), str(rec["gold"])))
+            ok = bool(rec["correct"])
+            item.passed[ratio] = item.passed.get(ratio, False) or ok
+            if ok and int(rec.get("think_tokens") or 0) > 0:
+                correct_think.setdefault((idx, ratio), []).append(int(rec["think_tokens"]))
+    for item in stats.values():
+        for ratio in item.passed:
+            lengths = correct_think.get((item.index, ratio))
+            item.think[ratio] = sum(lengths) / len(lengths) if lengths else None
+    return stats
+
+
+def gt_ratio(passed: Mapping[float, bool], ratios: Iterable[float] = FIXED_RATIOS) -> float | None:
+    """γ*: the lowest ratio of the longest passing run that ends at the highest ratio."""
+    best = None
+    for ratio in sorted(ratios, reverse=True):
+        if not passed.get(ratio, False):
+            break
+        best = ratio
+    return best
+
+
+def in_window(rho: float, target: float, tolerance: float) -> bool:
+    """METHOD.md Stage 3: ρ ∈ [γ* − τ, γ* + τ) (half-open, as stated)."""
+    return target - tolerance - 1e-9 <= rho < target + tolerance - 1e-9
+
+
+def decide(item: QuestionStats, tolerance: float, ratios: Iterable[float] = FIXED_RATIOS) -> Decision:
+    """Keep or drop one question (before quotas)."""
+    ratios = tuple(ratios)
+    if any(r not in item.passed for r in ratios):
+        return Decision("incomplete")
+    target = gt_ratio(item.passed, ratios)
+    if target is None:
+        return Decision("no_pass")
+    ref = item.think.get(max(ratios))
+    if not ref:
+        return Decision("no_ref_len", gt_ratio=target)
+    think_at_target = item.think.get(target)
+    rho = (think_at_target or 0.0) / ref
+    if not in_window(rho, target, tolerance):
+        return Decision("window", gt_ratio=target, ref_full_len=ref, rho=rho)
+    return Decision("kept", gt_ratio=target, ref_full_len=ref, rho=rho)
+
+
+def quota_targets(available: Mapping[float, int], quotas: Mapping[float, float], num_rows: int | None) -> dict[float, int]:
+    """Rows to keep per γ*. Without ``num_rows``: the largest total the scarcest bucket allows.
+
+    Buckets with no candidates are left out and the other quotas renormalized (the caller logs it).
+    """
+    live = {r: q for r, q in quotas.items() if q > 0 and available.get(r, 0) > 0}
+    total_q = sum(live.values())
+    if not live:
+        return {r: 0 for r in available}
+    shares = {r: q / total_q for r, q in live.items()}
+    if num_rows is None:
+        num_rows = min(math.floor(available[r] / s + 1e-9) for r, s in shares.items())
+    targets = {r: min(available.get(r, 0), math.floor(s * num_rows + 1e-9)) for r, s in shares.items()}
+    return {r: targets.get(r, 0) for r in available}
+
+
+def select_quota(
+    candidates: Mapping[float, list], quotas: Mapping[float, float] | None, num_rows: int | None, seed: int
+) -> dict[float, list]:
+    """Seeded sample of each bucket down to its quota target (``quotas=None``: keep all)."""
+    if quotas is None:
+        if num_rows is None:
+            return {r: list(rows) for r, rows in candidates.items()}
+        quotas = {r: float(len(rows)) for r, rows in candidates.items()}  # proportional cap
+    targets = quota_targets({r: len(rows) for r, rows in candidates.items()}, quotas, num_rows)
+    rng = random.Random(seed)
+    out = {}
+    for ratio in sorted(candidates):
+        rows = list(candidates[ratio])
+        rng.shuffle(rows)
+        out[ratio] = sorted(rows[: targets[ratio]], key=lambda q: (q.dataset, q.index))
+    return out
+
+
+def parse_quotas(text: str) -> dict[float, float] | None:
+    """``method`` | ``none`` | ``0.2:0.18,0.4:0.24,...`` -> quotas (None = no quotas)."""
+    text = text.strip().lower()
+    if text == "method":
+        return dict(METHOD_QUOTAS)
+    if text == "none":
+        return None
+    quotas = {}
+    for part in text.split(","):
+        try:
+            ratio, share = part.split(":")
+            quotas[float(ratio)] = float(share)
+        except ValueError:
+            raise ValueError(f"--quotas {text!r}: use 'method', 'none' or e.g. '0.2:0.18,0.4:0.24'") from None
+    unknown = sorted(set(quotas) - set(FIXED_RATIOS))
+    if unknown or any(s < 0 for s in quotas.values()):
+        raise ValueError(f"--quotas {text!r}: ratios must be among {list(FIXED_RATIOS)} with shares >= 0")
+    return quotas
