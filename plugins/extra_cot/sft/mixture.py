@@ -135,6 +135,8 @@ def validate_row(row: Any, where: str) -> None:
     if not isinstance(compressed, Mapping):
         raise BadRowError(f"{where}, field 'compressed': expected an object of ratio -> text")
     for key, text in compressed.items():
+        if text is None:
+            continue  # absent: Arrow gives every row the union of all rows' keys, filled with null
         try:
             ratio = _as_ratio(key, "key")
         except ValueError:
@@ -166,8 +168,11 @@ def _text_at(compressed: dict, ratio: float) -> str | None:
 
 def row_hash(row: dict, seed: int, salt: str) -> float:
     """A uniform number in [0, 1) from the row's content, the seed and a purpose salt."""
+    gt = row.get("gt_ratio")
+    if isinstance(gt, (int, float)) and not isinstance(gt, bool):
+        gt = round(float(gt), 3)  # JSON 1 and Arrow 1.0 must hash alike
     content = json.dumps(
-        [row.get("question"), row.get("cot"), row.get("answer"), row.get("gt_ratio"), seed, salt],
+        [row.get("question"), row.get("cot"), row.get("answer"), gt, seed, salt],
         ensure_ascii=False,
     )
     digest = hashlib.sha256(content.encode("utf-8")).digest()

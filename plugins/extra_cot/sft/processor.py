@@ -140,10 +140,10 @@ class ExtraCotConverter(DatasetConverter):
     def __call__(self, example: dict[str, Any]) -> dict[str, Any]:
         examples = []
         example = dict(example)  # datasets hands a LazyRow
+        key = policy_key(example)
         try:
-            validate_row(example, f"dataset {self.entry!r} row with question {str(example.get('question'))[:60]!r}")
-            key = policy_key(example)
-            if not _contains(self.bad_rows, key):
+            if not _contains(self.bad_rows, key):  # already reported by the scan, with its line
+                validate_row(example, f"dataset {self.entry!r} row with question {str(example.get('question'))[:60]!r}")
                 keep = None if self.policy_keep is None else _contains(self.policy_keep, key)
                 examples = expand_row(example, self.mixture, policy_keep=keep)
         except BadRowError as err:

@@ -1,0 +1,88 @@
+"""``"formatting": "extra_cot"`` through LLaMA-Factory's real data pipeline (in-process).
+
+Each test calls the host's own ``get_train_args`` / ``load_tokenizer`` / ``get_dataset``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("llamafactory")
+
+from extra_cot.sft.mixture import BadRowError, MixtureConfig, expand_row, policy_key, select_policy_rows  # noqa: E402
+
+
+def _expected(rows, mixture):
+    keep = select_policy_rows(rows, mixture)
+    return [e for r in rows for e in expand_row(r, mixture, policy_key(r) in keep)]
+
+
+def test_expansion_counts_and_contents(sft, tiny_model_dir, tmp_path, sft_rows):
+    data = sft.write_dataset(tmp_path / "data", sft_rows)
+    dataset, tokenizer = sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out")
+    expected = _expected(sft_rows, MixtureConfig())
+    # 4 rows x 5 ratios with one missing; of the 3 gt_ratio rows the paper quotas keep 2
+    # (total = min(1/0.18, 1/0.24, 1/0.10) = 4.17 policy rows -> 0.2: 1, 0.4: 1, 1.0: round(0.42) = 0)
+    assert len(dataset) == len(expected) == 4 * 5 - 1 + 2
+    texts = sft.decode_examples(dataset, tokenizer)
+    for (full, trained), e in zip(texts, expected):
+        assert full.startswith(f"<|im_start|>system\n{e.system}<|im_end|>\n<|im_start|>user\n{e.user}<|im_end|>\n")
+        assert trained == e.response + "<|im_end|>\n"  # only the response is trained on
+    controls = [e.control for e in expected]
+    assert controls.count("<COMP_AUTO>") == 2 and controls.count("<COMP_20>") == 3
+    # the policy example of row 0 asks <COMP_AUTO> and answers with its γ* token 0.2
+    auto = [t for (f, t) in texts if "<COMP_AUTO><|im_end|>" in f]
+    assert auto[0].startswith("<COMP_20>\n<think>\nr0.2 reasoning 0</think>")
+
+
+def test_packed_variant_keeps_every_example(sft, tiny_model_dir, tmp_path, sft_rows):
+    data = sft.write_dataset(tmp_path / "data", sft_rows)
+    dataset, tokenizer = sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out", packing=True, cutoff_len=512)
+    expected = _expected(sft_rows, MixtureConfig())
+    assert len(dataset) < len(expected)  # packed several per sequence
+    trained = "".join(t for _, t in sft.decode_examples(dataset, tokenizer))
+    for e in expected:
+        assert e.response + "<|im_end|>\n" in trained
+    assert trained.count("<|im_end|>") == len(expected)
+
+
+def test_mixture_settings_come_from_the_entry_and_are_not_served_stale(sft, tiny_model_dir, tmp_path, sft_rows):
+    data = sft.write_dataset(tmp_path / "data", sft_rows, {"ratios": [0.2, 1.0], "untagged_share": 1.0})
+    first, _ = sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out")
+    assert len(first) == 3 + 4 + 2  # 0.2 where available, 1.0 for all, policy rows
+    sft.write_dataset(tmp_path / "data", sft_rows, {"ratios": [0.4], "policy_quotas": None})
+    second, tokenizer = sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out")  # same file, cache on
+    assert len(second) == 4 + 3
+    assert all("<COMP_20><|im_end|>" not in full for full, _ in sft.decode_examples(second, tokenizer))
+
+
+def test_bad_row_error_names_file_line_field(sft, tiny_model_dir, tmp_path, sft_rows):
+    bad = dict(sft_rows[1], answer="no box here")
+    data = sft.write_dataset(tmp_path / "data", [sft_rows[0], bad])
+    with pytest.raises(BadRowError, match=r"mix\.jsonl line 2, field 'answer'"):
+        sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out")
+
+
+def test_bad_rows_skipped_with_logged_reason(sft, tiny_model_dir, tmp_path, sft_rows, caplog):
+    lines = [json.dumps(sft_rows[0]), json.dumps({k: v for k, v in sft_rows[1].items() if k != "cot"}),
+             json.dumps(dict(sft_rows[2], compressed={"0.5": "x"}))]
+    data = sft.write_dataset(tmp_path / "data", [], {"on_bad_row": "skip"}, raw_lines=lines)
+    caplog.set_level("WARNING", logger="llamafactory.extra_cot")
+    dataset, _ = sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out")
+    assert len(dataset) == len(_expected([sft_rows[0]], MixtureConfig()))
+    reasons = [r.getMessage() for r in caplog.records if "skipping bad row" in r.getMessage()]
+    assert any("line 2, field 'cot'" in m for m in reasons) and any("'compressed.0.5'" in m for m in reasons)
+
+
+def test_other_formattings_pass_through(sft, tiny_model_dir, tmp_path, sft_rows):
+    data = sft.write_dataset(tmp_path / "data", sft_rows)
+    (data / "plain.json").write_text(json.dumps([{"instruction": "hi", "input": "", "output": "hello"}]))
+    info = json.loads((data / "dataset_info.json").read_text())
+    info["plain"] = {"file_name": "plain.json"}
+    (data / "dataset_info.json").write_text(json.dumps(info))
+    dataset, tokenizer = sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out", dataset="mix,plain")
+    texts = sft.decode_examples(dataset, tokenizer)
+    assert len(texts) == len(_expected(sft_rows, MixtureConfig())) + 1
+    assert texts[-1][1].endswith("hello<|im_end|>\n")
