@@ -35,3 +35,16 @@ def tiny_tokenizer(tiny_model_dir):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_model_dir, tmp_path_factory):
+    """A REAL vLLM OpenAI server (CPU) serving the tiny control-token model as local_core_model.
+
+    Start-up takes 45-80 s on 2 cores (HOSTS.md); use only from tests marked ``slow``.
+    """
+    from extra_cot.eval.server import VLLMServer
+
+    log = tmp_path_factory.mktemp("vllm") / "server.log"
+    with VLLMServer(tiny_model_dir, served_model_name="local_core_model", max_model_len=2048, log_path=log) as server:
+        yield server
