@@ -29,8 +29,9 @@ _NUM = r"(?:\d+(?:,\d{3})+|\d+)(?:\.\d+)?%?"
 # An operand: an optional currency sign, an optional calculator annotation, a number; or a
 # one-letter variable; or a parenthesised group of numbers and operators.
 _ANNOT = r"<<[^<>\n]{1,200}>>"
-_OPERAND = rf"(?:\$?(?:{_ANNOT})?\$?{_NUM}|\b[a-zA-Z]\b|\([\d\s.+\-*/×x÷^]+\))"
-_OP = r"(?:\s*(?:\*\*|[-+*/×÷·^=<>≤≥≠≈])\s*|\s+x\s+)"
+_OPERAND = rf"(?:\$?(?:{_ANNOT})?\$?{_NUM}|\b[a-zA-Z]\b|\([\d \t.+\-*/×x÷^]+\))"
+# Operators bind within a line only: a formula never spans a line break.
+_OP = r"(?:[ \t]*(?:\*\*|[-+*/×÷·^=<>≤≥≠≈])[ \t]*|[ \t]+x[ \t]+)"
 _PLAIN = rf"{_OPERAND}(?:{_OP}{_OPERAND})+"
 _FORMULA_RE = re.compile(rf"(?P<latex>{_LATEX})|(?P<plain>{_PLAIN})|(?P<annot>{_ANNOT}(?:{_NUM})?)", re.DOTALL)
 _BOXED = "\\boxed{"

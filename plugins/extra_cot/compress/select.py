@@ -151,20 +151,25 @@ def _adjust(ctx, kept: set[int], ratio: float) -> set[int]:
     return kept
 
 
-def _violating_units(source: str, out: str, placed, allowed: set[str], protected: set[int]) -> set[int]:
-    """Kept units that take part in a formula of ``out`` that is not verbatim from ``source``."""
+def _violating_units(units: Sequence[Unit], out: str, placed, allowed: set[str], protected: set[int]) -> set[int]:
+    """Kept units that take part in a formula of ``out`` that is not verbatim from the source:
+    its words, or else its unprotected formulas (dropping them breaks the spurious formula)."""
     bad: set[int] = set()
     for s, e in formula_spans(out):
         if out[s:e] in allowed:
             continue
-        inside = [i for i, a, b in placed if a < e and b > s]
-        words = [i for i in inside if i not in protected]
-        bad |= set(words[:1] if words else [])
+        inside = [i for i, a, b in placed if a < e and b > s and i not in protected]
+        words = [i for i in inside if not units[i].formula]
+        bad |= set(words or inside[:1])
     return bad
 
 
 def compress_to_ratio(source, units, scores, counts, gold, ratio, count: CountFn, options: SelectOptions) -> Selection:
-    """Compress ``source`` (already segmented and scored) to ``ratio`` of its target tokens."""
+    """Compress ``source`` (already segmented and scored) to ``ratio`` of its target tokens.
+
+    Joining non-adjacent units can create a formula that is not in the source ("14" + "*200"):
+    such units are banned and the selection redone (``repair_rounds``), then dropped outright.
+    """
     total = max(1, count(source))
     mandatory = mandatory_units(units, gold, options)
     fits = sum(counts[i] for i in mandatory) <= (ratio + options.tolerance) * total
@@ -176,12 +181,15 @@ def compress_to_ratio(source, units, scores, counts, gold, ratio, count: CountFn
         ctx = (source, units, scores, counts, mandatory, banned, total, count, options)
         kept = _adjust(ctx, _greedy(counts, scores, mandatory, banned, ratio * total), ratio)
         out, placed = join_units(source, units, kept)
-        bad = _violating_units(source, out, placed, allowed, mandatory)
+        bad = _violating_units(units, out, placed, allowed, mandatory)
         if not bad:
             break
         banned |= bad
-    realized = count(out) / total
-    return Selection(out, realized, tuple(sorted(i for i, _, _ in placed)), fits)
+    while bad:  # last resort: drop the offending units without refilling
+        kept -= bad
+        out, placed = join_units(source, units, kept)
+        bad = _violating_units(units, out, placed, allowed, mandatory)
+    return Selection(out, count(out) / total, tuple(sorted(i for i, _, _ in placed)), fits)
 
 
 def nearest_bucket(realized: float, buckets: Sequence[float]) -> float:
