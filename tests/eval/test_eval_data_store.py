@@ -83,3 +83,32 @@ def test_plot_writes_pngs(tmp_path):
         data = (tmp_path / "plots" / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     assert main([str(tmp_path / "empty")]) == 2
+
+
+def _fake_run(ds_dir, ratio, think_tokens, correct):
+    for i, (tokens, ok) in enumerate(zip(think_tokens, correct)):
+        rec = {"index": i, "sample": 0, "question": "q", "prompt": "p", "output": "o", "pred": "1",
+               "gold": "1", "correct": ok, "think_tokens": tokens, "control": None, "latency_s": 0.1,
+               "closed_think": True}
+        store.append_line(ds_dir / ratio / store.PARTIAL,
+                          {"index": i, "records": [rec], "session_start": 0.0, "t_done": 2.0 * (i + 1)})
+
+
+def test_dataset_metrics_link_runs_and_warn_on_collapse(tmp_path, caplog):
+    from extra_cot.eval.runner import write_dataset_metrics, write_summary
+
+    ds = tmp_path / "gsm8k"
+    _fake_run(ds, "base", [200, 200], [True, True])
+    _fake_run(ds, "1.0", [100, 100], [True, False])
+    _fake_run(ds, "0.2", [30, 34], [False, False])
+    _fake_run(ds, "0.4", [34, 34], [True, False])
+    with caplog.at_level("WARNING"):
+        linked = write_dataset_metrics(ds, "gsm8k")
+    assert "CONTROL COLLAPSE on gsm8k: targets 0.2 and 0.4" in caplog.text
+    m02 = json.loads((ds / "0.2" / "metrics.json").read_text())
+    assert m02 == linked["0.2"]
+    assert m02["realized_ratio"] == pytest.approx(32 / 100) and m02["act_ratio"] == pytest.approx(32 / 200)
+    assert m02["latency_s"] == pytest.approx(4.0 / 2)
+    summary = write_summary(tmp_path)
+    assert summary.index("| gsm8k | 0.2 |") < summary.index("| gsm8k | 1.0 |") < summary.index("| gsm8k | base |")
+    assert "**Control collapse**" in summary and "0.2 vs 0.4" in summary

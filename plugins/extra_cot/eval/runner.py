@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -73,6 +74,11 @@ async def run_ratio(cfg: "EvalConfig", spec: DatasetSpec, items: list[EvalItem],
     run_dir = Path(cfg.output_dir) / spec.name / ratio
     partial = run_dir / store.PARTIAL
     done = store.read_partial(partial)
+    odd = sorted(i for i, e in done.items() if len(e["records"]) != cfg.n_samples)
+    if odd:
+        logger.warning("%s: %d finished items have a sample count other than --n-samples %d (e.g. item %d); "
+                       "they are kept as they are: use a new --output_dir to change K", partial, len(odd),
+                       cfg.n_samples, odd[0])
     todo = [item for item in items if item.index not in done]
     if todo:
         logger.info("%s/%s: %d done, %d to request", spec.name, ratio, len(done), len(todo))
@@ -134,8 +140,6 @@ def write_summary(out: Path) -> str:
     """``OUT/summary.md``: the metrics table of every data set and run found under ``out``."""
     rows = []
     for metrics_path in sorted(out.glob(f"*/*/{store.METRICS}"), key=lambda p: (p.parent.parent.name, _sort_key(p.parent.name))):
-        import json
-
         rows.append(json.loads(metrics_path.read_text()))
     text = "# Evaluation summary\n\n" + M.summary_table(rows)
     collapsed = []
