@@ -70,8 +70,14 @@ def test_rl_lexicographic_higher_tier_always_wins(seed):
     rng = np.random.default_rng(100 + seed)
     opts = ChrpoAdvantageConfig(bonus_weight=float(rng.uniform(0.0, 0.999)), norm_by_std=bool(seed % 2))
     scores, index = _random_batch(rng, n_groups=4, group_size=8)
-    adv = chrpo_advantage(scores, torch.ones(len(scores), 3), index, ChrpoAdvantageConfig(
-        bonus_weight=opts.bonus_weight, norm_by_std=opts.norm_by_std, control_token_weight=None))[:, 0]
+    adv = chrpo_advantage(
+        scores,
+        torch.ones(len(scores), 3),
+        index,
+        ChrpoAdvantageConfig(
+            bonus_weight=opts.bonus_weight, norm_by_std=opts.norm_by_std, control_token_weight=None
+        ),
+    )[:, 0]
     tier, frac = split_score(scores.double())
     for g in set(index):
         rows = [i for i in range(len(index)) if index[i] == g]
@@ -96,8 +102,12 @@ def test_rl_all_equal_groups_single_and_empty_give_zero():
 def test_rl_bonus_alone_is_not_washed_out():
     # All correct: only the efficiency bonus differs, and it still gets an O(1) advantage.
     scores = torch.tensor([2.0, 2.0, 2.9, 2.9])
-    adv = chrpo_advantage(scores, torch.ones(4, 2), np.array(["g"] * 4, dtype=object),
-                          ChrpoAdvantageConfig(control_token_weight=None))[:, 0]
+    adv = chrpo_advantage(
+        scores,
+        torch.ones(4, 2),
+        np.array(["g"] * 4, dtype=object),
+        ChrpoAdvantageConfig(control_token_weight=None),
+    )[:, 0]
     assert adv[2] > 0.3 and adv[0] < -0.3
 
 
@@ -151,8 +161,13 @@ def test_rl_verl_compute_advantage_runs_chrpo():
     data = DataProto.from_dict(
         tensors={"token_level_rewards": rewards, "response_mask": mask}, non_tensors={"uid": index}
     )
-    algo = OmegaConf.create({"adv_estimator": "chrpo", "norm_adv_by_std_in_grpo": True,
-                             "chrpo": {"bonus_weight": 0.4, "control_token_weight": 2e-3}})
+    algo = OmegaConf.create(
+        {
+            "adv_estimator": "chrpo",
+            "norm_adv_by_std_in_grpo": True,
+            "chrpo": {"bonus_weight": 0.4, "control_token_weight": 2e-3},
+        }
+    )
     out = compute_advantage(data, adv_estimator="chrpo", config=algo)
     expected = chrpo_advantage(scores, mask, index, estimator_options(algo))
     assert torch.allclose(out.batch["advantages"], expected)

@@ -15,10 +15,19 @@ REF = 200  # think tokens at <COMP_100>
 
 
 def _record(idx, sample, ratio, correct, think):
-    return {"index": idx, "sample": sample, "question": f"What is {idx} + 1?", "prompt": "p",
-            "output": "o", "pred": str(idx + 1) if correct else "0", "gold": str(idx + 1),
-            "correct": correct, "think_tokens": think, "control": f"<COMP_{round(ratio * 100)}>",
-            "latency_s": 0.1}
+    return {
+        "index": idx,
+        "sample": sample,
+        "question": f"What is {idx} + 1?",
+        "prompt": "p",
+        "output": "o",
+        "pred": str(idx + 1) if correct else "0",
+        "gold": str(idx + 1),
+        "correct": correct,
+        "think_tokens": think,
+        "control": f"<COMP_{round(ratio * 100)}>",
+        "latency_s": 0.1,
+    }
 
 
 def _write_tree(root, questions, dataset="gsm8k"):
@@ -47,8 +56,14 @@ def test_rl_gt_ratio_and_window():
     assert gt_ratio({0.2: False, 0.4: True, 0.6: True, 0.8: True, 1.0: True}) == 0.4
     assert gt_ratio({0.2: True, 0.4: False, 0.6: True, 0.8: True, 1.0: True}) == 0.6  # suffix only
     assert gt_ratio({0.2: True, 0.4: True, 0.6: True, 0.8: True, 1.0: False}) is None
-    item = QuestionStats("d", 0, "q", "1", {r: True for r in FIXED_RATIOS},
-                         {0.2: 45.0, 0.4: 80.0, 0.6: 120.0, 0.8: 160.0, 1.0: 200.0})
+    item = QuestionStats(
+        "d",
+        0,
+        "q",
+        "1",
+        {r: True for r in FIXED_RATIOS},
+        {0.2: 45.0, 0.4: 80.0, 0.6: 120.0, 0.8: 160.0, 1.0: 200.0},
+    )
     assert decide(item, 0.1).status == "kept" and decide(item, 0.1).rho == pytest.approx(0.225)
     item.think[0.2] = 60.0  # rho 0.3 = upper edge, excluded: [γ*-τ, γ*+τ)
     assert decide(item, 0.1).status == "window"
@@ -71,8 +86,21 @@ def test_rl_build_rl_writes_verl_parquet(tmp_path, capsys):
     questions[102] = _question(0.2, hole=0.6)  # γ* = 0.8 (suffix 0.8, 1.0)
     _write_tree(tmp_path / "sweep", questions)
     out = tmp_path / "rl"
-    assert main(["--sweep", str(tmp_path / "sweep"), "--output-dir", str(out), "--quotas", "none",
-                 "--val-size", "4"]) == 0
+    assert (
+        main(
+            [
+                "--sweep",
+                str(tmp_path / "sweep"),
+                "--output-dir",
+                str(out),
+                "--quotas",
+                "none",
+                "--val-size",
+                "4",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "gt_ratio" in printed and "dropped_window" in printed
     train, val = pd.read_parquet(out / "train.parquet"), pd.read_parquet(out / "val.parquet")
@@ -83,15 +111,30 @@ def test_rl_build_rl_writes_verl_parquet(tmp_path, capsys):
     assert row["reward_model"]["style"] == "rule"
     info = row["extra_info"]
     assert info["comp_tolerance"] == pytest.approx(0.1) and info["ref_full_len"] == pytest.approx(REF)
-    by_idx = {r["extra_info"]["index"]: r["extra_info"]["gt_ratio"] for _, r in pd.concat([train, val]).iterrows()}
+    by_idx = {
+        r["extra_info"]["index"]: r["extra_info"]["gt_ratio"] for _, r in pd.concat([train, val]).iterrows()
+    }
     assert 100 not in by_idx and 101 not in by_idx and by_idx[102] == pytest.approx(0.8)
     assert by_idx[0] == pytest.approx(0.2) and by_idx[3] == pytest.approx(0.8)
     stats = {r["gt_ratio"]: r for r in json.loads((out / "build_rl_stats.json").read_text())}
     assert stats["0.4"]["dropped_window"] == 1 and stats["none"]["dropped_no_pass"] == 1
     assert json.loads((out / "build_rl_config.json").read_text())["quotas"] == "none"
     # Same options again: up to date; other options without --overwrite: refused.
-    assert main(["--sweep", str(tmp_path / "sweep"), "--output-dir", str(out), "--quotas", "none",
-                 "--val-size", "4"]) == 0
+    assert (
+        main(
+            [
+                "--sweep",
+                str(tmp_path / "sweep"),
+                "--output-dir",
+                str(out),
+                "--quotas",
+                "none",
+                "--val-size",
+                "4",
+            ]
+        )
+        == 0
+    )
     assert main(["--sweep", str(tmp_path / "sweep"), "--output-dir", str(out)]) == 2
 
 

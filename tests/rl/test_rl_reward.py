@@ -16,7 +16,15 @@ INFO = {"gt_ratio": 0.4, "ref_full_len": 100, "comp_tolerance": 0.1}
 
 
 def _outcome(**kw):
-    base = dict(valid=True, correct=True, ratio=0.2, realized_ratio=0.2, gt_ratio=0.4, tolerance=0.1, config=CFG)
+    base = {
+        "valid": True,
+        "correct": True,
+        "ratio": 0.2,
+        "realized_ratio": 0.2,
+        "gt_ratio": 0.4,
+        "tolerance": 0.1,
+        "config": CFG,
+    }
     return score_outcome(**{**base, **kw})
 
 
@@ -75,8 +83,12 @@ def _manager(model_dir, reward_kwargs=None):
     from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
 
     config = OmegaConf.create(
-        {"reward": {"custom_reward_function": {"path": None, "name": "compute_score"},
-                    "reward_kwargs": {"chrpo": reward_kwargs or {}}}}
+        {
+            "reward": {
+                "custom_reward_function": {"path": None, "name": "compute_score"},
+                "reward_kwargs": {"chrpo": reward_kwargs or {}},
+            }
+        }
     )
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     return get_reward_manager_cls("chrpo")(config=config, tokenizer=tokenizer, compute_score=None), tokenizer
@@ -85,15 +97,19 @@ def _manager(model_dir, reward_kwargs=None):
 def _item(tokenizer, response: str, gold: str, info: dict, pad: int = 3):
     from verl import DataProto
 
-    prompt = tokenizer.encode("<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False)
+    prompt = tokenizer.encode(
+        "<|im_start|>user\nq<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False
+    )
     resp = tokenizer.encode(response, add_special_tokens=False) + [tokenizer.eos_token_id]
     resp_t = torch.tensor([resp + [tokenizer.pad_token_id or 0] * pad])
     attn = torch.tensor([[1] * len(prompt) + [1] * len(resp) + [0] * pad])
     return DataProto.from_dict(
         tensors={"prompts": torch.tensor([prompt]), "responses": resp_t, "attention_mask": attn},
-        non_tensors={"data_source": np.array(["gsm8k"], dtype=object),
-                     "reward_model": np.array([{"ground_truth": gold}], dtype=object),
-                     "extra_info": np.array([dict(info)], dtype=object)},
+        non_tensors={
+            "data_source": np.array(["gsm8k"], dtype=object),
+            "reward_model": np.array([{"ground_truth": gold}], dtype=object),
+            "extra_info": np.array([dict(info)], dtype=object),
+        },
     )
 
 
@@ -117,8 +133,10 @@ def test_rl_reward_manager_scores_crafted_responses(tiny_model_dir):
     assert run(good, gold="41")[0] == CFG.tier_wrong  # wrong, and below gt_ratio
     out_score, out_extra = run(_response("<COMP_20>", 40))  # correct but far out of band
     assert out_score == CFG.tier_correct and out_extra["calibrated"] == 0.0
-    in_band_full = run(_response("<COMP_100>", 60), extra={**info, "ref_full_len": count_think_tokens(
-        _response("<COMP_100>", 60), tok)})
+    in_band_full = run(
+        _response("<COMP_100>", 60),
+        extra={**info, "ref_full_len": count_think_tokens(_response("<COMP_100>", 60), tok)},
+    )
     assert in_band_full[0] == CFG.tier_correct and in_band_full[1]["calibrated"] == 1.0
 
 
@@ -139,8 +157,8 @@ def test_rl_pkg_reward_fn_matches_manager_path():
     out = fn("gsm8k", _response("<COMP_40>", 5), "42", {**INFO, "think_tokens": 40}, max_bonus=0.6)
     assert out["score"] == pytest.approx(CFG.tier_correct + 0.6 * 0.75)
     file_fn = load_extern_object(str(REPO / "reward_fns" / "chrpo_reward.py"), "compute_score")
-    assert file_fn("gsm8k", _response("<COMP_40>", 5), "42", {**INFO, "think_tokens": 40})["score"] == pytest.approx(
-        CFG.tier_correct + CFG.max_bonus * 0.75
-    )
+    assert file_fn("gsm8k", _response("<COMP_40>", 5), "42", {**INFO, "think_tokens": 40})[
+        "score"
+    ] == pytest.approx(CFG.tier_correct + CFG.max_bonus * 0.75)
     with pytest.raises(ValueError, match="reward_manager.name=chrpo"):
         fn("gsm8k", _response("<COMP_40>", 5), "42", dict(INFO))

@@ -31,7 +31,9 @@ def test_rl_entry_point_declared():
 
 
 def test_rl_plugin_resolves_after_import_verl_in_fresh_process():
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=_env(), timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], check=False, capture_output=True, text=True, env=_env(), timeout=120
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == ["extra_cot.rl.verl_plugin", "ChrpoRewardManager"]
     assert "extra_cot verl plugin active" in out.stderr  # logged at INFO despite verl's WARNING root
@@ -65,16 +67,30 @@ def test_rl_plugin_resolves_inside_ray_actor():
         "print(*ray.get(probe.remote()))\n"
         "ray.shutdown()\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=_env(), timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, env=_env(), timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split()[-2:] == ["extra_cot.rl.verl_plugin", "ChrpoRewardManager"]
 
 
 def _cfg_job(tmp_path: Path, model_dir, *extra: str) -> dict:
     data = tmp_path / "x.parquet"
-    cmd = [sys.executable, "-m", "verl.trainer.main_ppo", "+algorithm=chrpo", f"data.train_files={data}",
-           f"data.val_files={data}", f"actor_rollout_ref.model.path={model_dir}", *extra, "--cfg", "job"]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=180)
+    cmd = [
+        sys.executable,
+        "-m",
+        "verl.trainer.main_ppo",
+        "+algorithm=chrpo",
+        f"data.train_files={data}",
+        f"data.val_files={data}",
+        f"actor_rollout_ref.model.path={model_dir}",
+        *extra,
+        "--cfg",
+        "job",
+    ]
+    out = subprocess.run(
+        cmd, check=False, capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=180
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return yaml.safe_load(out.stdout)
 
@@ -88,8 +104,13 @@ def test_rl_preset_composes_with_main_ppo_and_overrides_win(tmp_path, tiny_model
     rollout = cfg["actor_rollout_ref"]["rollout"]
     assert (rollout["name"], rollout["n"], rollout["temperature"], rollout["top_p"]) == ("vllm", 4, 0.7, 0.9)
     assert cfg["data"]["max_response_length"] == 4096
-    over = _cfg_job(tmp_path, tiny_model_dir, "actor_rollout_ref.rollout.n=8", "algorithm.chrpo.bonus_weight=0.25",
-                    "reward.reward_kwargs.chrpo.max_bonus=0.5")
+    over = _cfg_job(
+        tmp_path,
+        tiny_model_dir,
+        "actor_rollout_ref.rollout.n=8",
+        "algorithm.chrpo.bonus_weight=0.25",
+        "reward.reward_kwargs.chrpo.max_bonus=0.5",
+    )
     assert over["actor_rollout_ref"]["rollout"]["n"] == 8
     assert over["algorithm"]["chrpo"]["bonus_weight"] == 0.25
     assert over["reward"]["reward_kwargs"]["chrpo"]["max_bonus"] == 0.5
@@ -105,4 +126,38 @@ def test_rl_preset_keys_each_have_a_comment():
     for i, line in enumerate(lines):
         stripped = line.strip()
         if stripped and not stripped.startswith("#") and i > 0:
-            assert lines[i - 1].strip().startswith("#") or stripped.endswith(":"), f"no comment above {line!r}"
+            assert lines[i - 1].strip().startswith("#") or stripped.endswith(":"), (
+                f"no comment above {line!r}"
+            )
+
+
+@pytest.mark.slow
+def test_rl_example_script_composes(tmp_path, tiny_model_dir):
+    """examples/run_qwen3-1.7b_chrpo.sh forwards extra args: `--cfg job` composes its full config."""
+    repo = Path(__file__).resolve().parents[2]
+    env = _env()
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        SFT_MODEL=str(tiny_model_dir),
+        RL_DATA=str(tmp_path),
+    )
+    out = subprocess.run(
+        [
+            "bash",
+            str(repo / "examples" / "run_qwen3-1.7b_chrpo.sh"),
+            "trainer.total_epochs=1",
+            "--cfg",
+            "job",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    cfg = yaml.safe_load(out.stdout)
+    assert cfg["algorithm"]["adv_estimator"] == "chrpo"
+    assert cfg["data"]["train_files"] == str(tmp_path / "train.parquet")
+    assert cfg["trainer"]["total_epochs"] == 1  # a trailing override wins over the script's 3

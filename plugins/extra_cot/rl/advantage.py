@@ -36,13 +36,14 @@ taken over the whole batch, not each PPO mini-batch (close when mini-batches are
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["ChrpoAdvantageConfig", "split_score", "chrpo_advantage", "group_ids"]
+__all__ = ["ChrpoAdvantageConfig", "chrpo_advantage", "group_ids", "split_score"]
 
 
 @dataclass(frozen=True)

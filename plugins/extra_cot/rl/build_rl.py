@@ -32,7 +32,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from extra_cot.prompt import build_messages
-from extra_cot.rl.rl_data import DEFAULT_TOLERANCE, DROP_REASONS, aggregate, decide, parse_quotas, select_quota
+from extra_cot.rl.rl_data import (
+    DEFAULT_TOLERANCE,
+    DROP_REASONS,
+    aggregate,
+    decide,
+    parse_quotas,
+    select_quota,
+)
 from extra_cot.tokens import FIXED_RATIOS
 
 logger = logging.getLogger(__name__)
@@ -73,7 +80,7 @@ def load_predictions(path: Path) -> list[dict]:
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"{path}: cannot read a JSON list of prediction records ({err})") from None
     if not isinstance(records, list):
-        raise ValueError(f"{path}: expected a JSON list of records, got {type(records).__name__}")
+        raise ValueError(f"{path}: expected a JSON list of records, got {type(records).__name__}")  # noqa: TRY004 (bad input file, reported like every other input error)
     for row, rec in enumerate(records):
         missing = [f for f in REQUIRED_FIELDS if not isinstance(rec, dict) or f not in rec]
         if missing:
@@ -84,7 +91,9 @@ def load_predictions(path: Path) -> list[dict]:
 def discover(sweep: Path, datasets: tuple[str, ...] | None) -> list[str]:
     """Dataset folders of the sweep that hold every fixed ratio."""
     if not sweep.is_dir():
-        raise ValueError(f"--sweep {sweep}: not a directory (expected SWEEP/<dataset>/<ratio>/prediction.json)")
+        raise ValueError(
+            f"--sweep {sweep}: not a directory (expected SWEEP/<dataset>/<ratio>/prediction.json)"
+        )
     found = sorted(p.name for p in sweep.iterdir() if (p / _ratio_dir(1.0) / "prediction.json").is_file())
     chosen = list(datasets) if datasets else found
     for name in chosen:
@@ -124,7 +133,9 @@ def select(cfg: BuildRlConfig) -> tuple[dict[float, list], dict, dict]:
     decisions: dict = {}
     dropped = {reason: {r: 0 for r in (*FIXED_RATIOS, None)} for reason in DROP_REASONS}
     for name in tqdm(discover(sweep, cfg.datasets), desc="datasets", disable=None):
-        by_ratio = {r: load_predictions(sweep / name / _ratio_dir(r) / "prediction.json") for r in FIXED_RATIOS}
+        by_ratio = {
+            r: load_predictions(sweep / name / _ratio_dir(r) / "prediction.json") for r in FIXED_RATIOS
+        }
         for item in aggregate(name, by_ratio).values():
             decision = decide(item, cfg.tolerance)
             decisions[(name, item.index)] = decision
@@ -144,7 +155,7 @@ def select(cfg: BuildRlConfig) -> tuple[dict[float, list], dict, dict]:
 def split_rows(kept: dict[float, list], decisions: dict, cfg: BuildRlConfig) -> dict[str, list[dict]]:
     items = [item for r in sorted(kept) for item in kept[r]]
     random.Random(cfg.seed).shuffle(items)
-    n_val = int(round(cfg.val_size * len(items))) if cfg.val_size < 1 else min(int(cfg.val_size), len(items))
+    n_val = round(cfg.val_size * len(items)) if cfg.val_size < 1 else min(int(cfg.val_size), len(items))
     parts = {"val": items[:n_val], "train": items[n_val:]}
     return {
         split: [_row(it, decisions[(it.dataset, it.index)], cfg.tolerance, split) for it in rows]
@@ -206,10 +217,18 @@ def _parser() -> argparse.ArgumentParser:
     io.add_argument("--datasets", default=None, help="comma-separated dataset folders (default: all)")
     io.add_argument("--overwrite", action="store_true", help="replace outputs built with other options")
     sel = parser.add_argument_group("selection")
-    sel.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="window half-width and comp_tolerance")
-    sel.add_argument("--quotas", default="method", help="'method' (18/24/26/22/10%%), 'none', or '0.2:0.18,...'")
-    sel.add_argument("--num-rows", type=int, default=None, help="total rows under quotas (default: the most allowed)")
-    sel.add_argument("--val-size", type=float, default=0.05, help="validation fraction (<1) or row count (>=1)")
+    sel.add_argument(
+        "--tolerance", type=float, default=DEFAULT_TOLERANCE, help="window half-width and comp_tolerance"
+    )
+    sel.add_argument(
+        "--quotas", default="method", help="'method' (18/24/26/22/10%%), 'none', or '0.2:0.18,...'"
+    )
+    sel.add_argument(
+        "--num-rows", type=int, default=None, help="total rows under quotas (default: the most allowed)"
+    )
+    sel.add_argument(
+        "--val-size", type=float, default=0.05, help="validation fraction (<1) or row count (>=1)"
+    )
     sel.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -218,9 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         cfg = BuildRlConfig(
-            sweep=args.sweep, output_dir=args.output_dir,
-            datasets=tuple(d.strip() for d in args.datasets.split(",") if d.strip()) if args.datasets else None,
-            tolerance=args.tolerance, quotas=args.quotas, num_rows=args.num_rows, val_size=args.val_size,
+            sweep=args.sweep,
+            output_dir=args.output_dir,
+            datasets=tuple(d.strip() for d in args.datasets.split(",") if d.strip())
+            if args.datasets
+            else None,
+            tolerance=args.tolerance,
+            quotas=args.quotas,
+            num_rows=args.num_rows,
+            val_size=args.val_size,
             seed=args.seed,
         )
         out = Path(cfg.output_dir)
@@ -230,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
             if json.loads(config_path.read_text()) == json.loads(json.dumps(resolved)):
                 print(f"{out}: already built with these options (pass --overwrite to rebuild)")
                 return 0
-            raise ValueError(f"{out} holds a build with other options: pass --overwrite or another --output-dir")
+            raise ValueError(
+                f"{out} holds a build with other options: pass --overwrite or another --output-dir"
+            )
         kept, decisions, counts = select(cfg)
         rows = split_rows(kept, decisions, cfg)
     except ValueError as err:

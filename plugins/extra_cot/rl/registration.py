@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable, MutableMapping, TypeVar
+from collections.abc import Callable, MutableMapping
+from typing import TypeVar
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)

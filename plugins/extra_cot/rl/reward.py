@@ -15,8 +15,9 @@ METHOD.md Stage 3 ([R], our reconstruction). The score follows the contract read
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from extra_cot.think import split_think
 from extra_cot.tokens import FIXED_RATIOS, parse_leading_control
@@ -52,7 +53,9 @@ class ChrpoRewardConfig:
 
     def __post_init__(self) -> None:
         if not self.tier_invalid < self.tier_wrong < self.tier_correct:
-            raise ValueError("reward.reward_kwargs.chrpo tiers must satisfy tier_invalid < tier_wrong < tier_correct")
+            raise ValueError(
+                "reward.reward_kwargs.chrpo tiers must satisfy tier_invalid < tier_wrong < tier_correct"
+            )
         if any(int(t) != t for t in (self.tier_invalid, self.tier_wrong, self.tier_correct)):
             raise ValueError("reward.reward_kwargs.chrpo tiers must be integers (score = tier + fraction)")
         # Fractions must stay clearly below 1: a float32 score of 2.9999999 would round to tier 3.
@@ -61,7 +64,9 @@ class ChrpoRewardConfig:
             if not 0.0 <= value <= 0.99:
                 raise ValueError(f"reward.reward_kwargs.chrpo.{name}={value}: must be in [0, 0.99]")
         if not 0.0 <= self.min_ratio < 1.0:
-            raise ValueError(f"reward.reward_kwargs.chrpo.min_ratio={self.min_ratio}: must be in [0, 1), e.g. 0.2")
+            raise ValueError(
+                f"reward.reward_kwargs.chrpo.min_ratio={self.min_ratio}: must be in [0, 1), e.g. 0.2"
+            )
         if not self.tolerance >= 0:
             raise ValueError(f"reward.reward_kwargs.chrpo.tolerance={self.tolerance}: must be >= 0, e.g. 0.1")
 
@@ -72,7 +77,9 @@ class ChrpoRewardConfig:
         valid = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - valid)
         if unknown:
-            raise ValueError(f"unknown reward.reward_kwargs.chrpo option(s) {unknown}; valid: {sorted(valid)}")
+            raise ValueError(
+                f"unknown reward.reward_kwargs.chrpo option(s) {unknown}; valid: {sorted(valid)}"
+            )
         return cls(**options)
 
 
@@ -121,7 +128,10 @@ def score_outcome(
 ) -> RewardResult:
     """The hierarchical reward from an already-parsed outcome (numbers in, numbers out)."""
     calibrated = bool(
-        valid and ratio is not None and realized_ratio is not None and abs(realized_ratio - ratio) <= tolerance + 1e-9
+        valid
+        and ratio is not None
+        and realized_ratio is not None
+        and abs(realized_ratio - ratio) <= tolerance + 1e-9
     )
     if not valid or ratio is None:
         tier, fraction, correct = config.tier_invalid, 0.0, False

@@ -19,8 +19,8 @@ from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
 
-from extra_cot.rl.reward import ChrpoRewardConfig
 from extra_cot.rl.registration import replace_stale
+from extra_cot.rl.reward import ChrpoRewardConfig
 from extra_cot.rl.reward_fn import compute_score as chrpo_compute_score
 from extra_cot.think import count_think_tokens
 from extra_cot.tokens import CONTROL_TOKENS
@@ -54,7 +54,9 @@ def _control_ids(tokenizer: Any) -> frozenset:
         ids = {tokenizer.convert_tokens_to_ids(t) for t in CONTROL_TOKENS}
         cached = frozenset(i for i in ids if i is not None and i != unk)
         if len(cached) < len(CONTROL_TOKENS):
-            logger.warning("tokenizer lacks some control tokens %s: run `extra-cot prepare-model`", CONTROL_TOKENS)
+            logger.warning(
+                "tokenizer lacks some control tokens %s: run `extra-cot prepare-model`", CONTROL_TOKENS
+            )
         tokenizer._extra_cot_control_ids = cached
     return cached
 
@@ -64,7 +66,9 @@ def _control_ids(tokenizer: Any) -> frozenset:
 class ChrpoRewardManager(RewardManagerBase):
     """Scores one response with the CHRPO hierarchical reward (see ``extra_cot.rl.reward``)."""
 
-    def __init__(self, config, tokenizer, compute_score, reward_router_address=None, reward_model_tokenizer=None):
+    def __init__(
+        self, config, tokenizer, compute_score, reward_router_address=None, reward_model_tokenizer=None
+    ):
         super().__init__(config, tokenizer, compute_score)
         custom = (config.get("reward") or {}).get("custom_reward_function") or {}
         if custom.get("path"):
@@ -84,12 +88,12 @@ class ChrpoRewardManager(RewardManagerBase):
         text, think_tokens = await self.loop.run_in_executor(None, lambda: self._decode(data_item))
         extra_info = dict(data_item.non_tensor_batch.get("extra_info", None) or {})
         extra_info["think_tokens"] = think_tokens
-        kwargs = dict(
-            data_source=data_item.non_tensor_batch.get("data_source", ""),
-            solution_str=text,
-            ground_truth=data_item.non_tensor_batch["reward_model"]["ground_truth"],
-            extra_info=extra_info,
-        )
+        kwargs = {
+            "data_source": data_item.non_tensor_batch.get("data_source", ""),
+            "solution_str": text,
+            "ground_truth": data_item.non_tensor_batch["reward_model"]["ground_truth"],
+            "extra_info": extra_info,
+        }
         if self.is_async:
             result = await self.compute_score(**kwargs)
         else:

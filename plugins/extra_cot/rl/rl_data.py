@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from extra_cot.tokens import FIXED_RATIOS
 
@@ -101,7 +101,9 @@ def decide(item: QuestionStats, tolerance: float, ratios: Iterable[float] = FIXE
     return Decision("kept", gt_ratio=target, ref_full_len=ref, rho=rho)
 
 
-def quota_targets(available: Mapping[float, int], quotas: Mapping[float, float], num_rows: int | None) -> dict[float, int]:
+def quota_targets(
+    available: Mapping[float, int], quotas: Mapping[float, float], num_rows: int | None
+) -> dict[float, int]:
     """Rows to keep per γ*. Without ``num_rows``: the largest total the scarcest bucket allows.
 
     Buckets with no candidates are left out and the other quotas renormalized (the caller logs it).

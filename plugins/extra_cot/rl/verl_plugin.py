@@ -32,7 +32,13 @@ logger.setLevel(os.getenv("EXTRA_COT_LOG_LEVEL", "INFO"))
 #: ``algorithm.adv_estimator`` value of CHRPO.
 ESTIMATOR_NAME = "chrpo"
 
-__all__ = ["ESTIMATOR_NAME", "MANAGER_NAME", "ChrpoRewardManager", "compute_chrpo_advantage", "estimator_options"]
+__all__ = [
+    "ESTIMATOR_NAME",
+    "MANAGER_NAME",
+    "ChrpoRewardManager",
+    "compute_chrpo_advantage",
+    "estimator_options",
+]
 
 
 def _plain(mapping: Any) -> dict:

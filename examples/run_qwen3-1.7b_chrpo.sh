@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Stage 3: CHRPO on the Stage-2 SFT model (Qwen3-1.7B) with stock verl 0.9.1 on one 8-GPU node.
+# NOT run in this repository's CI (verl has no CPU rollout); the CPU tests compose this exact
+# config with `--cfg job` instead. Install `extra-cot[rl]` on every node first: the verl plugin
+# (estimator + reward manager) and the `+algorithm=chrpo` preset load through entry points.
+#
+#   SFT_MODEL=saves/qwen3-1.7b-extra-cot RL_DATA=data/rl bash examples/run_qwen3-1.7b_chrpo.sh
+#
+# RL_DATA comes from:
+#   extra-cot eval ... --ratios 0.2,0.4,0.6,0.8,1.0 --n-samples 3 --output_dir out/rl_sweep   (SFT model)
+#   extra-cot build-rl --sweep out/rl_sweep --output-dir "$RL_DATA"
+# Settings: METHOD.md Stage 3 [P] (policy mode, n = 4, temperature 0.7, top_p 0.9, 4096 new
+# tokens, set by the preset); lr 1e-6 and KL 0.001 from Thinkless (set by the preset); batch
+# sizes, epochs and GPU layout are our choice [R]. Any `key=value` argument is appended and wins.
+set -euo pipefail
+
+SFT_MODEL=${SFT_MODEL:?set SFT_MODEL to the Stage-2 model directory (with the control tokens)}
+RL_DATA=${RL_DATA:?set RL_DATA to the output of extra-cot build-rl}
+N_GPUS=${N_GPUS:-8}
+OUT=${OUT:-checkpoints/extra-cot/qwen3-1.7b-chrpo}
+
+python -m verl.trainer.main_ppo \
+    +algorithm=chrpo \
+    data.train_files="$RL_DATA/train.parquet" \
+    data.val_files="$RL_DATA/val.parquet" \
+    data.train_batch_size=128 \
+    data.max_prompt_length=1024 \
+    data.max_response_length=4096 \
+    +data.apply_chat_template_kwargs.enable_thinking=true \
+    actor_rollout_ref.model.path="$SFT_MODEL" \
+    actor_rollout_ref.model.use_remove_padding=true \
+    actor_rollout_ref.model.enable_gradient_checkpointing=true \
+    actor_rollout_ref.actor.ppo_mini_batch_size=64 \
+    actor_rollout_ref.actor.ppo_max_token_len_per_gpu=24576 \
+    actor_rollout_ref.actor.fsdp_config.param_offload=false \
+    actor_rollout_ref.rollout.tensor_model_parallel_size=1 \
+    actor_rollout_ref.rollout.gpu_memory_utilization=0.6 \
+    actor_rollout_ref.rollout.n=4 \
+    actor_rollout_ref.rollout.temperature=0.7 \
+    actor_rollout_ref.rollout.top_p=0.9 \
+    trainer.n_gpus_per_node="$N_GPUS" \
+    trainer.nnodes=1 \
+    trainer.total_epochs=3 \
+    trainer.save_freq=50 \
+    trainer.test_freq=25 \
+    trainer.val_before_train=true \
+    trainer.logger='["console"]' \
+    trainer.project_name=extra-cot \
+    trainer.experiment_name=qwen3-1.7b-chrpo \
+    trainer.default_local_dir="$OUT" \
+    "$@"
