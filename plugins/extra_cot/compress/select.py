@@ -84,7 +84,7 @@ def mandatory_units(units: Sequence[Unit], gold: str | None, options: SelectOpti
     pattern = _gold_pattern(gold) if options.keep_final_statement else None
     if pattern is not None:
         for i in range(len(units) - 1, -1, -1):
-            if pattern.search(units[i].text.replace(",", "")):
+            if not units[i].text.startswith("\\boxed") and pattern.search(units[i].text.replace(",", "")):
                 keep.add(i)
                 break
     return keep

@@ -1,0 +1,83 @@
+"""Segmentation: formulas are atomic units; every formula of every output is from the source."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from extra_cot.compress.pipeline import CompressOptions, read_gsm8k, score_units
+from extra_cot.compress.scorers import HeuristicScorer
+from extra_cot.compress.segment import formulas, integrity_violations, segment
+from extra_cot.compress.select import SelectOptions, compress_to_ratio, unit_token_counts
+
+from .conftest import GSM8K_ROWS, LATEX_COT
+
+RATIOS = (0.2, 0.4, 0.6, 0.8)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Natalia sold 48/2 = <<48/2=24>>24 clips in May.", ["48/2 = <<48/2=24>>24"]),
+    ("she earned 0.2 x 50 = $<<0.2*50=10>>10.", ["0.2 x 50 = $<<0.2*50=10>>10"]),
+    ("so 3 × 4 = 12 and x = 5, but a - b is prose", ["3 × 4 = 12", "x = 5"]),
+    ("costs $12 an hour and $15 a day", []),
+    ("then $x^2 + 1$ and \\(a+b\\) and \\[c\\] and $$d = 1$$", ["$x^2 + 1$", "\\(a+b\\)", "\\[c\\]", "$$d = 1$$"]),
+    ("thus \\boxed{\\frac{1}{2}}.", ["\\boxed{\\frac{1}{2}}"]),
+    ("1,000 + 2.5% of 36,000", ["1,000 + 2.5%"]),
+    ("14 *\n200 is not one formula", []),
+])
+def test_formula_units(text, expected):
+    assert formulas(text) == expected
+
+
+def test_units_cover_text_exactly():
+    for text in [LATEX_COT] + [r["answer"] for r in GSM8K_ROWS]:
+        units = segment(text)
+        assert all(text[u.start:u.end] == u.text for u in units)
+        assert "".join("".join(u.text.split()) for u in units) == "".join(text.split())
+        assert all(a.end <= b.start for a, b in zip(units, units[1:]))
+
+
+def _compress_all(question, cot, gold, tokenizer, count):
+    from extra_cot.compress.pipeline import Source
+
+    src = Source(question, cot, "", gold)
+    units, scores = score_units(src, HeuristicScorer(), CompressOptions())
+    counts = unit_token_counts(cot, units, tokenizer)
+    return [compress_to_ratio(cot, units, scores, counts, gold, r, count, SelectOptions()) for r in RATIOS]
+
+
+def test_latex_heavy_text_keeps_formulas_verbatim(tiny_tokenizer, tiny_count):
+    sels = _compress_all("Convert (0,3) to polar coordinates.", LATEX_COT, None, tiny_tokenizer, tiny_count)
+    for sel in sels:
+        assert integrity_violations(LATEX_COT, sel.text) == []
+        assert "\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}" in sel.text  # mandatory
+    assert len(sels[0].text) < len(sels[-1].text) < len(LATEX_COT)
+
+
+def test_gsm8k_train_formula_integrity(gsm8k_train_rows, tiny_tokenizer, tiny_count):
+    checked = 0
+    for n, row in enumerate(gsm8k_train_rows):
+        src, _ = read_gsm8k(row, f"gsm8k_train:{n + 1}")
+        for sel in _compress_all(src.question, src.cot, src.gold, tiny_tokenizer, tiny_count):
+            assert integrity_violations(src.cot, sel.text) == [], (src.cot, sel.text)
+            checked += 1
+    assert checked == 4 * len(gsm8k_train_rows)
+
+
+_WORDS = st.sampled_from(["the", "total", "is", "so", "we", "get", "apples", "ünï", "日本", "≤", "—", ".", ",",
+                          "+", "-", "*", "=", "x", "7", "12", "$3", "(", ")", "\n", "wait,", "hence"])
+_FORMULAS = st.sampled_from(["48/2 = <<48/2=24>>24", "3 × 4 = 12", "$x^2 + 1$", "\\(a+b\\)", "$$y = 2$$",
+                             "\\[ z \\ne 0 \\]", "0.2 x 50 = $<<0.2*50=10>>10", "\\boxed{\\frac{1}{2}}", "7 + 5 = 12"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(_WORDS, _FORMULAS), min_size=1, max_size=60), st.sampled_from(RATIOS))
+def test_property_every_output_formula_is_from_source(tiny_tokenizer, tiny_count, pieces, ratio):
+    cot = " ".join(pieces)
+    units = segment(cot)
+    assert all(cot[u.start:u.end] == u.text for u in units)
+    sel = _compress_all("How many apples are left?", cot, None, tiny_tokenizer, tiny_count)[RATIOS.index(ratio)]
+    assert integrity_violations(cot, sel.text) == []
+    # kept text is made of source units only: multi-byte characters are never cut
+    assert all(w in cot for w in sel.text.split())
