@@ -1,0 +1,99 @@
+"""Real ``llamafactory-cli train`` of the tiny model on multi-ratio rows (the canonical YAML plus
+``key=value`` overrides), single process and 2-rank torchrun over gloo, full / LoRA / packing.
+
+Each run saves LLaMA-Factory's own tokenized dataset (``tokenized_path``) so the expanded
+examples are checked as the trainer saw them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("llamafactory")
+from extra_cot.sft.mixture import MixtureConfig, expand_row, policy_key, select_policy_rows  # noqa: E402
+from extra_cot.tokens import CONTROL_TOKENS  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = Path(sys.executable).with_name("llamafactory-cli")
+TINY = ("deepspeed=null bf16=false max_steps=2 per_device_train_batch_size=2 gradient_accumulation_steps=1 "
+        "cutoff_len=1024 dataloader_num_workers=0 logging_steps=1 save_strategy=steps save_steps=1000 "
+        "plot_loss=false overwrite_cache=false")
+
+
+def _train(tmp_path: Path, model_dir, overrides: str, env: dict | None = None) -> tuple[Path, str]:
+    out = tmp_path / "out"
+    args = [str(CLI), "train", str(REPO / "examples" / "qwen3-1.7b_mixed.yaml"), f"model_name_or_path={model_dir}",
+            f"dataset_dir={REPO / 'data_templates'}", "dataset=extra_cot_sample", f"output_dir={out}",
+            f"tokenized_path={tmp_path / 'tokenized'}", *TINY.split(), *overrides.split()]
+    # LLaMA-Factory launches `torchrun` from PATH: the venv's bin, as in an activated venv
+    path = f"{CLI.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    full_env = {**os.environ, "PATH": path, "HF_DATASETS_CACHE": str(tmp_path / "hf_datasets"), **(env or {})}
+    proc = subprocess.run(args, capture_output=True, text=True, env=full_env, timeout=600, cwd=tmp_path)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    return out, log
+
+
+def _expected_responses() -> list[str]:
+    rows = [json.loads(x) for x in (REPO / "data_templates" / "extra_cot_sample.jsonl").read_text().splitlines()]
+    mixture = MixtureConfig.from_dict(json.loads((REPO / "data_templates" / "dataset_info.json").read_text())
+                                      ["extra_cot_sample"]["extra_cot"])
+    keep = select_policy_rows(rows, mixture)
+    return [e.user + "\x00" + e.response for r in rows for e in expand_row(r, mixture, policy_key(r) in keep)]
+
+
+def _check_tokenizer(out: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(out))
+    for token in CONTROL_TOKENS:
+        assert tok.tokenize(f"q {token}").count(token) == 1 and token in tok.all_special_tokens
+
+
+def _trained_texts(tmp_path: Path, out: Path) -> list[str]:
+    from datasets import load_from_disk
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(out))
+    data = load_from_disk(str(tmp_path / "tokenized"))["train"]
+    return [tok.decode([t for t in ex["labels"] if t != -100], skip_special_tokens=False) for ex in data]
+
+
+@pytest.mark.slow
+def test_single_process_full_finetune_with_workers(tmp_path, tiny_model_dir):
+    out, log = _train(tmp_path, tiny_model_dir, "finetuning_type=full preprocessing_num_workers=2")
+    assert (out / "model.safetensors").exists()
+    _check_tokenizer(out)
+    expected = _expected_responses()
+    trained = _trained_texts(tmp_path, out)
+    assert sorted(trained) == sorted(e.split("\x00")[1] + "<|im_end|>\n" for e in expected)
+    assert "extra-cot Stage 2 plugin active" in log
+
+
+@pytest.mark.slow
+def test_single_process_lora_packing(tmp_path, tiny_model_dir):
+    out, _ = _train(tmp_path, tiny_model_dir, "finetuning_type=lora lora_rank=4 packing=true")
+    assert (out / "adapter_model.safetensors").exists()
+    _check_tokenizer(out)
+    trained = "".join(_trained_texts(tmp_path, out))
+    assert trained.count("<|im_end|>") == len(_expected_responses())
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_lora_packing(tmp_path, tiny_model_dir):
+    env = {"FORCE_TORCHRUN": "1", "NPROC_PER_NODE": "2", "OMP_NUM_THREADS": "1"}
+    out, log = _train(tmp_path, tiny_model_dir, "finetuning_type=lora lora_rank=4 packing=true", env)
+    assert (out / "adapter_model.safetensors").exists()
+    _check_tokenizer(out)
+    assert "(rank 0," in log and "(rank 1," in log  # the plugin registered itself in both ranks
+    trained = "".join(_trained_texts(tmp_path, out))
+    expected = _expected_responses()
+    for e in expected:
+        assert e.split("\x00")[1] + "<|im_end|>\n" in trained
+    assert trained.count("<|im_end|>") == len(expected)
