@@ -24,6 +24,7 @@ _LATEX = (
     r"|\\\[.+?\\\]"  # \[ .. \]
     r"|\\\(.+?\\\)"  # \( .. \)
     r"|\$(?![\s\d])[^$\n]+?(?<!\s)\$(?!\d)"  # $..$ that does not look like currency
+    r"|\$\d[^$\n]*?[\\^_{][^$\n]*?(?<!\s)\$(?!\d)"  # $0 \le x$: digit-led but holds LaTeX markup
 )
 _NUM = r"(?:\d+(?:,\d{3})+|\d+)(?:\.\d+)?%?"
 # An operand: an optional currency sign, an optional calculator annotation, a number; or a

@@ -1,0 +1,117 @@
+"""``extra-cot compress`` and ``extra-cot build-sft`` end to end (tiny tokenizer, real files)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from extra_cot.cli import main as cli_main
+
+from .conftest import GSM8K_ROWS
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _read(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+RESPONSES = [
+    {"question": "What is 2 + 3 times 4?", "gold": "14",
+     "response": "<think>\nFirst multiply: 3 * 4 = 12. Then add: 2 + 12 = 14. So the result is 14.</think>\n\n"
+                 "The answer is \\boxed{14}."},
+    {"question": "What is 5 * 5?", "gold": "25",
+     "response": "<think>\nWell 5 * 5 = 20 obviously.</think>\n\nThe answer is \\boxed{20}."},
+    {"question": "What is 1 + 1?", "gold": "2", "response": "<think>\n1 + 1 = 2 and then I never stop"},
+]
+
+
+def test_compress_gsm8k_resumable(tmp_path, tiny_model_dir, capsys):
+    inp, out = _write(tmp_path / "in.jsonl", GSM8K_ROWS), tmp_path / "out" / "c.jsonl"
+    argv = ["compress", "--input", str(inp), "--output", str(out), "--input-format", "gsm8k",
+            "--scorer", "heuristic", "--tokenizer", str(tiny_model_dir)]
+    assert cli_main(argv + ["--limit", "2"]) == 0
+    assert len(_read(out)) == 2
+    with open(out, "a", encoding="utf-8") as fh:  # a torn write from a crash
+        fh.write('{"key": "torn')
+    assert cli_main(argv) == 0
+    rows = _read(out)
+    assert len(rows) == 3 and len({r["key"] for r in rows}) == 3
+    assert "already_done" in capsys.readouterr().out
+    for row in rows:
+        assert row["answer"].endswith("}$.") and "\\boxed{" in row["answer"]
+        for key, realized in row["realized"].items():
+            assert abs(realized - float(key)) <= 0.05
+    config = json.loads((tmp_path / "out" / "c.jsonl.config.json").read_text())
+    assert config["compress"]["ratios"] == [0.2, 0.4, 0.6, 0.8]
+
+
+def test_compress_responses_drops_wrong_and_unclosed(tmp_path, tiny_model_dir):
+    inp, out = _write(tmp_path / "in.jsonl", RESPONSES), tmp_path / "c.jsonl"
+    argv = ["compress", "--input", str(inp), "--output", str(out), "--scorer", "lm",
+            "--scorer-model", str(tiny_model_dir), "--tokenizer", str(tiny_model_dir), "--ratios", "0.4,0.8"]
+    assert cli_main(argv) == 0
+    rows, skipped = _read(out), _read(tmp_path / "c.jsonl.skipped.jsonl")
+    assert [r["question"] for r in rows] == [RESPONSES[0]["question"]]
+    assert rows[0]["answer"] == "The answer is \\boxed{14}."
+    assert sorted(s["reason"] for s in skipped) == ["no_closed_think", "wrong_answer"]
+    assert cli_main(argv) == 0 and len(_read(out)) == 1  # rerun: nothing new, skips remembered
+
+
+def test_compress_bad_input_names_file_and_row(tmp_path, tiny_model_dir, caplog):
+    inp = _write(tmp_path / "in.jsonl", [GSM8K_ROWS[0], {"question": "q", "answer": "no final line"}])
+    argv = ["compress", "--input", str(inp), "--output", str(tmp_path / "o.jsonl"), "--input-format", "gsm8k",
+            "--scorer", "heuristic", "--tokenizer", str(tiny_model_dir)]
+    assert cli_main(argv) == 2
+    assert f"{inp}:2" in caplog.text and "####" in caplog.text
+
+
+def test_build_sft_rows_info_and_table(tmp_path, tiny_model_dir, capsys):
+    from extra_cot.sft.mixture import validate_row
+
+    inp, out = _write(tmp_path / "in.jsonl", GSM8K_ROWS), tmp_path / "c.jsonl"
+    assert cli_main(["compress", "--input", str(inp), "--output", str(out), "--input-format", "gsm8k",
+                     "--scorer", "heuristic", "--tokenizer", str(tiny_model_dir)]) == 0
+    compressed = _read(out)
+    policy = _write(tmp_path / "gt.jsonl", [{"question": compressed[0]["question"], "gt_ratio": 0.6},
+                                            {"question": compressed[1]["question"], "gt_ratio": 1.0}])
+    sft_dir = tmp_path / "sft"
+    (sft_dir).mkdir()
+    (sft_dir / "dataset_info.json").write_text(json.dumps({"other": {"file_name": "x.json"}}))
+    assert cli_main(["build-sft", "--input", str(out), "--output-dir", str(sft_dir), "--name", "mix",
+                     "--policy-ratios", str(policy), "--tokenizer", str(tiny_model_dir)]) == 0
+    rows = _read(sft_dir / "mix.jsonl")
+    assert len(rows) == 3
+    for n, row in enumerate(rows):
+        validate_row(row, f"mix.jsonl row {n}")
+        assert set(row) <= {"question", "cot", "answer", "compressed", "gt_ratio"}
+    assert rows[0]["gt_ratio"] == 0.6 and rows[1]["gt_ratio"] == 1.0 and "gt_ratio" not in rows[2]
+    info = json.loads((sft_dir / "dataset_info.json").read_text())
+    assert info["other"] == {"file_name": "x.json"}
+    assert info["mix"]["file_name"] == "mix.jsonl" and info["mix"]["formatting"] == "extra_cot"
+    table = capsys.readouterr().out
+    assert "bucket" in table and "realized" in table
+    saved = json.loads((sft_dir / "mix.build_sft.json").read_text())
+    assert [t["bucket"] for t in saved["table"]] == ["0.2", "0.4", "0.6", "0.8", "1"]
+    assert saved["table"][-1]["rows"] == 3
+
+
+def test_build_sft_rejects_bad_policy_ratio(tmp_path, tiny_model_dir, caplog):
+    out = _write(tmp_path / "c.jsonl", [])
+    policy = tmp_path / "gt.json"
+    policy.write_text(json.dumps({"some question": 0.3}))
+    assert cli_main(["build-sft", "--input", str(out), "--output-dir", str(tmp_path / "d"),
+                     "--policy-ratios", str(policy), "--tokenizer", str(tiny_model_dir)]) == 2
+    assert "0.3" in caplog.text
+
+
+@pytest.mark.parametrize("cmd", ["compress", "build-sft", "label", "train-compressor"])
+def test_help_has_examples(cmd, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli_main([cmd, "--help"])
+    assert exc.value.code == 0
+    assert f"extra-cot {cmd}" in capsys.readouterr().out

@@ -1,0 +1,163 @@
+"""Teacher labelling: masking, chunking, parsing; a real HTTP teacher; the student's training."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from extra_cot.cli import main as cli_main
+from extra_cot.compress import teacher
+
+from .conftest import GSM8K_ROWS, LATEX_COT
+
+
+def test_mask_formulas_round_trip():
+    masked = teacher.mask_formulas(LATEX_COT)
+    assert "[MATH_0]" in masked.text and "$" not in masked.text and "\\boxed" not in masked.text
+    for ms, me, os_, oe, formula in masked.segments:
+        if not formula:
+            assert masked.text[ms:me] == LATEX_COT[os_:oe]
+    start = masked.text.index("[MATH_1]")
+    a, b = teacher.to_original(masked, start, start + len("[MATH_1]"))
+    assert LATEX_COT[a:b] == "$r = \\sqrt{0^2 + 3^2} = 3$"
+
+
+def test_chunks_respect_cap_and_never_split_placeholders():
+    masked = teacher.mask_formulas(" ".join([LATEX_COT] * 5)).text
+    words = lambda t: len(t.split())  # noqa: E731
+    chunks = teacher.chunk(masked, words, target=20, cap=30)
+    assert len(chunks) > 3 and chunks[0][0] == 0 and chunks[-1][1] == len(masked)
+    assert all(a == b for (_, a), (b, _) in zip(chunks, chunks[1:]))  # contiguous
+    for s, e in chunks:
+        assert words(masked[s:e]) <= 30
+        assert masked[s:e].count("[MATH_") == masked[s:e].count("]") - masked[s:e].count("\\]")
+
+
+@pytest.mark.parametrize("reply", [
+    '{"keep": ["Tom gives [MATH_0]", "he keeps [MATH_1] apples"]}',
+    '```json\n{"keep": ["Tom gives [MATH_0]", "he keeps [MATH_1] apples"]}\n```',
+    'Sure! Here it is: {"keep": ["Tom gives [MATH_0]", "he keeps [MATH_1] apples"]} Hope it helps.',
+])
+def test_parse_well_formed_answers(reply):
+    chunk = "Tom gives [MATH_0] apples to Ann.\nSo he keeps [MATH_1] apples."
+    spans = teacher.parse_keep(reply, chunk)
+    assert [chunk[a:b] for a, b in spans] == ["Tom gives [MATH_0]", "he keeps [MATH_1] apples"]
+
+
+@pytest.mark.parametrize(("reply", "why"), [
+    ("I think you should keep everything.", "no JSON"),
+    ('{"keep": "all"}', "keep"),
+    ('{"keep": ["Tom sells [MATH_0]"]}', "not found"),
+    ('{"keep": ["Tom gives [MATH_"]}', "placeholder"),
+    ('{"keep": [1, 2]}', "keep"),
+    ("{'keep': ['x']}", "invalid JSON"),
+])
+def test_parse_malformed_answers(reply, why):
+    with pytest.raises(ValueError, match=why):
+        teacher.parse_keep(reply, "Tom gives [MATH_0] apples to Ann.")
+
+
+def test_snap_to_units_keeps_whole_words_and_formulas():
+    cot = "Tom gives 48/2 = <<48/2=24>>24 apples."
+    # a unit is kept when its middle character is covered: "ives 48" keeps "gives" only,
+    # "ives 48/2 = <<48/2=" keeps the whole formula too
+    assert [cot[a:b] for a, b in teacher.snap_to_units(cot, [(5, 12)])] == ["gives"]
+    assert [cot[a:b] for a, b in teacher.snap_to_units(cot, [(5, 25)])] == ["gives 48/2 = <<48/2=24>>24"]
+
+
+class _Teacher(BaseHTTPRequestHandler):
+    """A small OpenAI-compatible teacher: malformed on the first try for each chunk, then the
+    first line of the chunk; always junk for questions about pens (to exercise the skip path)."""
+
+    seen: set = set()
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        user = body["messages"][-1]["content"]
+        chunk = user.split("Solution chunk:\n", 1)[1].rsplit("\n\nReturn the JSON", 1)[0]
+        if "pen" in user.split("Solution chunk:")[0] or chunk not in self.seen:
+            self.seen.add(chunk)
+            content = "Let me think about which parts matter..."
+        else:
+            content = json.dumps({"keep": [chunk.split("\n")[0].strip()]})
+        data = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def teacher_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Teacher)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_label_retries_skips_and_trains_a_student(tmp_path, tiny_model_dir, teacher_url):
+    from extra_cot.compress.train import build_tiny_classifier
+
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in GSM8K_ROWS))
+    labels = tmp_path / "labels.jsonl"
+    argv = ["label", "--input", str(inp), "--output", str(labels), "--input-format", "gsm8k",
+            "--base-url", teacher_url, "--model", "teacher", "--retries", "1", "--tokenizer", str(tiny_model_dir)]
+    assert cli_main(argv) == 0
+    rows, skipped = _rows(labels), _rows(tmp_path / "labels.jsonl.skipped.jsonl")
+    assert len(rows) == 2 and len(skipped) == 1 and skipped[0]["reason"].startswith("malformed: no JSON")
+    for row in rows:
+        first_line = row["cot"].split("\n")[0]
+        assert [row["cot"][a:b] for a, b in row["keep_spans"]] == [first_line]
+    base = build_tiny_classifier(tmp_path / "base", tiny_model_dir)
+    student = tmp_path / "student"
+    assert cli_main(["train-compressor", "--labels", str(labels), "--model", str(base), "--output-dir",
+                     str(student), "--max-steps", "3", "--lr", "1e-3"]) == 0
+    out = tmp_path / "c.jsonl"
+    assert cli_main(["compress", "--input", str(inp), "--output", str(out), "--input-format", "gsm8k",
+                     "--scorer", "classifier", "--scorer-model", str(student), "--tokenizer", str(tiny_model_dir)]) == 0
+    assert len(_rows(out)) == 3
+
+
+def test_training_learns_the_labels(tmp_path, tiny_model_dir):
+    from extra_cot.compress.scorers import ScorerOptions, make_scorer
+    from extra_cot.compress.segment import segment
+    from extra_cot.compress.train import TrainOptions, build_tiny_classifier, train
+
+    cot = "Well, hmm, Tom gives 48/2 = <<48/2=24>>24 apples to Ann, I think."
+    keep = [[cot.index("48/2"), cot.index(" to Ann")]]
+    rows = [{"question": "How many apples?", "cot": cot, "keep_spans": keep}]
+    base = build_tiny_classifier(tmp_path / "base", tiny_model_dir)
+    out = train(rows, TrainOptions(str(base), str(tmp_path / "s"), lr=3e-3, max_steps=25))
+    scorer = make_scorer(ScorerOptions(name="classifier", model=str(out)))
+    units = segment(cot)
+    scores = dict(zip([u.text for u in units], scorer.score("How many apples?", cot, units)))
+    assert min(scores["48/2 = <<48/2=24>>24"], scores["apples"]) > max(scores["Well,"], scores["think."])
+
+
+@pytest.mark.slow
+def test_label_against_real_vllm_server(tmp_path, tiny_model_dir, vllm_server):
+    """The tiny random model answers junk: every row must end labelled or skipped with a reason."""
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in GSM8K_ROWS[:2]))
+    labels = tmp_path / "labels.jsonl"
+    assert cli_main(["label", "--input", str(inp), "--output", str(labels), "--input-format", "gsm8k",
+                     "--base-url", vllm_server.base_url, "--model", "local_core_model", "--retries", "1",
+                     "--max-tokens", "48", "--tokenizer", str(tiny_model_dir), "--workers", "2"]) == 0
+    rows, skipped = _rows(labels), _rows(tmp_path / "labels.jsonl.skipped.jsonl")
+    assert len(rows) + len(skipped) == 2
+    assert all(s["reason"].startswith(("malformed", "http_error")) for s in skipped)
+    assert any(s["reason"].startswith("malformed") for s in skipped)
