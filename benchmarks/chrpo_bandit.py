@@ -53,6 +53,7 @@ class BanditConfig:
     ref_len: int = 60  # think tokens at ratio 1.0 (kept small so the benchmark runs in seconds)
     lr: float = 0.05  # Adam on the logits
     ppo_epochs: int = 2  # updates per batch, so PPO's clip matters
+    max_bonus: float = 0.9  # the reward's efficiency bonus (ChrpoRewardConfig.max_bonus)
 
 
 def _policy_loss_config():
@@ -85,12 +86,12 @@ def _rollout(logits, qs, difficulty, cfg, gen):
     return actions, gamma, d, correct, valid, realized, mask
 
 
-def _scores(method, gamma, d, correct, valid, realized):
+def _scores(method, gamma, d, correct, valid, realized, max_bonus):
     from extra_cot.rl.reward import ChrpoRewardConfig, score_outcome
 
     if method == "grpo_correct":
         return (correct & valid).float()
-    cfg = ChrpoRewardConfig()
+    cfg = ChrpoRewardConfig(max_bonus=max_bonus)
     out = [
         score_outcome(
             valid=bool(v),
@@ -150,7 +151,9 @@ def train(method: str, seed: int, cfg: BanditConfig) -> dict:
             logits.detach(), qs, difficulty, cfg, gen
         )
         uid = np.repeat(qs.numpy().astype(str), cfg.n).astype(object)
-        adv = _advantages(method, _scores(method, gamma, d, correct, valid, realized), mask, uid)
+        adv = _advantages(
+            method, _scores(method, gamma, d, correct, valid, realized, cfg.max_bonus), mask, uid
+        )
         rows = qs.repeat_interleave(cfg.n)
         old = None
         for _ in range(cfg.ppo_epochs):
@@ -216,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=BanditConfig.steps)
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds, shared by every method")
     parser.add_argument("--methods", default="chrpo,grpo_same,grpo_correct")
+    parser.add_argument(
+        "--max-bonus", type=float, default=BanditConfig.max_bonus, help="reward bonus at ratio 0.2"
+    )
     parser.add_argument("--skip-cost", action="store_true", help="skip the 4096x8192 estimator timing")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
@@ -223,12 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     import verl  # noqa: F401  (loads the extra_cot plugin: registers chrpo)
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    cfg = BanditConfig(steps=args.steps)
+    cfg = BanditConfig(steps=args.steps, max_bonus=args.max_bonus)
     seeds = [int(s) for s in args.seeds.split(",")]
     results = {m: [train(m, s, cfg) for s in seeds] for m in args.methods.split(",")}
     print(
         f"contextual bandit: {cfg.questions} questions, {cfg.steps} steps x {cfg.prompts_per_step} prompts x "
-        f"n={cfg.n}, seeds {seeds}; optimum: accuracy {cfg.p_hi * (1 - cfg.p_invalid):.3f}, minimal share 1.0"
+        f"n={cfg.n}, max_bonus {cfg.max_bonus}, seeds {seeds}; optimum: accuracy {cfg.p_hi * (1 - cfg.p_invalid):.3f}, minimal share 1.0"
     )
     print("| method | accuracy | mean chosen ratio | share at minimal ratio |")
     print("|---|---|---|---|")

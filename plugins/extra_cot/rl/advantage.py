@@ -118,8 +118,9 @@ def _sequence_advantage(scores: torch.Tensor, gid: torch.Tensor, options: ChrpoA
     tier, frac = split_score(scores)
     z_tier, std_tier = _group_z(tier, gid, options.norm_by_std, options.epsilon)
     # Sub-groups: same prompt group and same tier.
-    pair = torch.stack([gid, tier.to(torch.long)], dim=1)
-    _, sub = torch.unique(pair, dim=0, return_inverse=True)
+    tier_long = tier.to(torch.long)
+    span = int(tier_long.max() - tier_long.min()) + 1 if tier_long.numel() else 1
+    _, sub = torch.unique(gid * span + (tier_long - tier_long.min()), return_inverse=True)
     z_frac, _ = _group_z(frac, sub, options.norm_by_std, options.epsilon)
     one_tier = std_tier == 0
     half_gap = 0.5 / (std_tier + options.epsilon) if options.norm_by_std else torch.full_like(std_tier, 0.5)
@@ -142,12 +143,17 @@ def chrpo_advantage(
     per_seq = _sequence_advantage(scores.detach().cpu(), gid, options).to(mask.device, torch.float32)
     adv = per_seq.unsqueeze(-1) * mask
     alpha = options.control_token_weight
-    has_tokens = mask.sum(dim=-1) > 0
+    row_len = mask.sum(dim=-1)
+    has_tokens = row_len > 0
     if alpha is not None and bool(has_tokens.any()):
-        n_tokens, n_seqs = float(mask.sum()), float(has_tokens.sum())
-        factor = alpha * n_tokens / n_seqs
+        factor = alpha * float(row_len.sum()) / float(has_tokens.sum())
+        # The first valid token is the ratio choice; verl left-aligns responses, so it is
+        # column 0 except in rare left-masked rows (argmax only over those: a full pass costs).
         rows = torch.nonzero(has_tokens).squeeze(-1)
-        first = mask[rows].argmax(dim=-1)  # first valid token = the ratio choice
+        first = torch.zeros_like(rows)
+        shifted = mask[rows, 0] == 0
+        if bool(shifted.any()):
+            first[shifted] = mask[rows[shifted]].argmax(dim=-1)
         adv[rows, first] = adv[rows, first] * factor
     return adv
 
