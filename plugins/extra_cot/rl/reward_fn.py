@@ -72,7 +72,10 @@ def compute_score(
     info = dict(extra_info or {})
     tokenizer_path = kwargs.get("tokenizer")
     options = {k: v for k, v in kwargs.items() if k not in _HOST_KWARGS}
-    config = _config(tuple(sorted(options.items())))
+    try:
+        config = _config(tuple(sorted(options.items())))
+    except TypeError:  # an unhashable option value: build uncached (from_mapping names bad keys)
+        config = ChrpoRewardConfig.from_mapping(options)
     result = score_response(
         solution_str,
         ground_truth,
