@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -84,7 +83,8 @@ def main(argv=None) -> int:
     p.add_argument("--tokenizer", default=None, help="target tokenizer dir (default: SmolLM2's)")
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args(argv)
-    rows = [json.loads(line) for line, _ in zip(open(args.data, encoding="utf-8"), range(args.rows))]
+    with open(args.data, encoding="utf-8") as fh:
+        rows = [json.loads(line) for line, _ in zip(fh, range(args.rows))]
     sources = [read_gsm8k(r, f"{args.data}:{i + 1}")[0] for i, r in enumerate(rows)]
     tokenizer = load_tokenizer(args.tokenizer)
     count = make_counter(tokenizer)

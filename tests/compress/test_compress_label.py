@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -27,10 +29,10 @@ def test_mask_formulas_round_trip():
 
 def test_chunks_respect_cap_and_never_split_placeholders():
     masked = teacher.mask_formulas(" ".join([LATEX_COT] * 5)).text
-    words = lambda t: len(t.split())  # noqa: E731
+    words = lambda t: len(t.split())
     chunks = teacher.chunk(masked, words, target=20, cap=30)
     assert len(chunks) > 3 and chunks[0][0] == 0 and chunks[-1][1] == len(masked)
-    assert all(a == b for (_, a), (b, _) in zip(chunks, chunks[1:]))  # contiguous
+    assert all(a == b for (_, a), (b, _) in itertools.pairwise(chunks))  # contiguous
     for s, e in chunks:
         assert words(masked[s:e]) <= 30
         assert masked[s:e].count("[MATH_") == masked[s:e].count("]") - masked[s:e].count("\\]")
@@ -72,9 +74,9 @@ class _Teacher(BaseHTTPRequestHandler):
     """A small OpenAI-compatible teacher: malformed on the first try for each chunk, then the
     first line of the chunk; always junk for questions about pens (to exercise the skip path)."""
 
-    seen: set = set()
+    seen: ClassVar[set] = set()
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         user = body["messages"][-1]["content"]
         chunk = user.split("Solution chunk:\n", 1)[1].rsplit("\n\nReturn the JSON", 1)[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from extra_cot.compress.scorers import SCORERS, HeuristicScorer, ScorerOptions, aggregate, make_scorer
@@ -33,7 +35,7 @@ def test_lm_scorer_tiny_model_question_contrast(tiny_model_dir):
     scorer = make_scorer(ScorerOptions(name="lm", model=str(tiny_model_dir), max_length=64))
     units = segment(COT)
     scores = scorer.score(Q, COT, units)
-    assert len(scores) == len(units) and all(s == s for s in scores)  # no NaN
+    assert len(scores) == len(units) and not any(math.isnan(s) for s in scores)
     offsets, s_q, s_0 = scorer.surprisals(Q, COT)
     assert len(offsets) == len(s_q) == len(s_0) and (s_q > 0).all()
     assert not bool((s_q == s_0).all())  # the question changes the predictions

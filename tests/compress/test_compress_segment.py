@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -35,7 +37,7 @@ def test_units_cover_text_exactly():
         units = segment(text)
         assert all(text[u.start:u.end] == u.text for u in units)
         assert "".join("".join(u.text.split()) for u in units) == "".join(text.split())
-        assert all(a.end <= b.start for a, b in zip(units, units[1:]))
+        assert all(a.end <= b.start for a, b in itertools.pairwise(units))
 
 
 def _compress_all(question, cot, gold, tokenizer, count):

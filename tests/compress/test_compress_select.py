@@ -9,7 +9,13 @@ from extra_cot.compress.pipeline import CompressOptions, Source, compress_source
 from extra_cot.compress.scorers import HeuristicScorer
 from extra_cot.compress.segment import segment
 from extra_cot.compress.select import (
-    SelectOptions, compress_to_ratio, join_units, mandatory_units, nearest_bucket, unit_token_counts)
+    SelectOptions,
+    compress_to_ratio,
+    join_units,
+    mandatory_units,
+    nearest_bucket,
+    unit_token_counts,
+)
 
 from .conftest import GSM8K_ROWS, LATEX_COT
 

@@ -77,7 +77,7 @@ class ClassifierScorer:
     name: str = "classifier"
 
     @classmethod
-    def load(cls, options: ScorerOptions) -> "ClassifierScorer":
+    def load(cls, options: ScorerOptions) -> ClassifierScorer:
         from extra_cot.compress.models import load_model, load_tokenizer
 
         if options.model is None:

@@ -19,8 +19,8 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
+            if not isinstance(row, dict):  # a data error, reported like the others
+                raise ValueError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")  # noqa: TRY004
             yield n, row
 
 
@@ -62,7 +62,7 @@ class Appender:
     def close(self) -> None:
         os.close(self.fd)
 
-    def __enter__(self) -> "Appender":
+    def __enter__(self) -> Appender:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc) -> None:

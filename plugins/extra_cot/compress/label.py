@@ -119,7 +119,7 @@ def run(args) -> Counter:
         todo.append((n, key, src, reason))
 
     def work(item):
-        n, key, src, reason = item
+        _, _, src, reason = item
         if src is None:
             return item, None, 0, reason
         return (item, *label_source(options, src, count))

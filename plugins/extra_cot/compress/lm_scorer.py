@@ -27,8 +27,6 @@ PREFIX_0 = "Step-by-step solution:\n"
 
 
 def _standardize(values):
-    import torch
-
     std = values.std(unbiased=False) if values.numel() > 1 else values.new_tensor(0.0)
     return (values - values.mean()) / (std + 1e-6)
 
@@ -41,7 +39,7 @@ class LMScorer:
     name: str = "lm"
 
     @classmethod
-    def load(cls, options: ScorerOptions) -> "LMScorer":
+    def load(cls, options: ScorerOptions) -> LMScorer:
         from extra_cot.compress.models import load_model, load_tokenizer
 
         model = load_model(options.model, "AutoModelForCausalLM").to(options.device)

@@ -71,11 +71,9 @@ def aggregate(offsets: Sequence[tuple[int, int]], token_scores: Sequence[float],
 # ---- the model-free scorer -------------------------------------------------------------------
 
 _STOP = frozenset(
-    "a an the of to in on at for and or but so is are was were be been it its this that these those "
-    "we i you he she they us our then now also just very really well okay ok um hmm wait let me "
-    "let's think maybe perhaps actually basically need first next step".split()
+    ["a", "an", "the", "of", "to", "in", "on", "at", "for", "and", "or", "but", "so", "is", "are", "was", "were", "be", "been", "it", "its", "this", "that", "these", "those", "we", "i", "you", "he", "she", "they", "us", "our", "then", "now", "also", "just", "very", "really", "well", "okay", "ok", "um", "hmm", "wait", "let", "me", "let's", "think", "maybe", "perhaps", "actually", "basically", "need", "first", "next", "step"]
 )
-_HEDGES = frozenset("wait hmm maybe perhaps actually alternatively um oh okay ok".split())
+_HEDGES = frozenset(["wait", "hmm", "maybe", "perhaps", "actually", "alternatively", "um", "oh", "okay", "ok"])
 _NUMBER = re.compile(r"\d")
 _WORD = re.compile(r"[a-z]+")
 
