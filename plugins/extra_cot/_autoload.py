@@ -1,8 +1,9 @@
 """Activate the LLaMA-Factory adapter in every interpreter, without a fork or wrapper.
 
 ``extra_cot_autoload.pth`` (installed at the site-packages root) imports this module at start-up.
-It only installs a ``sys.meta_path`` finder that waits for ``llamafactory.data``; right after
-that module has executed, :func:`extra_cot.sft.plugin.register` runs. So the plugin is active in
+It only installs a ``sys.meta_path`` finder that waits for ``llamafactory.data`` and
+``llamafactory.model``; right after each has executed, :func:`extra_cot.sft.plugin.register`
+runs for that part. So the plugin is active in
 ``llamafactory-cli train/chat/export``, in torchrun ranks and in preprocessing workers, while an
 interpreter that never imports LLaMA-Factory imports nothing more.
 
@@ -17,39 +18,40 @@ import os
 import sys
 
 ENV_VAR = "EXTRA_COT_AUTOLOAD"
-TARGET = "llamafactory.data"
+#: module -> the plugin part registered right after it is imported (extra_cot.sft.plugin.register)
+TARGETS = {"llamafactory.data": "data", "llamafactory.model": "model"}
 logger = logging.getLogger("extra_cot.autoload")
 
 
-def _register() -> None:
+def _register(part: str) -> None:
     try:
         from extra_cot.sft.plugin import register
 
-        register()
+        register(part)
     except Exception:  # noqa: BLE001 - never break the host; say what failed
         logger.exception("extra-cot: registering the LLaMA-Factory plugin failed (set %s=0 to skip it)", ENV_VAR)
 
 
 class _Loader(importlib.abc.Loader):
-    def __init__(self, inner: importlib.abc.Loader) -> None:
-        self.inner = inner
+    def __init__(self, inner: importlib.abc.Loader, part: str) -> None:
+        self.inner, self.part = inner, part
 
     def create_module(self, spec):
         return self.inner.create_module(spec)
 
     def exec_module(self, module) -> None:
         self.inner.exec_module(module)
-        _register()
+        _register(self.part)
 
     def __getattr__(self, name):  # get_resource_reader, is_package, ... of the real loader
         return getattr(self.inner, name)
 
 
 class PostImportFinder(importlib.abc.MetaPathFinder):
-    """Finds ``llamafactory.data`` through the other finders and wraps its loader."""
+    """Finds the :data:`TARGETS` through the other finders and wraps their loaders."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != TARGET:
+        if fullname not in TARGETS:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -57,18 +59,18 @@ class PostImportFinder(importlib.abc.MetaPathFinder):
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _Loader(spec.loader)
+                    spec.loader = _Loader(spec.loader, TARGETS[fullname])
                 return spec
         return None
 
 
 def install() -> bool:
-    """Install the finder once (or register at once if ``llamafactory.data`` is loaded)."""
+    """Install the finder once; parts whose module is already loaded register at once."""
     if os.environ.get(ENV_VAR, "1").strip().lower() in ("0", "false", "no", "off"):
         return False
-    if TARGET in sys.modules:
-        _register()
-        return True
+    for name, part in TARGETS.items():
+        if name in sys.modules:
+            _register(part)
     if not any(isinstance(f, PostImportFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, PostImportFinder())
     return True

@@ -8,12 +8,14 @@ Called automatically right after ``llamafactory.data`` is imported in any interp
 | ``llamafactory.data.template.register_template`` | ``qwen3_comp`` | ``extra_cot.sft.template`` |
 | ``llamafactory.data.converter.register_dataset_converter`` | ``extra_cot`` | ``extra_cot.sft.processor`` |
 | wraps ``llamafactory.data.loader._get_dataset_processor`` | (1 row -> N examples) | ``extra_cot.sft.processor`` |
+| wraps ``llamafactory.model.loader.patch_tokenizer`` and ``llamafactory.model.patcher.resize_embedding_layer`` | (row init without resize) | ``extra_cot.sft.embedding`` |
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from importlib import metadata
 
 # A child of LLaMA-Factory's library logger, so our lines appear (with rank prefixes, at the
@@ -21,7 +23,7 @@ from importlib import metadata
 logger = logging.getLogger("llamafactory.extra_cot")
 #: The LLaMA-Factory release this adapter was written and tested against (pyproject pins it).
 SUPPORTED_LLAMAFACTORY = ("0.9.5",)
-_done = False
+_done: set[str] = set()
 
 
 def check_version() -> str | None:
@@ -39,16 +41,41 @@ def check_version() -> str | None:
     return version
 
 
-def register() -> bool:
-    """Register template, converter and processor once per process; True if this call did it."""
-    global _done
-    if _done:
+def register(part: str | None = None) -> bool:
+    """Register once per process; True if this call registered something.
+
+    ``part``: ``"data"`` (template, converter, processor; needs ``llamafactory.data``),
+    ``"model"`` (embedding-row init; needs ``llamafactory.model``) or ``None`` for the data
+    part plus the model part when ``llamafactory.model`` is already imported. The autoload
+    hook calls each part right after its module is imported, so a data-only process never
+    imports the model stack.
+    """
+    parts = [part] if part else ["data"] + (["model"] if "llamafactory.model" in sys.modules else [])
+    todo = [p for p in parts if p not in _done]
+    if not todo:
         return False
-    version = check_version()
+    unknown = set(todo) - set(_PARTS)
+    if unknown:
+        raise ValueError(f"unknown part(s) {sorted(unknown)}; valid: {sorted(_PARTS)}")
+    version = check_version() if not _done else None
+    for name in todo:
+        added = _PARTS[name]()
+        _done.add(name)
+        logger.info("extra-cot Stage 2 plugin active for LLaMA-Factory %s: %s (rank %s, pid %d, new: %s)",
+                    version or metadata.version("llamafactory"), name, os.environ.get("RANK", "-"), os.getpid(), added)
+    return True
+
+
+def _register_data() -> list[bool]:
     from extra_cot.sft import processor, template
 
-    added = [template.register_template(), processor.install_processor(), processor.install_converter()]
-    _done = True
-    logger.info("extra-cot Stage 2 plugin active for LLaMA-Factory %s (rank %s, pid %d, new registrations: %s)",
-                version, os.environ.get("RANK", "-"), os.getpid(), added)
-    return True
+    return [template.register_template(), processor.install_processor(), processor.install_converter()]
+
+
+def _register_model() -> list[bool]:
+    from extra_cot.sft import embedding
+
+    return [embedding.install()]
+
+
+_PARTS = {"data": _register_data, "model": _register_model}
