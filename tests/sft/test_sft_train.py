@@ -83,6 +83,14 @@ def test_single_process_lora_packing(tmp_path, tiny_model_dir):
     _check_tokenizer(out)
     trained = "".join(_trained_texts(tmp_path, out))
     assert trained.count("<|im_end|>") == len(_expected_responses())
+    # `llamafactory-cli export` (another fresh process) finds qwen3_comp too and merges the adapter
+    merged = tmp_path / "merged"
+    proc = subprocess.run([str(CLI), "export", "--model_name_or_path", str(tiny_model_dir), "--adapter_name_or_path",
+                           str(out), "--template", "qwen3_comp", "--finetuning_type", "lora", "--export_dir", str(merged)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert (merged / "model.safetensors").exists()
+    _check_tokenizer(merged)
 
 
 @pytest.mark.slow
