@@ -133,6 +133,7 @@ def _evaluate(logits, difficulty, cfg):
         "accuracy": float((probs * success).sum(-1).mean()),
         "mean_ratio": float((probs * ratios).sum(-1).mean()),
         "minimal_share": float((probs * minimal).sum(-1).mean()),
+        "optimal_mean_ratio": float(difficulty.mean()),  # every choice at its minimal ratio
     }
 
 
@@ -236,10 +237,11 @@ def main(argv: list[str] | None = None) -> int:
         f"contextual bandit: {cfg.questions} questions, {cfg.steps} steps x {cfg.prompts_per_step} prompts x "
         f"n={cfg.n}, max_bonus {cfg.max_bonus}, seeds {seeds}; optimum: accuracy {cfg.p_hi * (1 - cfg.p_invalid):.3f}, minimal share 1.0"
     )
-    print("| method | accuracy | mean chosen ratio | share at minimal ratio |")
-    print("|---|---|---|---|")
+    print("| method | accuracy | mean chosen ratio | optimal mean ratio | share at minimal ratio |")
+    print("|---|---|---|---|---|")
     for method, runs in results.items():
-        cells = [_fmt([r[k] for r in runs]) for k in ("accuracy", "mean_ratio", "minimal_share")]
+        keys = ("accuracy", "mean_ratio", "optimal_mean_ratio", "minimal_share")
+        cells = [_fmt([r[k] for r in runs]) for k in keys]
         print(f"| {method} | " + " | ".join(cells) + " |")
     out = {"config": asdict(cfg), "seeds": seeds, "results": results}
     if not args.skip_cost:
