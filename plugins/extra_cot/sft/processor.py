@@ -56,20 +56,30 @@ PACKED_MARK = "__extra_cot_examples__"
 _DATA_CONFIG = "dataset_info.json"  # llamafactory.extras.constants.DATA_CONFIG
 
 
+#: keys of a dataset_info.json entry that become ``DatasetAttr.dataset_name`` (llamafactory.data.parser)
+_SOURCE_KEYS = ("file_name", "hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")
+
+
 def find_mixture(data_args: Any, file_name: str) -> tuple[str, MixtureConfig]:
-    """The (entry name, mixture) of the requested dataset entry whose file is ``file_name``."""
+    """The (entry name, mixture) of the requested dataset entry whose source is ``file_name``."""
     info = data_args.dataset_dir
     if not isinstance(info, dict):
-        path = os.path.join(info, _DATA_CONFIG)
-        with open(path, encoding="utf-8") as f:
+        if info == "ONLINE" or info.startswith("REMOTE:"):
+            logger.warning("dataset_dir=%s: no local %s to read mixture settings from; using the paper defaults",
+                           info, _DATA_CONFIG)
+            return file_name, MixtureConfig()
+        with open(os.path.join(info, _DATA_CONFIG), encoding="utf-8") as f:
             info = json.load(f)
     names = list(data_args.dataset or []) + list(data_args.eval_dataset or [])
     found = {
         name: info[name].get(ENTRY_KEY)
         for name in names
-        if name in info and info[name].get("file_name") == file_name and info[name].get("formatting") == FORMATTING
+        if name in info and info[name].get("formatting") == FORMATTING
+        and file_name in (info[name].get(key) for key in _SOURCE_KEYS)
     }
     if not found:
+        logger.warning("no %s entry with formatting %r for %r; using the paper defaults", _DATA_CONFIG, FORMATTING,
+                       file_name)
         return file_name, MixtureConfig()
     settings = {json.dumps(v, sort_keys=True) for v in found.values()}
     if len(settings) > 1:
