@@ -3,18 +3,17 @@
 Each problem is a GSM8K-shaped row ``{"question", "answer"}`` whose ``answer`` holds one line per
 step with a ``<<a*b=c>>`` calculator annotation and a final ``#### N`` (so every GSM8K reader in
 the project reads it), plus a verbose reasoning trace for Stage 1:
-``{"question", "cot", "answer", "gold"}`` where ``cot`` is a talkative think text (narration,
-restatements and checks around the equations: what a compressor should learn to drop) and
-``answer`` is the part after ``</think>`` with ``\\boxed{N}`` (the SFT row contract, issue 2).
+``{"question", "response": "<think>\\n{cot}</think>\\n\\n{final}", "gold"}`` (``extra-cot compress
+--input-format responses``) where ``cot`` is a talkative think text (narration, restatements and
+checks around the equations: what a compressor should drop first) and ``final`` the answer part
+with ``\\boxed{N}``.
 
-``gsm8k_to_trace`` turns a real GSM8K row into the same trace shape (its rationale is the cot).
 Pure Python, no host import.
 """
 
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 
 NAMES = ("Mia", "Liam", "Ava", "Noah", "Emma", "Omar", "Zoe", "Ravi", "Lena", "Kofi", "Sara", "Ben")
@@ -160,26 +159,12 @@ def split(rows: list[dict], n_test: int) -> tuple[list[dict], list[dict]]:
     return rows[:-n_test], rows[-n_test:]
 
 
-_CALC = re.compile(r"<<[^<>]*>>")
-
-
-def gsm8k_to_trace(row: dict, where: str) -> dict:
-    """A GSM8K row -> a trace row; the rationale (annotations removed) is the cot."""
-    answer = row.get("answer")
-    if not isinstance(answer, str) or "####" not in answer or not isinstance(row.get("question"), str):
-        raise ValueError(f"{where}: need 'question' and an 'answer' ending in '#### x' (GSM8K format)")
-    rationale, gold = answer.rsplit("####", 1)
-    gold = gold.strip().replace(",", "")
-    cot = _CALC.sub("", rationale).strip()
-    return {"question": row["question"].strip(), "cot": cot, "gold": gold,
-            "answer": f"The answer is \\boxed{{{gold}}}."}
-
-
 def to_trace(row: dict) -> dict:
-    """A generated problem -> a trace row (``answer`` = the part after ``</think>``)."""
-    return {"question": row["question"], "cot": row["cot"], "answer": row["final"], "gold": row["gold"]}
+    """A generated problem -> an ``extra-cot compress --input-format responses`` row."""
+    return {"question": row["question"], "response": f"<think>\n{row['cot']}</think>\n\n{row['final']}",
+            "gold": row["gold"]}
 
 
 def to_gsm8k(row: dict) -> dict:
-    """A generated problem -> a GSM8K-format row (what ``extra-cot eval`` reads)."""
+    """A generated problem -> a GSM8K-format row (what ``extra-cot eval`` and ``compress`` read)."""
     return {"question": row["question"], "answer": row["answer"]}

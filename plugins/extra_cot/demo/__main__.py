@@ -1,0 +1,49 @@
+"""``python -m extra_cot.demo`` (``make demo``): the whole pipeline end to end on CPU.
+
+See ``python -m extra_cot.demo --help`` and :mod:`extra_cot.demo.config` for sizes and budget.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from extra_cot.demo.config import config_from_args, parser
+from extra_cot.demo.runner import StepFailed, display, run_steps
+from extra_cot.demo.steps import build_steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except ValueError as err:
+        print(f"extra_cot.demo: {err}", file=sys.stderr)
+        return 2
+    steps = build_steps(cfg)
+    if args.list:
+        for i, step in enumerate(steps, 1):
+            serve = f"   [served model: {step.serve}]" if step.serve else ""
+            print(f"[{i}/{len(steps)}] {step.name}: {step.title}{serve}\n    {display(step.argv)}")
+        return 0
+    cfg.root.mkdir(parents=True, exist_ok=True)
+    tmp = cfg.root / "demo_config.json.tmp"
+    tmp.write_text(json.dumps(cfg.to_dict(), indent=2))
+    os.replace(tmp, cfg.root / "demo_config.json")
+    started = time.monotonic()
+    try:
+        run_steps(cfg, steps)
+    except StepFailed as err:
+        print(f"\nDEMO FAILED: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; rerun the same command to resume (outputs in {cfg.root})", file=sys.stderr)
+        return 130
+    print(f"\ndemo finished in {time.monotonic() - started:.0f} s; summary: {cfg.root / 'summary.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

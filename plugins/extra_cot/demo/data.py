@@ -1,0 +1,115 @@
+"""Demo step ``data``: the problem sets of one demo run, written under ``OUT/data``.
+
+``python -m extra_cot.demo.data --out runs/demo/data --sft 96 --rl 24 --test 40``
+
+* ``sft_source.jsonl``: Stage 1 input. Generated problems: verbose traces in the
+  ``extra-cot compress --input-format responses`` shape; GSM8K (``--gsm8k-train``): the GSM8K rows
+  themselves (``--input-format gsm8k``, their worked solutions are the chains of thought).
+* ``rl.jsonl``: the next ``--rl`` training-split questions (GSM8K format) for the Stage 3 sweep.
+* ``test.jsonl``: ``--test`` held-out questions (GSM8K format) for evaluation.
+* ``data_config.json``: the resolved options and counts (the step's completion marker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from extra_cot.demo.problems import ProblemOptions, generate, to_gsm8k, to_trace
+
+CONFIG_NAME = "data_config.json"
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    """Atomic JSONL write (tmp + replace)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: str | Path, limit: int | None = None) -> list[dict]:
+    """Rows of a JSONL file; errors name the file and line."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if limit is not None and len(rows) >= limit:
+                break
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}:{lineno}: not JSON ({err})") from None
+    return rows
+
+
+def _need(rows: list[dict], n: int, what: str, path: str) -> list[dict]:
+    if len(rows) < n:
+        raise ValueError(f"{path}: has {len(rows)} rows, the demo needs {n} for {what}; lower the size flags")
+    for i, row in enumerate(rows[:n]):
+        if not isinstance(row.get("question"), str) or "####" not in str(row.get("answer", "")):
+            raise ValueError(f"{path} row {i}: need 'question' and an 'answer' ending in '#### x' (GSM8K format)")
+    return rows[:n]
+
+
+def build_sets(args: argparse.Namespace) -> tuple[dict[str, list[dict]], str]:
+    """(file name -> rows, compress input format)."""
+    if args.gsm8k_train:
+        train = read_jsonl(args.gsm8k_train, limit=args.sft + args.rl)
+        train = _need(train, args.sft + args.rl, "--sft + --rl", args.gsm8k_train)
+        test_path = args.gsm8k_test or args.gsm8k_train.replace("train", "test")
+        test = _need(read_jsonl(test_path, limit=args.test), args.test, "--test", test_path)
+        sets = {"sft_source.jsonl": train[: args.sft], "rl.jsonl": train[args.sft:], "test.jsonl": test}
+        return sets, "gsm8k"
+    options = ProblemOptions(min_steps=args.min_steps, max_steps=args.max_steps)
+    rows = generate(args.sft + args.rl + args.test, seed=args.seed, options=options)
+    sft, rl, test = rows[: args.sft], rows[args.sft: args.sft + args.rl], rows[args.sft + args.rl:]
+    sets = {"sft_source.jsonl": [to_trace(r) for r in sft], "rl.jsonl": [to_gsm8k(r) for r in rl],
+            "test.jsonl": [to_gsm8k(r) for r in test]}
+    return sets, "responses"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m extra_cot.demo.data",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  python -m extra_cot.demo.data --out runs/demo/data --sft 96 --rl 24 --test 40\n"
+        "  python -m extra_cot.demo.data --out runs/gsm8k/data --gsm8k-train ../shared/data/gsm8k_train.jsonl \\\n"
+        "      --gsm8k-test ../shared/data/gsm8k_test.jsonl --sft 200 --rl 50 --test 100",
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--sft", type=int, default=96, help="problems for Stage 1/2 (SFT source)")
+    p.add_argument("--rl", type=int, default=24, help="training-split problems for the Stage 3 sweep")
+    p.add_argument("--test", type=int, default=40, help="held-out evaluation problems")
+    p.add_argument("--seed", type=int, default=0, help="problem generator seed")
+    p.add_argument("--min-steps", type=int, default=2, help="generated problems: fewest steps")
+    p.add_argument("--max-steps", type=int, default=3, help="generated problems: most steps")
+    p.add_argument("--gsm8k-train", default=None, help="use GSM8K rows from this JSONL instead of generating")
+    p.add_argument("--gsm8k-test", default=None, help="GSM8K test JSONL (default: --gsm8k-train with train->test)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    for name in ("sft", "rl", "test"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name} must be >= 1, got {getattr(args, name)}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sets, input_format = build_sets(args)
+    for name, rows in sets.items():
+        write_jsonl(out / name, rows)
+        print(f"wrote {out / name} ({len(rows)} rows)")
+    config = {**vars(args), "input_format": input_format, "counts": {k: len(v) for k, v in sets.items()}}
+    tmp = out / (CONFIG_NAME + ".tmp")
+    tmp.write_text(json.dumps(config, indent=2))
+    os.replace(tmp, out / CONFIG_NAME)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

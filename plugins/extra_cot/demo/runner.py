@@ -1,0 +1,191 @@
+"""Run the demo's steps as subprocesses: visible progress, logs, resumable, timed.
+
+State lives in ``OUT/demo_state.json``: per step ``done_at`` (time.time()) and ``wall_s``. A step
+is skipped when its check passes and no earlier step finished after it; a step whose upstream
+re-ran (or that is ``--force``d) has its outputs removed first, so commands that resume by
+themselves (compress, eval) do not reuse stale partial results. A step that crashed keeps its
+partial outputs, and the rerun resumes them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from extra_cot.demo.config import DemoConfig
+from extra_cot.demo.steps import PORT, SERVED_NAME, Step
+
+logger = logging.getLogger(__name__)
+
+STATE_NAME = "demo_state.json"
+#: Environment of every step: offline (HOSTS.md: nothing can be downloaded), Ray auth off.
+STEP_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false", "RAY_AUTH_MODE": "disabled", "DISABLE_VERSION_CHECK": "1"}
+
+
+class StepFailed(RuntimeError):
+    """A step's command exited non-zero; the message says what and how to rerun."""
+
+
+def load_state(root: Path) -> dict:
+    path = root / STATE_NAME
+    return json.loads(path.read_text()) if path.is_file() else {"steps": {}}
+
+
+def save_state(root: Path, state: dict) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / (STATE_NAME + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, root / STATE_NAME)
+
+
+def display(argv: list[str]) -> str:
+    """A copy-pasteable form of a command (``{port}`` left as a placeholder)."""
+    return shlex.join(argv)
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def stream(argv: list[str], log_path: Path, stdout_to: Path | None = None) -> int:
+    """Run ``argv``; echo its output live (tqdm bars included) and keep a copy in ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **STEP_ENV}
+    with open(log_path, "wb") as log:
+        log.write(f"$ {display(argv)}\n".encode())
+        out_file = open(stdout_to, "wb") if stdout_to else None
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        try:
+            while chunk := proc.stdout.read1(65536):
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+                log.write(chunk)
+                if out_file:
+                    out_file.write(chunk)
+        finally:
+            code = proc.wait()
+            if out_file:
+                out_file.close()
+    return code
+
+
+class ServerPool:
+    """At most one vLLM server at a time, switched when a step needs another model."""
+
+    def __init__(self, cfg: DemoConfig, logs: Path) -> None:
+        self.cfg, self.logs = cfg, logs
+        self.server = None
+        self.model: str | None = None
+        self.starts: list[dict] = []
+
+    def ensure(self, model_dir: str):
+        if self.server is not None and self.model == model_dir:
+            return self.server
+        self.stop()
+        from extra_cot.eval.server import VLLMServer
+
+        name = Path(model_dir).name
+        server = VLLMServer(model_dir, served_model_name=SERVED_NAME, max_model_len=self.cfg.max_model_len,
+                            log_path=self.logs / f"vllm_{name}.log")
+        print(f"\n--- starting vLLM for {model_dir} (log {server.log_path}; ~170 s for SmolLM2 on 2 cores)\n"
+              f"    {display(server.command())}", flush=True)
+        started = time.monotonic()
+        server.start()
+        wall = time.monotonic() - started
+        print(f"--- vLLM ready at {server.base_url} after {wall:.0f} s", flush=True)
+        self.starts.append({"model": model_dir, "startup_s": round(wall, 1)})
+        self.server, self.model = server, model_dir
+        return server
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server, self.model = None, None
+
+
+def _rerun_hint(cfg: DemoConfig, step: Step) -> str:
+    again = f"{sys.executable} -m extra_cot.demo --out {shlex.quote(cfg.out)}" + (" --tiny" if cfg.tiny else "")
+    alone = display(step.argv)
+    if step.serve:
+        alone = (f"(with a server: {sys.executable} -m vllm.entrypoints.openai.api_server --model {step.serve} "
+                 f"--served-model-name {SERVED_NAME} --port 8000)  then  " + alone.replace(PORT, "8000"))
+    return f"rerun the demo (resumes here): {again}\n  or this step alone: {alone}"
+
+
+def _needs_run(step: Step, index: int, steps: list[Step], state: dict, force: set[str]) -> tuple[bool, bool, str]:
+    """(run?, clean first?, why)."""
+    done = state["steps"]
+    rec = done.get(step.name)
+    upstream = max((done[s.name]["done_at"] for s in steps[:index] if s.name in done), default=0.0)
+    if step.name in force:
+        return True, True, "forced"
+    if rec is not None and rec["done_at"] < upstream:
+        return True, True, "an earlier step was redone"
+    reason = step.check()
+    if reason is None:
+        return False, False, "done"
+    return True, False, reason
+
+
+def run_steps(cfg: DemoConfig, steps: list[Step]) -> dict:
+    """Run what is not done; return the state. Raises :class:`StepFailed` on the first failure."""
+    root = cfg.root
+    state = load_state(root)
+    state.setdefault("steps", {})
+    unknown = set(cfg.force) - {s.name for s in steps}
+    if unknown:
+        raise ValueError(f"--force {sorted(unknown)}: unknown step(s); valid: {[s.name for s in steps]}")
+    pool = ServerPool(cfg, root / "logs")
+    try:
+        for i, step in enumerate(steps, 1):
+            run, clean, why = _needs_run(step, i - 1, steps, state, set(cfg.force))
+            head = f"[{i}/{len(steps)}] {step.name}: {step.title}"
+            if not run:
+                print(f"{head}\n    skip ({why}; outputs valid)", flush=True)
+                state["steps"].setdefault(step.name, {"done_at": time.time(), "wall_s": None})
+                continue
+            print(f"\n{'=' * 100}\n{head}\n    why: {why}", flush=True)
+            if clean:
+                _remove(step.clean)
+            _run_one(cfg, step, pool, state)
+            save_state(root, state)
+    finally:
+        pool.stop()
+        state["server_starts"] = state.get("server_starts", []) + pool.starts
+        save_state(root, state)
+    return state
+
+
+def _run_one(cfg: DemoConfig, step: Step, pool: ServerPool, state: dict) -> None:
+    argv = list(step.argv)
+    started = time.monotonic()
+    if step.serve:
+        server = pool.ensure(step.serve)
+        argv = [a.replace(PORT, str(server.port)) for a in argv]
+    else:
+        pool.stop()  # free the cores for CPU-heavy steps
+    print(f"    $ {display(argv)}", flush=True)
+    log = cfg.root / "logs" / f"{step.name}.log"
+    code = stream(argv, log, step.stdout_to)
+    wall = time.monotonic() - started
+    if code != 0:
+        raise StepFailed(f"step {step.name!r} failed (exit {code}) after {wall:.0f} s\n  command: {display(argv)}\n"
+                         f"  log: {log}\n  {_rerun_hint(cfg, step)}")
+    reason = step.check() if step.name != "summary" else None
+    if reason is not None:
+        raise StepFailed(f"step {step.name!r} exited 0 but its outputs are not valid: {reason}\n  log: {log}\n"
+                         f"  {_rerun_hint(cfg, step)}")
+    state["steps"][step.name] = {"done_at": time.time(), "wall_s": round(wall, 1), "command": display(step.argv)}
+    print(f"    done in {wall:.0f} s", flush=True)

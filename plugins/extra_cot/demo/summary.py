@@ -1,0 +1,165 @@
+"""Demo step ``summary``: ``OUT/summary.md`` (and ``summary.json``) from a demo run's outputs.
+
+``python -m extra_cot.demo.summary --out runs/demo``
+
+Tokens / Acc / ActRatio / Latency per ratio on the held-out split, realized against target ratio
+(gaps, monotonicity, collapse pairs closer than ``extra_cot.eval.metrics.COLLAPSE_TOLERANCE``),
+the Stage 3 data built from the sweep, and the wall time of every step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+from extra_cot.demo.steps import TRAINED_RATIOS
+
+ORDER = ("base", *TRAINED_RATIOS)
+
+
+def machine() -> str:
+    """``nproc``, memory and CPU model of this machine (for the results file)."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(int(x.split()[1]) for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal"))
+        mem = f"{mem_kb / 1024 ** 2:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        mem = "unknown RAM"
+    return f"{os.cpu_count()} cores ({model}), {mem}, {platform.system()} {platform.release()}"
+
+
+def load_metrics(dataset_dir: Path) -> dict[str, dict]:
+    out = {}
+    for name in ORDER:
+        path = dataset_dir / name / "metrics.json"
+        if path.is_file():
+            out[name] = json.loads(path.read_text())
+    return out
+
+
+def _f(value, spec: str, scale: float = 1.0) -> str:
+    return "-" if value is None else format(value * scale, spec)
+
+
+def results_table(metrics: dict[str, dict]) -> str:
+    lines = ["| run | Tokens | Acc@all (%) | ActRatio | realized ratio | Latency (s/item) | closed think | first token |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in ORDER:
+        m = metrics.get(name)
+        if m is None:
+            continue
+        dist = m.get("control_distribution") or {}
+        top = max(dist.items(), key=lambda kv: kv[1]) if dist else None
+        lines.append(
+            f"| {name} | {m['tokens']:.1f} | {100 * m['acc_all']:.1f} | {_f(m.get('act_ratio'), '.2f')} | "
+            f"{_f(m.get('realized_ratio'), '.2f')} | {m['latency_s']:.2f} | {100 * m['closed_think_share']:.0f}% | "
+            f"{'-' if top is None else f'{top[0]} ({100 * top[1]:.0f}%)'} |")
+    return "\n".join(lines)
+
+
+def control_check(metrics: dict[str, dict]) -> tuple[str, dict]:
+    """Realized vs target for the fixed ratios: gaps, monotonicity, collapse pairs."""
+    from extra_cot.eval.metrics import COLLAPSE_TOLERANCE, control_collapse
+
+    fixed = [(float(r), metrics[r].get("realized_ratio")) for r in ("0.2", "0.4", "0.6", "0.8", "1.0") if r in metrics]
+    fixed = [(t, r) for t, r in fixed if r is not None]
+    if len(fixed) < 2:
+        return "Not enough fixed-ratio runs with a realized ratio to check control.", {}
+    lines = ["| target | realized | gap (realized - target) |", "|---|---|---|"]
+    lines += [f"| {t:.1f} | {r:.2f} | {r - t:+.2f} |" for t, r in fixed]
+    realized = [r for _, r in fixed]
+    rises = all(b > a for a, b in zip(realized, realized[1:]))
+    collapse = control_collapse({f"{t:.1f}": {"realized_ratio": r} for t, r in fixed})
+    verdict = ("realized ratio rises strictly with the target" if rises
+               else "realized ratio does NOT rise strictly with the target")
+    flags = "; ".join(f"{a} vs {b}: {gap:.3f}" for a, b, gap in collapse)
+    text = "\n".join(lines) + f"\n\nVerdict: {verdict}. Collapse (|Δ realized| < {COLLAPSE_TOLERANCE}): " + (
+        flags if collapse else "none") + "."
+    return text, {"rises": rises, "collapse": [list(c) for c in collapse], "realized": dict(fixed)}
+
+
+def steps_table(state: dict) -> tuple[str, float]:
+    lines = ["| step | wall time (s) | command |", "|---|---|---|"]
+    total = 0.0
+    for name, rec in state.get("steps", {}).items():
+        wall = rec.get("wall_s")
+        total += wall or 0.0
+        cmd = rec.get("command", "").replace("|", "\\|")
+        lines.append(f"| {name} | {'(skipped: outputs found)' if wall is None else f'{wall:.0f}'} | `{cmd}` |")
+    starts = ", ".join(f"{Path(s['model']).name}: {s['startup_s']:.0f} s" for s in state.get("server_starts", []))
+    lines.append(f"| **total** | **{total:.0f}** ({total / 60:.1f} min) | vLLM start-ups (inside eval steps): {starts or '-'} |")
+    return "\n".join(lines), total
+
+
+def rl_section(rl_dir: Path) -> str:
+    stats = rl_dir / "build_rl_stats.json"
+    if not stats.is_file():
+        return "No Stage 3 data (build-rl did not run)."
+    text = "```json\n" + stats.read_text().strip() + "\n```"
+    job = rl_dir / "run_chrpo.sh"
+    if job.is_file():
+        text += f"\n\nGPU command (composed with `--cfg job` on this CPU -> `{rl_dir / 'chrpo_cfg_job.yaml'}`):\n\n```bash\n{job.read_text().strip()}\n```"
+    return text
+
+
+def build_summary(root: Path) -> tuple[str, dict]:
+    config = json.loads((root / "demo_config.json").read_text()) if (root / "demo_config.json").is_file() else {}
+    state = json.loads((root / "demo_state.json").read_text()) if (root / "demo_state.json").is_file() else {}
+    dataset = "gsm8k" if config.get("gsm8k_train") else "arith"
+    metrics = load_metrics(root / "eval" / dataset)
+    control_text, control = control_check(metrics)
+    steps_text, total = steps_table(state)
+    base_note = ("`base` = the untuned model (served separately)" if config.get("base_server") == "separate"
+                 else "`base` = the trained model asked without a control token (`--base-server reuse`)")
+    md = f"""# Extra-CoT demo summary
+
+- written: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine: {machine()}
+- run folder: `{root}`; mode: {'tiny (CI wiring check)' if config.get('tiny') else 'real (SmolLM2-135M-Instruct)'}
+- data: {dataset} ({config.get('sft')} SFT source problems, {config.get('rl')} RL-sweep problems, {config.get('test')} held-out); {base_note}
+- Tokens = mean think tokens (0 when no closed think block); ActRatio = Tokens / Tokens(base);
+  realized ratio = Tokens / Tokens(1.0); Latency = wall time of the run / items (concurrency {config.get('concurrency')})
+
+## Held-out results ({dataset}, {config.get('test')} items, 1 sample each)
+
+{results_table(metrics)}
+
+## Control: realized vs target ratio (trained model)
+
+{control_text}
+
+## Stage 3 data (sweep on the training split, pass@{config.get('n_samples')})
+
+{rl_section(root / 'rl')}
+
+## Wall time per step
+
+{steps_text}
+"""
+    return md, {"metrics": metrics, "control": control, "total_wall_s": total, "config": config}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m extra_cot.demo.summary", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="the demo's output folder")
+    args = parser.parse_args(argv)
+    root = Path(args.out)
+    md, data = build_summary(root)
+    for name, text in (("summary.md", md), ("summary.json", json.dumps(data, indent=2, default=str))):
+        tmp = root / (name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, root / name)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
