@@ -27,6 +27,7 @@ RATIOS = (0.2, 0.4, 0.6, 0.8)
     ("thus \\boxed{\\frac{1}{2}}.", ["\\boxed{\\frac{1}{2}}"]),
     ("1,000 + 2.5% of 36,000", ["1,000 + 2.5%"]),
     ("14 *\n200 is not one formula", []),
+    ("so it had 2 * 2S = <<2*2=4>>4S people", ["2 * 2S = <<2*2=4>>4S"]),
 ])
 def test_formula_units(text, expected):
     assert formulas(text) == expected

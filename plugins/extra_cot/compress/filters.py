@@ -2,8 +2,9 @@
 share, long runs; stricter at low γ). Pure functions on units (words, and formulas as one word each).
 
 Thresholds are our reconstruction [R] (the authors' values are not published); they are
-options, with the low-ratio set used at γ ≤ ``low_ratio``. On 500 GSM8K train rows compressed
-by the ``heuristic`` scorer they drop < 2% of rows (benchmarks/compress_bench.py prints it).
+options, with the low-ratio set used at γ ≤ ``low_ratio``. Measured on the first 500 GSM8K train
+rows (``heuristic`` scorer, SmolLM2 tokenizer; ``extra-cot build-sft`` prints the counts) they drop
+4, 10, 1 and 0 rows at 0.2, 0.4, 0.6 and 0.8.
 """
 
 from __future__ import annotations

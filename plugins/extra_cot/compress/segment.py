@@ -30,7 +30,9 @@ _NUM = r"(?:\d+(?:,\d{3})+|\d+)(?:\.\d+)?%?"
 # An operand: an optional currency sign, an optional calculator annotation, a number; or a
 # one-letter variable; or a parenthesised group of numbers and operators.
 _ANNOT = r"<<[^<>\n]{1,200}>>"
-_OPERAND = rf"(?:\$?(?:{_ANNOT})?\$?{_NUM}|\b[a-zA-Z]\b|\([\d \t.+\-*/×x÷^]+\))"
+# A number may carry one variable letter ("2S", "4x"): cutting "2 * 2S" to "2 * 2" would change
+# its meaning.
+_OPERAND = rf"(?:\$?(?:{_ANNOT})?\$?{_NUM}(?:[a-zA-Z](?![a-zA-Z]))?|\b[a-zA-Z]\b|\([\d \t.+\-*/×x÷^]+\))"
 # Operators bind within a line only: a formula never spans a line break.
 _OP = r"(?:[ \t]*(?:\*\*|[-+*/×÷·^=<>≤≥≠≈])[ \t]*|[ \t]+x[ \t]+)"
 _PLAIN = rf"{_OPERAND}(?:{_OP}{_OPERAND})+"
