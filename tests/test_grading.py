@@ -107,6 +107,11 @@ def test_extract_boxed(text, expected):
         ("The answer is: 7", "7"),
         (r"The answer is 3, i.e. \boxed{5}", "5"),  # boxed wins over the fallbacks
         ("nothing here", None),
+        # prose after unboxed answers, as SmolLM2-135M writes them (measured in a real sweep)
+        ("So the answer is 590 + 59 = 649 dollars", "649"),
+        ("The answer is 5 years ago.", "5"),
+        ("The answer is 1.75 boxes of pizza", "1.75"),
+        ("The answer is 3 and 4", "3 and 4"),
     ],
 )
 def test_extract_answer_fallbacks(text, expected):

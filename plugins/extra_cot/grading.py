@@ -49,6 +49,8 @@ _ANSWER_IS_RE = re.compile(r"answer\s+is\s*:?\s*(.+)", re.IGNORECASE)
 _TOWER_RE = re.compile(r"\^\s*\{?[^{}]*\^|\^\s*\{[^}]*\{[^}]*\^|\*\*[^*]*\*\*")
 _BIG_EXP_RE = re.compile(r"\^\s*\{?\s*-?\d{5,}")
 _DIGITS_RE = re.compile(r"\d+")
+#: A number followed only by words (units, "years ago"), as seen in SmolLM2 outputs.
+_NUMBER_THEN_WORDS_RE = re.compile(r"\\?\$?\s*(-?[\d,]*\.?\d+)\s*(?:[A-Za-z][A-Za-z .]*)?")
 _NUM_RE = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:/[-+]?\d+)?")
 
 
@@ -107,14 +109,22 @@ def extract_answer(text: str) -> str | None:
         for regex in (_GSM_RE, _ANSWER_IS_RE):
             matches = regex.findall(text)
             if matches:
-                answer = matches[-1].strip().rstrip(".").strip()
-                answer = answer.strip("$").strip()
+                answer = _clean_fallback(matches[-1])
                 if answer:
                     return answer
         return None
     except Exception:
         logger.exception("extract_answer failed on %r", str(text)[:200])
         return None
+
+
+def _clean_fallback(answer: str) -> str:
+    """Unboxed answers run on in prose ("... is 16 + 1 = 17 dollars."): keep the final value."""
+    answer = answer.strip().rstrip(".").strip().strip("$").strip()
+    if "=" in answer:  # "x + 1 = 17": the right-hand side is the claim
+        answer = answer.rsplit("=", 1)[1].strip()
+    unit = _NUMBER_THEN_WORDS_RE.fullmatch(answer)
+    return unit.group(1) if unit else answer
 
 
 _STRIP_SUBS = (
