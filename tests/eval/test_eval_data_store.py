@@ -112,3 +112,19 @@ def test_dataset_metrics_link_runs_and_warn_on_collapse(tmp_path, caplog):
     summary = write_summary(tmp_path)
     assert summary.index("| gsm8k | 0.2 |") < summary.index("| gsm8k | 1.0 |") < summary.index("| gsm8k | base |")
     assert "**Control collapse**" in summary and "0.2 vs 0.4" in summary
+
+
+def test_regrade_rewrites_pred_correct_and_metrics(tmp_path):
+    from extra_cot.eval.cli import main
+
+    ds = tmp_path / "gsm8k"
+    _fake_run(ds, "1.0", [10, 10], [False, False])  # stored verdicts from an older grader
+    lines = (ds / "1.0" / store.PARTIAL).read_text().splitlines()
+    entry = json.loads(lines[0])
+    entry["records"][0]["output"] = "<think>\nx</think>\n\nSo the answer is 1 apple."
+    (ds / "1.0" / store.PARTIAL).write_text(json.dumps(entry) + "\n" + lines[1] + "\n")
+    assert main(["--output_dir", str(tmp_path), "--regrade"]) == 0
+    preds = json.loads((ds / "1.0" / "prediction.json").read_text())
+    assert [(r["pred"], r["correct"]) for r in preds] == [("1", True), (None, False)]
+    assert json.loads((ds / "1.0" / "metrics.json").read_text())["acc_all"] == pytest.approx(0.5)
+    assert main(["--output_dir", str(tmp_path / "nothing"), "--regrade"]) == 2

@@ -30,6 +30,9 @@ EXAMPLES = """examples:
   extra-cot eval --port 8000 --output_dir out/quick --dataset gsm8k=data/gsm8k_test.jsonl \\
       --limit 20 --n-samples 3 --ratios 0.2,1.0,base --tokenizer models/extra-cot-sft
 
+  # re-grade stored outputs after a grader change (no server needed)
+  extra-cot eval --output_dir out/eval --regrade
+
   # generic jsonl with other field names: NAME=PATH:generic:QUESTION_FIELD:ANSWER_FIELD
   extra-cot eval --port 8000 --output_dir out/mm --dataset metamath=mm1k.jsonl:generic:query:response
 """
@@ -93,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--base-run", default="base", help="ratio dir used as the ActRatio denominator")
     data.add_argument("--limit", type=int, default=None, help="first N items of each data set")
     data.add_argument("--n-samples", type=int, default=1, help="completions per item (pass@k data)")
+    data.add_argument("--regrade", action="store_true",
+                      help="no requests: re-grade every stored output under --output_dir, rewrite metrics")
     gen = p.add_argument_group("sampling (METHOD.md defaults)")
     gen.add_argument("--temperature", type=float, default=0.7)
     gen.add_argument("--top-p", type=float, default=0.9)
@@ -129,10 +134,26 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
     return cfg
 
 
+def _regrade(out: Path, base_run: str) -> int:
+    from extra_cot.eval.runner import regrade_dataset
+
+    ds_dirs = sorted(p for p in out.iterdir() if p.is_dir() and any(p.glob("*/partial.jsonl"))) if out.is_dir() else []
+    if not ds_dirs:
+        print(f"extra-cot eval --regrade: no <dataset>/<ratio>/partial.jsonl under {out}", file=sys.stderr)
+        return 2
+    for ds_dir in ds_dirs:
+        logger.info("%s: re-graded %d records", ds_dir.name, regrade_dataset(ds_dir))
+        write_dataset_metrics(ds_dir, ds_dir.name, base_run)
+    print(write_summary(out))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns tqdm
     args = _parser().parse_args(argv)
+    if args.regrade:
+        return _regrade(Path(args.output_dir), args.base_run)
     try:
         cfg = config_from_args(args)
         items: dict[str, list[EvalItem]] = {d.name: load_items(d, cfg.limit) for d in cfg.datasets}

@@ -117,6 +117,26 @@ async def run_sweep(cfg: "EvalConfig", spec: DatasetSpec, items: list[EvalItem])
         await run_ratio(cfg, spec, items, ratio, counter)
 
 
+def regrade_dataset(ds_dir: Path) -> int:
+    """Re-extract and re-grade every stored output under ``ds_dir`` (no server); return records.
+
+    For when the grader improves after an expensive sweep: each partial log is rewritten
+    atomically with new ``pred``/``correct``, then prediction.json follows.
+    """
+    total = 0
+    for partial in sorted(ds_dir.glob(f"*/{store.PARTIAL}")):
+        done = store.read_partial(partial)
+        for entry in done.values():
+            for rec in entry["records"]:
+                rec["pred"], rec["correct"] = _grade(rec["output"], rec["gold"])
+                total += 1
+        text = "".join(json.dumps(done[i], ensure_ascii=False) + "\n" for i in sorted(done))
+        store.atomic_write_text(partial, text)
+        store.atomic_write_json(partial.parent / store.PREDICTION,
+                                [store.public_record(r) for r in store.records_of(done)])
+    return total
+
+
 def _sort_key(name: str) -> tuple[int, str]:
     return (RATIO_ORDER.index(name), name) if name in RATIO_ORDER else (len(RATIO_ORDER), name)
 
