@@ -2,8 +2,8 @@
 
 Budget of the default (real) run, measured on a 2-core CPU (results/demo.md): about 30-40
 minutes, of which Stage 2 training ≤ ~15 minutes (SmolLM2-135M full fine-tune, fp32,
-~15-20 s per batch of 8 examples on an idle 2-core machine; 64 problems x ~5.5 examples each,
-1 epoch ≈ 45 steps) and two vLLM start-ups (~170 s each, HOSTS.md).
+~15-20 s per batch of 8 examples on an idle 2-core machine, 3-4x that while shared; 48 problems
+x ~5.6 examples each, 1 epoch ≈ 34 steps) and two vLLM start-ups (~170 s each, HOSTS.md).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ class DemoConfig:
 
     out: str = DEFAULT_OUT
     tiny: bool = False
-    sft: int = 64
-    rl: int = 24
-    test: int = 40
+    sft: int = 48
+    rl: int = 16
+    test: int = 32
     seed: int = 0
     epochs: float = 1.0
     max_steps: int = -1
@@ -96,9 +96,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--force", default="", help="comma list of steps to redo (and every step after the first)")
     g.add_argument("--only", default="", help="comma list of steps to run (others are skipped if done)")
     g = p.add_argument_group("data")
-    g.add_argument("--sft", type=int, default=None, help="problems for Stage 1/2 (default 64; tiny 8)")
-    g.add_argument("--rl", type=int, default=None, help="training-split problems for the RL sweep (default 24)")
-    g.add_argument("--test", type=int, default=None, help="held-out evaluation problems (default 40)")
+    g.add_argument("--sft", type=int, default=None, help="problems for Stage 1/2 (default 48; tiny 8)")
+    g.add_argument("--rl", type=int, default=None, help="training-split problems for the RL sweep (default 16)")
+    g.add_argument("--test", type=int, default=None, help="held-out evaluation problems (default 32)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--gsm8k-train", default=None, help="GSM8K JSONL instead of generated problems")
     g.add_argument("--gsm8k-test", default=None, help="GSM8K test JSONL (default: train path with train->test)")
@@ -123,8 +123,8 @@ def config_from_args(args: argparse.Namespace) -> DemoConfig:
     tiny = TINY_SIZES if args.tiny else {}
     pick = lambda flag, key, default: flag if flag is not None else tiny.get(key, default)  # noqa: E731
     return DemoConfig(
-        out=args.out, tiny=args.tiny, sft=pick(args.sft, "sft", 64), rl=pick(args.rl, "rl", 24),
-        test=pick(args.test, "test", 40), seed=args.seed, epochs=args.epochs,
+        out=args.out, tiny=args.tiny, sft=pick(args.sft, "sft", 48), rl=pick(args.rl, "rl", 16),
+        test=pick(args.test, "test", 32), seed=args.seed, epochs=args.epochs,
         max_steps=pick(args.max_steps, "max_steps", -1), batch_size=pick(args.batch_size, "batch_size", 8),
         cutoff_len=tiny.get("cutoff_len", 512), learning_rate=args.learning_rate,
         max_tokens=pick(args.max_tokens, "max_tokens", 320), max_model_len=tiny.get("max_model_len", 2048),

@@ -1,0 +1,94 @@
+"""The demo runner: real subprocess steps; skip when done, redo downstream, name the failing command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from extra_cot.demo.config import DemoConfig, config_from_args, parser
+from extra_cot.demo.runner import StepFailed, load_state, run_steps
+from extra_cot.demo.steps import Step, build_steps
+
+
+def _writer(name: str, out: Path) -> Step:
+    """A step whose command appends one line to its output file and to a shared run log."""
+    target = out / f"{name}.txt"
+    code = (f"import pathlib; p = pathlib.Path({str(target)!r}); p.write_text('ok'); "
+            f"open({str(out / 'runs.log')!r}, 'a').write({name!r} + '\\n')")
+    return Step(name, f"write {name}", [sys.executable, "-c", code],
+                lambda: None if target.is_file() else f"missing {target}", clean=[target])
+
+
+def _cfg(tmp_path: Path, **kw) -> DemoConfig:
+    return DemoConfig(out=str(tmp_path), **kw)
+
+
+def _runs(tmp_path: Path) -> list[str]:
+    log = tmp_path / "runs.log"
+    return log.read_text().split() if log.is_file() else []
+
+
+def test_demo_runner_runs_then_skips_then_redoes_downstream(tmp_path, capsys):
+    steps = [_writer(n, tmp_path) for n in ("a", "b", "c")]
+    run_steps(_cfg(tmp_path), steps)
+    assert _runs(tmp_path) == ["a", "b", "c"]
+    state = load_state(tmp_path)
+    assert all(state["steps"][n]["wall_s"] is not None for n in "abc")
+    run_steps(_cfg(tmp_path), steps)  # everything valid: nothing runs
+    assert _runs(tmp_path) == ["a", "b", "c"]
+    assert "skip (done" in capsys.readouterr().out
+    run_steps(_cfg(tmp_path, force=["b"]), steps)  # b is redone, so c (downstream) is too, a is not
+    assert _runs(tmp_path) == ["a", "b", "c", "b", "c"]
+    (tmp_path / "a.txt").unlink()  # a lost its output: a reruns, then b and c are stale
+    run_steps(_cfg(tmp_path), steps)
+    assert _runs(tmp_path)[-3:] == ["a", "b", "c"]
+
+
+def test_demo_runner_failure_names_command_log_and_rerun(tmp_path):
+    bad = Step("boom", "fails", [sys.executable, "-c", "import sys; print('partial'); sys.exit(3)"],
+               lambda: "never done")
+    steps = [_writer("a", tmp_path), bad, _writer("c", tmp_path)]
+    with pytest.raises(StepFailed) as err:
+        run_steps(_cfg(tmp_path), steps)
+    msg = str(err.value)
+    assert "'boom' failed (exit 3)" in msg and "sys.exit(3)" in msg
+    assert str(tmp_path / "logs" / "boom.log") in msg and "python" in msg and "-m extra_cot.demo" in msg
+    assert "partial" in (tmp_path / "logs" / "boom.log").read_text()
+    assert _runs(tmp_path) == ["a"]  # c never ran
+    assert "a" in load_state(tmp_path)["steps"]  # progress is saved for the resume
+
+
+def test_demo_runner_rejects_a_step_whose_outputs_stay_invalid(tmp_path):
+    liar = Step("liar", "exits 0, writes nothing", [sys.executable, "-c", "pass"], lambda: "missing x")
+    with pytest.raises(StepFailed, match="exited 0 but its outputs are not valid: missing x"):
+        run_steps(_cfg(tmp_path), [liar])
+
+
+def test_demo_runner_unknown_force_lists_steps(tmp_path):
+    with pytest.raises(ValueError, match="valid: \\['a'\\]"):
+        run_steps(_cfg(tmp_path, force=["nope"]), [_writer("a", tmp_path)])
+
+
+def test_demo_steps_cover_the_pipeline_in_order(tmp_path):
+    cfg = config_from_args(parser().parse_args(["--out", str(tmp_path)]))
+    steps = build_steps(cfg)
+    assert [s.name for s in steps] == [
+        "data", "model", "compress", "policy-targets", "build-sft", "prepare-model", "train",
+        "eval-base", "eval", "rl-sweep", "build-rl", "rl-command", "plot", "summary"]
+    by = {s.name: s for s in steps}
+    assert by["eval-base"].serve.endswith("models/base") and by["eval"].serve.endswith("models/sft")
+    assert "--n-samples" in by["rl-sweep"].argv and by["rl-sweep"].argv[by["rl-sweep"].argv.index("--n-samples") + 1] == "3"
+    assert "0.2,0.4,0.6,0.8,1.0,policy" in by["eval"].argv
+    assert by["train"].argv[1:3] == ["train", "examples/smollm2-135m_demo.yaml"]
+    assert "bf16" not in " ".join(by["train"].argv)  # the YAML says bf16: false
+    tiny = build_steps(config_from_args(parser().parse_args(["--out", str(tmp_path), "--tiny"])))
+    assert {s.serve for s in tiny if s.serve} == {str(tmp_path / "models/sft")}  # one vLLM start in CI
+
+
+def test_demo_config_validation_names_the_fix(tmp_path):
+    with pytest.raises(ValueError, match="--test must be >= 1"):
+        DemoConfig(out=str(tmp_path), test=0)
+    with pytest.raises(ValueError, match="--sft-config"):
+        DemoConfig(out=str(tmp_path), sft_config="nope.yaml")
