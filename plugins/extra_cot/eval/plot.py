@@ -6,7 +6,7 @@
   and the ±0.05 collapse band.
 
 The realized ratio is mean think tokens over the ``1.0`` run's (metrics.py); where a data set
-has no ``1.0`` run the target ratio is plotted instead and the legend says so.
+has none (no ``1.0`` run, or 0 think tokens there) the target ratio is plotted and the legend says so.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def plot_accuracy(data: dict[str, dict[str, dict]], path: Path, dpi: int = 120) 
         pts = _fixed(runs)
         realized = all(m.get("realized_ratio") is not None for _, m in pts)
         xs = [m["realized_ratio"] if realized else t for t, m in pts]
-        label = dataset if realized else f"{dataset} (target ratio: no 1.0 run)"
+        label = dataset if realized else f"{dataset} (x = target: no 1.0 run or 0 think tokens there)"
         ax.plot(xs, [100 * m["acc_all"] for _, m in pts], "o-", color=color, label=label)
         for marker, name in (("*", "policy"), ("x", "base")):
             m = runs.get(name)
@@ -62,6 +62,8 @@ def plot_accuracy(data: dict[str, dict[str, dict]], path: Path, dpi: int = 120) 
                         label=f"{dataset} {name}")
     ax.set_xlabel("realized ratio (think tokens / tokens at ratio 1.0)")
     ax.set_ylabel("Acc@all (%)")
+    top = max((100 * m["acc_all"] for runs in data.values() for m in runs.values()), default=0.0)
+    ax.set_ylim(0, min(100.0, top + 5) if top > 0 else 10)
     ax.set_title("Accuracy against realized compression ratio")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
