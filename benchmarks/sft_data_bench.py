@@ -69,7 +69,7 @@ def bench(rows: list[dict], tokenizer_dir: str, batch: int, cutoff: int, workdir
     data_args = DataArguments(template="qwen3_comp", cutoff_len=cutoff, dataset="bench", dataset_dir=str(workdir))
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     template = get_template_and_fix_tokenizer(tokenizer, data_args)
-    kwargs = dict(template=template, tokenizer=tokenizer, processor=None, data_args=data_args)
+    kwargs = {"template": template, "tokenizer": tokenizer, "processor": None, "data_args": data_args}
 
     # the stock side gets the already-expanded examples (prepared outside the timed region)
     converter = ExtraCotConverter(DatasetAttr("file", dataset_name="rows.jsonl"), data_args)

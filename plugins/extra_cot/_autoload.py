@@ -28,7 +28,7 @@ def _register(part: str) -> None:
         from extra_cot.sft.plugin import register
 
         register(part)
-    except Exception:  # noqa: BLE001 - never break the host; say what failed
+    except Exception:  # never break the host process; say what failed, with the traceback
         logger.exception("extra-cot: registering the LLaMA-Factory plugin failed (set %s=0 to skip it)", ENV_VAR)
 
 
@@ -78,5 +78,5 @@ def install() -> bool:
 
 try:
     install()
-except Exception:  # noqa: BLE001 - a .pth import must never break the interpreter
+except Exception:  # a .pth import must never break the interpreter
     logger.exception("extra-cot: installing the autoload hook failed")

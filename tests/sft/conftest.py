@@ -44,12 +44,12 @@ def lf_train_dataset(model_dir, data_dir, out_dir, name: str = "mix", **override
     from llamafactory.hparams import get_train_args
     from llamafactory.model import load_tokenizer
 
-    args = dict(
-        model_name_or_path=str(model_dir), stage="sft", do_train=True, finetuning_type="full",
-        dataset=name, dataset_dir=str(data_dir), template="qwen3_comp", cutoff_len=512,
-        output_dir=str(out_dir), overwrite_output_dir=True, report_to="none", bf16=False,
-        per_device_train_batch_size=1,
-    )
+    args = {
+        "model_name_or_path": str(model_dir), "stage": "sft", "do_train": True, "finetuning_type": "full",
+        "dataset": name, "dataset_dir": str(data_dir), "template": "qwen3_comp", "cutoff_len": 512,
+        "output_dir": str(out_dir), "overwrite_output_dir": True, "report_to": "none", "bf16": False,
+        "per_device_train_batch_size": 1,
+    }
     args.update(overrides)
     model_args, data_args, training_args, _, _ = get_train_args(args)
     tokenizer_module = load_tokenizer(model_args)

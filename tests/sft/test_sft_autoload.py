@@ -20,7 +20,7 @@ CHECK = (
 
 def _run(code: str, **env) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **env}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=300)
+    return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=full_env, timeout=300)
 
 
 def _last(proc) -> list[str]:

@@ -7,16 +7,16 @@ import pytest
 
 pytest.importorskip("llamafactory")
 
-from extra_cot.tokens import CONTROL_TOKENS  # noqa: E402
+from extra_cot.tokens import CONTROL_TOKENS
 
 
 def _load_with_lf(model_dir, out_dir):
     from llamafactory.hparams import get_train_args
     from llamafactory.model import load_model, load_tokenizer
 
-    args = dict(model_name_or_path=str(model_dir), stage="sft", do_train=True, finetuning_type="full",
-                dataset="x", template="qwen3_comp", output_dir=str(out_dir), report_to="none", bf16=False,
-                add_special_tokens=",".join(CONTROL_TOKENS))
+    args = {"model_name_or_path": str(model_dir), "stage": "sft", "do_train": True, "finetuning_type": "full",
+                "dataset": "x", "template": "qwen3_comp", "output_dir": str(out_dir), "report_to": "none", "bf16": False,
+                "add_special_tokens": ",".join(CONTROL_TOKENS)}
     model_args, _, _, finetuning_args, _ = get_train_args(args)
     tokenizer = load_tokenizer(model_args)["tokenizer"]
     return tokenizer, load_model(tokenizer, model_args, finetuning_args, is_trainable=False)

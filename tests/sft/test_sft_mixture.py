@@ -30,8 +30,8 @@ def test_paper_defaults_and_round_trip():
 
 
 @pytest.mark.parametrize("bad, fix", [
-    (dict(ratios=[0.3]), "valid"), (dict(untagged_share=2), "[0, 1]"), (dict(on_bad_row="drop"), "'skip'"),
-    (dict(policy_quotas={"0.2": 0}), "not all 0"), (dict(ratios=[]), "subset"),
+    ({"ratios": [0.3]}, "valid"), ({"untagged_share": 2}, "[0, 1]"), ({"on_bad_row": "drop"}, "'skip'"),
+    ({"policy_quotas": {"0.2": 0}}, "not all 0"), ({"ratios": []}, "subset"),
 ])
 def test_config_errors_name_the_fix(bad, fix):
     with pytest.raises(ValueError, match=fix.replace("[", r"\[").replace("]", r"\]")):
@@ -116,7 +116,7 @@ def test_policy_quota_zero_or_missing_ratio():
 
 def test_data_templates_in_sync(sft):
     info = json.loads((sft.SAMPLE_DIR / "dataset_info.json").read_text())
-    (name, entry), = info.items()
+    (_name, entry), = info.items()
     assert entry == dataset_info_entry(entry["file_name"], MixtureConfig.from_dict(entry["extra_cot"]))
     assert entry["extra_cot"] == MixtureConfig().to_dict()  # the template shows the paper defaults
     lines = (sft.SAMPLE_DIR / entry["file_name"]).read_text().splitlines()

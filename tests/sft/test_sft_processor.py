@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("llamafactory")
 
-from extra_cot.sft.mixture import BadRowError, MixtureConfig, expand_row, policy_key, select_policy_rows  # noqa: E402
+from extra_cot.sft.mixture import BadRowError, MixtureConfig, expand_row, policy_key, select_policy_rows
 
 
 def _expected(rows, mixture):

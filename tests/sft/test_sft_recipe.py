@@ -14,9 +14,9 @@ RECIPE = REPO / "examples" / "qwen3-1.7b_mixed.yaml"
 
 def test_paper_hyperparameters():
     cfg = yaml.safe_load(RECIPE.read_text())
-    expected = dict(stage="sft", finetuning_type="full", template="qwen3_comp", learning_rate=2e-5,
-                    lr_scheduler_type="cosine", warmup_ratio=0.05, weight_decay=0.05, num_train_epochs=3.0,
-                    per_device_train_batch_size=2, gradient_accumulation_steps=8, cutoff_len=6144, bf16=True)
+    expected = {"stage": "sft", "finetuning_type": "full", "template": "qwen3_comp", "learning_rate": 2e-5,
+                    "lr_scheduler_type": "cosine", "warmup_ratio": 0.05, "weight_decay": 0.05, "num_train_epochs": 3.0,
+                    "per_device_train_batch_size": 2, "gradient_accumulation_steps": 8, "cutoff_len": 6144, "bf16": True}
     assert {k: cfg[k] for k in expected} == expected
     ds = json.loads((REPO / cfg["deepspeed"]).read_text())
     assert ds["zero_optimization"]["stage"] == 3

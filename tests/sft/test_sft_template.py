@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("llamafactory")
 
-from extra_cot.prompt import build_messages, build_response  # noqa: E402
-from extra_cot.tokens import CONTROL_TOKENS  # noqa: E402
+from extra_cot.prompt import build_messages, build_response
+from extra_cot.tokens import CONTROL_TOKENS
 
 QUESTION = "What is 2 + 3?"
 EXPECTED_PROMPT = (

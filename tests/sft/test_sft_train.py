@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("llamafactory")
-from extra_cot.sft.mixture import MixtureConfig, expand_row, policy_key, select_policy_rows  # noqa: E402
-from extra_cot.tokens import CONTROL_TOKENS  # noqa: E402
+from extra_cot.sft.mixture import MixtureConfig, expand_row, policy_key, select_policy_rows
+from extra_cot.tokens import CONTROL_TOKENS
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).with_name("llamafactory-cli")
@@ -34,7 +34,7 @@ def _train(tmp_path: Path, model_dir, overrides: str, env: dict | None = None) -
     # LLaMA-Factory launches `torchrun` from PATH: the venv's bin, as in an activated venv
     path = f"{CLI.parent}{os.pathsep}{os.environ.get('PATH', '')}"
     full_env = {**os.environ, "PATH": path, "HF_DATASETS_CACHE": str(tmp_path / "hf_datasets"), **(env or {})}
-    proc = subprocess.run(args, capture_output=True, text=True, env=full_env, timeout=600, cwd=tmp_path)
+    proc = subprocess.run(args, check=False, capture_output=True, text=True, env=full_env, timeout=600, cwd=tmp_path)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-6000:]
     return out, log
@@ -87,7 +87,7 @@ def test_single_process_lora_packing(tmp_path, tiny_model_dir):
     merged = tmp_path / "merged"
     proc = subprocess.run([str(CLI), "export", "--model_name_or_path", str(tiny_model_dir), "--adapter_name_or_path",
                            str(out), "--template", "qwen3_comp", "--finetuning_type", "lora", "--export_dir", str(merged)],
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+                          check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     assert (merged / "model.safetensors").exists()
     _check_tokenizer(merged)

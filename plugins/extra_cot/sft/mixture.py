@@ -20,9 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from collections.abc import Mapping
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from extra_cot.prompt import SYSTEM_PROMPT, build_response, build_user_text
 from extra_cot.tokens import FIXED_RATIOS, POLICY_TOKEN, ratio_to_token
@@ -103,7 +103,7 @@ class MixtureConfig:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "MixtureConfig":
+    def from_dict(cls, data: dict[str, Any] | None) -> MixtureConfig:
         """Build from an entry's ``"extra_cot"`` dict; unknown keys are an error listing valid ones."""
         data = dict(data or {})
         valid = set(cls.__dataclass_fields__)
@@ -237,7 +237,7 @@ def policy_targets(counts: dict[float, int], mixture: MixtureConfig) -> dict[flo
     total = min((counts[r] / q for r, q in quotas.items()), default=0.0)
     if mixture.policy_rows is not None:
         total = min(total, float(mixture.policy_rows))
-    return {r: min(counts.get(r, 0), int(round(total * q))) for r, q in quotas.items()}
+    return {r: min(counts.get(r, 0), round(total * q)) for r, q in quotas.items()}
 
 
 def select_policy_rows(rows: Iterable[dict], mixture: MixtureConfig) -> set[str]:

@@ -85,7 +85,7 @@ def find_mixture(data_args: Any, file_name: str) -> tuple[str, MixtureConfig]:
     if len(settings) > 1:
         raise ValueError(f"entries {sorted(found)} share file {file_name!r} with different '{ENTRY_KEY}' settings; "
                          "give each mixture its own file")
-    name = sorted(found)[0]
+    name = min(found)
     try:
         return name, MixtureConfig.from_dict(found[name])
     except (TypeError, ValueError) as err:
