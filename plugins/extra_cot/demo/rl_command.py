@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     script = "#!/usr/bin/env bash\n# Stage 3 (CHRPO) on a GPU node; written by the demo. Extra key=value args win.\nset -euo pipefail\n"
-    script += " \\\n    ".join(shlex.quote(a) for a in command) + ' \\\n    "$@"\n'
+    script += shlex.join(command[:3]) + " \\\n    " + " \\\n    ".join(shlex.quote(a) for a in command[3:])
+    script += ' \\\n    "$@"\n'
     print("CHRPO command for a GPU node (also in run_chrpo.sh):\n  " + shlex.join(command), flush=True)
     run = [sys.executable, *command[1:], "--cfg", "job"]
     done = subprocess.run(run, capture_output=True, text=True, check=False, env={**os.environ, "RAY_AUTH_MODE": "disabled"})

@@ -47,8 +47,17 @@ def save_state(root: Path, state: dict) -> None:
 
 
 def display(argv: list[str]) -> str:
-    """A copy-pasteable form of a command (``{port}`` left as a placeholder)."""
-    return shlex.join(argv)
+    """A copy-pasteable form of a command (``{port}`` left as a placeholder), with this
+    interpreter shown as ``python`` and its console scripts by name (no machine paths)."""
+    bindir = Path(sys.executable).parent
+    shown = []
+    for i, arg in enumerate(argv):
+        if i == 0 and arg == sys.executable:
+            arg = "python"
+        elif i == 0 and Path(arg).parent == bindir:
+            arg = Path(arg).name
+        shown.append(arg)
+    return shlex.join(shown)
 
 
 def _remove(paths: list[Path]) -> None:
@@ -84,11 +93,11 @@ def stream(argv: list[str], log_path: Path, stdout_to: Path | None = None) -> in
 class ServerPool:
     """At most one vLLM server at a time, switched when a step needs another model."""
 
-    def __init__(self, cfg: DemoConfig, logs: Path) -> None:
+    def __init__(self, cfg: DemoConfig, logs: Path, state: dict) -> None:
         self.cfg, self.logs = cfg, logs
         self.server = None
         self.model: str | None = None
-        self.starts: list[dict] = []
+        self.starts: list[dict] = state.setdefault("server_starts", [])
 
     def ensure(self, model_dir: str):
         if self.server is not None and self.model == model_dir:
@@ -147,7 +156,7 @@ def run_steps(cfg: DemoConfig, steps: list[Step]) -> dict:
     unknown = set(cfg.force) - {s.name for s in steps}
     if unknown:
         raise ValueError(f"--force {sorted(unknown)}: unknown step(s); valid: {[s.name for s in steps]}")
-    pool = ServerPool(cfg, root / "logs")
+    pool = ServerPool(cfg, root / "logs", state)
     try:
         for i, step in enumerate(steps, 1):
             run, clean, why = _needs_run(step, i - 1, steps, state, set(cfg.force))
@@ -163,7 +172,6 @@ def run_steps(cfg: DemoConfig, steps: list[Step]) -> dict:
             save_state(root, state)
     finally:
         pool.stop()
-        state["server_starts"] = state.get("server_starts", []) + pool.starts
         save_state(root, state)
     return state
 

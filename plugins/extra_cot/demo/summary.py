@@ -94,7 +94,7 @@ def steps_table(state: dict) -> tuple[str, float]:
         total += wall or 0.0
         cmd = rec.get("command", "").replace("|", "\\|")
         lines.append(f"| {name} | {'(skipped: outputs found)' if wall is None else f'{wall:.0f}'} | `{cmd}` |")
-    starts = ", ".join(f"{Path(s['model']).name}: {s['startup_s']:.0f} s" for s in state.get("server_starts", []))
+    starts = ", ".join(f"{s['model']}: {s['startup_s']:.0f} s" for s in state.get("server_starts", []))
     lines.append(f"| **total** | **{total:.0f}** ({total / 60:.1f} min) | vLLM start-ups (inside eval steps): {starts or '-'} |")
     return "\n".join(lines), total
 
@@ -103,7 +103,11 @@ def rl_section(rl_dir: Path) -> str:
     stats = rl_dir / "build_rl_stats.json"
     if not stats.is_file():
         return "No Stage 3 data (build-rl did not run)."
-    text = "```json\n" + stats.read_text().strip() + "\n```"
+    rows = json.loads(stats.read_text())
+    keys = [k for k in rows[0] if k != "gt_ratio"] if rows else []
+    lines = ["| gt_ratio | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r.get(k)) for k in ["gt_ratio", *keys]) + " |" for r in rows]
+    text = "\n".join(lines)
     job = rl_dir / "run_chrpo.sh"
     if job.is_file():
         text += f"\n\nGPU command (composed with `--cfg job` on this CPU -> `{rl_dir / 'chrpo_cfg_job.yaml'}`):\n\n```bash\n{job.read_text().strip()}\n```"
