@@ -32,8 +32,10 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# The main job (issue 6): the whole pipeline on CPU, ~30-40 min; outputs in runs/demo.
+# DATA=path/to/gsm8k_train.jsonl uses GSM8K (test file: train->test in the name) instead of generated problems.
 demo: setup
-	$(PY) -m extra_cot.demo $(DEMO_ARGS)
+	$(PY) -m extra_cot.demo $(if $(DATA),--gsm8k-train $(DATA)) $(DEMO_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
