@@ -192,3 +192,29 @@ def test_a_stuck_comparison_does_not_block_later_calls(monkeypatch):
     monkeypatch.setattr(grading, "_math_verify", real)
     monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 3.0)
     assert grading.is_equivalent(r"2\sqrt{2}", r"\sqrt{8}") is True
+
+
+@pytest.mark.slow
+def test_grading_inside_a_threaded_ray_actor():
+    """verl runs scorers in Ray actors; a threaded actor runs methods off the main thread."""
+    import ray
+
+    pairs = [("0.5", r"\sqrt{\frac{1}{4}}"), (r"2\sqrt{2}", r"\sqrt{8}"), ("3", "4"), (r"10^{10^{10^{10}}}", "1")]
+
+    @ray.remote(max_concurrency=4)
+    class Grader:
+        def grade(self, pred, gold):
+            import threading
+
+            from extra_cot.grading import is_equivalent
+
+            return is_equivalent(pred, gold), threading.current_thread() is threading.main_thread()
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        actor = Grader.remote()
+        results = ray.get([actor.grade.remote(p, g) for p, g in pairs * 3], timeout=120)
+    finally:
+        ray.shutdown()
+    assert [r[0] for r in results] == [True, True, False, False] * 3
+    assert not any(r[1] for r in results)  # really off the main thread
