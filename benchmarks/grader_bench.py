@@ -117,7 +117,7 @@ def plain_math_verify(pred: str, gold: str) -> bool:
 
     try:
         return bool(verify(parse(f"\\boxed{{{gold}}}"), parse(response(pred))))
-    except Exception:  # plain use raises on some inputs; count as wrong like a caller would
+    except Exception:  # noqa: BLE001 - plain use raises on some inputs; count as wrong like a caller would
         return False
 
 
@@ -154,8 +154,12 @@ def run(scorer, pairs) -> tuple[list[bool], list[float]]:
 def table(pairs, results) -> str:
     cats = sorted({p[0] for p in pairs})
     counts = {c: sum(p[0] == c for p in pairs) for c in cats}
-    head = "| scorer | " + " | ".join(f"{c} (n={counts[c]})" for c in cats) + \
-        " | all | agree w/ ours | mean ms | p99 ms | max s | time vs ours |\n|" + "---|" * (len(cats) + 7)
+    head = (
+        "| scorer | "
+        + " | ".join(f"{c} (n={counts[c]})" for c in cats)
+        + " | all | agree w/ ours | mean ms | p99 ms | max s | time vs ours |\n|"
+        + "---|" * (len(cats) + 7)
+    )
     lines = [head]
     base_verdicts, base_times = results["extra_cot.grading"]
     for name, (verdicts, times) in results.items():
@@ -164,7 +168,9 @@ def table(pairs, results) -> str:
         agree = 100 * statistics.mean(a == b for a, b in zip(verdicts, base_verdicts))
         p99 = sorted(times)[int(0.99 * (len(times) - 1))]
         lines.append(
-            f"| {name} | " + " | ".join(f"{x:.1f}%" for x in per_cat) + f" | {100 * statistics.mean(right):.1f}% | "
+            f"| {name} | "
+            + " | ".join(f"{x:.1f}%" for x in per_cat)
+            + f" | {100 * statistics.mean(right):.1f}% | "
             f"{agree:.1f}% | {1000 * statistics.mean(times):.2f} | {1000 * p99:.1f} | {max(times):.2f} | "
             f"{sum(times) / sum(base_times):.2f}x |"
         )
@@ -193,14 +199,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scoring {len(pairs)} pairs with {name} ...", file=sys.stderr, flush=True)
         results[name] = run(SCORERS[name], pairs)
     print(table(pairs, results))
-    disagreements = [(p[0], p[1][:60], p[2][:60], results["extra_cot.grading"][0][i])
-                     for i, p in enumerate(pairs) if results["extra_cot.grading"][0][i] != p[3]]
+    disagreements = [
+        (p[0], p[1][:60], p[2][:60], results["extra_cot.grading"][0][i])
+        for i, p in enumerate(pairs)
+        if results["extra_cot.grading"][0][i] != p[3]
+    ]
     print(f"\nextra_cot.grading misses vs expected: {len(disagreements)}")
     for row in disagreements[:20]:
         print("  ", row)
     if args.output_json:
-        Path(args.output_json).write_text(json.dumps({
-            name: {"verdicts": v, "times": t} for name, (v, t) in results.items()}, indent=1))
+        Path(args.output_json).write_text(
+            json.dumps({name: {"verdicts": v, "times": t} for name, (v, t) in results.items()}, indent=1)
+        )
     _worker.shutdown()
     return 0
 

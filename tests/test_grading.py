@@ -172,7 +172,7 @@ def test_calls_from_worker_threads_agree_with_main_thread():
 
 def test_deadline_bounds_a_slow_math_verify(monkeypatch):
     """A comparison that outlives the deadline is graded wrong and returns on time."""
-    import extra_cot.grading as grading
+    from extra_cot import grading
 
     monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 0.2)
     monkeypatch.setattr(grading, "_math_verify", lambda p, g: time.sleep(2) or True)
@@ -182,7 +182,7 @@ def test_deadline_bounds_a_slow_math_verify(monkeypatch):
 
 
 def test_a_stuck_comparison_does_not_block_later_calls(monkeypatch):
-    import extra_cot.grading as grading
+    from extra_cot import grading
 
     real = grading._math_verify
     monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 0.2)
@@ -199,7 +199,12 @@ def test_grading_inside_a_threaded_ray_actor():
     """verl runs scorers in Ray actors; a threaded actor runs methods off the main thread."""
     import ray
 
-    pairs = [("0.5", r"\sqrt{\frac{1}{4}}"), (r"2\sqrt{2}", r"\sqrt{8}"), ("3", "4"), (r"10^{10^{10^{10}}}", "1")]
+    pairs = [
+        ("0.5", r"\sqrt{\frac{1}{4}}"),
+        (r"2\sqrt{2}", r"\sqrt{8}"),
+        ("3", "4"),
+        (r"10^{10^{10^{10}}}", "1"),
+    ]
 
     @ray.remote(max_concurrency=4)
     class Grader:

@@ -265,8 +265,13 @@ def _math_verify_with_deadline(pred: str, gold: str) -> bool:
     except FutureTimeout:
         future.cancel()
         _abandon_pool()
-        logger.warning("grading: math-verify exceeded %.1f s on %r vs %r; graded wrong (its thread is "
-                       "abandoned to a fresh pool; report this input)", MATH_VERIFY_DEADLINE_S, pred[:80], gold[:80])
+        logger.warning(
+            "grading: math-verify exceeded %.1f s on %r vs %r; graded wrong (its thread is "
+            "abandoned to a fresh pool; report this input)",
+            MATH_VERIFY_DEADLINE_S,
+            pred[:80],
+            gold[:80],
+        )
         return False
 
 

@@ -18,7 +18,9 @@ def write_jsonl(path, rows):
 def test_loaders_for_each_format(tmp_path):
     gsm = write_jsonl(tmp_path / "g.jsonl", [{"question": "q1", "answer": "work\n#### 1,234"}])
     math = write_jsonl(tmp_path / "m.jsonl", [{"problem": "p", "answer": "\\frac{1}{2}", "solution": "s"}])
-    amc = write_jsonl(tmp_path / "a.jsonl", [{"question": "q", "answer": 27.0}, {"problem": "q2", "answer": [3.5]}])
+    amc = write_jsonl(
+        tmp_path / "a.jsonl", [{"question": "q", "answer": 27.0}, {"problem": "q2", "answer": [3.5]}]
+    )
     gen = write_jsonl(tmp_path / "x.jsonl", [{"query": "Q", "resp": "7"}])
     assert load_items(parse_dataset_spec(f"gsm8k={gsm}"))[0].gold == "1234"
     assert load_items(parse_dataset_spec(f"math500={math}"))[0].question == "p"
@@ -57,8 +59,11 @@ def test_partial_log_skips_a_truncated_line_and_keeps_first_entry(tmp_path):
 
 
 def test_wall_time_sums_sessions():
-    done = {0: {"session_start": 0.0, "t_done": 4.0}, 1: {"session_start": 0.0, "t_done": 6.0},
-            2: {"session_start": 100.0, "t_done": 103.0}}
+    done = {
+        0: {"session_start": 0.0, "t_done": 4.0},
+        1: {"session_start": 0.0, "t_done": 6.0},
+        2: {"session_start": 100.0, "t_done": 103.0},
+    }
     assert store.wall_time(done) == pytest.approx(6.0 + 3.0)
 
 
@@ -74,10 +79,22 @@ def test_plot_writes_pngs(tmp_path):
     for name, tokens, acc in (("0.2", 30, 0.5), ("1.0", 100, 0.7), ("policy", 40, 0.65), ("base", 110, 0.7)):
         d = tmp_path / "gsm8k" / name
         d.mkdir(parents=True)
-        store.atomic_write_json(d / "metrics.json", {
-            "dataset": "gsm8k", "ratio": name, "n": 10, "tokens": tokens, "acc_all": acc,
-            "acc_answered": acc, "act_ratio": tokens / 110, "latency_s": 0.1, "closed_think_share": 1.0,
-            "control_distribution": {}, "realized_ratio": tokens / 100})
+        store.atomic_write_json(
+            d / "metrics.json",
+            {
+                "dataset": "gsm8k",
+                "ratio": name,
+                "n": 10,
+                "tokens": tokens,
+                "acc_all": acc,
+                "acc_answered": acc,
+                "act_ratio": tokens / 110,
+                "latency_s": 0.1,
+                "closed_think_share": 1.0,
+                "control_distribution": {},
+                "realized_ratio": tokens / 100,
+            },
+        )
     assert main([str(tmp_path)]) == 0
     for name in ("accuracy_vs_ratio.png", "realized_vs_target.png"):
         data = (tmp_path / "plots" / name).read_bytes()
@@ -87,11 +104,24 @@ def test_plot_writes_pngs(tmp_path):
 
 def _fake_run(ds_dir, ratio, think_tokens, correct):
     for i, (tokens, ok) in enumerate(zip(think_tokens, correct)):
-        rec = {"index": i, "sample": 0, "question": "q", "prompt": "p", "output": "o", "pred": "1",
-               "gold": "1", "correct": ok, "think_tokens": tokens, "control": None, "latency_s": 0.1,
-               "closed_think": True}
-        store.append_line(ds_dir / ratio / store.PARTIAL,
-                          {"index": i, "records": [rec], "session_start": 0.0, "t_done": 2.0 * (i + 1)})
+        rec = {
+            "index": i,
+            "sample": 0,
+            "question": "q",
+            "prompt": "p",
+            "output": "o",
+            "pred": "1",
+            "gold": "1",
+            "correct": ok,
+            "think_tokens": tokens,
+            "control": None,
+            "latency_s": 0.1,
+            "closed_think": True,
+        }
+        store.append_line(
+            ds_dir / ratio / store.PARTIAL,
+            {"index": i, "records": [rec], "session_start": 0.0, "t_done": 2.0 * (i + 1)},
+        )
 
 
 def test_dataset_metrics_link_runs_and_warn_on_collapse(tmp_path, caplog):
@@ -110,7 +140,11 @@ def test_dataset_metrics_link_runs_and_warn_on_collapse(tmp_path, caplog):
     assert m02["realized_ratio"] == pytest.approx(32 / 100) and m02["act_ratio"] == pytest.approx(32 / 200)
     assert m02["latency_s"] == pytest.approx(4.0 / 2)
     summary = write_summary(tmp_path)
-    assert summary.index("| gsm8k | 0.2 |") < summary.index("| gsm8k | 1.0 |") < summary.index("| gsm8k | base |")
+    assert (
+        summary.index("| gsm8k | 0.2 |")
+        < summary.index("| gsm8k | 1.0 |")
+        < summary.index("| gsm8k | base |")
+    )
     assert "**Control collapse**" in summary and "0.2 vs 0.4" in summary
 
 

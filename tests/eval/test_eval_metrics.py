@@ -8,8 +8,15 @@ from extra_cot.eval.metrics import control_collapse, link_runs, run_metrics, sum
 
 
 def rec(index, sample=0, correct=False, pred="1", tokens=0, closed=True, control=None):
-    return {"index": index, "sample": sample, "correct": correct, "pred": pred, "think_tokens": tokens,
-            "closed_think": closed, "control": control}
+    return {
+        "index": index,
+        "sample": sample,
+        "correct": correct,
+        "pred": pred,
+        "think_tokens": tokens,
+        "closed_think": closed,
+        "control": control,
+    }
 
 
 def test_run_metrics_hand_computed():
@@ -58,8 +65,10 @@ def test_link_runs_without_base_or_reference_gives_null():
 
 
 def test_control_collapse_flags_close_targets_only():
-    runs = {name: {"realized_ratio": r} for name, r in
-            (("0.2", 0.31), ("0.4", 0.34), ("0.6", 0.6), ("1.0", 1.0), ("policy", 0.32))}
+    runs = {
+        name: {"realized_ratio": r}
+        for name, r in (("0.2", 0.31), ("0.4", 0.34), ("0.6", 0.6), ("1.0", 1.0), ("policy", 0.32))
+    }
     pairs = control_collapse(runs)
     assert [(a, b) for a, b, _ in pairs] == [("0.2", "0.4")]
     assert pairs[0][2] == pytest.approx(0.03)

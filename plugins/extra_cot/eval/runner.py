@@ -48,37 +48,59 @@ def _grade(output: str, gold: str) -> tuple[str | None, bool]:
     return pred, is_equivalent(pred, gold)
 
 
-async def _one_item(item: EvalItem, ratio: str, cfg: "EvalConfig", client: httpx.AsyncClient, counter) -> dict:
+async def _one_item(item: EvalItem, ratio: str, cfg: EvalConfig, client: httpx.AsyncClient, counter) -> dict:
     from extra_cot.eval.client import SamplingOptions, chat
     from extra_cot.prompt import build_messages, build_user_text
 
     control = None if ratio == "base" else ratio
-    options = SamplingOptions(cfg.temperature, cfg.top_p, cfg.max_tokens, cfg.n_samples,
-                              cfg.skip_special_tokens, cfg.seed, cfg.extra_body)
+    options = SamplingOptions(
+        cfg.temperature,
+        cfg.top_p,
+        cfg.max_tokens,
+        cfg.n_samples,
+        cfg.skip_special_tokens,
+        cfg.seed,
+        cfg.extra_body,
+    )
     body = options.body(cfg.model, build_messages(item.question, control), item.index)
     outputs, latency = await chat(client, cfg.base_url, body, retries=cfg.retries)
     records = []
     for sample, output in enumerate(outputs):
         pred, correct = await asyncio.to_thread(_grade, output, item.gold)
         think_tokens, closed = await counter.count(client, output)
-        records.append({
-            "index": item.index, "sample": sample, "question": item.question,
-            "prompt": build_user_text(item.question, control), "output": output, "pred": pred,
-            "gold": item.gold, "correct": correct, "think_tokens": think_tokens,
-            "control": first_control(output), "latency_s": latency, "closed_think": closed,
-        })
+        records.append(
+            {
+                "index": item.index,
+                "sample": sample,
+                "question": item.question,
+                "prompt": build_user_text(item.question, control),
+                "output": output,
+                "pred": pred,
+                "gold": item.gold,
+                "correct": correct,
+                "think_tokens": think_tokens,
+                "control": first_control(output),
+                "latency_s": latency,
+                "closed_think": closed,
+            }
+        )
     return {"index": item.index, "records": records}
 
 
-async def run_ratio(cfg: "EvalConfig", spec: DatasetSpec, items: list[EvalItem], ratio: str, counter) -> None:
+async def run_ratio(cfg: EvalConfig, spec: DatasetSpec, items: list[EvalItem], ratio: str, counter) -> None:
     run_dir = Path(cfg.output_dir) / spec.name / ratio
     partial = run_dir / store.PARTIAL
     done = store.read_partial(partial)
     odd = sorted(i for i, e in done.items() if len(e["records"]) != cfg.n_samples)
     if odd:
-        logger.warning("%s: %d finished items have a sample count other than --n-samples %d (e.g. item %d); "
-                       "they are kept as they are: use a new --output_dir to change K", partial, len(odd),
-                       cfg.n_samples, odd[0])
+        logger.warning(
+            "%s: %d finished items have a sample count other than --n-samples %d (e.g. item %d); "
+            "they are kept as they are: use a new --output_dir to change K",
+            partial,
+            len(odd),
+            cfg.n_samples,
+            odd[0],
+        )
     todo = [item for item in items if item.index not in done]
     if todo:
         logger.info("%s/%s: %d done, %d to request", spec.name, ratio, len(done), len(todo))
@@ -94,7 +116,9 @@ async def run_ratio(cfg: "EvalConfig", spec: DatasetSpec, items: list[EvalItem],
 
             tasks = [asyncio.create_task(guarded(item)) for item in todo]
             try:
-                for finished in tqdm(asyncio.as_completed(tasks), total=len(tasks), desc=f"{spec.name}/{ratio}"):
+                for finished in tqdm(
+                    asyncio.as_completed(tasks), total=len(tasks), desc=f"{spec.name}/{ratio}"
+                ):
                     entry = await finished
                     entry.update(session_start=session_start, t_done=time.time())
                     store.append_line(partial, entry)
@@ -107,7 +131,7 @@ async def run_ratio(cfg: "EvalConfig", spec: DatasetSpec, items: list[EvalItem],
     store.atomic_write_json(run_dir / store.PREDICTION, [store.public_record(r) for r in records])
 
 
-async def run_sweep(cfg: "EvalConfig", spec: DatasetSpec, items: list[EvalItem]) -> None:
+async def run_sweep(cfg: EvalConfig, spec: DatasetSpec, items: list[EvalItem]) -> None:
     from extra_cot.eval.client import ThinkCounter
 
     root = cfg.base_url[: -len("/v1")]
@@ -132,8 +156,9 @@ def regrade_dataset(ds_dir: Path) -> int:
                 total += 1
         text = "".join(json.dumps(done[i], ensure_ascii=False) + "\n" for i in sorted(done))
         store.atomic_write_text(partial, text)
-        store.atomic_write_json(partial.parent / store.PREDICTION,
-                                [store.public_record(r) for r in store.records_of(done)])
+        store.atomic_write_json(
+            partial.parent / store.PREDICTION, [store.public_record(r) for r in store.records_of(done)]
+        )
     return total
 
 
@@ -144,28 +169,43 @@ def _sort_key(name: str) -> tuple[int, str]:
 def write_dataset_metrics(ds_dir: Path, dataset: str, base_run: str = "base") -> dict[str, dict]:
     """(Re)compute metrics.json of every run under ``ds_dir`` (cross-run keys need all runs)."""
     by_ratio = {}
-    for run_dir in sorted((p for p in ds_dir.iterdir() if (p / store.PARTIAL).is_file()), key=lambda p: _sort_key(p.name)):
+    for run_dir in sorted(
+        (p for p in ds_dir.iterdir() if (p / store.PARTIAL).is_file()), key=lambda p: _sort_key(p.name)
+    ):
         done = store.read_partial(run_dir / store.PARTIAL)
-        by_ratio[run_dir.name] = M.run_metrics(store.records_of(done), store.wall_time(done), dataset, run_dir.name)
+        by_ratio[run_dir.name] = M.run_metrics(
+            store.records_of(done), store.wall_time(done), dataset, run_dir.name
+        )
     linked = M.link_runs(by_ratio, base=base_run)
     for name, metrics in linked.items():
         store.atomic_write_json(ds_dir / name / store.METRICS, metrics)
     for a, b, gap in M.control_collapse(linked):
-        logger.warning("CONTROL COLLAPSE on %s: targets %s and %s realize ratios only %.3f apart (< %.2f); "
-                       "the model does not follow these control tokens", dataset, a, b, gap, M.COLLAPSE_TOLERANCE)
+        logger.warning(
+            "CONTROL COLLAPSE on %s: targets %s and %s realize ratios only %.3f apart (< %.2f); "
+            "the model does not follow these control tokens",
+            dataset,
+            a,
+            b,
+            gap,
+            M.COLLAPSE_TOLERANCE,
+        )
     return linked
 
 
 def write_summary(out: Path) -> str:
     """``OUT/summary.md``: the metrics table of every data set and run found under ``out``."""
     rows = []
-    for metrics_path in sorted(out.glob(f"*/*/{store.METRICS}"), key=lambda p: (p.parent.parent.name, _sort_key(p.parent.name))):
+    for metrics_path in sorted(
+        out.glob(f"*/*/{store.METRICS}"), key=lambda p: (p.parent.parent.name, _sort_key(p.parent.name))
+    ):
         rows.append(json.loads(metrics_path.read_text()))
     text = "# Evaluation summary\n\n" + M.summary_table(rows)
     collapsed = []
     for dataset in sorted({r["dataset"] for r in rows}):
         by_ratio = {r["ratio"]: r for r in rows if r["dataset"] == dataset}
-        collapsed += [f"- {dataset}: {a} vs {b} (gap {gap:.3f})" for a, b, gap in M.control_collapse(by_ratio)]
+        collapsed += [
+            f"- {dataset}: {a} vs {b} (gap {gap:.3f})" for a, b, gap in M.control_collapse(by_ratio)
+        ]
     if collapsed:
         text += "\n**Control collapse** (realized ratios < 0.05 apart):\n" + "\n".join(collapsed) + "\n"
     store.atomic_write_text(out / "summary.md", text)

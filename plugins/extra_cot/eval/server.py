@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Self
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,9 @@ class VLLMServer:
         self.extra_args = tuple(extra_args)
         self.startup_timeout_s = float(startup_timeout_s)
         self.kv_cache_memory_bytes = kv_cache_memory_bytes
-        self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="vllm_", suffix=".log")[1])
+        self.log_path = (
+            Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="vllm_", suffix=".log")[1])
+        )
         self._proc: subprocess.Popen | None = None
         self._log_file = None
 
@@ -83,23 +86,35 @@ class VLLMServer:
         return f"http://{self.host}:{self.port}/v1"
 
     def command(self) -> list[str]:
-        sized = any(a.startswith(("--kv-cache-memory-bytes", "--gpu-memory-utilization")) for a in self.extra_args)
-        kv = [] if sized or self.kv_cache_memory_bytes is None else [
-            "--kv-cache-memory-bytes", str(int(self.kv_cache_memory_bytes))]
+        sized = any(
+            a.startswith(("--kv-cache-memory-bytes", "--gpu-memory-utilization")) for a in self.extra_args
+        )
+        kv = (
+            []
+            if sized or self.kv_cache_memory_bytes is None
+            else ["--kv-cache-memory-bytes", str(int(self.kv_cache_memory_bytes))]
+        )
         return [
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", self.model_dir,
-            "--served-model-name", self.served_model_name,
-            "--host", self.host,
-            "--port", str(self.port),
-            "--max-model-len", str(self.max_model_len),
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            self.model_dir,
+            "--served-model-name",
+            self.served_model_name,
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--max-model-len",
+            str(self.max_model_len),
             *kv,
             *self.extra_args,
         ]
 
-    def start(self) -> "VLLMServer":
+    def start(self) -> Self:
         logger.info("starting vLLM: %s (log %s)", " ".join(self.command()), self.log_path)
-        self._log_file = open(self.log_path, "wb")
+        self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - open for the server's lifetime, closed in stop()
         self._proc = subprocess.Popen(
             self.command(), stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -163,7 +178,7 @@ class VLLMServer:
         except ProcessLookupError:
             pass
 
-    def __enter__(self) -> "VLLMServer":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:

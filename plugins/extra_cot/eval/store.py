@@ -20,8 +20,19 @@ PARTIAL = "partial.jsonl"
 PREDICTION = "prediction.json"
 METRICS = "metrics.json"
 #: The keys of one prediction.json record (cross-team contract).
-RECORD_KEYS = ("index", "sample", "question", "prompt", "output", "pred", "gold", "correct",
-               "think_tokens", "control", "latency_s")
+RECORD_KEYS = (
+    "index",
+    "sample",
+    "question",
+    "prompt",
+    "output",
+    "pred",
+    "gold",
+    "correct",
+    "think_tokens",
+    "control",
+    "latency_s",
+)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -58,7 +69,9 @@ def read_partial(path: Path) -> dict[int, dict]:
             entry = json.loads(line)
             done.setdefault(int(entry["index"]), entry)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            logger.warning("%s:%d: unreadable line skipped (an interrupted write); it will be redone", path, lineno)
+            logger.warning(
+                "%s:%d: unreadable line skipped (an interrupted write); it will be redone", path, lineno
+            )
     return done
 
 
