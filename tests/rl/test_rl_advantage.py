@@ -172,5 +172,14 @@ def test_rl_verl_compute_advantage_runs_chrpo():
     expected = chrpo_advantage(scores, mask, index, estimator_options(algo))
     assert torch.allclose(out.batch["advantages"], expected)
     assert estimator_options(algo).bonus_weight == 0.4
+    # The v1 trainer's call site (compute_advantage_for_multi_trajectories) delegates to the same path.
+    from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
+
+    data2 = DataProto.from_dict(
+        tensors={"token_level_rewards": rewards, "response_mask": mask}, non_tensors={"uid": index}
+    )
+    keys = [f"{u}_0_{i}" for i, u in enumerate(index)]
+    out2 = compute_advantage_for_multi_trajectories(data2, keys, adv_estimator="chrpo", config=algo)
+    assert torch.allclose(out2.batch["advantages"], expected)
     with pytest.raises(ValueError, match="use_kl_in_reward"):
         estimator_options(OmegaConf.create({"use_kl_in_reward": True}))

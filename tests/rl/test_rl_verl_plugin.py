@@ -163,7 +163,7 @@ def test_rl_example_script_composes(tmp_path, tiny_model_dir):
     assert cfg["trainer"]["total_epochs"] == 1  # a trailing override wins over the script's 3
 
 
-def test_rl_preset_passes_verl_validate_config():
+def test_rl_preset_passes_verl_validate_config(tiny_tokenizer):
     """The composed config passes main_ppo's own checks and resolves our reward manager."""
     import verl  # noqa: F401
     from hydra import compose, initialize_config_module
@@ -178,6 +178,7 @@ def test_rl_preset_passes_verl_validate_config():
         "trainer.n_gpus_per_node=8",
         "data.train_batch_size=128",
         "actor_rollout_ref.actor.ppo_mini_batch_size=64",
+        "reward.reward_kwargs.chrpo.max_bonus=0.5",
     ]
     with initialize_config_module("verl.trainer.config", version_base=None):
         cfg = compose("ppo_trainer", overrides=overrides)
@@ -185,6 +186,12 @@ def test_rl_preset_passes_verl_validate_config():
     validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
     # (verl's RewardManagerConfig dataclass is never built by verl 0.9.1: its __post_init__ calls a
     # missing super().__post_init__; the reward loop resolves the name from the DictConfig instead.)
-    from verl.trainer.ppo.reward import resolve_reward_manager_cls
+    from verl.trainer.ppo.reward import load_reward_manager, resolve_reward_manager_cls
 
     assert resolve_reward_manager_cls(cfg).__name__ == "ChrpoRewardManager"
+    # Built exactly as verl's reward-loop workers build it, with the preset's options (+ override).
+    manager = load_reward_manager(
+        cfg, tiny_tokenizer, reward_router_address=None, reward_model_tokenizer=None
+    )
+    assert type(manager).__name__ == "ChrpoRewardManager"
+    assert manager.compute_score.keywords["max_bonus"] == 0.5
