@@ -45,13 +45,37 @@ def load_metrics(dataset_dir: Path) -> dict[str, dict]:
     return out
 
 
+def output_tokens(dataset_dir: Path, tokenizer_dir: Path) -> dict[str, float]:
+    """Mean non-special tokens of the whole output per run (think + answer).
+
+    The paper's Tokens/ActRatio count think tokens only; an untuned model that never opens a
+    think block (SmolLM2) scores 0 there, so the summary also compares whole outputs.
+    """
+    if not (tokenizer_dir / "tokenizer.json").is_file():
+        return {}
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    out = {}
+    for name in ORDER:
+        path = dataset_dir / name / "prediction.json"
+        if path.is_file():
+            records = json.loads(path.read_text())
+            special = set(tok.all_special_ids)
+            counts = [len([i for i in tok(r["output"] or "", add_special_tokens=False)["input_ids"] if i not in special])
+                      for r in records]
+            out[name] = sum(counts) / len(counts) if counts else 0.0
+    return out
+
+
 def _f(value, spec: str, scale: float = 1.0) -> str:
     return "-" if value is None else format(value * scale, spec)
 
 
-def results_table(metrics: dict[str, dict]) -> str:
-    lines = ["| run | Tokens | Acc@all (%) | ActRatio | realized ratio | Latency (s/item) | closed think | first token |",
-             "|---|---|---|---|---|---|---|---|"]
+def results_table(metrics: dict[str, dict], out_tokens: dict[str, float]) -> str:
+    base_out = out_tokens.get("base")
+    lines = ["| run | Tokens | Acc@all (%) | ActRatio | realized ratio | Latency (s/item) | closed think | first token "
+             "| output tokens | output / base output |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name in ORDER:
         m = metrics.get(name)
         if m is None:
@@ -61,7 +85,8 @@ def results_table(metrics: dict[str, dict]) -> str:
         lines.append(
             f"| {name} | {m['tokens']:.1f} | {100 * m['acc_all']:.1f} | {_f(m.get('act_ratio'), '.2f')} | "
             f"{_f(m.get('realized_ratio'), '.2f')} | {m['latency_s']:.2f} | {100 * m['closed_think_share']:.0f}% | "
-            f"{'-' if top is None else f'{top[0]} ({100 * top[1]:.0f}%)'} |")
+            f"{'-' if top is None else f'{top[0]} ({100 * top[1]:.0f}%)'} | {_f(out_tokens.get(name), '.1f')} | "
+            f"{_f(out_tokens[name] / base_out if base_out and name in out_tokens else None, '.2f')} |")
     return "\n".join(lines)
 
 
@@ -119,6 +144,7 @@ def build_summary(root: Path) -> tuple[str, dict]:
     state = json.loads((root / "demo_state.json").read_text()) if (root / "demo_state.json").is_file() else {}
     dataset = "gsm8k" if config.get("gsm8k_train") else "arith"
     metrics = load_metrics(root / "eval" / dataset)
+    out_tokens = output_tokens(root / "eval" / dataset, root / "models" / "sft")
     control_text, control = control_check(metrics)
     steps_text, total = steps_table(state)
     base_note = ("`base` = the untuned model (served separately)" if config.get("base_server") == "separate"
@@ -129,11 +155,12 @@ def build_summary(root: Path) -> tuple[str, dict]:
 - run folder: `{root}`; mode: {'tiny (CI wiring check)' if config.get('tiny') else 'real (SmolLM2-135M-Instruct)'}
 - data: {dataset} ({config.get('sft')} SFT source problems, {config.get('rl')} RL-sweep problems, {config.get('test')} held-out); {base_note}
 - Tokens = mean think tokens (0 when no closed think block); ActRatio = Tokens / Tokens(base);
-  realized ratio = Tokens / Tokens(1.0); Latency = wall time of the run / items (concurrency {config.get('concurrency')})
+  realized ratio = Tokens / Tokens(1.0); Latency = wall time of the run / items (concurrency {config.get('concurrency')});
+  output tokens = mean non-special tokens of the whole output (think + answer), counted with the trained model's tokenizer
 
 ## Held-out results ({dataset}, {config.get('test')} items, 1 sample each)
 
-{results_table(metrics)}
+{results_table(metrics, out_tokens)}
 
 ## Control: realized vs target ratio (trained model)
 
@@ -147,7 +174,8 @@ def build_summary(root: Path) -> tuple[str, dict]:
 
 {steps_text}
 """
-    return md, {"metrics": metrics, "control": control, "total_wall_s": total, "config": config}
+    return md, {"metrics": metrics, "output_tokens": out_tokens, "control": control, "total_wall_s": total,
+                "config": config}
 
 
 def main(argv: list[str] | None = None) -> int:
