@@ -63,6 +63,17 @@ def _metrics_n(path: Path, expected: int) -> str | None:
     return None if n == expected else f"{path}: n={n}, expected {expected}"
 
 
+def _tokenizer_drift(reference: Path, saved: Path) -> str | None:
+    """A saved tokenizer must encode a chat prompt exactly as its source (HOSTS.md: a broken save
+    maps spaces/newlines to id 0 and the served model then babbles)."""
+    from transformers import AutoTokenizer
+
+    from extra_cot.smollm2 import tokenizer_mismatch
+
+    problem = tokenizer_mismatch(AutoTokenizer.from_pretrained(str(reference)), AutoTokenizer.from_pretrained(str(saved)))
+    return None if problem is None else f"tokenizer saved in {saved} differs from {reference}: {problem}"
+
+
 class Paths:
     """The fixed output tree of a demo run."""
 
@@ -150,11 +161,15 @@ def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
         "train", cfg.sft_config, f"model_name_or_path={p.ctrl}", f"dataset_dir={p.sft}", f"dataset={SFT_NAME}",
         f"output_dir={p.trained}", f"per_device_train_batch_size={cfg.batch_size}", f"cutoff_len={cfg.cutoff_len}",
         f"learning_rate={cfg.learning_rate:g}", *length]
+    def train_check() -> str | None:
+        missing = _missing(p.trained / "model.safetensors", p.trained / "train_results.json")
+        return missing or _tokenizer_drift(p.ctrl, p.trained)
+
     return [
         Step("prepare-model", "Stage 2: extra-cot prepare-model (6 control tokens, desc-initialised rows)", prepare,
              lambda: _missing(p.ctrl / "extra_cot_prepare.json"), clean=[p.ctrl]),
         Step("train", "Stage 2: llamafactory-cli train (full fine-tune on CPU, fp32)", train,
-             lambda: _missing(p.trained / "model.safetensors", p.trained / "train_results.json"), clean=[p.trained]),
+             train_check, clean=[p.trained]),
     ]
 
 
