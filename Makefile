@@ -1,5 +1,5 @@
 # One CPU environment for the whole project (HOSTS.md versions), at .venv/.
-# `make setup` is idempotent: it rebuilds only when pyproject.toml, constraints.txt or this file change.
+# `make setup` is idempotent: it reruns only when the files the stamp depends on change.
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt Makefile
+$(STAMP): pyproject.toml constraints.txt Makefile plugins/extra_cot_autoload.pth tools/cpu-env/torchaudio/__init__.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# The CPU torch build first (it lies on this machine's disk); constraints keep it there.
