@@ -17,7 +17,7 @@ DEFAULT_OUT = "runs/demo"
 #: The one LLaMA-Factory config of the demo; runs override paths and sizes on the command line.
 DEFAULT_SFT_CONFIG = "examples/smollm2-135m_demo.yaml"
 #: Sizes of ``--tiny`` (CI): a handful of problems, a couple of optimizer steps, short answers.
-TINY_SIZES = {"sft": 8, "rl": 3, "test": 3, "max_steps": 2, "max_tokens": 48, "cutoff_len": 256,
+TINY_SIZES = {"sft": 8, "rl": 3, "test": 3, "max_steps": 2, "max_tokens": 48, "cutoff_len": 512,
               "batch_size": 4, "max_model_len": 1024}
 
 
