@@ -8,6 +8,8 @@ import statistics
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from extra_cot.rl.advantage import ChrpoAdvantageConfig, chrpo_advantage, control_token_factor, split_score
 from extra_cot.rl.reward import ChrpoRewardConfig, compose_score
@@ -183,3 +185,26 @@ def test_rl_verl_compute_advantage_runs_chrpo():
     assert torch.allclose(out2.batch["advantages"], expected)
     with pytest.raises(ValueError, match="use_kl_in_reward"):
         estimator_options(OmegaConf.create({"use_kl_in_reward": True}))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    group=st.lists(
+        st.tuples(st.integers(-1, 3), st.floats(0.0, 0.99, allow_nan=False)), min_size=1, max_size=16
+    ),
+    bonus_weight=st.floats(0.0, 0.999),
+    norm_by_std=st.booleans(),
+)
+def test_rl_lexicographic_property_hypothesis(group, bonus_weight, norm_by_std):
+    scores = torch.tensor([t + f for t, f in group], dtype=torch.float32)
+    opts = ChrpoAdvantageConfig(bonus_weight=bonus_weight, norm_by_std=norm_by_std, control_token_weight=None)
+    adv = chrpo_advantage(
+        scores, torch.ones(len(group), 1), np.array(["g"] * len(group), dtype=object), opts
+    )[:, 0]
+    tiers, _ = split_score(scores.double())
+    for i in range(len(group)):
+        for j in range(len(group)):
+            if tiers[i] > tiers[j]:
+                assert adv[i] > adv[j]
+    if len(set(scores.tolist())) == 1:
+        assert torch.count_nonzero(adv) == 0
