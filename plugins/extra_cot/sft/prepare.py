@@ -50,8 +50,14 @@ class PrepareConfig:
             raise ValueError(f"init={self.init!r} is unknown; valid: {sorted(_INITS)}")
 
 
+#: Descriptions of the think markers, added when a model lacks them (e.g. SmolLM2).
+_THINK_DESCRIPTIONS = {"<think>": "start of the step by step reasoning", "</think>": "end of the reasoning, now the answer"}
+
+
 def describe(token: str) -> str:
-    """A description of a control token for ``init="desc"``."""
+    """A description of a control token (or a think marker) for ``init="desc"``."""
+    if token in _THINK_DESCRIPTIONS:
+        return _THINK_DESCRIPTIONS[token]
     ratio = token_to_ratio(token)
     if ratio is None:
         return "choose how much to compress the reasoning"
