@@ -43,6 +43,7 @@ class DemoConfig:
     batch_size: int = 8
     cutoff_len: int = 512
     learning_rate: float = 1.0e-4
+    formula_bonus: float = 3.0
     max_tokens: int = 320
     max_model_len: int = 2048
     concurrency: int = 32
@@ -102,6 +103,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--gsm8k-train", default=None, help="GSM8K JSONL instead of generated problems")
     g.add_argument("--gsm8k-test", default=None, help="GSM8K test JSONL (default: train path with train->test)")
+    g.add_argument("--formula-bonus", type=float, default=3.0,
+                   help="extra-cot compress --formula-bonus (default here 3.0: the demo problems' decisive steps "
+                   "are their equations, so they outrank prose; compress's own default is 1.0)")
     g = p.add_argument_group("stage 2 training")
     g.add_argument("--epochs", type=float, default=1.0)
     g.add_argument("--max-steps", type=int, default=None, help="optimizer steps (overrides --epochs)")
@@ -126,7 +130,7 @@ def config_from_args(args: argparse.Namespace) -> DemoConfig:
         out=args.out, tiny=args.tiny, sft=pick(args.sft, "sft", 48), rl=pick(args.rl, "rl", 16),
         test=pick(args.test, "test", 32), seed=args.seed, epochs=args.epochs,
         max_steps=pick(args.max_steps, "max_steps", -1), batch_size=pick(args.batch_size, "batch_size", 8),
-        cutoff_len=tiny.get("cutoff_len", 512), learning_rate=args.learning_rate,
+        cutoff_len=tiny.get("cutoff_len", 512), learning_rate=args.learning_rate, formula_bonus=args.formula_bonus,
         max_tokens=pick(args.max_tokens, "max_tokens", 320), max_model_len=tiny.get("max_model_len", 2048),
         concurrency=args.concurrency, n_samples=args.n_samples, gsm8k_train=args.gsm8k_train,
         gsm8k_test=args.gsm8k_test, sft_config=args.sft_config,

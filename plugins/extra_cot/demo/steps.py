@@ -122,12 +122,18 @@ def _stage1_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     source = p.data / "sft_source.jsonl"
     compress = tool("extra-cot", "extra_cot.cli") + [
         "compress", "--input", str(source), "--input-format", fmt, "--output", str(p.compressed),
-        "--tokenizer", str(p.base)] + (["--strip-annotations"] if cfg.gsm8k_train else [])
+        "--tokenizer", str(p.base), "--formula-bonus", f"{cfg.formula_bonus:g}",
+    ] + (["--strip-annotations"] if cfg.gsm8k_train else [])
     if cfg.tiny:
         compress += ["--scorer-model", str(p.base)]  # same lm scorer, the tiny model instead of SmolLM2
     skipped = p.compressed.with_name(p.compressed.name + ".skipped.jsonl")
 
     def compress_check() -> str | None:
+        conf = p.compressed.with_name(p.compressed.name + ".config.json")
+        if conf.is_file():
+            bonus = json.loads(conf.read_text()).get("args", {}).get("formula_bonus")
+            if bonus is not None and float(bonus) != cfg.formula_bonus:
+                return f"{conf} has formula_bonus {bonus}, this run wants {cfg.formula_bonus:g} (use --force compress)"
         done = _count_lines(p.compressed) + _count_lines(skipped)
         return None if done >= cfg.sft else f"{done}/{cfg.sft} source rows compressed"
 
