@@ -100,7 +100,7 @@ def build_gguf_tokenizer(gguf_path: str):
     backend.post_processor = processors.ByteLevel(trim_offsets=False)
     tokens = meta["tokens"]
     specials = [t for t, kind in zip(tokens, meta["token_type"]) if kind == _GGUF_CONTROL]
-    name = lambda key: None if meta[key] is None else tokens[int(meta[key])]  # noqa: E731
+    name = lambda key: None if meta[key] is None else tokens[int(meta[key])]
     tok = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         bos_token=name("bos_token_id"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from extra_cot.demo.rl_command import chrpo_argv, check_job
+from extra_cot.demo.rl_command import check_job, chrpo_argv
 
 
 def test_demo_chrpo_argv_is_a_main_ppo_command_with_the_preset():

@@ -125,7 +125,7 @@ def parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> DemoConfig:
     """Resolve flags: tiny sizes fill whatever the user left unset."""
     tiny = TINY_SIZES if args.tiny else {}
-    pick = lambda flag, key, default: flag if flag is not None else tiny.get(key, default)  # noqa: E731
+    pick = lambda flag, key, default: flag if flag is not None else tiny.get(key, default)
     return DemoConfig(
         out=args.out, tiny=args.tiny, sft=pick(args.sft, "sft", 48), rl=pick(args.rl, "rl", 16),
         test=pick(args.test, "test", 32), seed=args.seed, epochs=args.epochs,

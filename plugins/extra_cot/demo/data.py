@@ -26,8 +26,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
     """Atomic JSONL write (tmp + replace)."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     os.replace(tmp, path)
 
 

@@ -68,25 +68,20 @@ def _remove(paths: list[Path]) -> None:
             path.unlink()
 
 
-def stream(argv: list[str], log_path: Path, stdout_to: Path | None = None) -> int:
+def stream(argv: list[str], log_path: Path) -> int:
     """Run ``argv``; echo its output live (tqdm bars included) and keep a copy in ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **STEP_ENV}
     with open(log_path, "wb") as log:
         log.write(f"$ {display(argv)}\n".encode())
-        out_file = open(stdout_to, "wb") if stdout_to else None
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         try:
             while chunk := proc.stdout.read1(65536):
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.flush()
                 log.write(chunk)
-                if out_file:
-                    out_file.write(chunk)
         finally:
             code = proc.wait()
-            if out_file:
-                out_file.close()
     return code
 
 
@@ -186,7 +181,7 @@ def _run_one(cfg: DemoConfig, step: Step, pool: ServerPool, state: dict) -> None
         pool.stop()  # free the cores for CPU-heavy steps
     print(f"    $ {display(argv)}", flush=True)
     log = cfg.root / "logs" / f"{step.name}.log"
-    code = stream(argv, log, step.stdout_to)
+    code = stream(argv, log)
     wall = time.monotonic() - started
     if code != 0:
         raise StepFailed(f"step {step.name!r} failed (exit {code}) after {wall:.0f} s\n  command: {display(argv)}\n"

@@ -26,7 +26,7 @@ PORT = "{port}"  # filled in by the runner once the server is up
 @dataclass
 class Step:
     """One pipeline step. ``serve``: model folder a vLLM server must serve while it runs;
-    ``stdout_to``: file that receives the command's standard output; ``clean``: outputs
+    ``clean``: outputs
     removed before a forced or stale rerun (never before a resume)."""
 
     name: str
@@ -34,7 +34,6 @@ class Step:
     argv: list[str]
     check: Callable[[], str | None]
     serve: str | None = None
-    stdout_to: Path | None = None
     clean: list[Path] = field(default_factory=list)
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import platform
 from datetime import datetime, timezone
+from itertools import pairwise
 from pathlib import Path
 
 from extra_cot.demo.steps import TRAINED_RATIOS
@@ -74,8 +75,8 @@ def _f(value, spec: str, scale: float = 1.0) -> str:
 
 def results_table(metrics: dict[str, dict], out_tokens: dict[str, float]) -> str:
     base_out = out_tokens.get("base")
-    lines = ["| run | Tokens | Acc@all (%) | ActRatio | realized ratio | Latency (s/item) | closed think | first token "
-             "| output tokens | output / base output |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| run | Tokens | Acc@all (%) | ActRatio | realized ratio | Latency (s/item) | closed think | first token "
+              "| output tokens | output / base output |"), "|---|---|---|---|---|---|---|---|---|---|"]
     for name in ORDER:
         m = metrics.get(name)
         if m is None:
@@ -101,7 +102,7 @@ def control_check(metrics: dict[str, dict]) -> tuple[str, dict]:
     lines = ["| target | realized | gap (realized - target) |", "|---|---|---|"]
     lines += [f"| {t:.1f} | {r:.2f} | {r - t:+.2f} |" for t, r in fixed]
     realized = [r for _, r in fixed]
-    rises = all(b > a for a, b in zip(realized, realized[1:]))
+    rises = all(b > a for a, b in pairwise(realized))
     collapse = control_collapse({f"{t:.1f}": {"realized_ratio": r} for t, r in fixed})
     verdict = ("realized ratio rises strictly with the target" if rises
                else "realized ratio does NOT rise strictly with the target")
