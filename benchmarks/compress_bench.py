@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+from tqdm import tqdm
+
 from extra_cot.compress.models import load_tokenizer, make_counter
 from extra_cot.compress.pipeline import CompressOptions, read_gsm8k, score_units
 from extra_cot.compress.scorers import ScorerOptions, make_scorer
@@ -42,7 +44,7 @@ def bench(name, scorer_opts, sources, tokenizer, count, opts):
     load_s = time.perf_counter() - t0
     t_score = t_sel1 = t_sel5 = 0.0
     errors, misses, intact, total_out, tokens = [], 0, 0, 0, 0
-    for src in sources:
+    for src in tqdm(sources, desc=name, unit="row", mininterval=10):
         t = time.perf_counter()
         units, scores = score_units(src, scorer, opts)
         counts = unit_token_counts(src.cot, units, tokenizer)
