@@ -1,9 +1,10 @@
 """Options of one demo run (``python -m extra_cot.demo``): sizes, paths, modes.
 
-Budget of the default (real) run, measured on a 2-core CPU (results/demo.md): about 30-40
-minutes, of which Stage 2 training ≤ ~15 minutes (SmolLM2-135M full fine-tune, fp32,
-~15-20 s per batch of 8 examples on an idle 2-core machine, 3-4x that while shared; 48 problems
-x ~5.6 examples each, 1 epoch ≈ 34 steps) and two vLLM start-ups (~170 s each, HOSTS.md).
+Budget of the default (real) run, measured on a 2-core CPU (results/demo.md): about 20-40
+minutes depending on how busy the machine is, of which Stage 2 training ≤ ~15 minutes
+(SmolLM2-135M full fine-tune in fp32: 48 problems x ~5.3 examples = 256 examples, batch 8,
+2 epochs = 64 steps; measured 7-8 s per step at load ~2, 40-60 s per step at load ~6) and two
+vLLM start-ups (65-80 s each measured here; HOSTS.md says up to ~170 s).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class DemoConfig:
     rl: int = 16
     test: int = 32
     seed: int = 0
-    epochs: float = 1.0
+    epochs: float = 2.0
     max_steps: int = -1
     batch_size: int = 8
     cutoff_len: int = 512
@@ -107,7 +108,8 @@ def parser() -> argparse.ArgumentParser:
                    help="extra-cot compress --formula-bonus (default here 3.0: the demo problems' decisive steps "
                    "are their equations, so they outrank prose; compress's own default is 1.0)")
     g = p.add_argument_group("stage 2 training")
-    g.add_argument("--epochs", type=float, default=1.0)
+    g.add_argument("--epochs", type=float, default=2.0,
+                   help="default 2 (measured: 1 epoch leaves the realized ratio non-monotonic, 2 epochs ~8.6 min here)")
     g.add_argument("--max-steps", type=int, default=None, help="optimizer steps (overrides --epochs)")
     g.add_argument("--batch-size", type=int, default=None)
     g.add_argument("--learning-rate", type=float, default=5.0e-4,
