@@ -46,6 +46,14 @@ def test_demo_runner_runs_then_skips_then_redoes_downstream(tmp_path, capsys):
     assert _runs(tmp_path)[-3:] == ["a", "b", "c"]
 
 
+def test_demo_runner_redoes_a_step_whose_command_changed(tmp_path):
+    steps = [_writer("a", tmp_path), _writer("b", tmp_path)]
+    run_steps(_cfg(tmp_path), steps)
+    steps[0].argv = [steps[0].argv[0], "-c", steps[0].argv[2] + "  # changed"]  # e.g. other --epochs
+    run_steps(_cfg(tmp_path), steps)
+    assert _runs(tmp_path) == ["a", "b", "a", "b"]
+
+
 def test_demo_runner_failure_names_command_log_and_rerun(tmp_path):
     bad = Step("boom", "fails", [sys.executable, "-c", "import sys; print('partial'); sys.exit(3)"],
                lambda: "never done")

@@ -137,6 +137,8 @@ def _needs_run(step: Step, index: int, steps: list[Step], state: dict, force: se
         return True, True, "forced"
     if rec is not None and rec["done_at"] < upstream:
         return True, True, "an earlier step was redone"
+    if rec is not None and rec.get("command") not in (None, display(step.argv)):
+        return True, True, "its command changed (other flags than the last run)"
     reason = step.check()
     if reason is None:
         return False, False, "done"
