@@ -8,6 +8,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from extra_cot.fileio import atomic_write_json
+
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     """``(line_number, row)`` for each non-empty line; a bad line raises naming file and line."""
@@ -71,8 +73,4 @@ class Appender:
 
 def write_json_atomic(path: str | Path, obj) -> None:
     """Write ``obj`` as JSON to ``path`` via a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, obj)

@@ -12,7 +12,8 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+
+from extra_cot.fileio import atomic_write_json, atomic_write_text  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -33,20 +34,6 @@ RECORD_KEYS = (
     "control",
     "latency_s",
 )
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 def append_line(path: Path, obj: dict) -> None:

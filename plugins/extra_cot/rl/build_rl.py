@@ -31,6 +31,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from extra_cot.fileio import atomic_write_json
 from extra_cot.prompt import build_messages
 from extra_cot.rl.rl_data import (
     DEFAULT_TOLERANCE,
@@ -174,9 +175,7 @@ def _write_parquet(rows: list[dict], path: Path) -> None:
 
 
 def _write_json(obj, path: Path) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, sort_keys=True)
 
 
 def stats_table(counts: dict, kept: dict[float, list], rows: dict[str, list[dict]]) -> list[dict]:
