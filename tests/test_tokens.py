@@ -49,3 +49,19 @@ def test_parse_leading_control():
 
 def test_canonical_text():
     assert canonical_text("q <COMP_POLICY>") == "q <COMP_AUTO>"
+
+
+def test_import_extra_cot_imports_no_host():
+    """`import extra_cot` (and the CLI's --help) stays free of hosts, torch and vLLM."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, extra_cot, extra_cot.cli, extra_cot.grading, extra_cot.compress, extra_cot.sft, extra_cot.rl;"
+        "extra_cot.cli.main(['--help']);"
+        "heavy = {'torch', 'transformers', 'vllm', 'verl', 'llamafactory', 'ray'} & set(sys.modules);"
+        "print('HEAVY', sorted(heavy))"
+    )
+    env = {"EXTRA_COT_AUTOLOAD": "0", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
