@@ -1,11 +1,28 @@
-"""Atomic file writes shared by every command (a crash never leaves a half-written file)."""
+"""File I/O shared by every command: JSONL reading with row-named errors, atomic writes
+(a crash never leaves a half-written file)."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """``(line_number, row)`` for each non-empty line; a bad line raises naming file and line."""
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from None
+            if not isinstance(row, dict):  # a data error, reported like the others
+                raise ValueError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")  # noqa: TRY004
+            yield n, row
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -5,25 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-from extra_cot.fileio import atomic_write_json
-
-
-def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """``(line_number, row)`` for each non-empty line; a bad line raises naming file and line."""
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):  # a data error, reported like the others
-                raise ValueError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")  # noqa: TRY004
-            yield n, row
+from extra_cot.fileio import atomic_write_json, read_jsonl  # noqa: F401  (read_jsonl re-exported)
 
 
 def row_key(*parts: str) -> str:

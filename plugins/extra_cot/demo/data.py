@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from itertools import islice
 from pathlib import Path
 
+from extra_cot import fileio
 from extra_cot.demo.problems import ProblemOptions, generate, to_gsm8k, to_trace
 
 CONFIG_NAME = "data_config.json"
@@ -24,25 +26,12 @@ CONFIG_NAME = "data_config.json"
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     """Atomic JSONL write (tmp + replace)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    os.replace(tmp, path)
+    fileio.atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def read_jsonl(path: str | Path, limit: int | None = None) -> list[dict]:
-    """Rows of a JSONL file; errors name the file and line."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if limit is not None and len(rows) >= limit:
-                break
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path}:{lineno}: not JSON ({err})") from None
-    return rows
+    """The first ``limit`` rows (all when None) of a JSONL file; errors name the file and line."""
+    return [row for _, row in islice(fileio.read_jsonl(path), limit)]
 
 
 def _need(rows: list[dict], n: int, what: str, path: str) -> list[dict]:

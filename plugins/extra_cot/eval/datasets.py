@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from extra_cot.fileio import read_jsonl
+
 
 @dataclass(frozen=True)
 class EvalItem:
@@ -124,14 +126,7 @@ def _read_rows(source: str) -> list[dict]:
         if not isinstance(rows, list):
             raise ValueError(f"{source}: a .json dataset must hold a list of objects")
         return rows
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{source}:{lineno}: not JSON ({err})") from None
-    return rows
+    return [row for _, row in read_jsonl(path)]
 
 
 def _read_hf(source: str) -> list[dict]:
