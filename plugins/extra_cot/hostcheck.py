@@ -1,0 +1,70 @@
+"""Host version and signature checks shared by every adapter that wraps or patches host code.
+
+An adapter that subclasses, wraps or patches a host's internals calls :func:`require_version`
+(and :func:`require_signature` for anything private it wraps) *before* touching the host. On a
+host release we have not tested it refuses with :class:`UntestedHostError`, naming the supported
+release and the override; ``EXTRA_COT_ALLOW_UNTESTED_HOST=1`` turns the refusal into a warning.
+Imports no host: the adapters pass in what they check.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from collections.abc import Callable, Iterable
+from importlib import metadata
+
+logger = logging.getLogger(__name__)
+
+#: Environment switch that lets an adapter run on an untested host release (at the user's risk).
+ALLOW_ENV = "EXTRA_COT_ALLOW_UNTESTED_HOST"
+
+
+class UntestedHostError(RuntimeError):
+    """A host release or signature this adapter was not written and tested against."""
+
+
+def allow_untested() -> bool:
+    return os.environ.get(ALLOW_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def _refuse(message: str) -> None:
+    if allow_untested():
+        logger.warning("%s (continuing: %s=1)", message, ALLOW_ENV)
+        return
+    raise UntestedHostError(f"{message}; set {ALLOW_ENV}=1 to try anyway")
+
+
+def require_version(dist: str, supported: Iterable[str], what: str) -> str | None:
+    """Installed version of distribution ``dist``; refuse when it is not one of ``supported``.
+
+    ``what`` names the adapter in the message. Returns None when ``dist`` is not installed
+    (the adapter's own import then fails with the usual ImportError).
+    """
+    supported = tuple(supported)
+    try:
+        version = metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+    if version not in supported:
+        _refuse(
+            f"{what} supports {dist} {' / '.join(supported)}, found {version} "
+            f"(pip install '{dist}=={supported[0]}')"
+        )
+    return version
+
+
+def require_signature(fn: Callable, params: Iterable[str], what: str) -> None:
+    """Refuse when ``fn``'s parameter names are not exactly ``params`` (in order)."""
+    params = tuple(params)
+    try:
+        found = tuple(inspect.signature(fn).parameters)
+    except (TypeError, ValueError) as exc:  # builtins without a signature
+        _refuse(f"{what}: cannot read the signature of {getattr(fn, '__qualname__', fn)!r} ({exc})")
+        return
+    if found != params:
+        _refuse(
+            f"{what}: {getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)} has parameters "
+            f"{found}, expected {params} (the host changed this private function)"
+        )
