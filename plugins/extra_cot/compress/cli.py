@@ -106,6 +106,8 @@ def run(args) -> Counter:
             stats["written"] += 1
             for ratio, why in result["dropped"].items():
                 stats[f"dropped@{ratio}:{why.split('(')[0]}"] += 1
+                if why.startswith("math_integrity"):  # a broken formula is logged, never written
+                    skipped.write({"key": key, "line": n, "ratio": ratio, "reason": why})
     return stats
 
 
