@@ -5,40 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 from tqdm.auto import tqdm
 
 from extra_cot.eval import metrics as M
 from extra_cot.eval import store
+from extra_cot.eval.config import EvalConfig
 from extra_cot.eval.datasets import DatasetSpec, EvalItem
-from extra_cot.tokens import FIXED_RATIOS, canonical_text, parse_control
-
-if TYPE_CHECKING:
-    from extra_cot.eval.cli import EvalConfig
+from extra_cot.tokens import RATIO_DIRS, first_control
 
 logger = logging.getLogger(__name__)
-
-_CONTROL_RE = re.compile(r"<COMP_(?:20|40|60|80|100|AUTO|POLICY)>")
-#: Ratio directory names in display order (cross-team contract).
-RATIO_ORDER = (*(f"{r:.1f}" for r in FIXED_RATIOS), "policy", "base")
-
-
-def ratio_dir_name(spec: str) -> str:
-    """Canonical directory name of a ``--ratios`` entry: ``0.2`` … ``1.0``, ``policy``, ``base``."""
-    choice = parse_control(spec.strip())  # raises naming the valid values
-    if choice is None:
-        return "base"
-    return "policy" if choice.is_policy else f"{choice.ratio:.1f}"
-
-
-def first_control(output: str) -> str | None:
-    match = _CONTROL_RE.search(output)
-    return None if match is None else canonical_text(match.group(0))
 
 
 def _grade(output: str, gold: str) -> tuple[str | None, bool]:
@@ -49,20 +28,11 @@ def _grade(output: str, gold: str) -> tuple[str | None, bool]:
 
 
 async def _one_item(item: EvalItem, ratio: str, cfg: EvalConfig, client: httpx.AsyncClient, counter) -> dict:
-    from extra_cot.eval.client import SamplingOptions, chat
+    from extra_cot.eval.client import chat
     from extra_cot.prompt import build_messages, build_user_text
 
     control = None if ratio == "base" else ratio
-    options = SamplingOptions(
-        cfg.temperature,
-        cfg.top_p,
-        cfg.max_tokens,
-        cfg.n_samples,
-        cfg.skip_special_tokens,
-        cfg.seed,
-        cfg.extra_body,
-    )
-    body = options.body(cfg.model, build_messages(item.question, control), item.index)
+    body = cfg.sampling.body(cfg.model, build_messages(item.question, control), item.index)
     outputs, latency = await chat(client, cfg.base_url, body, retries=cfg.retries)
     records = []
     for sample, output in enumerate(outputs):
@@ -163,7 +133,7 @@ def regrade_dataset(ds_dir: Path) -> int:
 
 
 def _sort_key(name: str) -> tuple[int, str]:
-    return (RATIO_ORDER.index(name), name) if name in RATIO_ORDER else (len(RATIO_ORDER), name)
+    return (RATIO_DIRS.index(name), name) if name in RATIO_DIRS else (len(RATIO_DIRS), name)
 
 
 def write_dataset_metrics(ds_dir: Path, dataset: str, base_run: str = "base") -> dict[str, dict]:
