@@ -46,7 +46,7 @@ def _pronoun(name: str) -> str:
     return PRONOUN.get(name, "he")
 
 
-def _step_buy(rng: random.Random, total: int, name: str, item: str, box: str, opt: "ProblemOptions") -> list[Step]:
+def _step_buy(rng: random.Random, total: int, name: str, item: str, box: str, opt: ProblemOptions) -> list[Step]:
     k, m = rng.randint(2, max(2, opt.max_factor - 1)), rng.randint(2, opt.max_factor)
     gained, new = k * m, total + k * m
     sent = f"{_pronoun(name)} buys {k} {box} with {m} {item} each."
@@ -58,7 +58,7 @@ def _step_buy(rng: random.Random, total: int, name: str, item: str, box: str, op
     ]
 
 
-def _step_give(rng: random.Random, total: int, name: str, item: str, box: str, opt: "ProblemOptions") -> list[Step]:
+def _step_give(rng: random.Random, total: int, name: str, item: str, box: str, opt: ProblemOptions) -> list[Step]:
     g = rng.randint(1, max(1, min(total - 1, opt.max_add)))
     new = total - g
     sent = f"{_pronoun(name)} gives {g} {item} to {rng.choice(FRIENDS)}."
@@ -66,14 +66,14 @@ def _step_give(rng: random.Random, total: int, name: str, item: str, box: str, o
                  f"Giving away {g} {item} leaves {total} - {g} = {new} {item}.")]
 
 
-def _step_find(rng: random.Random, total: int, name: str, item: str, box: str, opt: "ProblemOptions") -> list[Step]:
+def _step_find(rng: random.Random, total: int, name: str, item: str, box: str, opt: ProblemOptions) -> list[Step]:
     f = rng.randint(2, opt.max_add)
     new = total + f
     sent = f"{_pronoun(name)} finds {f} more {item}."
     return [Step(sent, f"{total}+{f}={new}", new, f"Finding {f} more makes it {total} + {f} = {new} {item}.")]
 
 
-def _step_double(rng: random.Random, total: int, name: str, item: str, box: str, opt: "ProblemOptions") -> list[Step]:
+def _step_double(rng: random.Random, total: int, name: str, item: str, box: str, opt: ProblemOptions) -> list[Step]:
     times = rng.choice((2, 3))
     new = total * times
     word = {2: "twice", 3: "three times"}[times]
