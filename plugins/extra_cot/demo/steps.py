@@ -14,11 +14,11 @@ from pathlib import Path
 
 from extra_cot.demo.config import DemoConfig
 from extra_cot.demo.rl_command import TRAIN_BATCH, VAL_ROWS
-from extra_cot.tokens import FIXED_RATIOS
+from extra_cot.tokens import FIXED_RATIOS, RATIO_DIRS, ratio_dir_name
 
 #: Eval ratio dirs of the trained model (the issue's list, ``base`` evaluated separately).
-TRAINED_RATIOS = ("0.2", "0.4", "0.6", "0.8", "1.0", "policy")
-SWEEP_RATIOS = tuple(f"{r:g}" if r != 1.0 else "1.0" for r in FIXED_RATIOS)
+TRAINED_RATIOS = tuple(name for name in RATIO_DIRS if name != "base")
+SWEEP_RATIOS = tuple(ratio_dir_name(r) for r in FIXED_RATIOS)
 SFT_NAME = "extra_cot_demo"
 SERVED_NAME = "local_core_model"
 PORT = "{port}"  # filled in by the runner once the server is up

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import random
 import sys
 from dataclasses import asdict, dataclass
@@ -31,7 +30,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from extra_cot.fileio import atomic_write_json
+from extra_cot.fileio import atomic_output, atomic_write_json
 from extra_cot.prompt import build_messages
 from extra_cot.rl.rl_data import (
     DEFAULT_TOLERANCE,
@@ -41,7 +40,7 @@ from extra_cot.rl.rl_data import (
     parse_quotas,
     select_quota,
 )
-from extra_cot.tokens import FIXED_RATIOS
+from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +76,6 @@ class BuildRlConfig:
         parse_quotas(self.quotas)
 
 
-def _ratio_dir(ratio: float) -> str:
-    return f"{ratio:.1f}"  # eval's ratio dir names: 0.2 0.4 0.6 0.8 1.0
-
-
 def load_predictions(path: Path) -> list[dict]:
     """One prediction.json, checked for the fields build-rl reads (errors name file/row/field)."""
     try:
@@ -102,14 +97,14 @@ def discover(sweep: Path, datasets: tuple[str, ...] | None) -> list[str]:
         raise ValueError(
             f"--sweep {sweep}: not a directory (expected SWEEP/<dataset>/<ratio>/prediction.json)"
         )
-    found = sorted(p.name for p in sweep.iterdir() if (p / _ratio_dir(1.0) / "prediction.json").is_file())
+    found = sorted(p.name for p in sweep.iterdir() if (p / ratio_dir_name(1.0) / "prediction.json").is_file())
     chosen = list(datasets) if datasets else found
     for name in chosen:
         for ratio in FIXED_RATIOS:
-            if not (sweep / name / _ratio_dir(ratio) / "prediction.json").is_file():
+            if not (sweep / name / ratio_dir_name(ratio) / "prediction.json").is_file():
                 raise ValueError(
-                    f"{sweep / name / _ratio_dir(ratio) / 'prediction.json'} missing: run `extra-cot eval` "
-                    f"with --ratios {','.join(map(_ratio_dir, FIXED_RATIOS))} --n-samples 3 on these questions"
+                    f"{sweep / name / ratio_dir_name(ratio) / 'prediction.json'} missing: run `extra-cot eval` "
+                    f"with --ratios {','.join(map(ratio_dir_name, FIXED_RATIOS))} --n-samples 3 on these questions"
                 )
     if not chosen:
         raise ValueError(f"--sweep {sweep}: no <dataset>/1.0/prediction.json found")
@@ -142,7 +137,7 @@ def select(cfg: BuildRlConfig) -> tuple[dict[float, list], dict, dict]:
     dropped = {reason: {r: 0 for r in (*FIXED_RATIOS, None)} for reason in DROP_REASONS}
     for name in tqdm(discover(sweep, cfg.datasets), desc="datasets", disable=None):
         by_ratio = {
-            r: load_predictions(sweep / name / _ratio_dir(r) / "prediction.json") for r in FIXED_RATIOS
+            r: load_predictions(sweep / name / ratio_dir_name(r) / "prediction.json") for r in FIXED_RATIOS
         }
         for item in aggregate(name, by_ratio).values():
             decision = decide(item, cfg.tolerance)
@@ -194,11 +189,9 @@ def check_sizes(n_rows: int, n_val: int, cfg: BuildRlConfig) -> None:
 def _write_parquet(rows: list[dict], path: Path) -> None:
     import pandas as pd
 
-    tmp = path.with_suffix(".parquet.tmp")
-    pd.DataFrame(rows, columns=["data_source", "prompt", "ability", "reward_model", "extra_info"]).to_parquet(
-        tmp, index=False
-    )
-    os.replace(tmp, path)
+    frame = pd.DataFrame(rows, columns=["data_source", "prompt", "ability", "reward_model", "extra_info"])
+    with atomic_output(path) as tmp:
+        frame.to_parquet(tmp, index=False)
 
 
 def _write_json(obj, path: Path) -> None:
@@ -215,7 +208,7 @@ def stats_table(counts: dict, kept: dict[float, list], rows: dict[str, list[dict
     table = []
     for ratio in (*FIXED_RATIOS, None):
         cand = counts["candidates"].get(ratio, 0) if ratio is not None else 0
-        entry = {"gt_ratio": "none" if ratio is None else _ratio_dir(ratio), "candidates": cand}
+        entry = {"gt_ratio": "none" if ratio is None else ratio_dir_name(ratio), "candidates": cand}
         for reason in DROP_REASONS:
             entry[f"dropped_{reason}"] = counts["dropped"][reason][ratio]
         entry["dropped_quota"] = cand - len(kept.get(ratio, [])) if ratio is not None else 0
