@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"extra-cot eval: {err}", file=sys.stderr)
         return 2
     from extra_cot.eval.client import ServerError, check_server
-    from extra_cot.eval.store import atomic_write_json
+    from extra_cot.fileio import atomic_write_json
 
     out = Path(cfg.output_dir)
     try:

@@ -15,6 +15,7 @@ from extra_cot.eval import metrics as M
 from extra_cot.eval import store
 from extra_cot.eval.config import EvalConfig
 from extra_cot.eval.datasets import DatasetSpec, EvalItem
+from extra_cot.fileio import atomic_write_json, atomic_write_text
 from extra_cot.tokens import RATIO_DIRS, first_control
 
 logger = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ async def run_ratio(cfg: EvalConfig, spec: DatasetSpec, items: list[EvalItem], r
                     task.cancel()
     wanted = {item.index for item in items}
     records = store.records_of({i: e for i, e in done.items() if i in wanted})
-    store.atomic_write_json(run_dir / store.PREDICTION, [store.public_record(r) for r in records])
+    atomic_write_json(run_dir / store.PREDICTION, [store.public_record(r) for r in records])
 
 
 async def run_sweep(cfg: EvalConfig, spec: DatasetSpec, items: list[EvalItem]) -> None:
@@ -133,8 +134,8 @@ def regrade_dataset(ds_dir: Path) -> int:
                 rec["pred"], rec["correct"] = _grade(rec["output"], rec["gold"])
                 total += 1
         text = "".join(json.dumps(done[i], ensure_ascii=False) + "\n" for i in sorted(done))
-        store.atomic_write_text(partial, text)
-        store.atomic_write_json(
+        atomic_write_text(partial, text)
+        atomic_write_json(
             partial.parent / store.PREDICTION, [store.public_record(r) for r in store.records_of(done)]
         )
     return total
@@ -156,7 +157,7 @@ def write_dataset_metrics(ds_dir: Path, dataset: str, base_run: str = "base") ->
         )
     linked = M.link_runs(by_ratio, base=base_run)
     for name, metrics in linked.items():
-        store.atomic_write_json(ds_dir / name / store.METRICS, metrics)
+        atomic_write_json(ds_dir / name / store.METRICS, metrics)
     for a, b, gap in M.control_collapse(linked):
         logger.warning(
             "CONTROL COLLAPSE on %s: targets %s and %s realize ratios only %.3f apart (< %.2f); "
@@ -186,5 +187,5 @@ def write_summary(out: Path) -> str:
         ]
     if collapsed:
         text += "\n**Control collapse** (realized ratios < 0.05 apart):\n" + "\n".join(collapsed) + "\n"
-    store.atomic_write_text(out / "summary.md", text)
+    atomic_write_text(out / "summary.md", text)
     return text

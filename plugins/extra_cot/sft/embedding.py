@@ -31,6 +31,12 @@ from contextlib import nullcontext
 
 logger = logging.getLogger("llamafactory.extra_cot.embedding")  # host's handler (see extra_cot.sft.plugin)
 NEW_IDS_ATTR = "_extra_cot_new_token_ids"
+#: Parameters of the wrapped LLaMA-Factory 0.9.5 functions (checked before wrapping).
+WRAPPED_PARAMS = {
+    "patch_tokenizer": ("tokenizer", "model_args"),
+    "resize_embedding_layer": ("model", "tokenizer", "new_special_tokens_config", "init_special_tokens"),
+    "init_adapter": ("config", "model", "model_args", "finetuning_args", "is_trainable"),
+}
 
 
 def _requested(model_args) -> list[str]:
@@ -126,12 +132,19 @@ def install() -> bool:
     done by this call."""
     from llamafactory.model import loader, patcher
 
+    from extra_cot.hostcheck import require_signature, require_version
     from extra_cot.tokens import CONTROL_TOKENS
 
     if getattr(loader.patch_tokenizer, "__extra_cot__", False):
         return False
     original_patch, original_resize = loader.patch_tokenizer, patcher.resize_embedding_layer
     original_adapter = loader.init_adapter
+    what = ("extra-cot's embedding-row init and trainable control rows (wraps llamafactory.model "
+            "patch_tokenizer / resize_embedding_layer / loader.init_adapter)")
+    require_version("llamafactory", None, what)
+    for name, original in (("patch_tokenizer", original_patch), ("resize_embedding_layer", original_resize),
+                           ("init_adapter", original_adapter)):
+        require_signature(original, WRAPPED_PARAMS[name], what)
 
     def patch_tokenizer(tokenizer, model_args, *args, **kwargs):
         before = set(tokenizer.get_vocab())
