@@ -30,11 +30,12 @@ from collections import Counter
 from pathlib import Path
 
 from extra_cot.compress.filters import FilterOptions
-from extra_cot.compress.jsonl import Appender, prepare_append, read_jsonl, write_json_atomic
+from extra_cot.compress.jsonl import Appender, prepare_append
 from extra_cot.compress.pipeline import READERS, CompressOptions
 from extra_cot.compress.rows import RowCompressor, RowJob, input_key, outcome_stats
 from extra_cot.compress.scorers import SCORERS, ScorerOptions
 from extra_cot.compress.select import SelectOptions
+from extra_cot.fileio import atomic_write_json, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def run(args) -> Counter:
     out = Path(args.output)
     skip_path = out.with_name(out.name + ".skipped.jsonl")
     done = prepare_append(out) | prepare_append(skip_path)
-    write_json_atomic(out.with_name(out.name + ".config.json"),
+    atomic_write_json(out.with_name(out.name + ".config.json"),
                       {"args": vars(args), "compress": dataclasses.asdict(job.compress),
                        "scorer": dataclasses.asdict(job.scorer)})
     rows = list(read_jsonl(args.input))[: args.limit]

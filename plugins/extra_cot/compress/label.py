@@ -30,10 +30,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from extra_cot.compress import teacher
-from extra_cot.compress.jsonl import Appender, prepare_append, write_json_atomic
+from extra_cot.compress.jsonl import Appender, prepare_append
 from extra_cot.compress.pipeline import READERS, Source
 from extra_cot.compress.rows import input_key
-from extra_cot.fileio import read_jsonl_inputs
+from extra_cot.fileio import atomic_write_json, read_jsonl_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def run(args) -> Counter:
     out = Path(args.output)
     skip_path = out.with_name(out.name + ".skipped.jsonl")
     done = prepare_append(out) | prepare_append(skip_path)
-    write_json_atomic(out.with_name(out.name + ".config.json"),
+    atomic_write_json(out.with_name(out.name + ".config.json"),
                       {"args": vars(args), "options": asdict(options) | {"api_key": "<hidden>"}})
     count = make_counter(load_tokenizer(args.tokenizer))
     todo, stats = [], Counter()

