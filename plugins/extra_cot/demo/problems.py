@@ -102,7 +102,7 @@ class ProblemOptions:
 
     min_steps: int = 1
     max_steps: int = 2
-    max_start: int = 12
+    max_start: int = 9
     max_factor: int = 5
     max_add: int = 9
 
