@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from itertools import islice
 from pathlib import Path
 
@@ -22,11 +20,6 @@ from extra_cot import fileio
 from extra_cot.demo.problems import ProblemOptions, generate, to_gsm8k, to_trace
 
 CONFIG_NAME = "data_config.json"
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    """Atomic JSONL write (tmp + replace)."""
-    fileio.atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def read_jsonl(path: str | Path, limit: int | None = None) -> list[dict]:
@@ -52,7 +45,8 @@ def build_sets(args: argparse.Namespace) -> tuple[dict[str, list[dict]], str]:
         test = _need(read_jsonl(test_path, limit=args.test), args.test, "--test", test_path)
         sets = {"sft_source.jsonl": train[: args.sft], "rl.jsonl": train[args.sft:], "test.jsonl": test}
         return sets, "gsm8k"
-    options = ProblemOptions(min_steps=args.min_steps, max_steps=args.max_steps)
+    options = ProblemOptions(min_steps=args.min_steps, max_steps=args.max_steps, max_start=args.max_start,
+                             max_factor=args.max_factor, max_add=args.max_add)
     rows = generate(args.sft + args.rl + args.test, seed=args.seed, options=options)
     sft, rl, test = rows[: args.sft], rows[args.sft: args.sft + args.rl], rows[args.sft + args.rl:]
     sets = {"sft_source.jsonl": [to_trace(r) for r in sft], "rl.jsonl": [to_gsm8k(r) for r in rl],
@@ -74,8 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rl", type=int, default=24, help="training-split problems for the Stage 3 sweep")
     p.add_argument("--test", type=int, default=40, help="held-out evaluation problems")
     p.add_argument("--seed", type=int, default=0, help="problem generator seed")
-    p.add_argument("--min-steps", type=int, default=2, help="generated problems: fewest steps")
-    p.add_argument("--max-steps", type=int, default=3, help="generated problems: most steps")
+    d = ProblemOptions()
+    p.add_argument("--min-steps", type=int, default=d.min_steps, help=f"generated problems: fewest steps ({d.min_steps})")
+    p.add_argument("--max-steps", type=int, default=d.max_steps, help=f"generated problems: most steps ({d.max_steps})")
+    p.add_argument("--max-start", type=int, default=d.max_start, help=f"largest start value ({d.max_start})")
+    p.add_argument("--max-factor", type=int, default=d.max_factor, help=f"largest items per box ({d.max_factor})")
+    p.add_argument("--max-add", type=int, default=d.max_add, help=f"most items found or given at once ({d.max_add})")
     p.add_argument("--gsm8k-train", default=None, help="use GSM8K rows from this JSONL instead of generating")
     p.add_argument("--gsm8k-test", default=None, help="GSM8K test JSONL (default: --gsm8k-train with train->test)")
     return p
@@ -90,12 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sets, input_format = build_sets(args)
     for name, rows in sets.items():
-        write_jsonl(out / name, rows)
+        fileio.atomic_write_jsonl(out / name, rows)
         print(f"wrote {out / name} ({len(rows)} rows)")
     config = {**vars(args), "input_format": input_format, "counts": {k: len(v) for k, v in sets.items()}}
-    tmp = out / (CONFIG_NAME + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2))
-    os.replace(tmp, out / CONFIG_NAME)
+    fileio.atomic_write_json(out / CONFIG_NAME, config)
     return 0
 
 

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from extra_cot.demo.config import DemoConfig
-from extra_cot.tokens import FIXED_RATIOS
+from extra_cot.demo.rl_command import TRAIN_BATCH, VAL_ROWS
+from extra_cot.tokens import FIXED_RATIOS, RATIO_DIRS, ratio_dir_name
 
 #: Eval ratio dirs of the trained model (the issue's list, ``base`` evaluated separately).
-TRAINED_RATIOS = ("0.2", "0.4", "0.6", "0.8", "1.0", "policy")
-SWEEP_RATIOS = tuple(f"{r:g}" if r != 1.0 else "1.0" for r in FIXED_RATIOS)
+TRAINED_RATIOS = tuple(name for name in RATIO_DIRS if name != "base")
+SWEEP_RATIOS = tuple(ratio_dir_name(r) for r in FIXED_RATIOS)
 SFT_NAME = "extra_cot_demo"
 SERVED_NAME = "local_core_model"
 PORT = "{port}"  # filled in by the runner once the server is up
@@ -160,7 +161,7 @@ def _stage1_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
 
 def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     prepare = tool("extra-cot", "extra_cot.cli") + [
-        "prepare-model", "--src", str(p.base), "--out", str(p.ctrl), "--init", "desc"]
+        "prepare-model", "--src", str(p.base), "--out", str(p.ctrl)]
     length = [f"max_steps={cfg.max_steps}"] if cfg.max_steps > 0 else [f"num_train_epochs={cfg.epochs:g}"]
     train = tool("llamafactory-cli", "llamafactory.cli") + [
         "train", cfg.sft_config, f"model_name_or_path={p.ctrl}", f"dataset_dir={p.sft}", f"dataset={SFT_NAME}",
@@ -171,7 +172,7 @@ def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
         return missing or _tokenizer_drift(p.ctrl, p.trained)
 
     return [
-        Step("prepare-model", "Stage 2: extra-cot prepare-model (6 control tokens, desc-initialised rows)", prepare,
+        Step("prepare-model", "Stage 2: extra-cot prepare-model (6 control tokens, each its own norm-matched row)", prepare,
              lambda: _missing(p.ctrl / "extra_cot_prepare.json"), clean=[p.ctrl]),
         Step("train", "Stage 2: llamafactory-cli train (full fine-tune on CPU, fp32)", train,
              train_check, clean=[p.trained]),
@@ -199,11 +200,12 @@ def _eval_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
 
     return [
         Step("eval-base", f"Evaluation: base on held-out ({base_model.name} served by vLLM)",
-             _eval_argv(cfg, p.eval, test, "base", base_model), lambda: _metrics_n(ds / "base/metrics.json", cfg.test),
+             _eval_argv(cfg, p.eval, test, "base", base_model, cfg.eval_samples),
+             lambda: _metrics_n(ds / "base/metrics.json", cfg.test * cfg.eval_samples),
              serve=str(base_model), clean=[ds / "base"]),
         Step("eval", "Evaluation: trained model at 0.2 0.4 0.6 0.8 1.0 policy (held-out)",
-             _eval_argv(cfg, p.eval, test, ",".join(TRAINED_RATIOS), p.trained),
-             lambda: all_ok([(ds / r / "metrics.json", cfg.test) for r in TRAINED_RATIOS]),
+             _eval_argv(cfg, p.eval, test, ",".join(TRAINED_RATIOS), p.trained, cfg.eval_samples),
+             lambda: all_ok([(ds / r / "metrics.json", cfg.test * cfg.eval_samples) for r in TRAINED_RATIOS]),
              serve=str(p.trained), clean=[ds / r for r in TRAINED_RATIOS]),
         Step("rl-sweep", f"Stage 3 data: sweep of the trained model on the training split (pass@{cfg.n_samples})",
              _eval_argv(cfg, p.sweep, rl, ",".join(SWEEP_RATIOS), p.trained, cfg.n_samples),
@@ -214,7 +216,9 @@ def _eval_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
 
 def _stage3_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     build = tool("extra-cot", "extra_cot.cli") + [
-        "build-rl", "--sweep", str(p.sweep), "--output-dir", str(p.rl), "--overwrite"]
+        "build-rl", "--sweep", str(p.sweep), "--output-dir", str(p.rl), "--overwrite",
+        # one batch size for build-rl's guard and the verl command (extra_cot.demo.rl_command)
+        "--train-batch-size", str(TRAIN_BATCH), "--val-size", str(VAL_ROWS)]
     command = [sys.executable, "-m", "extra_cot.demo.rl_command", "--rl-data", str(p.rl), "--model", str(p.trained),
                "--n-gpus", str(cfg.n_gpus), "--out", str(p.rl)]
     plot = tool("extra-cot", "extra_cot.cli") + ["plot", str(p.eval)]
