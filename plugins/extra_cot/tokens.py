@@ -21,7 +21,11 @@ _FIXED_TOKENS = tuple(f"<COMP_{round(r * 100)}>" for r in FIXED_RATIOS)
 #: The six tokens added to a tokenizer as special tokens, in a fixed order.
 CONTROL_TOKENS: tuple[str, ...] = (*_FIXED_TOKENS, POLICY_TOKEN)
 
-_TOKEN_RE = re.compile(r"<COMP_(20|40|60|80|100|AUTO|POLICY)>")
+#: The one control-token regex: any fixed token, the policy token or its alias (group 1: the tail).
+CONTROL_RE = re.compile(r"<COMP_(20|40|60|80|100|AUTO|POLICY)>")
+#: Folder name of each evaluated run, in display order: a fixed ratio (``0.2`` … ``1.0``),
+#: ``policy`` (``<COMP_AUTO>``) and ``base`` (no token). Shared by eval, build-rl and the demo.
+RATIO_DIRS: tuple[str, ...] = (*(f"{r:.1f}" for r in FIXED_RATIOS), "policy", "base")
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ def parse_control(spec: str | float | None) -> ControlChoice | None:
         return None
     if text in POLICY_NAMES or text.lower() in POLICY_NAMES:
         return ControlChoice(POLICY_TOKEN, None)
-    if _TOKEN_RE.fullmatch(text):
+    if CONTROL_RE.fullmatch(text):
         ratio = int(text[len("<COMP_") : -1]) / 100
         return ControlChoice(text, ratio)
     try:
@@ -80,10 +84,24 @@ def parse_control(spec: str | float | None) -> ControlChoice | None:
 
 def parse_leading_control(response: str) -> ControlChoice | None:
     """The control token a response starts with (leading whitespace ignored), else ``None``."""
-    match = _TOKEN_RE.match(response.lstrip())
+    match = CONTROL_RE.match(response.lstrip())
     if match is None:
         return None
     return parse_control(match.group(0))
+
+
+def ratio_dir_name(spec: str | float | None) -> str:
+    """Folder name of a run (one of :data:`RATIO_DIRS`) for any control spec :func:`parse_control` takes."""
+    choice = parse_control(spec.strip() if isinstance(spec, str) else spec)  # raises naming valid values
+    if choice is None:
+        return "base"
+    return "policy" if choice.is_policy else f"{choice.ratio:.1f}"
+
+
+def first_control(text: str) -> str | None:
+    """The first control token anywhere in ``text`` (aliases made canonical), else ``None``."""
+    match = CONTROL_RE.search(text)
+    return None if match is None else canonical_text(match.group(0))
 
 
 def canonical_text(text: str) -> str:

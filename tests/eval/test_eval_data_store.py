@@ -8,6 +8,7 @@ import pytest
 
 from extra_cot.eval import store
 from extra_cot.eval.datasets import load_items, parse_dataset_spec
+from extra_cot.fileio import atomic_write_json
 
 
 def write_jsonl(path, rows):
@@ -67,19 +68,13 @@ def test_wall_time_sums_sessions():
     assert store.wall_time(done) == pytest.approx(6.0 + 3.0)
 
 
-def test_atomic_write_leaves_no_tmp(tmp_path):
-    store.atomic_write_json(tmp_path / "a" / "m.json", {"x": 1})
-    assert json.loads((tmp_path / "a" / "m.json").read_text()) == {"x": 1}
-    assert [p.name for p in (tmp_path / "a").iterdir()] == ["m.json"]
-
-
 def test_plot_writes_pngs(tmp_path):
     from extra_cot.eval.plot import main
 
     for name, tokens, acc in (("0.2", 30, 0.5), ("1.0", 100, 0.7), ("policy", 40, 0.65), ("base", 110, 0.7)):
         d = tmp_path / "gsm8k" / name
         d.mkdir(parents=True)
-        store.atomic_write_json(
+        atomic_write_json(
             d / "metrics.json",
             {
                 "dataset": "gsm8k",

@@ -18,11 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from extra_cot.compress.jsonl import read_jsonl, write_json_atomic
+from extra_cot.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl
 from extra_cot.tokens import FIXED_RATIOS
 
 logger = logging.getLogger(__name__)
@@ -137,15 +136,13 @@ def run(args) -> tuple[list[dict], Counter]:
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data_path = out_dir / f"{args.name}.jsonl"
-    tmp = data_path.with_name(data_path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out_rows), encoding="utf-8")
-    os.replace(tmp, data_path)
+    atomic_write_jsonl(data_path, out_rows)
     info_path = out_dir / "dataset_info.json"
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
     info[args.name] = dataset_info_entry(data_path.name)
-    write_json_atomic(info_path, info)
+    atomic_write_json(info_path, info)
     table = bucket_table(rows, make_counter(load_tokenizer(args.tokenizer)))
-    write_json_atomic(out_dir / f"{args.name}.build_sft.json", {"args": vars(args), "table": table, "stats": dict(stats)})
+    atomic_write_json(out_dir / f"{args.name}.build_sft.json", {"args": vars(args), "table": table, "stats": dict(stats)})
     return table, stats
 
 

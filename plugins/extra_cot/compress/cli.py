@@ -26,10 +26,11 @@ from collections import Counter
 from pathlib import Path
 
 from extra_cot.compress.filters import FilterOptions
-from extra_cot.compress.jsonl import Appender, prepare_append, read_jsonl, row_key, write_json_atomic
+from extra_cot.compress.jsonl import Appender, prepare_append, row_key
 from extra_cot.compress.pipeline import READERS, CompressOptions, compress_source
 from extra_cot.compress.scorers import SCORERS, ScorerOptions
 from extra_cot.compress.select import SelectOptions
+from extra_cot.fileio import atomic_write_json, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def run(args) -> Counter:
     out = Path(args.output)
     skip_path = out.with_name(out.name + ".skipped.jsonl")
     done = prepare_append(out) | prepare_append(skip_path)
-    write_json_atomic(out.with_name(out.name + ".config.json"),
+    atomic_write_json(out.with_name(out.name + ".config.json"),
                       {"args": vars(args), "compress": dataclasses.asdict(compress_opts),
                        "scorer": dataclasses.asdict(scorer_opts)})
     tokenizer = load_tokenizer(args.tokenizer)

@@ -1,4 +1,5 @@
-"""JSONL I/O shared by the Stage 1 commands: row-named errors, atomic appends, resume."""
+"""Resumable JSONL output of the Stage 1 commands: atomic appends, resume keys (reading and
+atomic writes: :mod:`extra_cot.fileio`)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ import hashlib
 import json
 import os
 from pathlib import Path
-
-from extra_cot.fileio import atomic_write_json, read_jsonl  # noqa: F401  (read_jsonl re-exported)
 
 
 def row_key(*parts: str) -> str:
@@ -53,8 +52,3 @@ class Appender:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def write_json_atomic(path: str | Path, obj) -> None:
-    """Write ``obj`` as JSON to ``path`` via a temporary file and ``os.replace``."""
-    atomic_write_json(path, obj)

@@ -30,8 +30,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from extra_cot.compress import teacher
-from extra_cot.compress.jsonl import Appender, prepare_append, read_jsonl, row_key, write_json_atomic
+from extra_cot.compress.jsonl import Appender, prepare_append, row_key
 from extra_cot.compress.pipeline import READERS, Source
+from extra_cot.fileio import atomic_write_json, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def run(args) -> Counter:
     out = Path(args.output)
     skip_path = out.with_name(out.name + ".skipped.jsonl")
     done = prepare_append(out) | prepare_append(skip_path)
-    write_json_atomic(out.with_name(out.name + ".config.json"),
+    atomic_write_json(out.with_name(out.name + ".config.json"),
                       {"args": vars(args), "options": asdict(options) | {"api_key": "<hidden>"}})
     count = make_counter(load_tokenizer(args.tokenizer))
     todo, stats = [], Counter()

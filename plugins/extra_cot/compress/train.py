@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from extra_cot.compress.classifier_scorer import KEEP, accepts_global_attention, encode
-from extra_cot.compress.jsonl import read_jsonl, write_json_atomic
+from extra_cot.fileio import atomic_write_json, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def train(rows: list[dict], options: TrainOptions) -> Path:
     out = Path(options.output_dir)
     model.eval().save_pretrained(out)
     tokenizer.save_pretrained(out)
-    write_json_atomic(out / "train_compressor.json", dataclasses.asdict(options) | {"rows": len(rows), "windows": len(data)})
+    atomic_write_json(out / "train_compressor.json", dataclasses.asdict(options) | {"rows": len(rows), "windows": len(data)})
     return out
 
 

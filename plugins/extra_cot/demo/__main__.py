@@ -5,14 +5,13 @@ See ``python -m extra_cot.demo --help`` and :mod:`extra_cot.demo.config` for siz
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 
 from extra_cot.demo.config import config_from_args, parser
 from extra_cot.demo.runner import StepFailed, display, run_steps
 from extra_cot.demo.steps import build_steps
+from extra_cot.fileio import atomic_write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,10 +27,7 @@ def main(argv: list[str] | None = None) -> int:
             serve = f"   [served model: {step.serve}]" if step.serve else ""
             print(f"[{i}/{len(steps)}] {step.name}: {step.title}{serve}\n    {display(step.argv)}")
         return 0
-    cfg.root.mkdir(parents=True, exist_ok=True)
-    tmp = cfg.root / "demo_config.json.tmp"
-    tmp.write_text(json.dumps(cfg.to_dict(), indent=2))
-    os.replace(tmp, cfg.root / "demo_config.json")
+    atomic_write_json(cfg.root / "demo_config.json", cfg.to_dict())
     started = time.monotonic()
     try:
         run_steps(cfg, steps)

@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from itertools import islice
 from pathlib import Path
 
@@ -22,11 +20,6 @@ from extra_cot import fileio
 from extra_cot.demo.problems import ProblemOptions, generate, to_gsm8k, to_trace
 
 CONFIG_NAME = "data_config.json"
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    """Atomic JSONL write (tmp + replace)."""
-    fileio.atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def read_jsonl(path: str | Path, limit: int | None = None) -> list[dict]:
@@ -90,12 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sets, input_format = build_sets(args)
     for name, rows in sets.items():
-        write_jsonl(out / name, rows)
+        fileio.atomic_write_jsonl(out / name, rows)
         print(f"wrote {out / name} ({len(rows)} rows)")
     config = {**vars(args), "input_format": input_format, "counts": {k: len(v) for k, v in sets.items()}}
-    tmp = out / (CONFIG_NAME + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2))
-    os.replace(tmp, out / CONFIG_NAME)
+    fileio.atomic_write_json(out / CONFIG_NAME, config)
     return 0
 
 

@@ -17,9 +17,8 @@ from __future__ import annotations
 import argparse
 import re
 from collections import Counter
-from pathlib import Path
 
-from extra_cot.demo.data import read_jsonl, write_jsonl
+from extra_cot.fileio import atomic_write_jsonl, read_jsonl
 from extra_cot.tokens import FIXED_RATIOS
 
 _RESULT = re.compile(r"=\s*\$?(-?\d+(?:\.\d+)?)")
@@ -49,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="JSONL of {question, gt_ratio}")
     args = parser.parse_args(argv)
     rows = []
-    for i, row in enumerate(read_jsonl(args.compressed)):
+    for n, row in read_jsonl(args.compressed):
         if not isinstance(row.get("cot"), str) or not isinstance(row.get("compressed"), dict):
-            raise ValueError(f"{args.compressed} row {i}: need 'cot' and 'compressed' (extra-cot compress output)")  # noqa: TRY004 (a bad input file, reported like every other input error)
+            raise ValueError(f"{args.compressed}:{n}: need 'cot' and 'compressed' (extra-cot compress output)")  # noqa: TRY004 (a bad input file, reported like every other input error)
         rows.append({"question": row["question"], "gt_ratio": proxy_gt_ratio(row["cot"], row["compressed"])})
-    write_jsonl(Path(args.out), rows)
+    atomic_write_jsonl(args.out, rows)
     counts = Counter(r["gt_ratio"] for r in rows)
     print(f"wrote {args.out}: {len(rows)} targets; " + ", ".join(f"{k:g}: {v}" for k, v in sorted(counts.items())))
     return 0

@@ -19,10 +19,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from extra_cot.fileio import atomic_write_text
+
 #: Sizes of the printed cluster command [R]: the demo's RL set is small (tens of rows), so one
 #: batch is 16 prompts x n=4 rollouts; a real run raises these (examples/run_qwen3-1.7b_chrpo.sh).
 TRAIN_BATCH = 16
 MINI_BATCH = 8
+#: Validation rows the demo's build-rl holds out (a count: 5 % of a demo-sized set rounds to 0) [R].
+VAL_ROWS = 2
 
 
 def chrpo_argv(rl_data: str, model: str, n_gpus: int, epochs: int = 3) -> list[str]:
@@ -88,9 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print("composed config is missing our pieces:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 1
     for name, text in (("chrpo_cfg_job.yaml", done.stdout), ("run_chrpo.sh", script)):
-        tmp = out / (name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+        atomic_write_text(out / name, text)
     print(f"--cfg job composed: algorithm.adv_estimator=chrpo, reward manager chrpo, data and model as given "
           f"-> {out / 'chrpo_cfg_job.yaml'}")
     return 0

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from extra_cot.demo.config import DemoConfig
 from extra_cot.demo.steps import PORT, SERVED_NAME, Step
+from extra_cot.fileio import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +41,7 @@ def load_state(root: Path) -> dict:
 
 
 def save_state(root: Path, state: dict) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / (STATE_NAME + ".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    os.replace(tmp, root / STATE_NAME)
+    atomic_write_json(root / STATE_NAME, state)
 
 
 def display(argv: list[str]) -> str:

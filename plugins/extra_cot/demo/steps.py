@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from extra_cot.demo.config import DemoConfig
-from extra_cot.tokens import FIXED_RATIOS
+from extra_cot.demo.rl_command import TRAIN_BATCH, VAL_ROWS
+from extra_cot.tokens import FIXED_RATIOS, RATIO_DIRS, ratio_dir_name
 
 #: Eval ratio dirs of the trained model (the issue's list, ``base`` evaluated separately).
-TRAINED_RATIOS = ("0.2", "0.4", "0.6", "0.8", "1.0", "policy")
-SWEEP_RATIOS = tuple(f"{r:g}" if r != 1.0 else "1.0" for r in FIXED_RATIOS)
+TRAINED_RATIOS = tuple(name for name in RATIO_DIRS if name != "base")
+SWEEP_RATIOS = tuple(ratio_dir_name(r) for r in FIXED_RATIOS)
 SFT_NAME = "extra_cot_demo"
 SERVED_NAME = "local_core_model"
 PORT = "{port}"  # filled in by the runner once the server is up
@@ -214,7 +215,9 @@ def _eval_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
 
 def _stage3_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     build = tool("extra-cot", "extra_cot.cli") + [
-        "build-rl", "--sweep", str(p.sweep), "--output-dir", str(p.rl), "--overwrite"]
+        "build-rl", "--sweep", str(p.sweep), "--output-dir", str(p.rl), "--overwrite",
+        # one batch size for build-rl's guard and the verl command (extra_cot.demo.rl_command)
+        "--train-batch-size", str(TRAIN_BATCH), "--val-size", str(VAL_ROWS)]
     command = [sys.executable, "-m", "extra_cot.demo.rl_command", "--rl-data", str(p.rl), "--model", str(p.trained),
                "--n-gpus", str(cfg.n_gpus), "--out", str(p.rl)]
     plot = tool("extra-cot", "extra_cot.cli") + ["plot", str(p.eval)]

@@ -18,6 +18,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from extra_cot.demo.steps import TRAINED_RATIOS
+from extra_cot.fileio import atomic_write_json, atomic_write_text
 
 ORDER = ("base", *TRAINED_RATIOS)
 
@@ -186,10 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = Path(args.out)
     md, data = build_summary(root)
-    for name, text in (("summary.md", md), ("summary.json", json.dumps(data, indent=2, default=str))):
-        tmp = root / (name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, root / name)
+    atomic_write_text(root / "summary.md", md)
+    atomic_write_json(root / "summary.json", data)
     print(md)
     return 0
 

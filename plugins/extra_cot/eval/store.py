@@ -3,7 +3,7 @@
 ``OUT/<dataset>/<ratio>/partial.jsonl`` gets one line per finished item (its K samples) as soon as
 the item finishes, flushed and fsynced, so Ctrl-C or a crash loses at most the item being
 written; a truncated last line is ignored on reading. ``prediction.json`` and ``metrics.json``
-are rewritten atomically (tmp file + ``os.replace``) from the log.
+are rewritten atomically (:mod:`extra_cot.fileio`) from the log.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import json
 import logging
 import os
 from pathlib import Path
-
-from extra_cot.fileio import atomic_write_json, atomic_write_text  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 

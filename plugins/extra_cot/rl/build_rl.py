@@ -12,7 +12,7 @@ targets (``extra_cot.rl.rl_data``) and writes::
 
 Examples::
 
-    extra-cot build-rl --sweep out/rl_sweep --output-dir data/rl
+    extra-cot build-rl --sweep out/rl_sweep --output-dir data/rl --train-batch-size 128
     extra-cot build-rl --sweep out/rl_sweep --output-dir data/rl --quotas none --val-size 200
     extra-cot build-rl --sweep out/rl_sweep --output-dir data/rl --datasets metamath \\
         --quotas 0.2:0.2,0.4:0.2,0.6:0.2,0.8:0.2,1.0:0.2 --num-rows 5000 --overwrite
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import random
 import sys
 from dataclasses import asdict, dataclass
@@ -31,7 +30,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from extra_cot.fileio import atomic_write_json
+from extra_cot.fileio import atomic_output, atomic_write_json
 from extra_cot.prompt import build_messages
 from extra_cot.rl.rl_data import (
     DEFAULT_TOLERANCE,
@@ -41,9 +40,13 @@ from extra_cot.rl.rl_data import (
     parse_quotas,
     select_quota,
 )
-from extra_cot.tokens import FIXED_RATIOS
+from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
 logger = logging.getLogger(__name__)
+
+#: verl 0.9.1's ``data.train_batch_size`` default (verl/trainer/config/ppo_trainer.yaml); verl's
+#: train loader drops the last partial batch, so fewer rows than this train for zero steps.
+VERL_TRAIN_BATCH_SIZE = 1024
 
 #: Record fields build-rl needs from prediction.json (eval contract in the working agreement).
 REQUIRED_FIELDS = ("index", "question", "gold", "correct", "think_tokens")
@@ -61,17 +64,16 @@ class BuildRlConfig:
     num_rows: int | None = None
     val_size: float = 0.05
     seed: int = 0
+    train_batch_size: int = VERL_TRAIN_BATCH_SIZE
 
     def __post_init__(self) -> None:
         if not self.tolerance > 0:
             raise ValueError(f"--tolerance {self.tolerance}: must be > 0 (METHOD.md uses 0.1)")
         if self.val_size < 0:
             raise ValueError(f"--val-size {self.val_size}: a fraction in [0, 1) or a row count >= 1")
+        if self.train_batch_size < 1:
+            raise ValueError(f"--train-batch-size {self.train_batch_size}: must be >= 1 (verl's data.train_batch_size)")
         parse_quotas(self.quotas)
-
-
-def _ratio_dir(ratio: float) -> str:
-    return f"{ratio:.1f}"  # eval's ratio dir names: 0.2 0.4 0.6 0.8 1.0
 
 
 def load_predictions(path: Path) -> list[dict]:
@@ -95,14 +97,14 @@ def discover(sweep: Path, datasets: tuple[str, ...] | None) -> list[str]:
         raise ValueError(
             f"--sweep {sweep}: not a directory (expected SWEEP/<dataset>/<ratio>/prediction.json)"
         )
-    found = sorted(p.name for p in sweep.iterdir() if (p / _ratio_dir(1.0) / "prediction.json").is_file())
+    found = sorted(p.name for p in sweep.iterdir() if (p / ratio_dir_name(1.0) / "prediction.json").is_file())
     chosen = list(datasets) if datasets else found
     for name in chosen:
         for ratio in FIXED_RATIOS:
-            if not (sweep / name / _ratio_dir(ratio) / "prediction.json").is_file():
+            if not (sweep / name / ratio_dir_name(ratio) / "prediction.json").is_file():
                 raise ValueError(
-                    f"{sweep / name / _ratio_dir(ratio) / 'prediction.json'} missing: run `extra-cot eval` "
-                    f"with --ratios {','.join(map(_ratio_dir, FIXED_RATIOS))} --n-samples 3 on these questions"
+                    f"{sweep / name / ratio_dir_name(ratio) / 'prediction.json'} missing: run `extra-cot eval` "
+                    f"with --ratios {','.join(map(ratio_dir_name, FIXED_RATIOS))} --n-samples 3 on these questions"
                 )
     if not chosen:
         raise ValueError(f"--sweep {sweep}: no <dataset>/1.0/prediction.json found")
@@ -135,7 +137,7 @@ def select(cfg: BuildRlConfig) -> tuple[dict[float, list], dict, dict]:
     dropped = {reason: {r: 0 for r in (*FIXED_RATIOS, None)} for reason in DROP_REASONS}
     for name in tqdm(discover(sweep, cfg.datasets), desc="datasets", disable=None):
         by_ratio = {
-            r: load_predictions(sweep / name / _ratio_dir(r) / "prediction.json") for r in FIXED_RATIOS
+            r: load_predictions(sweep / name / ratio_dir_name(r) / "prediction.json") for r in FIXED_RATIOS
         }
         for item in aggregate(name, by_ratio).values():
             decision = decide(item, cfg.tolerance)
@@ -157,6 +159,7 @@ def split_rows(kept: dict[float, list], decisions: dict, cfg: BuildRlConfig) -> 
     items = [item for r in sorted(kept) for item in kept[r]]
     random.Random(cfg.seed).shuffle(items)
     n_val = round(cfg.val_size * len(items)) if cfg.val_size < 1 else min(int(cfg.val_size), len(items))
+    check_sizes(len(items), n_val, cfg)
     parts = {"val": items[:n_val], "train": items[n_val:]}
     return {
         split: [_row(it, decisions[(it.dataset, it.index)], cfg.tolerance, split) for it in rows]
@@ -164,14 +167,31 @@ def split_rows(kept: dict[float, list], decisions: dict, cfg: BuildRlConfig) -> 
     }
 
 
+def check_sizes(n_rows: int, n_val: int, cfg: BuildRlConfig) -> None:
+    """Refuse splits verl cannot use: an empty val set (it fails on batch_size=0) or fewer train
+    rows than one batch (its loader drops the partial batch: zero steps, silently)."""
+    if n_val == 0:
+        raise ValueError(
+            f"the val set would be empty: {n_rows} selected rows x --val-size {cfg.val_size:g} = 0 rows "
+            f"(verl fails on a val batch of 0); pass --val-size as a row count >= 1 (e.g. --val-size 1) "
+            f"or give build-rl more questions"
+        )
+    n_train = n_rows - n_val
+    if n_train < cfg.train_batch_size:
+        raise ValueError(
+            f"the train set has {n_train} rows ({n_rows} selected - {n_val} val), fewer than "
+            f"--train-batch-size {cfg.train_batch_size} (verl's data.train_batch_size): verl would run zero "
+            f"steps; lower --train-batch-size (and pass the same data.train_batch_size to verl), lower "
+            f"--val-size, or give build-rl more questions"
+        )
+
+
 def _write_parquet(rows: list[dict], path: Path) -> None:
     import pandas as pd
 
-    tmp = path.with_suffix(".parquet.tmp")
-    pd.DataFrame(rows, columns=["data_source", "prompt", "ability", "reward_model", "extra_info"]).to_parquet(
-        tmp, index=False
-    )
-    os.replace(tmp, path)
+    frame = pd.DataFrame(rows, columns=["data_source", "prompt", "ability", "reward_model", "extra_info"])
+    with atomic_output(path) as tmp:
+        frame.to_parquet(tmp, index=False)
 
 
 def _write_json(obj, path: Path) -> None:
@@ -188,7 +208,7 @@ def stats_table(counts: dict, kept: dict[float, list], rows: dict[str, list[dict
     table = []
     for ratio in (*FIXED_RATIOS, None):
         cand = counts["candidates"].get(ratio, 0) if ratio is not None else 0
-        entry = {"gt_ratio": "none" if ratio is None else _ratio_dir(ratio), "candidates": cand}
+        entry = {"gt_ratio": "none" if ratio is None else ratio_dir_name(ratio), "candidates": cand}
         for reason in DROP_REASONS:
             entry[f"dropped_{reason}"] = counts["dropped"][reason][ratio]
         entry["dropped_quota"] = cand - len(kept.get(ratio, [])) if ratio is not None else 0
@@ -229,6 +249,10 @@ def _parser() -> argparse.ArgumentParser:
         "--val-size", type=float, default=0.05, help="validation fraction (<1) or row count (>=1)"
     )
     sel.add_argument("--seed", type=int, default=0)
+    sel.add_argument(
+        "--train-batch-size", type=int, default=VERL_TRAIN_BATCH_SIZE,
+        help="the data.train_batch_size the verl run will use (default verl's 1024); fewer train rows is an error",
+    )
     return parser
 
 
@@ -246,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             num_rows=args.num_rows,
             val_size=args.val_size,
             seed=args.seed,
+            train_batch_size=args.train_batch_size,
         )
         out = Path(cfg.output_dir)
         config_path = out / "build_rl_config.json"

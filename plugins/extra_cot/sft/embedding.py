@@ -20,6 +20,11 @@ from contextlib import nullcontext
 
 logger = logging.getLogger("llamafactory.extra_cot.embedding")  # host's handler (see extra_cot.sft.plugin)
 NEW_IDS_ATTR = "_extra_cot_new_token_ids"
+#: Parameters of the wrapped LLaMA-Factory 0.9.5 functions (checked before wrapping).
+WRAPPED_PARAMS = {
+    "patch_tokenizer": ("tokenizer", "model_args"),
+    "resize_embedding_layer": ("model", "tokenizer", "new_special_tokens_config", "init_special_tokens"),
+}
 
 
 def _requested(model_args) -> list[str]:
@@ -68,9 +73,15 @@ def install() -> bool:
     """Wrap ``patch_tokenizer`` and ``resize_embedding_layer`` once; True when done by this call."""
     from llamafactory.model import loader, patcher
 
+    from extra_cot.hostcheck import require_signature, require_version
+
     if getattr(loader.patch_tokenizer, "__extra_cot__", False):
         return False
     original_patch, original_resize = loader.patch_tokenizer, patcher.resize_embedding_layer
+    what = "extra-cot's embedding-row init (wraps llamafactory.model patch_tokenizer / resize_embedding_layer)"
+    require_version("llamafactory", None, what)
+    for name, original in (("patch_tokenizer", original_patch), ("resize_embedding_layer", original_resize)):
+        require_signature(original, WRAPPED_PARAMS[name], what)
 
     def patch_tokenizer(tokenizer, model_args, *args, **kwargs):
         before = set(tokenizer.get_vocab())

@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from extra_cot.fileio import atomic_output, atomic_write_json
 from extra_cot.tokens import CONTROL_TOKENS, token_to_ratio
 
 logger = logging.getLogger(__name__)
@@ -139,14 +138,10 @@ def prepare_model(src_dir: str | Path, out_dir: str | Path, *, init: str = "mean
     new_tokens = _add_tokens(tokenizer, cfg.tokens)
     cfg.new_ids = init_rows(model, tokenizer, new_tokens, min(n_old, model.get_input_embeddings().weight.shape[0]), cfg.init)
     logger.info("added %d tokens to %s: %s", len(new_tokens), src_dir, cfg.new_ids)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    (tmp / MARKER).write_text(json.dumps({**asdict(cfg), "src_dir": str(src_dir)}, indent=2))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    with atomic_output(out) as tmp:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        atomic_write_json(tmp / MARKER, {**asdict(cfg), "src_dir": str(src_dir)})
     return out
 
 

@@ -1,0 +1,81 @@
+"""Options of one ``extra-cot eval`` sweep, spelled once: the dataclass is the CLI (see
+:mod:`extra_cot.cliargs`) and is saved as ``OUT/eval_config.json``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from extra_cot.cliargs import nested, option
+from extra_cot.eval.client import SamplingOptions
+from extra_cot.eval.datasets import DatasetSpec, parse_dataset_spec
+from extra_cot.tokens import RATIO_DIRS, ratio_dir_name
+
+SERVER, DATA, CLIENT = "server", "data and sweep", "client"
+
+
+def parse_ratios(text: str) -> list[str]:
+    """``--ratios`` comma list -> canonical run folder names (raises naming the valid values)."""
+    return [ratio_dir_name(r) for r in text.split(",") if r.strip()]
+
+
+@dataclass
+class EvalConfig:
+    """All options of one sweep (saved as OUT/eval_config.json)."""
+
+    output_dir: str = option("--output_dir", "--output-dir", group=DATA)
+    datasets: list[DatasetSpec] = option(
+        "--dataset",
+        group=DATA,
+        parse=parse_dataset_spec,
+        cli_default=[],
+        action="append",
+        metavar="NAME=PATH[:FORMAT[:QF:AF]]",
+        help="repeatable; FORMAT gsm8k|math|amc|generic (guessed from NAME); PATH may be "
+        "hf:<id>[@config]:<split> where the hub is reachable",
+    )
+    ratios: list[str] = option(
+        group=DATA,
+        parse=parse_ratios,
+        cli_default=",".join(RATIO_DIRS),
+        help="comma list of 0.2..1.0, policy (<COMP_AUTO>), base (no token)",
+    )
+    host: str = option(default="127.0.0.1", group=SERVER)
+    port: int = option(default=8000, group=SERVER)
+    model: str = option(default="local_core_model", group=SERVER, help="served model name")
+    base_run: str = option(default="base", group=DATA, help="ratio dir used as the ActRatio denominator")
+    limit: int | None = option(default=None, group=DATA, help="first N items of each data set")
+    sampling: SamplingOptions = nested(SamplingOptions)
+    concurrency: int = option(default=32, group=CLIENT)
+    request_timeout_s: float = option(
+        "--request-timeout", default=1800.0, group=CLIENT, help="seconds per request"
+    )
+    retries: int = option(default=5, group=CLIENT, help="retries per request (backoff 1, 2, 4 ... s)")
+    tokenizer: str | None = option(
+        default=None,
+        group=CLIENT,
+        help="local tokenizer dir for think-token counts (default: the server's /tokenize)",
+    )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def n_samples(self) -> int:
+        return self.sampling.n
+
+    def validate(self) -> None:
+        if not self.datasets:
+            raise ValueError("no --dataset given; e.g. --dataset gsm8k=data/gsm8k_test.jsonl")
+        if len({d.name for d in self.datasets}) != len(self.datasets):
+            raise ValueError("two --dataset entries share a NAME; give each a distinct NAME=")
+        for name, value, low in (
+            ("--n-samples", self.sampling.n, 1),
+            ("--concurrency", self.concurrency, 1),
+            ("--max-tokens", self.sampling.max_tokens, 1),
+            ("--retries", self.retries, 0),
+        ):
+            if value < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}")
+        if not 0 < self.sampling.top_p <= 1 or self.sampling.temperature < 0:
+            raise ValueError("need 0 < --top-p <= 1 and --temperature >= 0")

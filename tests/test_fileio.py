@@ -1,0 +1,41 @@
+"""fileio: the one JSONL reader and atomic writer (files and folders)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from extra_cot.fileio import atomic_output, atomic_write_json, atomic_write_jsonl, read_jsonl
+
+
+def test_atomic_write_leaves_no_tmp(tmp_path):
+    atomic_write_json(tmp_path / "a" / "m.json", {"x": 1})
+    assert json.loads((tmp_path / "a" / "m.json").read_text()) == {"x": 1}
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["m.json"]
+
+
+def test_atomic_output_replaces_a_folder_and_keeps_the_old_one_on_error(tmp_path):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "old.bin").write_text("old")
+    with atomic_output(out) as tmp:
+        tmp.mkdir()
+        (tmp / "new.bin").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["new.bin"]
+    with pytest.raises(RuntimeError), atomic_output(out) as tmp:
+        tmp.mkdir()
+        raise RuntimeError("save failed")
+    assert [p.name for p in out.iterdir()] == ["new.bin"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary left behind
+
+
+def test_atomic_output_keeps_the_suffix_and_jsonl_round_trips(tmp_path):
+    with atomic_output(tmp_path / "plot.png") as tmp:
+        assert tmp.suffix == ".png"  # matplotlib picks the format from it
+        tmp.write_bytes(b"png")
+    atomic_write_jsonl(tmp_path / "r.jsonl", [{"q": "é"}, {"q": 2}])
+    assert [(n, r) for n, r in read_jsonl(tmp_path / "r.jsonl")] == [(1, {"q": "é"}), (2, {"q": 2})]
+    (tmp_path / "bad.jsonl").write_text('{"q": 1}\n\n{oops\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:3: not JSON"):
+        list(read_jsonl(tmp_path / "bad.jsonl"))
