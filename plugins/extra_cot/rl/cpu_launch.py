@@ -133,6 +133,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("model_dir", help="Stage-2 model directory (with the control tokens)")
     parser.add_argument("data_dir", help="output of `extra-cot build-rl` (train.parquet, val.parquet)")
     parser.add_argument("overrides", nargs="*", help="hydra overrides for main_ppo (they win)")
+    parser.add_argument("--metrics", metavar="JSONL",
+                        help="also write verl's step metrics here (trainer.logger=[console,file])")
+    parser.add_argument("--call-log", metavar="JSONL",
+                        help="record every call of our estimator and reward manager here (EXTRA_COT_CALL_LOG)")
     parser.add_argument("--print-command", action="store_true", help="print the command, run nothing")
     return parser
 
@@ -143,11 +147,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not (Path(args.data_dir) / name).is_file():
             print(f"error: {args.data_dir}/{name} not found: run `extra-cot build-rl` first", file=sys.stderr)
             return 2
-    command = main_ppo_command(args.model_dir, args.data_dir, args.overrides)
+    env = cpu_env()
+    overrides = list(args.overrides)
+    if args.metrics:
+        env["VERL_FILE_LOGGER_PATH"] = str(Path(args.metrics).resolve())
+        overrides.insert(0, "trainer.logger=[console,file]")
+    if args.call_log:
+        from extra_cot.rl.calllog import ENV as CALL_LOG_ENV
+
+        env[CALL_LOG_ENV] = str(Path(args.call_log).resolve())
+    command = main_ppo_command(args.model_dir, args.data_dir, overrides)
     if args.print_command:
         print(" ".join(f"{k}={v}" for k, v in CPU_ENV.items()), " ".join(command))
         return 0
-    return subprocess.call(command, env=cpu_env())
+    return subprocess.call(command, env=env)
 
 
 if __name__ == "__main__":
