@@ -82,6 +82,7 @@ class Paths:
         self.root, self.data, self.stage1, self.sft = r, r / "data", r / "stage1", r / "sft"
         self.base, self.ctrl, self.trained = r / "models/base", r / "models/ctrl", r / "models/sft"
         self.eval, self.sweep, self.rl, self.logs = r / "eval", r / "rl_sweep", r / "rl", r / "logs"
+        self.rl_train, self.rl_model, self.eval_rl = r / "rl_train", r / "models/rl", r / "eval_rl"
         self.compressed = self.stage1 / "compressed.jsonl"
         self.targets = self.stage1 / "policy_targets.jsonl"
         gsm = cfg.gsm8k_train is not None
@@ -228,10 +229,39 @@ def _stage3_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
              clean=[p.rl / "train.parquet", p.rl / "val.parquet"]),
         Step("rl-command", "Stage 3: the GPU main_ppo +algorithm=chrpo command, composed with --cfg job", command,
              lambda: _missing(p.rl / "run_chrpo.sh", p.rl / "chrpo_cfg_job.yaml")),
+        # --tiny (CI) stops at the composed command: its 3-problem sweep holds no training batch, and
+        # tests/rl/test_rl_cpu_train.py runs the real trainer in CI.
+        *([] if cfg.tiny else _rl_train_steps(cfg, p)),
         Step("plot", "extra-cot plot (accuracy vs ratio, realized vs target)", plot,
              lambda: _missing(p.eval / "plots/accuracy_vs_ratio.png", p.eval / "plots/realized_vs_target.png")),
         Step("summary", "Summary: results table, control check, step times -> summary.md", summary,
              lambda: "always refreshed"),
+    ]
+
+
+def _rl_train_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
+    """Stage 3 for real: K CHRPO steps with verl on this CPU, merge, evaluate (extra_cot.demo.rl_train)."""
+    from extra_cot.demo.rl_train import merge_argv, read_metrics, train_argv
+
+    actor = p.rl_train / "ckpt" / f"global_step_{cfg.rl_steps}" / "actor"
+    test = f"{p.test_name}={p.data / 'test.jsonl'}:gsm8k"
+    ds = p.eval_rl / p.test_name
+
+    def train_check() -> str | None:
+        done = [s for s, m in read_metrics(p.rl_train / "metrics.jsonl").items() if "timing_s/adv" in m]
+        return _missing(actor) or (None if len(done) == cfg.rl_steps else f"{len(done)}/{cfg.rl_steps} steps logged")
+
+    return [
+        Step("rl-train", f"Stage 3: {cfg.rl_steps} CHRPO steps, verl main_ppo +algorithm=chrpo on the CPU platform",
+             train_argv(cfg, p, p.trained, p.rl_train), train_check, clean=[p.rl_train]),
+        Step("rl-merge", "Stage 3: python -m verl.model_merger (actor checkpoint -> HF folder models/rl)",
+             merge_argv(actor, p.rl_model), lambda: _missing(p.rl_model / "config.json", p.rl_model / "tokenizer.json"),
+             clean=[p.rl_model]),
+        Step("eval-rl", "Evaluation: the RL model at 0.2 0.4 0.6 0.8 1.0 policy (held-out)",
+             _eval_argv(cfg, p.eval_rl, test, ",".join(TRAINED_RATIOS), p.rl_model),
+             lambda: next((r for r in (_metrics_n(ds / r / "metrics.json", cfg.test) for r in TRAINED_RATIOS) if r),
+                          None),
+             serve=str(p.rl_model), clean=[p.eval_rl]),
     ]
 
 

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from itertools import pairwise
 from pathlib import Path
 
+from extra_cot.demo.rl_train import rl_train_section
 from extra_cot.demo.steps import TRAINED_RATIOS
 from extra_cot.fileio import atomic_write_json, atomic_write_text
 
@@ -149,6 +150,7 @@ def build_summary(root: Path) -> tuple[str, dict]:
     out_tokens = output_tokens(root / "eval" / dataset, root / "models" / "sft")
     control_text, control = control_check(metrics)
     steps_text, total = steps_table(state)
+    rl_train_text, rl_train = rl_train_section(root, dataset, ORDER[1:])
     base_note = ("`base` = the untuned model (served separately)" if config.get("base_server") == "separate"
                  else "`base` = the trained model asked without a control token (`--base-server reuse`)")
     md = f"""# Extra-CoT demo summary
@@ -172,12 +174,16 @@ def build_summary(root: Path) -> tuple[str, dict]:
 
 {rl_section(root / 'rl')}
 
+## Stage 3 training: {config.get('rl_steps')} CHRPO steps with verl on this CPU, then the RL model evaluated
+
+{rl_train_text}
+
 ## Wall time per step
 
 {steps_text}
 """
     return md, {"metrics": metrics, "output_tokens": out_tokens, "control": control, "total_wall_s": total,
-                "config": config}
+                "config": config, "rl_train": rl_train}
 
 
 def main(argv: list[str] | None = None) -> int:
