@@ -251,11 +251,15 @@ def _rl_train_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
         done = [s for s, m in read_metrics(p.rl_train / "metrics.jsonl").items() if "timing_s/adv" in m]
         return _missing(actor) or (None if len(done) == cfg.rl_steps else f"{len(done)}/{cfg.rl_steps} steps logged")
 
+    def merge_check() -> str | None:
+        return _missing(p.rl_model / "config.json", p.rl_model / "tokenizer.json") or _tokenizer_drift(
+            p.trained, p.rl_model)
+
     return [
         Step("rl-train", f"Stage 3: {cfg.rl_steps} CHRPO steps, verl main_ppo +algorithm=chrpo on the CPU platform",
              train_argv(cfg, p, p.trained, p.rl_train), train_check, clean=[p.rl_train]),
         Step("rl-merge", "Stage 3: python -m verl.model_merger (actor checkpoint -> HF folder models/rl)",
-             merge_argv(actor, p.rl_model), lambda: _missing(p.rl_model / "config.json", p.rl_model / "tokenizer.json"),
+             merge_argv(actor, p.rl_model), merge_check,
              clean=[p.rl_model]),
         Step("eval-rl", "Evaluation: the RL model at 0.2 0.4 0.6 0.8 1.0 policy (held-out)",
              _eval_argv(cfg, p.eval_rl, test, ",".join(TRAINED_RATIOS), p.rl_model),
