@@ -162,7 +162,7 @@ def _stage1_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
 
 def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     prepare = tool("extra-cot", "extra_cot.cli") + [
-        "prepare-model", "--src", str(p.base), "--out", str(p.ctrl), "--init", "desc"]
+        "prepare-model", "--src", str(p.base), "--out", str(p.ctrl)]
     length = [f"max_steps={cfg.max_steps}"] if cfg.max_steps > 0 else [f"num_train_epochs={cfg.epochs:g}"]
     train = tool("llamafactory-cli", "llamafactory.cli") + [
         "train", cfg.sft_config, f"model_name_or_path={p.ctrl}", f"dataset_dir={p.sft}", f"dataset={SFT_NAME}",
@@ -173,7 +173,7 @@ def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
         return missing or _tokenizer_drift(p.ctrl, p.trained)
 
     return [
-        Step("prepare-model", "Stage 2: extra-cot prepare-model (6 control tokens, desc-initialised rows)", prepare,
+        Step("prepare-model", "Stage 2: extra-cot prepare-model (6 control tokens, each its own norm-matched row)", prepare,
              lambda: _missing(p.ctrl / "extra_cot_prepare.json"), clean=[p.ctrl]),
         Step("train", "Stage 2: llamafactory-cli train (full fine-tune on CPU, fp32)", train,
              train_check, clean=[p.trained]),
