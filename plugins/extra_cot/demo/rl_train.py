@@ -19,13 +19,16 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from extra_cot.demo.rl_command import MINI_BATCH, TRAIN_BATCH
+
 #: CHRPO steps of the demo (K). Measured budget on 2 idle cores (README "Benchmarks"): see RL_BUDGET.
 RL_STEPS = 2
-#: Prompts per step x rollouts per prompt: n = 4 as METHOD.md Stage 3; 4 prompts keep a step ~1-2 min.
-RL_BATCH, RL_N = 4, 4
+#: Rollouts per prompt: METHOD.md Stage 3 (n = 4). Prompts per step: the demo's one batch constant.
+RL_N = 4
+RL_BATCH, RL_MINI_BATCH = TRAIN_BATCH, MINI_BATCH
 #: Learning rate [R]: Thinkless's 1e-6 moves nothing visible in K steps; 1e-5 is still a small step.
 RL_LR = 1e-5
-#: Tiny mode: the same command with the tiny model's sizes.
+#: Prompt budget: system + instruction + a demo/GSM8K question is ~100-250 SmolLM2 tokens.
 RL_PROMPT_LEN = 384
 
 
@@ -35,7 +38,7 @@ def train_argv(cfg, p, model: Path, out: Path) -> list[str]:
         sys.executable, "-m", "extra_cot.rl.cpu_launch", str(model.resolve()), str(p.rl.resolve()),
         "--metrics", str((out / "metrics.jsonl").resolve()), "--call-log", str((out / "calls.jsonl").resolve()),
         f"data.train_batch_size={RL_BATCH}", f"actor_rollout_ref.rollout.n={RL_N}",
-        f"actor_rollout_ref.actor.ppo_mini_batch_size={RL_BATCH}",
+        f"actor_rollout_ref.actor.ppo_mini_batch_size={RL_MINI_BATCH}",
         f"data.max_prompt_length={RL_PROMPT_LEN}", f"data.max_response_length={cfg.max_tokens}",
         f"actor_rollout_ref.rollout.max_model_len={cfg.max_model_len}",
         f"actor_rollout_ref.actor.optim.lr={RL_LR:g}",
