@@ -30,7 +30,7 @@ def run(estimator: str, model: Path, data: Path, work: Path, steps: int, batch: 
             "data.max_prompt_length=128", "data.max_response_length=64", "actor_rollout_ref.rollout.max_model_len=256",
             f"trainer.total_training_steps={steps}", "trainer.total_epochs=100",
             f"trainer.default_local_dir={work / estimator / 'ckpt'}"]
-    proc = subprocess.run(argv, capture_output=True, text=True, cwd=work)
+    proc = subprocess.run(argv, check=False, capture_output=True, text=True, cwd=work)
     (work / f"{estimator}.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise SystemExit(f"{estimator} run failed (log: {work / f'{estimator}.log'}):\n{proc.stderr[-3000:]}")

@@ -18,7 +18,7 @@ def _run(code: str, **env_changes) -> subprocess.CompletedProcess:
         env.pop(key, None)
     env.update(env_changes)
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-c", textwrap.dedent(code)], check=False, capture_output=True, text=True, env=env, timeout=300
     )
 
 

@@ -73,10 +73,8 @@ def reward_steps(calls: list[dict]) -> list[dict]:
             current.append(call)
         elif call.get("kind") == "estimator":
             n = len(current)
-            share = lambda key: sum(1 for r in current if r.get(key)) / n if n else 0.0  # noqa: E731
             steps.append({
-                "step": len(steps) + 1, "rollouts": n, "valid": share("valid"), "correct": share("correct"),
-                "calibrated": share("calibrated"),
+                "step": len(steps) + 1, "rollouts": n, **{k: _share(current, k) for k in ("valid", "correct", "calibrated")},
                 "mean_score": sum(r["score"] for r in current) / n if n else 0.0,
                 "tiers": dict(Counter(int(r["tier"]) for r in current)),
                 "chosen": dict(Counter(f"{r['ratio']:.1f}" if r["ratio"] >= 0 else "none" for r in current)),
@@ -84,6 +82,10 @@ def reward_steps(calls: list[dict]) -> list[dict]:
             })
             current = []
     return steps
+
+
+def _share(records: list[dict], key: str) -> float:
+    return sum(1 for r in records if r.get(key)) / len(records) if records else 0.0
 
 
 def _pct(x) -> str:
@@ -105,8 +107,8 @@ def rl_train_section(root: Path, dataset: str, order: tuple[str, ...]) -> tuple[
     steps = reward_steps(read_calls(out / "calls.jsonl"))
     if not steps:
         return "CHRPO training did not run (no `rl_train/calls.jsonl`).", {}
-    lines = ["| step | rollouts | valid | correct | calibrated | mean score | tiers (0 invalid, 1 wrong, 2 correct) "
-             "| adv != 0 rows | kl_loss | step time (s) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [("| step | rollouts | valid | correct | calibrated | mean score | tiers (0 invalid, 1 wrong, 2 correct) "
+              "| adv != 0 rows | kl_loss | step time (s) |"), "|---|---|---|---|---|---|---|---|---|---|"]
     for s in steps:
         m = metrics.get(s["step"], {})
         kl, wall = m.get("actor/kl_loss"), m.get("timing_s/step")

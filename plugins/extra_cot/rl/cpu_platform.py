@@ -86,8 +86,8 @@ def _device_module() -> types.ModuleType:
     for name in dir(torch.cpu):
         if not name.startswith("_"):
             setattr(module, name, getattr(torch.cpu, name))
-    zero = lambda *a, **k: 0  # noqa: E731  (memory counters: verl only logs them)
-    noop = lambda *a, **k: None  # noqa: E731
+    zero = lambda *a, **k: 0  # memory counters: verl only logs them
+    noop = lambda *a, **k: None
     module.current_device = lambda: PLATFORM_NAME
     module.set_device = noop
     module.synchronize = noop
