@@ -102,7 +102,9 @@ def cpu_env(base: dict | None = None) -> dict:
 
 def main_ppo_command(model_dir: str | Path, data_dir: str | Path, overrides: Sequence[str] = ()) -> list[str]:
     """The ``main_ppo +algorithm=chrpo`` argv on the CPU path; ``overrides`` come last and win."""
-    data = Path(data_dir)
+    # Absolute: verl reads data and model inside Ray workers, whose working directory is not ours.
+    data = Path(data_dir).resolve()
+    model_dir = Path(model_dir).resolve() if Path(model_dir).exists() else model_dir
     return [
         sys.executable,
         "-m",
