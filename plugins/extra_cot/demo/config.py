@@ -114,7 +114,8 @@ class DemoConfig:
         cli_default="",
         parse=_comma_list,
         group=RUN,
-        help="comma list of steps to run (others are skipped if done)",
+        help="comma list of steps to (re)run; the other steps do not run (an earlier one that is not done "
+        "stops the demo naming it); later steps are not refreshed, e.g. --only eval,summary",
     )
 
     def __post_init__(self) -> None:
