@@ -26,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 from extra_cot.compress.filters import FilterOptions
-from extra_cot.compress.jsonl import Appender, prepare_append, row_key
+from extra_cot.compress.jsonl import Appender, prepare_append, row_key, run_command
 from extra_cot.compress.pipeline import READERS, CompressOptions, compress_source
 from extra_cot.compress.scorers import SCORERS, ScorerOptions
 from extra_cot.compress.select import SelectOptions
@@ -111,13 +111,4 @@ def run(args) -> Counter:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        stats = run(args)
-    except (ValueError, FileNotFoundError) as exc:
-        logger.error("%s", exc)
-        return 2
-    for name, n in sorted(stats.items()):
-        print(f"{name:<40} {n}")
-    return 0
+    return run_command(build_parser(), run, argv)

@@ -31,6 +31,10 @@ def _comma_list(text: str) -> list[str]:
     return [s for s in text.split(",") if s]
 
 
+#: ``--force`` / ``--only``: a comma list of step names.
+_STEP_LIST = {"default_factory": list, "cli_default": "", "parse": _comma_list, "group": RUN}
+
+
 @dataclass
 class DemoConfig:
     """Everything a demo run needs; saved as ``OUT/demo_config.json``; the fields are the flags.
@@ -96,20 +100,8 @@ class DemoConfig:
         help="separate: serve the untuned model for 'base' (default); reuse: the trained model untagged (tiny)",
     )
     n_gpus: int = option(default=8, group=EVAL, help="GPUs per node in the printed CHRPO command")
-    force: list[str] = option(
-        default_factory=list,
-        cli_default="",
-        parse=_comma_list,
-        group=RUN,
-        help="comma list of steps to redo (and every step after the first)",
-    )
-    only: list[str] = option(
-        default_factory=list,
-        cli_default="",
-        parse=_comma_list,
-        group=RUN,
-        help="comma list of steps to run (others are skipped if done)",
-    )
+    force: list[str] = option(help="comma list of steps to redo (and every step after the first)", **_STEP_LIST)
+    only: list[str] = option(help="comma list of steps to run (others are skipped if done)", **_STEP_LIST)
 
     def __post_init__(self) -> None:
         for name in ("sft", "rl", "test", "batch_size", "max_tokens", "concurrency", "n_samples"):
