@@ -7,7 +7,12 @@ runs for that part. So the plugin is active in
 ``llamafactory-cli train/chat/export``, in torchrun ranks and in preprocessing workers, while an
 interpreter that never imports LLaMA-Factory imports nothing more.
 
-Switch off with ``EXTRA_COT_AUTOLOAD=0``. Never raises: a failure is logged with its traceback.
+Switch off with ``EXTRA_COT_AUTOLOAD=0``. Interpreter start-up never fails because of it: the
+``.pth`` line and :func:`install` only add the finder. Once LLaMA-Factory is imported, a failure
+to register is logged with its traceback, except a refusal of an untested host
+(:class:`extra_cot.hostcheck.UntestedHostError`): that one propagates, so ``import
+llamafactory.data`` (and ``llamafactory-cli``) stops with a message naming the supported release
+and the overrides, instead of training without the plugin.
 """
 
 from __future__ import annotations
@@ -24,10 +29,14 @@ logger = logging.getLogger("extra_cot.autoload")
 
 
 def _register(part: str) -> None:
+    from extra_cot.hostcheck import UntestedHostError
+
     try:
         from extra_cot.sft.plugin import register
 
         register(part)
+    except UntestedHostError as err:  # fail closed, loudly: the plugin must not half-apply
+        raise UntestedHostError(f"{err} (or {ENV_VAR}=0 to run LLaMA-Factory without extra-cot)") from None
     except Exception:  # never break the host process; say what failed, with the traceback
         logger.exception("extra-cot: registering the LLaMA-Factory plugin failed (set %s=0 to skip it)", ENV_VAR)
 

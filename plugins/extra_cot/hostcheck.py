@@ -20,6 +20,13 @@ logger = logging.getLogger(__name__)
 #: Environment switch that lets an adapter run on an untested host release (at the user's risk).
 ALLOW_ENV = "EXTRA_COT_ALLOW_UNTESTED_HOST"
 
+#: Host releases the adapters were written and tested against, by distribution name. The same
+#: pins live in pyproject.toml's extras (tests/test_install.py checks the two agree).
+SUPPORTED: dict[str, tuple[str, ...]] = {
+    "llamafactory": ("0.9.5",),
+    "verl": ("0.9.1",),
+}
+
 
 class UntestedHostError(RuntimeError):
     """A host release or signature this adapter was not written and tested against."""
@@ -36,13 +43,14 @@ def _refuse(message: str) -> None:
     raise UntestedHostError(f"{message}; set {ALLOW_ENV}=1 to try anyway")
 
 
-def require_version(dist: str, supported: Iterable[str], what: str) -> str | None:
+def require_version(dist: str, supported: Iterable[str] | None, what: str) -> str | None:
     """Installed version of distribution ``dist``; refuse when it is not one of ``supported``.
 
-    ``what`` names the adapter in the message. Returns None when ``dist`` is not installed
-    (the adapter's own import then fails with the usual ImportError).
+    ``supported=None`` takes :data:`SUPPORTED` ``[dist]``. ``what`` names the adapter in the
+    message. Returns None when ``dist`` is not installed (the adapter's own import then fails
+    with the usual ImportError).
     """
-    supported = tuple(supported)
+    supported = tuple(SUPPORTED[dist] if supported is None else supported)
     try:
         version = metadata.version(dist)
     except metadata.PackageNotFoundError:

@@ -34,6 +34,13 @@ def build_messages(question: str, control: str | float | ControlChoice | None = 
     ]
 
 
+def forced_prefix(control: str | float | ControlChoice | None) -> str:
+    """The start of a response that :func:`build_response` writes for ``control``: the echoed
+    token and the think opener (``extra-cot eval --force-control`` prefills it); ``""`` for none."""
+    token = _token(control)
+    return "" if token is None else f"{token}\n<think>\n"
+
+
 def build_response(think: str, answer: str, control: str | float | ControlChoice | None = None) -> str:
     """A training/target response: the echoed token (if any), the think block, the answer."""
     token = _token(control)

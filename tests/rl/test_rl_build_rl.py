@@ -91,6 +91,8 @@ def test_rl_build_rl_writes_verl_parquet(tmp_path, capsys):
                 "none",
                 "--val-size",
                 "4",
+                "--train-batch-size",
+                "37",
             ]
         )
         == 0
@@ -125,6 +127,8 @@ def test_rl_build_rl_writes_verl_parquet(tmp_path, capsys):
                 "none",
                 "--val-size",
                 "4",
+                "--train-batch-size",
+                "37",
             ]
         )
         == 0
@@ -136,8 +140,9 @@ def test_rl_build_rl_applies_method_quotas(tmp_path):
     questions = {i: _question(FIXED_RATIOS[i % 5]) for i in range(100)}  # 20 per ratio
     _write_tree(tmp_path / "sweep", questions)
     out = tmp_path / "rl"
-    assert main(["--sweep", str(tmp_path / "sweep"), "--output-dir", str(out), "--val-size", "0"]) == 0
-    train = pd.read_parquet(out / "train.parquet")
+    argv = ["--sweep", str(tmp_path / "sweep"), "--output-dir", str(out), "--val-size", "1", "--train-batch-size", "8"]
+    assert main(argv) == 0
+    train = pd.concat([pd.read_parquet(out / "train.parquet"), pd.read_parquet(out / "val.parquet")])
     counts = train["extra_info"].map(lambda e: round(e["gt_ratio"], 1)).value_counts().to_dict()
     # The scarcest bucket relative to its share is 0.6 (20 / 0.26 -> N = 76); exact shares 13.68,
     # 18.24, 19.76, 16.72, 7.6 floor to 73 rows, the 3 left go to the largest remainders (0.6, 0.8, 0.2).
@@ -164,7 +169,9 @@ def test_rl_parquet_loads_in_verl_rlhf_dataset(tmp_path, tiny_tokenizer):
 
     _write_tree(tmp_path / "sweep", {i: _question(FIXED_RATIOS[i % 5]) for i in range(10)})
     out = tmp_path / "rl"
-    assert main(["--sweep", str(tmp_path / "sweep"), "--output-dir", str(out), "--quotas", "none"]) == 0
+    argv = ["--sweep", str(tmp_path / "sweep"), "--output-dir", str(out), "--quotas", "none", "--val-size", "2",
+            "--train-batch-size", "8"]
+    assert main(argv) == 0
     generated = files("verl.trainer.config") / "_generated_ppo_trainer.yaml"
     data_cfg = OmegaConf.create(yaml.safe_load(generated.read_text())["data"])
     data_cfg.max_prompt_length = 256
@@ -172,3 +179,28 @@ def test_rl_parquet_loads_in_verl_rlhf_dataset(tmp_path, tiny_tokenizer):
     item = dataset[0]
     assert item["raw_prompt"][-1]["content"].endswith("<COMP_AUTO>")
     assert item["extra_info"]["gt_ratio"] in FIXED_RATIOS
+
+
+def test_rl_build_rl_refuses_an_empty_val_set(tmp_path, capsys):
+    _write_tree(tmp_path / "sweep", {i: _question(FIXED_RATIOS[i % 5]) for i in range(9)})  # 9 * 0.05 -> 0
+    out = tmp_path / "rl"
+    argv = ["--sweep", str(tmp_path / "sweep"), "--output-dir", str(out), "--quotas", "none", "--train-batch-size", "4"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "val set would be empty: 9 selected rows x --val-size 0.05 = 0 rows" in err and "--val-size" in err
+    assert not (out / "train.parquet").exists() and not (out / "build_rl_config.json").exists()
+    assert main([*argv, "--val-size", "1"]) == 0  # the fix the message names works
+    assert len(pd.read_parquet(out / "val.parquet")) == 1 and len(pd.read_parquet(out / "train.parquet")) == 8
+
+
+def test_rl_build_rl_refuses_fewer_train_rows_than_one_batch(tmp_path, capsys):
+    _write_tree(tmp_path / "sweep", {i: _question(FIXED_RATIOS[i % 5]) for i in range(20)})
+    out = tmp_path / "rl"
+    base = ["--sweep", str(tmp_path / "sweep"), "--output-dir", str(out), "--quotas", "none", "--val-size", "2"]
+    assert main(base) == 2  # default: verl's data.train_batch_size 1024
+    err = capsys.readouterr().err
+    assert "train set has 18 rows" in err and "--train-batch-size 1024" in err
+    assert main([*base, "--train-batch-size", "19"]) == 2
+    assert "train set has 18 rows" in capsys.readouterr().err
+    assert main([*base, "--train-batch-size", "18"]) == 0
+    assert json.loads((out / "build_rl_config.json").read_text())["train_batch_size"] == 18

@@ -80,3 +80,17 @@ def sft():
 
     return SimpleNamespace(make_row=make_row, write_dataset=write_dataset, lf_train_dataset=lf_train_dataset,
                            decode_examples=decode_examples, SAMPLE_DIR=SAMPLE_DIR, REPO=REPO)
+
+
+def assert_distinct_norm_matched(emb, ids, n_old):
+    """Every pair of control rows far apart (cosine < 0.5) and each norm inside the existing rows' range."""
+    import torch
+
+    rows = emb[ids].float()
+    norms = emb[:n_old].float().norm(dim=1)
+    lo, hi = torch.quantile(norms, 0.05).item(), torch.quantile(norms, 0.95).item()
+    for i in range(len(ids)):
+        assert lo <= rows[i].norm().item() <= hi, (rows[i].norm().item(), lo, hi)
+        for j in range(i + 1, len(ids)):
+            cos = torch.nn.functional.cosine_similarity(rows[i], rows[j], dim=0).item()
+            assert cos < 0.5, (ids[i], ids[j], cos)

@@ -73,17 +73,29 @@ def test_hook_installed_after_llamafactory_was_imported_registers_at_once():
     assert _last(proc) == ["True", "True", "True"], proc.stderr[-2000:]
 
 
-def test_other_llamafactory_version_warns_naming_the_supported_one(caplog):
-    from importlib import metadata
+def _fake(dist: str, version: str) -> str:
+    """Code that makes importlib.metadata report ``version`` for ``dist`` (before anything imports it)."""
+    return (f"import importlib.metadata as m; _real = m.version;"
+            f"m.version = lambda d: {version!r} if d == {dist!r} else _real(d);")
 
-    from extra_cot.sft import plugin
 
-    real = metadata.version
-    caplog.set_level("WARNING", logger="llamafactory.extra_cot")
-    try:
-        metadata.version = lambda name: "0.9.9" if name == "llamafactory" else real(name)
-        assert plugin.check_version() == "0.9.9"
-    finally:
-        metadata.version = real
-    assert any("supports LLaMA-Factory 0.9.5; found 0.9.9" in r.getMessage() for r in caplog.records)
-    assert plugin.check_version() == "0.9.5"
+def test_other_llamafactory_version_is_refused_naming_the_supported_one_and_the_override():
+    proc = _run(_fake("llamafactory", "0.9.9") + CHECK, EXTRA_COT_ALLOW_UNTESTED_HOST="")
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("extra_cot.hostcheck.UntestedHostError"), proc.stderr[-2000:]
+    for needle in ("supports llamafactory 0.9.5, found 0.9.9", "EXTRA_COT_ALLOW_UNTESTED_HOST=1", "EXTRA_COT_AUTOLOAD=0"):
+        assert needle in last
+
+
+def test_other_llamafactory_version_runs_with_the_override_and_warns():
+    proc = _run(_fake("llamafactory", "0.9.9") + CHECK, EXTRA_COT_ALLOW_UNTESTED_HOST="1")
+    assert _last(proc) == ["True", "True", "True"], proc.stderr[-2000:]
+    assert "found 0.9.9" in proc.stderr + proc.stdout and "continuing: EXTRA_COT_ALLOW_UNTESTED_HOST=1" in (
+        proc.stderr + proc.stdout)
+
+
+def test_refusal_does_not_break_interpreter_start_up():
+    # the .pth hook runs at every start-up; with an untested LLaMA-Factory only its import refuses
+    proc = _run(_fake("llamafactory", "0.9.9") + "import extra_cot._autoload, json; print('alive')")
+    assert proc.returncode == 0 and _last(proc) == ["alive"], proc.stderr[-2000:]

@@ -105,3 +105,32 @@ def test_torchrun_two_ranks_lora_packing(tmp_path, tiny_model_dir):
     for e in expected:
         assert e.split("\x00")[1] + "<|im_end|>\n" in trained
     assert trained.count("<|im_end|>") == len(expected)
+
+
+@pytest.mark.slow
+def test_lora_trains_and_exports_the_control_rows(tmp_path, tiny_base_model_dir):
+    """A `prepare-model` checkpoint (LLaMA-Factory does not resize it, so on its own it would keep
+    embed_tokens frozen): a real LoRA run changes the control rows, and the merged export keeps them."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from extra_cot.sft.prepare import prepare_model
+
+    prepared = prepare_model(tiny_base_model_dir, tmp_path / "prepared")
+    out, log = _train(tmp_path, prepared, "finetuning_type=lora lora_rank=4 max_steps=3 learning_rate=5e-3")
+    assert "additional_target=embed_tokens" in log  # the plugin's own line: it made the rows trainable
+    merged = tmp_path / "merged"
+    proc = subprocess.run([str(CLI), "export", "--model_name_or_path", str(prepared), "--adapter_name_or_path",
+                           str(out), "--template", "qwen3_comp", "--finetuning_type", "lora", "--export_dir", str(merged)],
+                          check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    tok = AutoTokenizer.from_pretrained(str(prepared))
+    ids = [tok.convert_tokens_to_ids(t) for t in CONTROL_TOKENS]
+    before = AutoModelForCausalLM.from_pretrained(str(prepared))
+    after = AutoModelForCausalLM.from_pretrained(str(merged))
+    emb0, emb1 = before.get_input_embeddings().weight.detach(), after.get_input_embeddings().weight.detach()
+    # the control tokens the training examples hold (the sample's fixed ratios) moved
+    moved = [(emb1[i] - emb0[i]).norm().item() for i in ids]
+    assert sum(m > 1e-4 for m in moved) >= 4, moved
+    # the output side of the tied model carries the same trained rows after export
+    assert torch.equal(after.get_output_embeddings().weight.detach()[ids], emb1[ids])

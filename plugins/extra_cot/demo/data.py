@@ -43,7 +43,8 @@ def build_sets(args: argparse.Namespace) -> tuple[dict[str, list[dict]], str]:
         test = _gsm8k_rows(test_path, args.test, "--test")
         sets = {"sft_source.jsonl": train[: args.sft], "rl.jsonl": train[args.sft:], "test.jsonl": test}
         return sets, "gsm8k"
-    options = ProblemOptions(min_steps=args.min_steps, max_steps=args.max_steps)
+    options = ProblemOptions(min_steps=args.min_steps, max_steps=args.max_steps, max_start=args.max_start,
+                             max_factor=args.max_factor, max_add=args.max_add)
     rows = generate(args.sft + args.rl + args.test, seed=args.seed, options=options)
     sft, rl, test = rows[: args.sft], rows[args.sft: args.sft + args.rl], rows[args.sft + args.rl:]
     sets = {"sft_source.jsonl": [to_trace(r) for r in sft], "rl.jsonl": [to_gsm8k(r) for r in rl],
@@ -65,8 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rl", type=int, default=24, help="training-split problems for the Stage 3 sweep")
     p.add_argument("--test", type=int, default=40, help="held-out evaluation problems")
     p.add_argument("--seed", type=int, default=0, help="problem generator seed")
-    p.add_argument("--min-steps", type=int, default=2, help="generated problems: fewest steps")
-    p.add_argument("--max-steps", type=int, default=3, help="generated problems: most steps")
+    d = ProblemOptions()
+    p.add_argument("--min-steps", type=int, default=d.min_steps, help=f"generated problems: fewest steps ({d.min_steps})")
+    p.add_argument("--max-steps", type=int, default=d.max_steps, help=f"generated problems: most steps ({d.max_steps})")
+    p.add_argument("--max-start", type=int, default=d.max_start, help=f"largest start value ({d.max_start})")
+    p.add_argument("--max-factor", type=int, default=d.max_factor, help=f"largest items per box ({d.max_factor})")
+    p.add_argument("--max-add", type=int, default=d.max_add, help=f"most items found or given at once ({d.max_add})")
     p.add_argument("--gsm8k-train", default=None, help="use GSM8K rows from this JSONL instead of generating")
     p.add_argument("--gsm8k-test", default=None, help="GSM8K test JSONL (default: --gsm8k-train with train->test)")
     return p

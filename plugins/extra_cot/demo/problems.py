@@ -46,8 +46,8 @@ def _pronoun(name: str) -> str:
     return PRONOUN.get(name, "he")
 
 
-def _step_buy(rng: random.Random, total: int, name: str, item: str, box: str) -> list[Step]:
-    k, m = rng.randint(2, 6), rng.randint(2, 9)
+def _step_buy(rng: random.Random, total: int, name: str, item: str, box: str, opt: ProblemOptions) -> list[Step]:
+    k, m = rng.randint(2, max(2, opt.max_factor - 1)), rng.randint(2, opt.max_factor)
     gained, new = k * m, total + k * m
     sent = f"{_pronoun(name)} buys {k} {box} with {m} {item} each."
     return [
@@ -58,22 +58,22 @@ def _step_buy(rng: random.Random, total: int, name: str, item: str, box: str) ->
     ]
 
 
-def _step_give(rng: random.Random, total: int, name: str, item: str, box: str) -> list[Step]:
-    g = rng.randint(1, max(1, total - 1))
+def _step_give(rng: random.Random, total: int, name: str, item: str, box: str, opt: ProblemOptions) -> list[Step]:
+    g = rng.randint(1, max(1, min(total - 1, opt.max_add)))
     new = total - g
     sent = f"{_pronoun(name)} gives {g} {item} to {rng.choice(FRIENDS)}."
     return [Step(sent, f"{total}-{g}={new}", new,
                  f"Giving away {g} {item} leaves {total} - {g} = {new} {item}.")]
 
 
-def _step_find(rng: random.Random, total: int, name: str, item: str, box: str) -> list[Step]:
-    f = rng.randint(2, 15)
+def _step_find(rng: random.Random, total: int, name: str, item: str, box: str, opt: ProblemOptions) -> list[Step]:
+    f = rng.randint(2, opt.max_add)
     new = total + f
     sent = f"{_pronoun(name)} finds {f} more {item}."
     return [Step(sent, f"{total}+{f}={new}", new, f"Finding {f} more makes it {total} + {f} = {new} {item}.")]
 
 
-def _step_double(rng: random.Random, total: int, name: str, item: str, box: str) -> list[Step]:
+def _step_double(rng: random.Random, total: int, name: str, item: str, box: str, opt: ProblemOptions) -> list[Step]:
     times = rng.choice((2, 3))
     new = total * times
     word = {2: "twice", 3: "three times"}[times]
@@ -89,17 +89,30 @@ _WEIGHTS = {"buy": 3, "give": 3, "find": 2, "double": 1}
 
 @dataclass(frozen=True)
 class ProblemOptions:
-    """Size of the problems: ``min_steps``..``max_steps`` changes after the start value."""
+    """Size of the problems: ``min_steps``..``max_steps`` changes after a start value in
+    ``5..max_start``; a purchase is ``2..max_factor-1`` boxes of ``2..max_factor`` items; finds and
+    gifts move at most ``max_add`` items.
 
-    min_steps: int = 2
-    max_steps: int = 3
-    max_start: int = 30
+    The defaults are the demo's (issue 10): one or two changes with small numbers, so a 135M
+    model after a few minutes of CPU training solves a clear share (the untuned SmolLM2 gets
+    about half of single-digit sums and products right). The issue-6 family (2-3 changes,
+    start up to 30, purchases up to 6 x 9, finds up to 15) is
+    ``ProblemOptions(min_steps=2, max_steps=3, max_start=30, max_factor=9, max_add=15)``.
+    """
+
+    min_steps: int = 1
+    max_steps: int = 2
+    max_start: int = 12
+    max_factor: int = 5
+    max_add: int = 9
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_steps <= self.max_steps <= 6:
             raise ValueError(f"need 1 <= min_steps <= max_steps <= 6, got {self.min_steps}, {self.max_steps}")
         if self.max_start < 5:
             raise ValueError(f"max_start must be >= 5, got {self.max_start}")
+        if self.max_factor < 3 or self.max_add < 2:
+            raise ValueError(f"need max_factor >= 3 and max_add >= 2, got {self.max_factor}, {self.max_add}")
 
 
 def make_problem(rng: random.Random, options: ProblemOptions = ProblemOptions()) -> dict:
@@ -112,7 +125,7 @@ def make_problem(rng: random.Random, options: ProblemOptions = ProblemOptions())
         kind = rng.choices(kinds, weights=[_WEIGHTS[k] for k in kinds])[0]
         if kind == "double" and total > 40:
             kind = "find"
-        new_steps = STEP_KINDS[kind](rng, total, name, item, box)
+        new_steps = STEP_KINDS[kind](rng, total, name, item, box, options)
         opener = "First" if not steps else rng.choice(CONNECTORS)
         sentences.append(f"{opener}, {new_steps[0].sentence}")
         steps.extend(new_steps)

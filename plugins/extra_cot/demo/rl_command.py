@@ -25,6 +25,8 @@ from extra_cot.fileio import atomic_write_text
 #: batch is 16 prompts x n=4 rollouts; a real run raises these (examples/run_qwen3-1.7b_chrpo.sh).
 TRAIN_BATCH = 16
 MINI_BATCH = 8
+#: Validation rows the demo's build-rl holds out (a count: 5 % of a demo-sized set rounds to 0) [R].
+VAL_ROWS = 2
 
 
 def chrpo_argv(rl_data: str, model: str, n_gpus: int, epochs: int = 3) -> list[str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from extra_cot.demo.config import DemoConfig
+from extra_cot.demo.rl_command import TRAIN_BATCH, VAL_ROWS
 from extra_cot.tokens import FIXED_RATIOS, RATIO_DIRS, ratio_dir_name
 
 #: Eval ratio dirs of the trained model (the issue's list, ``base`` evaluated separately).
@@ -160,7 +161,7 @@ def _stage1_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
 
 def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     prepare = tool("extra-cot", "extra_cot.cli") + [
-        "prepare-model", "--src", str(p.base), "--out", str(p.ctrl), "--init", "desc"]
+        "prepare-model", "--src", str(p.base), "--out", str(p.ctrl)]
     length = [f"max_steps={cfg.max_steps}"] if cfg.max_steps > 0 else [f"num_train_epochs={cfg.epochs:g}"]
     train = tool("llamafactory-cli", "llamafactory.cli") + [
         "train", cfg.sft_config, f"model_name_or_path={p.ctrl}", f"dataset_dir={p.sft}", f"dataset={SFT_NAME}",
@@ -171,7 +172,7 @@ def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
         return missing or _tokenizer_drift(p.ctrl, p.trained)
 
     return [
-        Step("prepare-model", "Stage 2: extra-cot prepare-model (6 control tokens, desc-initialised rows)", prepare,
+        Step("prepare-model", "Stage 2: extra-cot prepare-model (6 control tokens, each its own norm-matched row)", prepare,
              lambda: _missing(p.ctrl / "extra_cot_prepare.json"), clean=[p.ctrl]),
         Step("train", "Stage 2: llamafactory-cli train (full fine-tune on CPU, fp32)", train,
              train_check, clean=[p.trained]),
@@ -214,7 +215,9 @@ def _eval_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
 
 def _stage3_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     build = tool("extra-cot", "extra_cot.cli") + [
-        "build-rl", "--sweep", str(p.sweep), "--output-dir", str(p.rl), "--overwrite"]
+        "build-rl", "--sweep", str(p.sweep), "--output-dir", str(p.rl), "--overwrite",
+        # one batch size for build-rl's guard and the verl command (extra_cot.demo.rl_command)
+        "--train-batch-size", str(TRAIN_BATCH), "--val-size", str(VAL_ROWS)]
     command = [sys.executable, "-m", "extra_cot.demo.rl_command", "--rl-data", str(p.rl), "--model", str(p.trained),
                "--n-gpus", str(cfg.n_gpus), "--out", str(p.rl)]
     plot = tool("extra-cot", "extra_cot.cli") + ["plot", str(p.eval)]

@@ -2,6 +2,13 @@
 
 Sampling parameters vLLM accepts beyond the OpenAI schema (``skip_special_tokens``, ``top_k``…)
 go at the top level of the request body, as the OpenAI SDK's ``extra_body`` would put them.
+
+The sampler is explicit: every request carries ``top_k`` (-1), ``min_p`` (0) and
+``repetition_penalty`` (1) unless set, the values verl's rollouts use, because vLLM otherwise
+fills them from the checkpoint's ``generation_config.json`` (Qwen3 ships ``top_k: 20``) and the
+sweep would sample differently from RL. A response carrying ``reasoning_content``/``reasoning``
+(a server started with a reasoning parser moved the think block out of ``content``) stops the
+sweep with :class:`ReasoningParserError`.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ class ServerError(RuntimeError):
     """The server is unreachable, lacks the model, or keeps failing."""
 
 
+class ReasoningParserError(ServerError):
+    """The server splits the think block into ``reasoning_content``: think tokens would read 0."""
+
+
 def _json_object(text: str) -> dict:
     try:
         return json.loads(text)
@@ -49,6 +60,11 @@ class SamplingOptions:
 
     temperature: float = option(default=0.7, group=_SAMPLING)
     top_p: float = option(default=0.9, group=_SAMPLING)
+    top_k: int = option(default=-1, group=_SAMPLING,
+                        help="-1 = off (verl's rollout value); always sent, so the checkpoint's "
+                        "generation_config.json (Qwen3: top_k 20) cannot change the sampler")
+    min_p: float = option(default=0.0, group=_SAMPLING, help="always sent (default 0 = off)")
+    repetition_penalty: float = option(default=1.0, group=_SAMPLING, help="always sent (default 1 = off)")
     max_tokens: int = option(default=4096, group=_SAMPLING)
     n: int = option(
         "--n-samples", default=1, group="data and sweep", help="completions per item (pass@k data)"
@@ -78,6 +94,9 @@ class SamplingOptions:
             "messages": messages,
             "temperature": self.temperature,
             "top_p": self.top_p,
+            "top_k": self.top_k,
+            "min_p": self.min_p,
+            "repetition_penalty": self.repetition_penalty,
             "max_tokens": self.max_tokens,
             "n": self.n,
             "skip_special_tokens": self.skip_special_tokens,
@@ -134,6 +153,15 @@ async def chat(
     start = time.perf_counter()
     data = await post_with_retries(client, f"{base_url}/chat/completions", body, retries, backoff_s)
     choices = sorted(data.get("choices", []), key=lambda c: c.get("index", 0))
+    for choice in choices:
+        message = choice.get("message") or {}
+        moved = [k for k in ("reasoning_content", "reasoning") if message.get(k)]
+        if moved:
+            raise ReasoningParserError(
+                f"{base_url} returned the think block in {moved[0]!r}, outside 'content': the server runs a "
+                "reasoning parser, so think tokens and control tokens would be lost. Serve the model without "
+                "--reasoning-parser (and without --enable-reasoning), then rerun the same command (finished "
+                "items are kept)")
     texts = [(c.get("message") or {}).get("content") or "" for c in choices]
     return texts, time.perf_counter() - start
 

@@ -44,6 +44,13 @@ class EvalConfig:
     model: str = option(default="local_core_model", group=SERVER, help="served model name")
     base_run: str = option(default="base", group=DATA, help="ratio dir used as the ActRatio denominator")
     limit: int | None = option(default=None, group=DATA, help="first N items of each data set")
+    force_control: bool = option(
+        default=False,
+        group=DATA,
+        help="fixed ratios: prefill the requested <COMP_xx> and the think opener as the start of the "
+        "assistant turn (vLLM continue_final_message), so the budget holds even when the model would "
+        "echo another token; policy and base runs are not prefilled (the model chooses)",
+    )
     sampling: SamplingOptions = nested(SamplingOptions)
     concurrency: int = option(default=32, group=CLIENT)
     request_timeout_s: float = option(

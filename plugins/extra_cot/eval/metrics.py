@@ -11,12 +11,19 @@ Definitions (``n`` = number of records = items × samples):
 * ``latency_s``: wall time of all requests (concurrent) / number of items.
 * ``closed_think_share``: share of outputs with a closed think block.
 * ``control_distribution``: share of each first control token in the outputs (``"none"``).
+* ``echo_fidelity``: fixed ratios only (``None`` for policy/base): share of outputs whose leading
+  token (leading whitespace ignored) is the requested ``<COMP_xx>``; with ``--force-control`` the
+  token is prefilled, so it is 1.0 by construction (``forced_control`` says so).
+* ``chosen_ratio_distribution``: share of each leading control token (``"none"`` when the output
+  does not start with one): for ``policy`` the ratios the model chose.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+
+from extra_cot.tokens import canonical_text, parse_control, parse_leading_control
 
 #: Two targets whose realized ratios differ by less than this have "collapsed" (issue 4);
 #: 0.05 is also the compressor's bucket tolerance (METHOD.md, "Calibration").
@@ -27,9 +34,32 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+def _requested_token(ratio: str) -> str | None:
+    """The fixed-ratio token a run folder asked for (``None`` for policy/base/unknown names)."""
+    try:
+        choice = parse_control(ratio)
+    except ValueError:
+        return None
+    return None if choice is None or choice.is_policy else choice.token
+
+
+def _leading(record: Mapping) -> str:
+    choice = parse_leading_control(str(record.get("output", "")))
+    return "none" if choice is None else canonical_text(choice.token)
+
+
+def echo_fidelity(records: Sequence[Mapping], ratio: str) -> float | None:
+    """Share of ``records`` whose output starts with the token ``ratio`` requested (see module doc)."""
+    token = _requested_token(ratio)
+    if token is None or not records:
+        return None
+    return sum(_leading(r) == token for r in records) / len(records)
+
+
 def run_metrics(records: Sequence[Mapping], wall_s: float, dataset: str, ratio: str) -> dict:
     """Metrics of one (data set, ratio) run; cross-run keys are ``None`` until :func:`link_runs`."""
     n = len(records)
+    leading = Counter(_leading(r) for r in records)
     correct = sum(bool(r["correct"]) for r in records)
     answered = sum(r.get("pred") is not None for r in records)
     n_items = len({r["index"] for r in records})
@@ -50,6 +80,9 @@ def run_metrics(records: Sequence[Mapping], wall_s: float, dataset: str, ratio: 
         "latency_s": wall_s / n_items if n_items else 0.0,
         "closed_think_share": _mean([float(r["closed_think"]) for r in records]) if records else 0.0,
         "control_distribution": {k: v / n for k, v in sorted(controls.items())} if n else {},
+        "echo_fidelity": echo_fidelity(records, ratio),
+        "chosen_ratio_distribution": {k: v / n for k, v in sorted(leading.items())} if n else {},
+        "forced_control": any(r.get("forced_prefix") for r in records),
         "realized_ratio": None,
     }
 
@@ -100,7 +133,7 @@ def summary_table(rows: Iterable[dict]) -> str:
     """A Markdown table of metrics dicts (one per data set and ratio)."""
     head = (
         "| dataset | ratio | n | Tokens | ActRatio | Acc@all | Acc@answered | Latency (s) | "
-        "realized | closed think | top control |\n|" + "---|" * 11
+        "realized | echo | closed think | top control |\n|" + "---|" * 12
     )
     lines = [head]
     for m in rows:
@@ -109,7 +142,22 @@ def summary_table(rows: Iterable[dict]) -> str:
         lines.append(
             f"| {m['dataset']} | {m['ratio']} | {m['n']} | {m['tokens']:.1f} | {_fmt(m['act_ratio'], '.2f')} | "
             f"{100 * m['acc_all']:.1f} | {_fmt(None if m['acc_answered'] is None else 100 * m['acc_answered'], '.1f')} | "
-            f"{m['latency_s']:.3f} | {_fmt(m['realized_ratio'], '.2f')} | {100 * m['closed_think_share']:.0f}% | "
+            f"{m['latency_s']:.3f} | {_fmt(m['realized_ratio'], '.2f')} | {_echo(m)} | "
+            f"{100 * m['closed_think_share']:.0f}% | "
             f"{'-' if top is None else f'{top[0]} ({100 * top[1]:.0f}%)'} |"
         )
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    text += ("\necho = share of outputs starting with the requested <COMP_xx> (fixed ratios; "
+             "'forced' = prefilled by --force-control).\n")
+    chosen = [m for m in rows if m.get("ratio") == "policy" and m.get("chosen_ratio_distribution")]
+    for m in chosen:
+        dist = ", ".join(f"{k} {100 * v:.0f}%" for k, v in m["chosen_ratio_distribution"].items())
+        text += f"\n{m['dataset']} policy: leading control token chosen by the model: {dist}\n"
+    return text
+
+
+def _echo(m: Mapping) -> str:
+    fid = m.get("echo_fidelity")
+    if fid is None:
+        return "-"
+    return f"{100 * fid:.0f}%" + (" (forced)" if m.get("forced_control") else "")

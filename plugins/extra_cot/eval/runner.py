@@ -30,13 +30,20 @@ def _grade(output: str, gold: str) -> tuple[str | None, bool]:
 
 async def _one_item(item: EvalItem, ratio: str, cfg: EvalConfig, client: httpx.AsyncClient, counter) -> dict:
     from extra_cot.eval.client import chat
-    from extra_cot.prompt import build_messages, build_user_text
+    from extra_cot.prompt import build_messages, build_user_text, forced_prefix
 
     control = None if ratio == "base" else ratio
-    body = cfg.sampling.body(cfg.model, build_messages(item.question, control), item.index)
+    messages = build_messages(item.question, control)
+    prefix = forced_prefix(control) if cfg.force_control and ratio not in ("base", "policy") else ""
+    if prefix:
+        messages.append({"role": "assistant", "content": prefix})
+    body = cfg.sampling.body(cfg.model, messages, item.index)
+    if prefix:  # vLLM: continue the prefilled assistant turn instead of opening a new one
+        body.update(continue_final_message=True, add_generation_prompt=False)
     outputs, latency = await chat(client, cfg.base_url, body, retries=cfg.retries)
     records = []
-    for sample, output in enumerate(outputs):
+    for sample, completion in enumerate(outputs):
+        output = prefix + completion  # the whole assistant turn, prefill included
         pred, correct = await asyncio.to_thread(_grade, output, item.gold)
         think_tokens, closed = await counter.count(client, output)
         records.append(
@@ -53,6 +60,7 @@ async def _one_item(item: EvalItem, ratio: str, cfg: EvalConfig, client: httpx.A
                 "control": first_control(output),
                 "latency_s": latency,
                 "closed_think": closed,
+                "forced_prefix": prefix,
             }
         )
     return {"index": item.index, "records": records}

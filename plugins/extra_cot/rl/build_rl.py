@@ -12,7 +12,7 @@ targets (``extra_cot.rl.rl_data``) and writes::
 
 Examples::
 
-    extra-cot build-rl --sweep out/rl_sweep --output-dir data/rl
+    extra-cot build-rl --sweep out/rl_sweep --output-dir data/rl --train-batch-size 128
     extra-cot build-rl --sweep out/rl_sweep --output-dir data/rl --quotas none --val-size 200
     extra-cot build-rl --sweep out/rl_sweep --output-dir data/rl --datasets metamath \\
         --quotas 0.2:0.2,0.4:0.2,0.6:0.2,0.8:0.2,1.0:0.2 --num-rows 5000 --overwrite
@@ -44,6 +44,10 @@ from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
 logger = logging.getLogger(__name__)
 
+#: verl 0.9.1's ``data.train_batch_size`` default (verl/trainer/config/ppo_trainer.yaml); verl's
+#: train loader drops the last partial batch, so fewer rows than this train for zero steps.
+VERL_TRAIN_BATCH_SIZE = 1024
+
 #: Record fields build-rl needs from prediction.json (eval contract in the working agreement).
 REQUIRED_FIELDS = ("index", "question", "gold", "correct", "think_tokens")
 
@@ -60,12 +64,15 @@ class BuildRlConfig:
     num_rows: int | None = None
     val_size: float = 0.05
     seed: int = 0
+    train_batch_size: int = VERL_TRAIN_BATCH_SIZE
 
     def __post_init__(self) -> None:
         if not self.tolerance > 0:
             raise ValueError(f"--tolerance {self.tolerance}: must be > 0 (METHOD.md uses 0.1)")
         if self.val_size < 0:
             raise ValueError(f"--val-size {self.val_size}: a fraction in [0, 1) or a row count >= 1")
+        if self.train_batch_size < 1:
+            raise ValueError(f"--train-batch-size {self.train_batch_size}: must be >= 1 (verl's data.train_batch_size)")
         parse_quotas(self.quotas)
 
 
@@ -152,11 +159,31 @@ def split_rows(kept: dict[float, list], decisions: dict, cfg: BuildRlConfig) -> 
     items = [item for r in sorted(kept) for item in kept[r]]
     random.Random(cfg.seed).shuffle(items)
     n_val = round(cfg.val_size * len(items)) if cfg.val_size < 1 else min(int(cfg.val_size), len(items))
+    check_sizes(len(items), n_val, cfg)
     parts = {"val": items[:n_val], "train": items[n_val:]}
     return {
         split: [_row(it, decisions[(it.dataset, it.index)], cfg.tolerance, split) for it in rows]
         for split, rows in parts.items()
     }
+
+
+def check_sizes(n_rows: int, n_val: int, cfg: BuildRlConfig) -> None:
+    """Refuse splits verl cannot use: an empty val set (it fails on batch_size=0) or fewer train
+    rows than one batch (its loader drops the partial batch: zero steps, silently)."""
+    if n_val == 0:
+        raise ValueError(
+            f"the val set would be empty: {n_rows} selected rows x --val-size {cfg.val_size:g} = 0 rows "
+            f"(verl fails on a val batch of 0); pass --val-size as a row count >= 1 (e.g. --val-size 1) "
+            f"or give build-rl more questions"
+        )
+    n_train = n_rows - n_val
+    if n_train < cfg.train_batch_size:
+        raise ValueError(
+            f"the train set has {n_train} rows ({n_rows} selected - {n_val} val), fewer than "
+            f"--train-batch-size {cfg.train_batch_size} (verl's data.train_batch_size): verl would run zero "
+            f"steps; lower --train-batch-size (and pass the same data.train_batch_size to verl), lower "
+            f"--val-size, or give build-rl more questions"
+        )
 
 
 def _write_parquet(rows: list[dict], path: Path) -> None:
@@ -222,6 +249,10 @@ def _parser() -> argparse.ArgumentParser:
         "--val-size", type=float, default=0.05, help="validation fraction (<1) or row count (>=1)"
     )
     sel.add_argument("--seed", type=int, default=0)
+    sel.add_argument(
+        "--train-batch-size", type=int, default=VERL_TRAIN_BATCH_SIZE,
+        help="the data.train_batch_size the verl run will use (default verl's 1024); fewer train rows is an error",
+    )
     return parser
 
 
@@ -239,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             num_rows=args.num_rows,
             val_size=args.val_size,
             seed=args.seed,
+            train_batch_size=args.train_batch_size,
         )
         out = Path(cfg.output_dir)
         config_path = out / "build_rl_config.json"

@@ -15,6 +15,13 @@ import logging
 from typing import Any
 
 from verl import DataProto
+
+from extra_cot.hostcheck import require_signature, require_version
+
+_WHAT = "extra-cot's reward manager chrpo (subclasses verl.experimental's RewardManagerBase)"
+# verl marks the reward loop experimental: check the release before importing/subclassing it.
+require_version("verl", None, _WHAT)
+
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
@@ -24,6 +31,11 @@ from extra_cot.rl.reward import ChrpoRewardConfig
 from extra_cot.rl.reward_fn import compute_score as chrpo_compute_score
 from extra_cot.think import count_think_tokens
 from extra_cot.tokens import CONTROL_TOKENS
+
+#: What ChrpoRewardManager relies on in verl 0.9.1's RewardManagerBase (super().__init__, run_single).
+BASE_PARAMS = {"__init__": ("self", "config", "tokenizer", "compute_score"), "run_single": ("self", "data")}
+for _name, _params in BASE_PARAMS.items():
+    require_signature(getattr(RewardManagerBase, _name), _params, _WHAT)
 
 logger = logging.getLogger(__name__)
 

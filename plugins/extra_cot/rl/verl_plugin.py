@@ -19,15 +19,25 @@ import os
 from typing import Any
 
 import torch
-from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 
-from extra_cot.rl.advantage import ChrpoAdvantageConfig, chrpo_advantage
-from extra_cot.rl.registration import replace_stale
-from extra_cot.rl.reward_manager import MANAGER_NAME, ChrpoRewardManager
+from extra_cot.hostcheck import UntestedHostError, require_version
 
 logger = logging.getLogger(__name__)
 # verl sets the root logger to WARNING; our success line must still show (EXTRA_COT_LOG_LEVEL overrides).
 logger.setLevel(os.getenv("EXTRA_COT_LOG_LEVEL", "INFO"))
+
+try:  # before registering anything: an untested verl release is refused, not patched anyway
+    require_version("verl", None, "extra-cot's verl plugin (estimator chrpo, reward manager chrpo)")
+    from extra_cot.rl.reward_manager import MANAGER_NAME, ChrpoRewardManager
+except UntestedHostError as _err:
+    # verl logs a failing plugin at DEBUG only; say it at ERROR so the refusal is seen, then raise.
+    logger.error("extra_cot verl plugin NOT loaded: %s", _err)
+    raise
+
+from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
+
+from extra_cot.rl.advantage import ChrpoAdvantageConfig, chrpo_advantage
+from extra_cot.rl.registration import replace_stale
 
 #: ``algorithm.adv_estimator`` value of CHRPO.
 ESTIMATOR_NAME = "chrpo"

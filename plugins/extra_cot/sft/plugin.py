@@ -18,31 +18,31 @@ import os
 import sys
 from importlib import metadata
 
+from extra_cot.hostcheck import SUPPORTED, require_version
+
 # A child of LLaMA-Factory's library logger, so our lines appear (with rank prefixes, at the
 # host's verbosity) in the same stream as the host's own log; plain "extra_cot" has no handler.
 logger = logging.getLogger("llamafactory.extra_cot")
 #: The LLaMA-Factory release this adapter was written and tested against (pyproject pins it).
-SUPPORTED_LLAMAFACTORY = ("0.9.5",)
+SUPPORTED_LLAMAFACTORY = SUPPORTED["llamafactory"]
 _done: set[str] = set()
+_WHAT = "extra-cot's LLaMA-Factory adapter (template qwen3_comp, formatting extra_cot, embedding init)"
 
 
 def check_version() -> str | None:
-    """Warn (once per call) when the installed LLaMA-Factory is not a supported release."""
-    try:
-        version = metadata.version("llamafactory")
-    except metadata.PackageNotFoundError:
-        return None
-    if version not in SUPPORTED_LLAMAFACTORY:
-        logger.warning(
-            "extra-cot supports LLaMA-Factory %s; found %s: the qwen3_comp template and the extra_cot "
-            "formatting hook private loader code and may fail (pip install 'llamafactory==%s')",
-            "/".join(SUPPORTED_LLAMAFACTORY), version, SUPPORTED_LLAMAFACTORY[0],
-        )
-    return version
+    """The installed LLaMA-Factory version; :class:`UntestedHostError` unless it is supported.
+
+    The adapter wraps private loader code, so an untested release is refused (not patched
+    anyway); ``EXTRA_COT_ALLOW_UNTESTED_HOST=1`` turns the refusal into a warning.
+    """
+    return require_version("llamafactory", SUPPORTED_LLAMAFACTORY, _WHAT)
 
 
 def register(part: str | None = None) -> bool:
     """Register once per process; True if this call registered something.
+
+    Refuses (:class:`extra_cot.hostcheck.UntestedHostError`) on an untested LLaMA-Factory
+    release or a changed private signature before patching anything.
 
     ``part``: ``"data"`` (template, converter, processor; needs ``llamafactory.data``),
     ``"model"`` (embedding-row init; needs ``llamafactory.model``) or ``None`` for the data
@@ -57,7 +57,7 @@ def register(part: str | None = None) -> bool:
     unknown = set(todo) - set(_PARTS)
     if unknown:
         raise ValueError(f"unknown part(s) {sorted(unknown)}; valid: {sorted(_PARTS)}")
-    version = check_version() if not _done else None
+    version = check_version()  # before touching the host, on every registering call
     for name in todo:
         added = _PARTS[name]()
         _done.add(name)

@@ -10,6 +10,18 @@ Examples::
 
     extra-cot prepare-model --src Qwen/Qwen3-1.7B --out models/qwen3-1.7b-comp
     extra-cot prepare-model --src models/smollm2 --out models/smollm2-comp --init desc
+
+Initialisations (``--init``; default ``distinct``):
+
+- ``distinct``: each token's own point: the mean row of its description (which names its
+  ratio, e.g. "20 percent") plus seeded Gaussian noise with the per-dimension spread of the
+  existing rows, rescaled to the median norm of the existing rows. Every token starts apart from
+  the others (tied models, e.g. SmolLM2 and Qwen3 <= 4B, share the input and output row, so the
+  output side is apart too) with an ordinary row's norm. Seeded by the token text: reproducible.
+- ``desc``: the mean row of the description only (LLaMA-Factory's ``desc_init``); the
+  descriptions differ in one word, so the rows are nearly identical and shorter than real rows.
+- ``mean``: the mean of all existing rows (``noise_init`` without noise): all tokens identical.
+  Kept for comparison; a model cannot tell the tokens apart at step 0.
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,14 +45,15 @@ MARKER = "extra_cot_prepare.json"
 class PrepareConfig:
     """Options of :func:`prepare_model`.
 
-    init: ``"mean"`` = mean of the existing rows (a neutral start, as in LLaMA-Factory's
-        ``noise_init`` without the noise); ``"desc"`` = mean of the rows of a short description
-        of each token (like LLaMA-Factory's ``desc_init``).
+    init: ``"distinct"`` (default) = description mean + seeded noise at the existing rows'
+        spread, rescaled to their median norm (each token its own row); ``"desc"`` = mean of the
+        rows of a short description of each token (like LLaMA-Factory's ``desc_init``);
+        ``"mean"`` = mean of the existing rows (all tokens identical). See the module doc.
     tokens: the special tokens to add (default: the six control tokens).
     dtype: torch dtype name to load/save in (``"auto"`` keeps the checkpoint's).
     """
 
-    init: str = "mean"
+    init: str = "distinct"
     tokens: tuple[str, ...] = CONTROL_TOKENS
     dtype: str = "auto"
     new_ids: dict[str, int] = field(default_factory=dict)
@@ -74,7 +88,24 @@ def _desc_rows(weight, n_old: int, tokenizer, token: str):
     return weight[ids].float().mean(dim=0)
 
 
-_INITS = {"mean": _mean_rows, "desc": _desc_rows}
+def _distinct_rows(weight, n_old: int, tokenizer, token: str):
+    """Description mean + noise seeded by the token, at the existing rows' median norm."""
+    import torch
+
+    old = weight[:n_old].float()
+    gen = torch.Generator().manual_seed(zlib.crc32(token.encode("utf-8")))
+    noise = torch.randn(old.shape[1], generator=gen) * old.std(dim=0)
+    row = _desc_rows(weight, n_old, tokenizer, token) + noise
+    return row * (old.norm(dim=1).median() / row.norm().clamp_min(1e-12))
+
+
+_INITS = {"distinct": _distinct_rows, "mean": _mean_rows, "desc": _desc_rows}
+DEFAULT_INIT = "distinct"
+
+
+def distinct_row(weight, n_old: int, tokenizer, token: str):
+    """The default (``distinct``) starting row of ``token`` given the first ``n_old`` rows."""
+    return _distinct_rows(weight, n_old, tokenizer, token)
 
 
 def _add_tokens(tokenizer, tokens: tuple[str, ...]) -> list[str]:
@@ -115,7 +146,7 @@ def init_rows(model, tokenizer, new_tokens: list[str], n_old: int, init: str) ->
     return ids
 
 
-def prepare_model(src_dir: str | Path, out_dir: str | Path, *, init: str = "mean",
+def prepare_model(src_dir: str | Path, out_dir: str | Path, *, init: str = DEFAULT_INIT,
                   tokens: tuple[str, ...] = CONTROL_TOKENS, dtype: str = "auto", overwrite: bool = False) -> Path:
     """Copy ``src_dir`` to ``out_dir`` with the control tokens added and their rows initialised.
 
@@ -155,7 +186,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--src", required=True, help="model folder (or hub id when online)")
     p.add_argument("--out", required=True, help="output folder (written atomically)")
-    p.add_argument("--init", default="mean", choices=sorted(_INITS), help="row initialisation (default: mean)")
+    p.add_argument("--init", default=DEFAULT_INIT, choices=sorted(_INITS),
+                   help="row initialisation (default: distinct = description + seeded noise at an ordinary row's "
+                   "norm, each token apart; desc: description mean only; mean: all rows identical)")
     p.add_argument("--dtype", default="auto", help="torch dtype to load/save in (default: the checkpoint's)")
     p.add_argument("--overwrite", action="store_true", help="redo even if --out is already prepared")
     return p

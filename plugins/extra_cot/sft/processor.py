@@ -39,6 +39,7 @@ from llamafactory.data.processor import (
     UnsupervisedDatasetProcessor,
 )
 
+from extra_cot.hostcheck import require_signature, require_version
 from extra_cot.sft.mixture import (
     ENTRY_KEY,
     FORMATTING,
@@ -213,6 +214,9 @@ class ExtraCotUnsupervisedDatasetProcessor(_ExplodeFirst, UnsupervisedDatasetPro
     """Stock processor for ``predict_with_generate`` evaluation on exploded rows."""
 
 
+#: Parameters of the private ``_get_dataset_processor`` in LLaMA-Factory 0.9.5 (the wrapper passes them on).
+WRAPPED_PARAMS = ("data_args", "stage", "template", "tokenizer", "processor", "do_generate")
+
 #: stock processor class -> ours (exact type match: other stages are left alone).
 EXPANDING = {
     SupervisedDatasetProcessor: ExtraCotSupervisedDatasetProcessor,
@@ -226,6 +230,9 @@ def install_processor() -> bool:
     original = lf_loader._get_dataset_processor
     if getattr(original, "__extra_cot__", False):
         return False
+    what = "extra-cot's 1->N SFT processor (wraps llamafactory.data.loader._get_dataset_processor)"
+    require_version("llamafactory", None, what)
+    require_signature(original, WRAPPED_PARAMS, what)
 
     def _get_dataset_processor(data_args, stage, template, tokenizer, processor, do_generate=False):
         stock = original(data_args, stage, template, tokenizer, processor, do_generate=do_generate)
