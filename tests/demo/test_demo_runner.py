@@ -100,3 +100,16 @@ def test_demo_config_validation_names_the_fix(tmp_path):
         DemoConfig(out=str(tmp_path), test=0)
     with pytest.raises(ValueError, match="--sft-config"):
         DemoConfig(out=str(tmp_path), sft_config="nope.yaml")
+
+
+def test_demo_runner_only_runs_the_named_steps(tmp_path, capsys):
+    steps = [_writer(n, tmp_path) for n in ("a", "b", "c")]
+    run_steps(_cfg(tmp_path), steps)
+    run_steps(_cfg(tmp_path, only=["b"]), steps)  # b reruns although done; a and c do not run
+    assert _runs(tmp_path) == ["a", "b", "c", "b"]
+    assert capsys.readouterr().out.count("skip (not in --only)") == 2
+    (tmp_path / "a.txt").unlink()  # an earlier step lost its outputs: --only b names it
+    with pytest.raises(StepFailed, match="earlier step 'a' is not done"):
+        run_steps(_cfg(tmp_path, only=["b"]), steps)
+    with pytest.raises(ValueError, match="--only \\['x'\\]: unknown"):
+        run_steps(_cfg(tmp_path, only=["x"]), steps)

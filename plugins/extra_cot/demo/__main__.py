@@ -5,13 +5,30 @@ See ``python -m extra_cot.demo --help`` and :mod:`extra_cot.demo.config` for siz
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from datetime import UTC
 
 from extra_cot.demo.config import config_from_args, parser
-from extra_cot.demo.runner import StepFailed, display, run_steps
+from extra_cot.demo.runner import StepFailed, display, load_state, run_steps, save_state
 from extra_cot.demo.steps import build_steps
 from extra_cot.fileio import atomic_write_json
+
+
+def record_invocation(root, argv: list[str]) -> None:
+    """Append this invocation (command, UTC start, load) to ``OUT/demo_state.json``: the summary's
+    ``demo.json`` names the command(s) that produced the run."""
+    import shlex
+    from datetime import datetime
+
+    state = load_state(root)
+    state.setdefault("invocations", []).append({
+        "command": shlex.join(["python", "-m", "extra_cot.demo", *argv]),
+        "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+    })
+    save_state(root, state)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     atomic_write_json(cfg.root / "demo_config.json", cfg.to_dict())
     started = time.monotonic()
+    record_invocation(cfg.root, argv if argv is not None else sys.argv[1:])
     try:
         run_steps(cfg, steps)
     except StepFailed as err:

@@ -101,7 +101,11 @@ class DemoConfig:
     )
     n_gpus: int = option(default=8, group=EVAL, help="GPUs per node in the printed CHRPO command")
     force: list[str] = option(help="comma list of steps to redo (and every step after the first)", **_STEP_LIST)
-    only: list[str] = option(help="comma list of steps to run (others are skipped if done)", **_STEP_LIST)
+    only: list[str] = option(
+        help="comma list of steps to (re)run; the other steps do not run (an earlier one that is not done "
+        "stops the demo naming it); later steps are not refreshed, e.g. --only eval,summary",
+        **_STEP_LIST,
+    )
 
     def __post_init__(self) -> None:
         for name in ("sft", "rl", "test", "batch_size", "max_tokens", "concurrency", "n_samples"):

@@ -132,7 +132,7 @@ def _needs_run(step: Step, index: int, steps: list[Step], state: dict, force: se
     rec = done.get(step.name)
     upstream = max((done[s.name]["done_at"] for s in steps[:index] if s.name in done), default=0.0)
     if step.name in force:
-        return True, True, "forced"
+        return True, True, "forced (--force/--only)"
     if rec is not None and rec["done_at"] < upstream:
         return True, True, "an earlier step was redone"
     if rec is not None and rec.get("command") not in (None, display(step.argv)):
@@ -148,14 +148,23 @@ def run_steps(cfg: DemoConfig, steps: list[Step]) -> dict:
     root = cfg.root
     state = load_state(root)
     state.setdefault("steps", {})
-    unknown = set(cfg.force) - {s.name for s in steps}
-    if unknown:
-        raise ValueError(f"--force {sorted(unknown)}: unknown step(s); valid: {[s.name for s in steps]}")
+    for flag, names in (("--force", cfg.force), ("--only", cfg.only)):
+        unknown = set(names) - {s.name for s in steps}
+        if unknown:
+            raise ValueError(f"{flag} {sorted(unknown)}: unknown step(s); valid: {[s.name for s in steps]}")
     pool = ServerPool(cfg, root / "logs", state)
+    sampler = LoadSampler(state)
     try:
         for i, step in enumerate(steps, 1):
-            run, clean, why = _needs_run(step, i - 1, steps, state, set(cfg.force))
             head = f"[{i}/{len(steps)}] {step.name}: {step.title}"
+            if cfg.only and step.name not in cfg.only:
+                reason = step.check() if step.name != "summary" else None
+                if reason is not None and any(s.name in cfg.only for s in steps[i:]):
+                    raise StepFailed(f"--only {','.join(cfg.only)}: the earlier step {step.name!r} is not done "
+                                     f"({reason}); run it first (add it to --only, or drop --only)")
+                print(f"{head}\n    skip (not in --only)", flush=True)
+                continue
+            run, clean, why = _needs_run(step, i - 1, steps, state, set(cfg.force) | set(cfg.only))
             if not run:
                 print(f"{head}\n    skip ({why}; outputs valid)", flush=True)
                 state["steps"].setdefault(step.name, {"done_at": time.time(), "wall_s": None})
@@ -166,9 +175,36 @@ def run_steps(cfg: DemoConfig, steps: list[Step]) -> dict:
             _run_one(cfg, step, pool, state)
             save_state(root, state)
     finally:
+        sampler.stop()
         pool.stop()
         save_state(root, state)
     return state
+
+
+class LoadSampler:
+    """Samples the 1-minute load average every ``every_s`` seconds while the demo runs, into
+    ``state["load_samples"]`` as ``[time.time(), load]`` (the results name the load they ran under)."""
+
+    def __init__(self, state: dict, every_s: float = 30.0) -> None:
+        import threading
+
+        self.samples: list = state.setdefault("load_samples", [])
+        self._stop = threading.Event()
+        self._every = every_s
+        self._sample()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        self.samples.append([round(time.time(), 1), round(os.getloadavg()[0], 2)])
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every):
+            self._sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._sample()
 
 
 def _run_one(cfg: DemoConfig, step: Step, pool: ServerPool, state: dict) -> None:

@@ -1,6 +1,14 @@
-"""Demo step ``summary``: ``OUT/summary.md`` (and ``summary.json``) from a demo run's outputs.
+"""Demo step ``summary``: ``OUT/summary.md``, ``OUT/summary.json`` and ``OUT/demo.json`` from a
+demo run's outputs.
 
 ``python -m extra_cot.demo.summary --out runs/demo``
+``python -m extra_cot.demo.summary --out runs/demo --results results``   (the committed record:
+``results/demo.md`` + ``results/demo.json``, written from that one run folder)
+
+``demo.json``: ``{"command", "date", "machine", "load", "invocations", "runs": {"base"|"0.2"|…|"1.0"|
+"policy": {"realized_ratio", "echo_fidelity", "accuracy", "think_tokens", …}}, "checks": {…}}``;
+``checks`` holds issue 10's targets (echo >= 0.9 at every fixed ratio, realized strictly rising with
+every step >= 0.08, accuracy at 1.0 >= 0.3) and whether this run meets them.
 
 Tokens / Acc / ActRatio / Latency per ratio on the held-out split, realized against target ratio
 (gaps, monotonicity, collapse pairs closer than ``extra_cot.eval.metrics.COLLAPSE_TOLERANCE``),
@@ -13,7 +21,7 @@ import argparse
 import json
 import os
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
@@ -21,6 +29,9 @@ from extra_cot.demo.steps import TRAINED_RATIOS
 from extra_cot.fileio import atomic_write_json, atomic_write_text
 
 ORDER = ("base", *TRAINED_RATIOS)
+FIXED = ("0.2", "0.4", "0.6", "0.8", "1.0")
+#: Issue 10's targets for the trained model (without --force-control).
+TARGETS = {"echo_min": 0.9, "realized_step_min": 0.08, "accuracy_at_1.0_min": 0.3}
 
 
 def machine() -> str:
@@ -141,6 +152,99 @@ def rl_section(rl_dir: Path) -> str:
     return text
 
 
+def run_rows(metrics: dict[str, dict], out_tokens: dict[str, float]) -> dict[str, dict]:
+    """``demo.json``'s ``runs``: per run the headline numbers (names as in the issue) and a few more."""
+    rows = {}
+    for name, m in metrics.items():
+        rows[name] = {
+            "realized_ratio": m.get("realized_ratio"),
+            "echo_fidelity": m.get("echo_fidelity"),
+            "accuracy": m.get("acc_all"),
+            "think_tokens": m.get("tokens"),
+            "n": m.get("n"),
+            "closed_think_share": m.get("closed_think_share"),
+            "output_tokens": out_tokens.get(name),
+            "chosen_ratio_distribution": m.get("chosen_ratio_distribution"),
+            "forced_control": m.get("forced_control", False),
+        }
+    return rows
+
+
+def checks(runs: dict[str, dict]) -> dict:
+    """Issue 10's targets against this run (``None`` where a run is missing)."""
+    fixed = [runs.get(r) for r in FIXED]
+    if any(r is None for r in fixed):
+        return {"targets": TARGETS, "met": None, "why": "not every fixed ratio was evaluated"}
+    echoes = [r["echo_fidelity"] for r in fixed]
+    realized = [r["realized_ratio"] for r in fixed]
+    steps = [b - a for a, b in pairwise(realized)] if None not in realized else []
+    out = {
+        "targets": TARGETS,
+        "echo_min": min(echoes) if None not in echoes else None,
+        "realized": realized,
+        "realized_steps": [round(x, 3) for x in steps],
+        "accuracy_at_1.0": runs["1.0"]["accuracy"],
+        "accuracy_base": (runs.get("base") or {}).get("accuracy"),
+        "forced_control": any(r["forced_control"] for r in fixed),
+    }
+    out["met"] = bool(
+        out["echo_min"] is not None and out["echo_min"] >= TARGETS["echo_min"] and steps
+        and min(steps) >= TARGETS["realized_step_min"] and out["accuracy_at_1.0"] >= TARGETS["accuracy_at_1.0_min"]
+        and not out["forced_control"])
+    return out
+
+
+def load_record(state: dict) -> dict:
+    """Machine load while the demo ran (1-minute load average sampled every 30 s by the runner)."""
+    samples = [x[1] for x in state.get("load_samples", [])]
+    return {"cores": os.cpu_count(), "loadavg_mean": round(sum(samples) / len(samples), 2) if samples else None,
+            "loadavg_max": max(samples) if samples else None, "samples": len(samples),
+            "loadavg_at_summary": [round(x, 2) for x in os.getloadavg()]}
+
+
+def demo_json(root: Path, metrics: dict[str, dict], out_tokens: dict[str, float], state: dict, config: dict,
+              total_wall_s: float) -> dict:
+    invocations = state.get("invocations", [])
+    runs = run_rows(metrics, out_tokens)
+    return {
+        "command": invocations[-1]["command"] if invocations else None,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "load": load_record(state),
+        "invocations": invocations,
+        "run_folder": str(root),
+        "total_wall_s": round(total_wall_s, 1),
+        "step_wall_s": {k: v.get("wall_s") for k, v in state.get("steps", {}).items()},
+        "config": config,
+        "runs": runs,
+        "checks": checks(runs),
+    }
+
+
+def echo_table(runs: dict[str, dict]) -> str:
+    lines = ["| run | echo fidelity | accuracy (%) | think tokens | realized ratio | leading token chosen |",
+             "|---|---|---|---|---|---|"]
+    for name in ORDER:
+        r = runs.get(name)
+        if r is None:
+            continue
+        dist = ", ".join(f"{k} {100 * v:.0f}%" for k, v in (r.get("chosen_ratio_distribution") or {}).items())
+        lines.append(f"| {name} | {_f(r['echo_fidelity'], '.0%')} | {_f(r['accuracy'], '.1f', 100)} | "
+                     f"{_f(r['think_tokens'], '.1f')} | {_f(r['realized_ratio'], '.2f')} | {dist or '-'} |")
+    return "\n".join(lines)
+
+
+def checks_text(c: dict) -> str:
+    if c.get("met") is None:
+        return f"Targets not checked: {c.get('why')}."
+    t = c["targets"]
+    verdict = "MET" if c["met"] else "NOT met"
+    return (f"Issue 10 targets {verdict}: echo fidelity min {_f(c['echo_min'], '.0%')} (target >= {t['echo_min']:.0%}); "
+            f"realized steps {c['realized_steps']} (target: each >= {t['realized_step_min']}); accuracy at 1.0 "
+            f"{_f(c['accuracy_at_1.0'], '.1%')} (target >= {t['accuracy_at_1.0_min']:.0%}; untuned model "
+            f"{_f(c['accuracy_base'], '.1%')}){'; forced control (does not count)' if c['forced_control'] else ''}.")
+
+
 def build_summary(root: Path) -> tuple[str, dict]:
     config = json.loads((root / "demo_config.json").read_text()) if (root / "demo_config.json").is_file() else {}
     state = json.loads((root / "demo_state.json").read_text()) if (root / "demo_state.json").is_file() else {}
@@ -149,11 +253,14 @@ def build_summary(root: Path) -> tuple[str, dict]:
     out_tokens = output_tokens(root / "eval" / dataset, root / "models" / "sft")
     control_text, control = control_check(metrics)
     steps_text, total = steps_table(state)
+    record = demo_json(root, metrics, out_tokens, state, config, total)
+    load = record["load"]
     base_note = ("`base` = the untuned model (served separately)" if config.get("base_server") == "separate"
                  else "`base` = the trained model asked without a control token (`--base-server reuse`)")
     md = f"""# Extra-CoT demo summary
 
-- written: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}; machine: {machine()}
+- command: `{record['command']}`{f" ({len(record['invocations'])} invocations, resumed)" if len(record['invocations']) > 1 else ''}
+- written: {record['date']}; machine: {record['machine']}; load average during the run: mean {load['loadavg_mean']}, max {load['loadavg_max']} ({load['samples']} samples on {load['cores']} cores)
 - run folder: `{root}`; mode: {'tiny (CI wiring check)' if config.get('tiny') else 'real (SmolLM2-135M-Instruct)'}
 - data: {dataset} ({config.get('sft')} SFT source problems, {config.get('rl')} RL-sweep problems, {config.get('test')} held-out); {base_note}
 - Tokens = mean think tokens (0 when no closed think block); ActRatio = Tokens / Tokens(base);
@@ -168,6 +275,13 @@ def build_summary(root: Path) -> tuple[str, dict]:
 
 {control_text}
 
+Echo fidelity = share of outputs whose leading token is the requested `<COMP_xx>` (no
+`--force-control`: the model chooses to echo it); policy: the leading tokens the model chose.
+
+{echo_table(record['runs'])}
+
+{checks_text(record['checks'])}
+
 ## Stage 3 data (sweep on the training split, pass@{config.get('n_samples')})
 
 {rl_section(root / 'rl')}
@@ -177,18 +291,28 @@ def build_summary(root: Path) -> tuple[str, dict]:
 {steps_text}
 """
     return md, {"metrics": metrics, "output_tokens": out_tokens, "control": control, "total_wall_s": total,
-                "config": config}
+                "config": config, "demo": record}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m extra_cot.demo.summary", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="the demo's output folder")
+    parser.add_argument("--results", default=None,
+                        help="also write RESULTS/demo.md and RESULTS/demo.json from this one run folder "
+                        "(the committed record: --results results)")
     args = parser.parse_args(argv)
     root = Path(args.out)
     md, data = build_summary(root)
+    record = data.pop("demo")
     atomic_write_text(root / "summary.md", md)
     atomic_write_json(root / "summary.json", data)
+    atomic_write_json(root / "demo.json", record)
+    if args.results:
+        results = Path(args.results)
+        atomic_write_text(results / "demo.md", md)
+        atomic_write_json(results / "demo.json", record)
+        print(f"wrote {results / 'demo.md'} and {results / 'demo.json'} from {root}")
     print(md)
     return 0
 

@@ -1,0 +1,60 @@
+"""The demo's summary step: demo.json (issue 10's schema and targets) and the --results copy."""
+
+from __future__ import annotations
+
+import json
+
+from extra_cot.demo.summary import main
+
+TOKENS = {"base": 0.0, "0.2": 20.0, "0.4": 30.0, "0.6": 40.0, "0.8": 50.0, "1.0": 60.0, "policy": 35.0}
+
+
+def _run_folder(root, echo_04=0.95, acc_10=0.4):
+    for name, tokens in TOKENS.items():
+        fixed = name not in ("base", "policy")
+        metrics = {
+            "dataset": "arith", "ratio": name, "n": 32, "n_items": 32, "tokens": tokens, "acc_all": 0.1 if name == "base"
+            else (acc_10 if name == "1.0" else 0.3), "acc_answered": None, "pass_at_k": 0.3, "act_ratio": None,
+            "latency_s": 0.5, "closed_think_share": 1.0, "control_distribution": {},
+            "echo_fidelity": (echo_04 if name == "0.4" else 1.0) if fixed else None,
+            "chosen_ratio_distribution": {"<COMP_40>": 0.5, "<COMP_60>": 0.5} if name == "policy" else {},
+            "forced_control": False, "realized_ratio": tokens / 60.0 if name != "base" else 0.0,
+        }
+        (root / "eval" / "arith" / name).mkdir(parents=True)
+        (root / "eval" / "arith" / name / "metrics.json").write_text(json.dumps(metrics))
+    (root / "demo_config.json").write_text(json.dumps({"sft": 48, "rl": 16, "test": 32, "tiny": False}))
+    state = {"steps": {"train": {"done_at": 1.0, "wall_s": 600.0, "command": "llamafactory-cli train x"}},
+             "invocations": [{"command": "python -m extra_cot.demo", "started": "2026-11-30 13:20:00 UTC",
+                              "loadavg_start": [0.1, 0.2, 0.3]}],
+             "load_samples": [[1.0, 1.5], [2.0, 2.5]]}
+    (root / "demo_state.json").write_text(json.dumps(state))
+
+
+def test_demo_json_schema_checks_and_results_copy(tmp_path):
+    root, results = tmp_path / "run", tmp_path / "results"
+    _run_folder(root)
+    assert main(["--out", str(root), "--results", str(results)]) == 0
+    record = json.loads((root / "demo.json").read_text())
+    assert record["command"] == "python -m extra_cot.demo" and record["date"].endswith("UTC")
+    assert record["load"]["loadavg_mean"] == 2.0 and record["load"]["loadavg_max"] == 2.5
+    assert set(record["runs"]) == set(TOKENS)
+    for row in record["runs"].values():
+        assert {"realized_ratio", "echo_fidelity", "accuracy", "think_tokens"} <= set(row)
+    assert record["runs"]["0.4"]["echo_fidelity"] == 0.95 and record["runs"]["1.0"]["accuracy"] == 0.4
+    assert record["checks"]["met"] is True and record["checks"]["realized_steps"] == [0.167] * 4
+    assert json.loads((results / "demo.json").read_text()) == record
+    md = (results / "demo.md").read_text()
+    assert md == (root / "summary.md").read_text()
+    assert "Issue 10 targets MET" in md and "`python -m extra_cot.demo`" in md and "| 0.4 | 95% |" in md
+
+
+def test_demo_json_targets_not_met_when_echo_or_accuracy_is_low(tmp_path):
+    _run_folder(tmp_path, echo_04=0.5)
+    assert main(["--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "demo.json").read_text())["checks"]["met"] is False
+    assert not (tmp_path / "results").exists()
+    (tmp_path / "x").mkdir()
+    _run_folder(tmp_path / "x", acc_10=0.2)
+    assert main(["--out", str(tmp_path / "x")]) == 0
+    record = json.loads((tmp_path / "x" / "demo.json").read_text())
+    assert record["checks"]["met"] is False and "NOT met" in (tmp_path / "x" / "summary.md").read_text()
