@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -25,6 +26,33 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
             if not isinstance(row, dict):  # a data error, reported like the others
                 raise ValueError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")  # noqa: TRY004
             yield n, row
+
+
+#: Side files written next to a JSONL output (``extra-cot compress``'s skip log): never data parts.
+SIDE_FILE_SUFFIXES = (".skipped.jsonl",)
+
+
+def expand_inputs(spec: str | Path) -> list[Path]:
+    """The JSONL files an ``--input`` names: a file, a directory (its ``*.jsonl`` parts), or a glob
+    (``out/part-*.jsonl``); parts in name order, skip logs left out. Nothing found raises."""
+    path = Path(spec)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        found = path.glob("*.jsonl")
+    else:
+        found = (Path(p) for p in glob.glob(str(spec)))
+    parts = sorted(p for p in found if p.is_file() and not p.name.endswith(SIDE_FILE_SUFFIXES))
+    if not parts:
+        raise FileNotFoundError(f"no JSONL input at {spec!r}: give a file, a directory of *.jsonl parts or a glob")
+    return parts
+
+
+def read_jsonl_inputs(spec: str | Path) -> Iterator[tuple[Path, int, dict]]:
+    """``(file, line_number, row)`` over every part of :func:`expand_inputs` in order."""
+    for path in expand_inputs(spec):
+        for n, row in read_jsonl(path):
+            yield path, n, row
 
 
 @contextmanager

@@ -100,6 +100,48 @@ def test_build_sft_rows_info_and_table(tmp_path, tiny_model_dir, capsys):
     assert saved["table"][-1]["rows"] == 3
 
 
+@pytest.mark.parametrize("shards", ["dir", "glob"])
+def test_build_sft_reads_sharded_compress_output(tmp_path, tiny_model_dir, shards):
+    inp, out = _write(tmp_path / "in.jsonl", GSM8K_ROWS), tmp_path / "c.jsonl"
+    assert cli_main(["compress", "--input", str(inp), "--output", str(out), "--input-format", "gsm8k",
+                     "--scorer", "heuristic", "--tokenizer", str(tiny_model_dir)]) == 0
+    lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    (parts / "part-0.jsonl").write_text("".join(lines[:2]), encoding="utf-8")
+    (parts / "part-1.jsonl").write_text("".join(lines[2:]), encoding="utf-8")
+    (parts / "part-0.jsonl.skipped.jsonl").write_text('{"key": "k", "line": 9, "reason": "empty_cot"}\n')
+    spec = str(parts) if shards == "dir" else f"{parts}/part-*.jsonl"
+    for source, name in ((str(out), "whole"), (spec, "sharded")):
+        assert cli_main(["build-sft", "--input", source, "--output-dir", str(tmp_path / "sft"), "--name", name,
+                         "--tokenizer", str(tiny_model_dir)]) == 0
+    whole, sharded = _read(tmp_path / "sft" / "whole.jsonl"), _read(tmp_path / "sft" / "sharded.jsonl")
+    assert len(whole) == len(GSM8K_ROWS) and sharded == whole
+
+
+def test_label_reads_a_glob_of_parts(tmp_path, tiny_model_dir):
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from .test_compress_label import _Teacher
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Teacher)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        for n, row in enumerate(GSM8K_ROWS):
+            _write(tmp_path / f"in-{n}.jsonl", [row])
+        labels = tmp_path / "labels.jsonl"
+        assert cli_main(["label", "--input", f"{tmp_path}/in-*.jsonl", "--output", str(labels), "--input-format",
+                         "gsm8k", "--base-url", url, "--model", "teacher", "--retries", "1",
+                         "--tokenizer", str(tiny_model_dir)]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    done = _read(labels) + _read(tmp_path / "labels.jsonl.skipped.jsonl")
+    assert len(done) == len(GSM8K_ROWS) and len({r["key"] for r in done}) == len(GSM8K_ROWS)
+
+
 def test_build_sft_rejects_bad_policy_ratio(tmp_path, tiny_model_dir, caplog):
     out = _write(tmp_path / "c.jsonl", [])
     policy = tmp_path / "gt.json"

@@ -22,6 +22,12 @@ def _run_folder(root, echo_04=0.95, acc_10=0.4):
         }
         (root / "eval" / "arith" / name).mkdir(parents=True)
         (root / "eval" / "arith" / name / "metrics.json").write_text(json.dumps(metrics))
+        token = {"0.2": "<COMP_20>", "0.4": "<COMP_40>", "0.6": "<COMP_60>", "0.8": "<COMP_80>", "1.0": "<COMP_100>"}
+        # two samples per item: sample 1 thinks 3x as long at 1.0 (its realized steps fall below 0.08)
+        preds = [{"index": i, "sample": k, "output": f"{token.get(name, '')}\n<think>\nx</think>",
+                  "correct": i < 2, "think_tokens": tokens * (3 if k == 1 and name == "1.0" else 1)}
+                 for i in range(4) for k in (0, 1)]
+        (root / "eval" / "arith" / name / "prediction.json").write_text(json.dumps(preds))
     (root / "demo_config.json").write_text(json.dumps({"sft": 48, "rl": 16, "test": 32, "tiny": False}))
     state = {"steps": {"train": {"done_at": 1.0, "wall_s": 600.0, "command": "llamafactory-cli train x"}},
              "invocations": [{"command": "python -m extra_cot.demo", "started": "2026-11-30 13:20:00 UTC",
@@ -42,10 +48,15 @@ def test_demo_json_schema_checks_and_results_copy(tmp_path):
         assert {"realized_ratio", "echo_fidelity", "accuracy", "think_tokens"} <= set(row)
     assert record["runs"]["0.4"]["echo_fidelity"] == 0.95 and record["runs"]["1.0"]["accuracy"] == 0.4
     assert record["checks"]["met"] is True and record["checks"]["realized_steps"] == [0.167] * 4
+    per = record["runs"]["0.6"]["per_sample"]
+    assert [(x["sample"], x["accuracy"], x["echo_fidelity"]) for x in per] == [(0, 0.5, 1.0), (1, 0.5, 1.0)]
+    assert per[0]["realized_ratio"] == 40 / 60 and per[1]["realized_ratio"] == 40 / 180
+    each = record["checks"]["each_sample"]
+    assert len(each) == 2 and each[1]["met"] is False and each[1]["realized"][-1] == 1.0
     assert json.loads((results / "demo.json").read_text()) == record
     md = (results / "demo.md").read_text()
     assert md == (root / "summary.md").read_text()
-    assert "Issue 10 targets MET" in md and "`python -m extra_cot.demo`" in md and "| 0.4 | 95% |" in md
+    assert "Issue 10 targets MET" in md and "Sample 1 alone (an eval of its own): NOT met" in md and "`python -m extra_cot.demo`" in md and "| 0.4 | 95% |" in md
 
 
 def test_demo_json_targets_not_met_when_echo_or_accuracy_is_low(tmp_path):

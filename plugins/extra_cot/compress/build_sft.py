@@ -21,7 +21,7 @@ import logging
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from extra_cot.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl
+from extra_cot.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl, read_jsonl_inputs
 from extra_cot.tokens import FIXED_RATIOS
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="extra-cot build-sft", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", required=True, help="JSONL written by `extra-cot compress`")
+    p.add_argument("--input", required=True,
+                   help="JSONL written by `extra-cot compress`: a file, a directory of *.jsonl parts or a glob")
     p.add_argument("--output-dir", required=True, help="LLaMA-Factory dataset_dir")
     p.add_argument("--name", default="extra_cot_sft", help="dataset name (file <name>.jsonl and dataset_info key)")
     p.add_argument("--policy-ratios", default=None, help="gt_ratio per question (JSONL rows or a JSON object)")
@@ -120,12 +121,12 @@ def run(args) -> tuple[list[dict], Counter]:
 
     policy = load_policy_ratios(args.policy_ratios)
     rows, out_rows, stats = [], [], Counter()
-    for n, row in read_jsonl(args.input):
+    for path, n, row in read_jsonl_inputs(args.input):
         sft, note = sft_row(row, policy.get(str(row.get("question", "")).strip()))
         if note:
             stats[note] += 1
         try:
-            validate_row(sft, f"{args.input}:{n}")
+            validate_row(sft, f"{path}:{n}")
         except BadRowError as exc:
             logger.warning("skipping row: %s", exc)
             stats["bad_row"] += 1

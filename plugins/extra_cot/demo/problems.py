@@ -102,7 +102,7 @@ class ProblemOptions:
 
     min_steps: int = 1
     max_steps: int = 2
-    max_start: int = 12
+    max_start: int = 9
     max_factor: int = 5
     max_add: int = 9
 
@@ -123,8 +123,8 @@ def make_problem(rng: random.Random, options: ProblemOptions = ProblemOptions())
     kinds = list(_WEIGHTS)
     for _ in range(rng.randint(options.min_steps, options.max_steps)):
         kind = rng.choices(kinds, weights=[_WEIGHTS[k] for k in kinds])[0]
-        if kind == "double" and total > 40:
-            kind = "find"
+        if (kind == "double" and total > 40) or (kind == "give" and total < 3):
+            kind = "find"  # keep numbers small and never below 1
         new_steps = STEP_KINDS[kind](rng, total, name, item, box, options)
         opener = "First" if not steps else rng.choice(CONNECTORS)
         sentences.append(f"{opener}, {new_steps[0].sentence}")

@@ -200,11 +200,12 @@ def _eval_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
 
     return [
         Step("eval-base", f"Evaluation: base on held-out ({base_model.name} served by vLLM)",
-             _eval_argv(cfg, p.eval, test, "base", base_model), lambda: _metrics_n(ds / "base/metrics.json", cfg.test),
+             _eval_argv(cfg, p.eval, test, "base", base_model, cfg.eval_samples),
+             lambda: _metrics_n(ds / "base/metrics.json", cfg.test * cfg.eval_samples),
              serve=str(base_model), clean=[ds / "base"]),
         Step("eval", "Evaluation: trained model at 0.2 0.4 0.6 0.8 1.0 policy (held-out)",
-             _eval_argv(cfg, p.eval, test, ",".join(TRAINED_RATIOS), p.trained),
-             lambda: all_ok([(ds / r / "metrics.json", cfg.test) for r in TRAINED_RATIOS]),
+             _eval_argv(cfg, p.eval, test, ",".join(TRAINED_RATIOS), p.trained, cfg.eval_samples),
+             lambda: all_ok([(ds / r / "metrics.json", cfg.test * cfg.eval_samples) for r in TRAINED_RATIOS]),
              serve=str(p.trained), clean=[ds / r for r in TRAINED_RATIOS]),
         Step("rl-sweep", f"Stage 3 data: sweep of the trained model on the training split (pass@{cfg.n_samples})",
              _eval_argv(cfg, p.sweep, rl, ",".join(SWEEP_RATIOS), p.trained, cfg.n_samples),

@@ -30,6 +30,9 @@ EXAMPLES = """examples:
   extra-cot eval --port 8000 --output_dir out/quick --dataset gsm8k=data/gsm8k_test.jsonl \\
       --limit 20 --n-samples 3 --ratios 0.2,1.0,base --tokenizer models/extra-cot-sft
 
+  # the same sweep over two servers (requests spread by load; one that dies is retried elsewhere)
+  extra-cot eval --endpoints node1:8000,node2:8000 --output_dir out/eval --dataset gsm8k=data/gsm8k_test.jsonl
+
   # re-grade stored outputs after a grader change (no server needed)
   extra-cot eval --output_dir out/eval --regrade
 
@@ -90,12 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"extra-cot eval: {err}", file=sys.stderr)
         return 2
-    from extra_cot.eval.client import ServerError, check_server
+    from extra_cot.eval.client import ServerError, check_servers
     from extra_cot.fileio import atomic_write_json
 
     out = Path(cfg.output_dir)
     try:
-        check_server(cfg.base_url, cfg.model)
+        check_servers(cfg.base_urls, cfg.model)
         atomic_write_json(out / "eval_config.json", asdict(cfg))
         for spec in cfg.datasets:
             asyncio.run(run_sweep(cfg, spec, items[spec.name]))

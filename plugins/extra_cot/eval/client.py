@@ -19,6 +19,7 @@ import logging
 import random
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,34 +125,122 @@ def check_server(base_url: str, model: str, timeout_s: float = 10.0) -> list[str
     return names
 
 
+def check_servers(base_urls: list[str], model: str, timeout_s: float = 10.0) -> None:
+    """:func:`check_server` on every server; all must answer (a typo in --endpoints fails fast)."""
+    for url in base_urls:
+        check_server(url, model, timeout_s)
+
+
+async def _try_post(client: httpx.AsyncClient, url: str, body: dict) -> tuple[dict | None, str]:
+    """One POST: ``(json, "")`` on success, ``(None, reason)`` on a retryable failure; other
+    4xx raise :class:`ServerError` (retrying cannot fix a bad request)."""
+    try:
+        resp = await client.post(url, json=body)
+        if resp.status_code not in _RETRY_STATUS:
+            if resp.status_code >= 400:
+                raise ServerError(f"{url} answered {resp.status_code}: {resp.text[:500]}")
+            return resp.json(), ""
+        return None, f"HTTP {resp.status_code}: {resp.text[:200]}"
+    except (httpx.TransportError, ValueError) as err:
+        return None, f"{type(err).__name__}: {err}"
+
+
+def _backoff(backoff_s: float, attempt: int) -> float:
+    return backoff_s * (2**attempt) * (0.5 + random.random())
+
+
 async def post_with_retries(
     client: httpx.AsyncClient, url: str, body: dict, retries: int, backoff_s: float
 ) -> dict:
     """POST ``body``; retry connection errors, timeouts and 5xx/429 with jittered exponential backoff."""
     for attempt in range(retries + 1):
-        try:
-            resp = await client.post(url, json=body)
-            if resp.status_code not in _RETRY_STATUS:
-                if resp.status_code >= 400:
-                    raise ServerError(f"{url} answered {resp.status_code}: {resp.text[:500]}")
-                return resp.json()
-            reason = f"HTTP {resp.status_code}: {resp.text[:200]}"
-        except (httpx.TransportError, ValueError) as err:
-            reason = f"{type(err).__name__}: {err}"
+        data, reason = await _try_post(client, url, body)
+        if data is not None:
+            return data
         if attempt == retries:
             raise ServerError(f"{url} failed {retries + 1} times; last error {reason}")
-        delay = backoff_s * (2**attempt) * (0.5 + random.random())
+        delay = _backoff(backoff_s, attempt)
         logger.warning("request failed (%s); retry %d/%d in %.1f s", reason, attempt + 1, retries, delay)
         await asyncio.sleep(delay)
     raise AssertionError("unreachable")
 
 
+class EndpointPool:
+    """Servers of the same model (roots ``http://host:port``): each request goes to the healthy
+    one with the fewest outstanding requests; one that fails is benched (cool-down doubling per
+    consecutive failure) and the request is retried at once on another. A pool of one behaves
+    like :func:`post_with_retries` (back off, then retry the same server)."""
+
+    def __init__(self, roots: list[str], cooldown_s: float = 5.0, max_cooldown_s: float = 300.0) -> None:
+        if not roots:
+            raise ValueError("an endpoint pool needs at least one server")
+        self.roots = list(dict.fromkeys(r.rstrip("/") for r in roots))
+        self.cooldown_s, self.max_cooldown_s = cooldown_s, max_cooldown_s
+        self.outstanding = dict.fromkeys(self.roots, 0)
+        self.requests, self.failures, self.streak = Counter(), Counter(), Counter()
+        self.down_until = dict.fromkeys(self.roots, 0.0)
+
+    @classmethod
+    def from_base_urls(cls, base_urls: list[str]) -> EndpointPool:
+        """From OpenAI API roots (``http://host:port/v1``)."""
+        return cls([u.rstrip("/").removesuffix("/v1") for u in base_urls])
+
+    def pick(self) -> str:
+        """The healthy server with the fewest outstanding requests (then the fewest served);
+        when all are benched, the one back first."""
+        now = time.monotonic()
+        healthy = [r for r in self.roots if self.down_until[r] <= now]
+        if not healthy:
+            return min(self.roots, key=self.down_until.__getitem__)
+        return min(healthy, key=lambda r: (self.outstanding[r], self.requests[r]))
+
+    def _bench(self, root: str, reason: str) -> None:
+        self.failures[root] += 1
+        self.streak[root] += 1
+        cool = min(self.max_cooldown_s, self.cooldown_s * 2 ** (self.streak[root] - 1))
+        self.down_until[root] = time.monotonic() + cool
+        if len(self.roots) > 1:
+            logger.warning("endpoint %s failed (%s); benched %.0f s, retrying elsewhere", root, reason, cool)
+
+    async def post(self, client: httpx.AsyncClient, path: str, body: dict, retries: int, backoff_s: float) -> dict:
+        """POST ``body`` to ``path`` (e.g. ``/v1/chat/completions``) on the least-loaded server."""
+        for attempt in range(retries + 1):
+            root = self.pick()
+            self.outstanding[root] += 1
+            self.requests[root] += 1
+            try:
+                data, reason = await _try_post(client, f"{root}{path}", body)
+            finally:
+                self.outstanding[root] -= 1
+            if data is not None:
+                self.streak[root] = 0
+                return data
+            self._bench(root, reason)
+            if attempt == retries:
+                raise ServerError(f"{root}{path} failed {retries + 1} tries over {self.roots}; last error {reason}")
+            if self.pick() == root or len(self.roots) == 1:  # nowhere else to go: back off first
+                delay = _backoff(backoff_s, attempt)
+                logger.warning("request failed (%s); retry %d/%d in %.1f s", reason, attempt + 1, retries, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def report(self) -> dict[str, dict[str, int]]:
+        """Per server: requests sent and failed (for the end-of-sweep report)."""
+        return {r: {"requests": self.requests[r], "failed": self.failures[r]} for r in self.roots}
+
+
+def as_pool(server: str | EndpointPool) -> EndpointPool:
+    """A pool as is; an OpenAI API root (``http://host:port/v1``) as a pool of one."""
+    return server if isinstance(server, EndpointPool) else EndpointPool.from_base_urls([server])
+
+
 async def chat(
-    client: httpx.AsyncClient, base_url: str, body: dict, retries: int = 5, backoff_s: float = 1.0
+    client: httpx.AsyncClient, base_url: str | EndpointPool, body: dict, retries: int = 5, backoff_s: float = 1.0
 ) -> tuple[list[str], float]:
-    """One chat completion request: (the ``n`` output texts in choice order, latency in s)."""
+    """One chat completion request (to one server or a pool): (the ``n`` output texts in choice
+    order, latency in s, including retries)."""
     start = time.perf_counter()
-    data = await post_with_retries(client, f"{base_url}/chat/completions", body, retries, backoff_s)
+    data = await as_pool(base_url).post(client, "/v1/chat/completions", body, retries, backoff_s)
     choices = sorted(data.get("choices", []), key=lambda c: c.get("index", 0))
     for choice in choices:
         message = choice.get("message") or {}
@@ -169,9 +258,9 @@ async def chat(
 class ThinkCounter:
     """Counts think tokens with a local HF tokenizer, else with the server's ``/tokenize``."""
 
-    def __init__(self, tokenizer_dir: str | None, server_root: str, model: str) -> None:
+    def __init__(self, tokenizer_dir: str | None, server_root: str | EndpointPool, model: str) -> None:
         self.tokenizer = None
-        self.server_root = server_root
+        self.pool = server_root if isinstance(server_root, EndpointPool) else EndpointPool([server_root])
         self.model = model
         if tokenizer_dir:
             from transformers import AutoTokenizer
@@ -180,7 +269,7 @@ class ThinkCounter:
 
     @property
     def source(self) -> str:
-        return "local tokenizer" if self.tokenizer is not None else f"{self.server_root}/tokenize"
+        return "local tokenizer" if self.tokenizer is not None else f"/tokenize of {', '.join(self.pool.roots)}"
 
     async def count(self, client: httpx.AsyncClient, response: str) -> tuple[int, bool]:
         """(think tokens, whether the think block is closed)."""
@@ -195,5 +284,5 @@ class ThinkCounter:
         if not text:
             return 0, True
         body = {"model": self.model, "prompt": text, "add_special_tokens": False}
-        data = await post_with_retries(client, f"{self.server_root}/tokenize", body, retries=3, backoff_s=1.0)
+        data = await self.pool.post(client, "/tokenize", body, retries=3, backoff_s=1.0)
         return int(data["count"]), True

@@ -13,6 +13,15 @@ from extra_cot.tokens import RATIO_DIRS, ratio_dir_name
 SERVER, DATA, CLIENT = "server", "data and sweep", "client"
 
 
+def parse_endpoints(text: str) -> list[str]:
+    """``--endpoints host1:8000,host2:8000`` -> ``["host1:8000", "host2:8000"]`` (each needs a port)."""
+    out = [e.strip().removeprefix("http://").rstrip("/").removesuffix("/v1") for e in text.split(",") if e.strip()]
+    bad = [e for e in out if not e.rpartition(":")[2].isdigit()]
+    if bad:
+        raise ValueError(f"--endpoints entries need HOST:PORT, got {bad}; e.g. --endpoints node1:8000,node2:8000")
+    return out
+
+
 def parse_ratios(text: str) -> list[str]:
     """``--ratios`` comma list -> canonical run folder names (raises naming the valid values)."""
     return [ratio_dir_name(r) for r in text.split(",") if r.strip()]
@@ -41,6 +50,16 @@ class EvalConfig:
     )
     host: str = option(default="127.0.0.1", group=SERVER)
     port: int = option(default=8000, group=SERVER)
+    endpoints: list[str] = option(
+        default_factory=list,
+        group=SERVER,
+        parse=parse_endpoints,
+        cli_default="",
+        metavar="HOST:PORT,...",
+        help="several servers of the same model (instead of --host/--port): each request goes to the "
+        "one with the fewest outstanding requests; a failing one is benched and its requests retried "
+        "on the others; --concurrency is per server",
+    )
     model: str = option(default="local_core_model", group=SERVER, help="served model name")
     base_run: str = option(default="base", group=DATA, help="ratio dir used as the ActRatio denominator")
     limit: int | None = option(default=None, group=DATA, help="first N items of each data set")
@@ -66,6 +85,11 @@ class EvalConfig:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def base_urls(self) -> list[str]:
+        """API roots of every server: ``--endpoints``, else ``--host``/``--port``."""
+        return [f"http://{e}/v1" for e in self.endpoints] or [self.base_url]
 
     @property
     def n_samples(self) -> int:

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from extra_cot.eval import metrics as M
 from extra_cot.eval import store
+from extra_cot.eval.client import EndpointPool
 from extra_cot.eval.config import EvalConfig
 from extra_cot.eval.datasets import DatasetSpec, EvalItem
 from extra_cot.fileio import atomic_write_json, atomic_write_text
@@ -28,7 +29,9 @@ def _grade(output: str, gold: str) -> tuple[str | None, bool]:
     return pred, is_equivalent(pred, gold)
 
 
-async def _one_item(item: EvalItem, ratio: str, cfg: EvalConfig, client: httpx.AsyncClient, counter) -> dict:
+async def _one_item(
+    item: EvalItem, ratio: str, cfg: EvalConfig, client: httpx.AsyncClient, counter, pool: EndpointPool
+) -> dict:
     from extra_cot.eval.client import chat
     from extra_cot.prompt import build_messages, build_user_text, forced_prefix
 
@@ -40,7 +43,7 @@ async def _one_item(item: EvalItem, ratio: str, cfg: EvalConfig, client: httpx.A
     body = cfg.sampling.body(cfg.model, messages, item.index)
     if prefix:  # vLLM: continue the prefilled assistant turn instead of opening a new one
         body.update(continue_final_message=True, add_generation_prompt=False)
-    outputs, latency = await chat(client, cfg.base_url, body, retries=cfg.retries)
+    outputs, latency = await chat(client, pool, body, retries=cfg.retries)
     records = []
     for sample, completion in enumerate(outputs):
         output = prefix + completion  # the whole assistant turn, prefill included
@@ -66,7 +69,9 @@ async def _one_item(item: EvalItem, ratio: str, cfg: EvalConfig, client: httpx.A
     return {"index": item.index, "records": records}
 
 
-async def run_ratio(cfg: EvalConfig, spec: DatasetSpec, items: list[EvalItem], ratio: str, counter) -> None:
+async def run_ratio(
+    cfg: EvalConfig, spec: DatasetSpec, items: list[EvalItem], ratio: str, counter, pool: EndpointPool
+) -> None:
     run_dir = Path(cfg.output_dir) / spec.name / ratio
     partial = run_dir / store.PARTIAL
     done = store.read_partial(partial)
@@ -84,14 +89,15 @@ async def run_ratio(cfg: EvalConfig, spec: DatasetSpec, items: list[EvalItem], r
     if todo:
         logger.info("%s/%s: %d done, %d to request", spec.name, ratio, len(done), len(todo))
         session_start = time.time()
-        limit = asyncio.Semaphore(cfg.concurrency)
+        width = cfg.concurrency * len(pool.roots)  # --concurrency is per server
+        limit = asyncio.Semaphore(width)
         timeout = httpx.Timeout(cfg.request_timeout_s, connect=30.0)
-        limits = httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency)
+        limits = httpx.Limits(max_connections=width, max_keepalive_connections=width)
         async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
 
             async def guarded(item: EvalItem) -> dict:
                 async with limit:
-                    return await _one_item(item, ratio, cfg, client, counter)
+                    return await _one_item(item, ratio, cfg, client, counter, pool)
 
             tasks = [asyncio.create_task(guarded(item)) for item in todo]
             try:
@@ -111,13 +117,24 @@ async def run_ratio(cfg: EvalConfig, spec: DatasetSpec, items: list[EvalItem], r
 
 
 async def run_sweep(cfg: EvalConfig, spec: DatasetSpec, items: list[EvalItem]) -> None:
-    from extra_cot.eval.client import ThinkCounter
+    from extra_cot.eval.client import EndpointPool, ThinkCounter
 
-    root = cfg.base_url[: -len("/v1")]
-    counter = ThinkCounter(cfg.tokenizer, root, cfg.model)
+    pool = EndpointPool.from_base_urls(cfg.base_urls)
+    counter = ThinkCounter(cfg.tokenizer, pool, cfg.model)
     logger.info("think tokens counted with %s", counter.source)
-    for ratio in cfg.ratios:
-        await run_ratio(cfg, spec, items, ratio, counter)
+    try:
+        for ratio in cfg.ratios:
+            await run_ratio(cfg, spec, items, ratio, counter, pool)
+    finally:
+        report_endpoints(pool, spec.name)
+
+
+def report_endpoints(pool: EndpointPool, dataset: str) -> None:
+    """Log each server's share of the requests; a WARNING names every server that failed."""
+    for root, counts in pool.report().items():
+        level = logging.WARNING if counts["failed"] else logging.INFO
+        logger.log(level, "%s: endpoint %s got %d requests, %d failed (retried on another)",
+                   dataset, root, counts["requests"], counts["failed"])
 
 
 def regrade_dataset(ds_dir: Path) -> int:

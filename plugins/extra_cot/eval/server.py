@@ -113,17 +113,37 @@ class VLLMServer:
         ]
 
     def start(self) -> Self:
-        logger.info("starting vLLM: %s (log %s)", " ".join(self.command()), self.log_path)
-        self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - open for the server's lifetime, closed in stop()
-        self._proc = subprocess.Popen(
-            self.command(), stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        self.launch()
         try:
             self._wait_ready()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to serve (see :class:`VLLMReplicas`)."""
+        logger.info("starting vLLM: %s (log %s)", " ".join(self.command()), self.log_path)
+        self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - open for the server's lifetime, closed in stop()
+        self._proc = subprocess.Popen(
+            self.command(), stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    @classmethod
+    def replicas(cls, model_dir: str | os.PathLike, n: int, **kwargs) -> VLLMReplicas:
+        """``n`` replicas of this server on free ports (a context manager, see :class:`VLLMReplicas`)."""
+        return VLLMReplicas(model_dir, n, **kwargs)
+
+    @property
+    def endpoint(self) -> str:
+        """``host:port`` (an entry of ``extra-cot eval --endpoints``)."""
+        return f"{self.host}:{self.port}"
+
+    def kill(self) -> None:
+        """SIGKILL the server's process group at once (a crash, for fail-over tests)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._signal_group(self._proc, signal.SIGKILL)
+            self._proc.wait(timeout=30)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout_s
@@ -177,6 +197,53 @@ class VLLMServer:
             os.killpg(proc.pid, sig)  # its own session: pgid == pid
         except ProcessLookupError:
             pass
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class VLLMReplicas:
+    """``n`` local :class:`VLLMServer` replicas of one model on distinct ports, started together
+    (their start-ups overlap) and stopped together; ``endpoints`` feeds ``extra-cot eval --endpoints``.
+
+    Example::
+
+        with VLLMReplicas("models/tiny", 2, max_model_len=2048) as replicas:
+            print(replicas.endpoints)  # 127.0.0.1:<port1>,127.0.0.1:<port2>
+    """
+
+    def __init__(self, model_dir: str | os.PathLike, n: int, log_dir: str | os.PathLike | None = None, **kwargs) -> None:
+        if n < 1:
+            raise ValueError(f"need n >= 1 replicas, got {n}")
+        if "port" in kwargs:
+            raise ValueError("replicas pick free ports themselves; do not pass port")
+        ports: set[int] = set()
+        while len(ports) < n:
+            ports.add(free_port())
+        logs = [Path(log_dir) / f"server{i}.log" for i in range(n)] if log_dir else [None] * n
+        self.servers = [VLLMServer(model_dir, port=p, log_path=log, **kwargs) for p, log in zip(sorted(ports), logs)]
+
+    @property
+    def endpoints(self) -> str:
+        return ",".join(s.endpoint for s in self.servers)
+
+    def start(self) -> Self:
+        try:
+            for server in self.servers:
+                server.launch()
+            for server in self.servers:
+                server._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
 
     def __enter__(self) -> Self:
         return self.start()

@@ -1,0 +1,68 @@
+"""The one per-row step of ``extra-cot compress``, shared by the single-process loop and the Ray
+Data actors (``extra_cot.compress.ray_compress``): an input row in, an outcome out.
+
+An outcome is ``(kind, record)``: ``kind`` is ``"out"`` (a row of OUT), ``"skip"`` (a row of
+OUT.skipped.jsonl) or ``"error"`` (``record["error"]`` is the message of a bad input row, which
+the writer raises in input order so both paths stop after the same rows).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from extra_cot.compress.jsonl import row_key
+from extra_cot.compress.pipeline import READERS, CompressOptions, compress_source
+from extra_cot.compress.scorers import ScorerOptions
+
+
+def input_key(row: dict) -> str:
+    """Resume key of an input row (the same for every --input-format)."""
+    return row_key(str(row.get("question")), str(row.get("response", row.get("answer"))))
+
+
+@dataclass(frozen=True)
+class RowJob:
+    """Everything a worker needs to compress rows (picklable: shipped to Ray actors)."""
+
+    compress: CompressOptions
+    scorer: ScorerOptions
+    tokenizer: str | None
+    input_format: str
+    strip_annotations: bool
+    input_name: str
+
+
+class RowCompressor:
+    """Loads the tokenizer and scorer once, then compresses one input row per call."""
+
+    def __init__(self, job: RowJob) -> None:
+        from extra_cot.compress.models import load_tokenizer, make_counter
+        from extra_cot.compress.scorers import make_scorer
+
+        self.job = job
+        self.tokenizer = load_tokenizer(job.tokenizer)
+        self.count = make_counter(self.tokenizer)
+        self.scorer = make_scorer(job.scorer)
+        self.reader = READERS[job.input_format]
+
+    def __call__(self, n: int, row: dict) -> tuple[str, dict]:
+        key = input_key(row)
+        try:
+            src, reason = self.reader(row, f"{self.job.input_name}:{n}", self.job.strip_annotations)
+        except ValueError as exc:
+            return "error", {"key": key, "line": n, "error": str(exc)}
+        if src is None:
+            return "skip", {"key": key, "line": n, "reason": reason}
+        return "out", {"key": key, "line": n, **compress_source(src, self.scorer, self.tokenizer, self.count,
+                                                               self.job.compress)}
+
+
+def outcome_stats(kind: str, record: dict) -> Counter:
+    """The stats-line counts of one outcome (``written``, ``skipped:<reason>``, ``dropped@r:<why>``)."""
+    if kind == "skip":
+        return Counter({f"skipped:{record['reason']}": 1})
+    stats = Counter(written=1)
+    for ratio, why in record["dropped"].items():
+        stats[f"dropped@{ratio}:{why.split('(')[0]}"] += 1
+    return stats
