@@ -32,7 +32,7 @@ from pathlib import Path
 from extra_cot.compress.filters import FilterOptions
 from extra_cot.compress.jsonl import Appender, prepare_append, run_command
 from extra_cot.compress.pipeline import READERS, CompressOptions
-from extra_cot.compress.rows import RowCompressor, RowJob, input_key, outcome_stats
+from extra_cot.compress.rows import RowCompressor, RowJob, input_key, integrity_skips, outcome_stats
 from extra_cot.compress.scorers import SCORERS, ScorerOptions
 from extra_cot.compress.select import SelectOptions
 from extra_cot.fileio import atomic_write_json, read_jsonl
@@ -115,6 +115,8 @@ def run(args) -> Counter:
             if kind == "error":
                 raise ValueError(record["error"])
             (good if kind == "out" else skipped).write(record)
+            for skip in integrity_skips(kind, record):  # a broken formula is logged, never written
+                skipped.write(skip)
             stats.update(outcome_stats(kind, record))
     return stats
 

@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from extra_cot.compress.filters import FilterOptions, degeneracy_reason
+from extra_cot.compress.integrity import math_problems
 from extra_cot.compress.scorers import Scorer
-from extra_cot.compress.segment import integrity_violations, segment
+from extra_cot.compress.segment import segment
 from extra_cot.compress.select import SelectOptions, compress_to_ratio, nearest_bucket, unit_token_counts
 from extra_cot.gsm8k import split_solution
 from extra_cot.tokens import FIXED_RATIOS
@@ -81,10 +82,11 @@ def compress_source(src: Source, scorer: Scorer, tokenizer, count: Callable[[str
         fits[key] = sel.fits
         bucket = nearest_bucket(sel.realized, FIXED_RATIOS)
         reason = None
-        if abs(sel.realized - bucket) > tol:
+        problems = math_problems(src.cot, sel.text)  # never write a broken formula (issue 9)
+        if problems:
+            reason = f"math_integrity({problems[0]})"
+        elif abs(sel.realized - bucket) > tol:
             reason = f"off_bucket(realized={sel.realized:.3f})"
-        elif integrity_violations(src.cot, sel.text):
-            reason = "formula_integrity"
         else:
             reason = degeneracy_reason(sel.text, bucket, options.filters)
         if reason is not None:
