@@ -37,6 +37,10 @@ def _comma_list(text: str) -> list[str]:
     return [s for s in text.split(",") if s]
 
 
+#: ``--force`` / ``--only``: a comma list of step names.
+_STEP_LIST = {"default_factory": list, "cli_default": "", "parse": _comma_list, "group": RUN}
+
+
 @dataclass
 class DemoConfig:
     """Everything a demo run needs; saved as ``OUT/demo_config.json``; the fields are the flags.
@@ -117,20 +121,11 @@ class DemoConfig:
         help="CHRPO steps verl trains on this CPU (default 2: ~1-2 min a step with SmolLM2 here, "
         "so the RL part stays within ~10 min; extra_cot.demo.rl_train)",
     )
-    force: list[str] = option(
-        default_factory=list,
-        cli_default="",
-        parse=_comma_list,
-        group=RUN,
-        help="comma list of steps to redo (and every step after the first)",
-    )
+    force: list[str] = option(help="comma list of steps to redo (and every step after the first)", **_STEP_LIST)
     only: list[str] = option(
-        default_factory=list,
-        cli_default="",
-        parse=_comma_list,
-        group=RUN,
         help="comma list of steps to (re)run; the other steps do not run (an earlier one that is not done "
         "stops the demo naming it); later steps are not refreshed, e.g. --only eval,summary",
+        **_STEP_LIST,
     )
 
     def __post_init__(self) -> None:
