@@ -9,6 +9,13 @@ SmolLM2-135M-Instruct's). The ``classifier`` row uses a tiny RANDOM Longformer b
 (throughput only: no trained student ships offline).
 
     .venv/bin/python benchmarks/compress_bench.py --data /path/gsm8k_train.jsonl --rows 500
+
+``--ray --num-workers 1,2`` instead times the whole ``extra-cot compress`` command single-process
+and on a local Ray cluster with 1, 2 … scorer actors, in the same run, and prints rows/s and the
+speed-up (see benchmarks/compress_ray_bench.py):
+
+    .venv/bin/python benchmarks/compress_bench.py --data /path/gsm8k_train.jsonl --rows 200 \
+        --scorers heuristic,lm --ray --num-workers 1,2
 """
 
 from __future__ import annotations
@@ -84,7 +91,17 @@ def main(argv=None) -> int:
     p.add_argument("--scorers", default="heuristic,classifier,lm")
     p.add_argument("--tokenizer", default=None, help="target tokenizer dir (default: SmolLM2's)")
     p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--ray", action="store_true", help="time single-process vs `compress --ray` instead")
+    p.add_argument("--num-workers", default="1,2", help="--ray: actor counts to time")
+    p.add_argument("--batch-size", type=int, default=8, help="--ray: rows per map_batches call")
     args = p.parse_args(argv)
+    if args.ray:
+        from compress_ray_bench import ray_bench
+
+        results = ray_bench(args.data, args.rows, args.scorers.split(","),
+                            [int(n) for n in args.num_workers.split(",")], args.tokenizer, args.batch_size)
+        _print_table(results, args.json)
+        return 0
     with open(args.data, encoding="utf-8") as fh:
         rows = [json.loads(line) for line, _ in zip(fh, range(args.rows))]
     sources = [read_gsm8k(r, f"{args.data}:{i + 1}")[0] for i, r in enumerate(rows)]
@@ -103,15 +120,19 @@ def main(argv=None) -> int:
                 model = str(build_tiny_classifier(f"{tmp}/clf", f"{tmp}/tok"))
             results.append(bench(name, ScorerOptions(name=name, model=model), sources, tokenizer, count, opts))
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    _print_table(results, args.json)
+    return 0
+
+
+def _print_table(results: list[dict], json_path: str | None) -> None:
     cols = list(results[0])
     print(" | ".join(cols))
     print(" | ".join("---" for _ in cols))
     for r in results:
         print(" | ".join(str(r[c]) for c in cols))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as fh:
             json.dump(results, fh, indent=2)
-    return 0
 
 
 if __name__ == "__main__":
