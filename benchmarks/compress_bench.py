@@ -1,20 +1,24 @@
-"""Stage 1 benchmark: throughput, ratio accuracy and formula integrity per scorer.
+"""Stage 1 benchmark: math integrity, ratio accuracy and throughput per scorer, on GSM8K and MATH-500.
 
-On the first N GSM8K train rows (worked solutions as CoTs), for each scorer: rows/s and source
-think tokens/s (scoring + selection at all five ratios, model load excluded and reported apart),
-time(all 5 ratios)/time(1 ratio), formula integrity % (outputs whose every formula is verbatim
-from the source), |realized − target| percentiles where the mandatory parts fit, the share within
-±0.05, and how many (row, ratio) pairs could not fit. Ratios counted with --tokenizer (default
-SmolLM2-135M-Instruct's). The ``classifier`` row uses a tiny RANDOM Longformer built on the spot
-(throughput only: no trained student ships offline).
+Datasets: the first ``--rows`` GSM8K train rows (worked solutions as CoTs) and every MATH-500 row
+whose solution is longer than 300 characters and draws no ``[asy]`` figure (the solution is the
+CoT, its ``\\boxed{}`` answer is mandatory). For each dataset and scorer: rows/s and source think
+tokens/s (scoring + selection at all five ratios; model load excluded and reported apart),
+time(all 5 ratios)/time(1 ratio), and per target ratio: broken math regions (outputs flagged by
+``extra_cot.compress.integrity``, a pylatexenc parse independent of the segmenter, and the
+problems counted), |realized − target| p95 and the share within ±0.05 over the (row, ratio) pairs
+whose mandatory parts fit, and how many pairs cannot fit. Ratios counted with --tokenizer
+(default SmolLM2-135M-Instruct's). The ``classifier`` rows use a tiny RANDOM Longformer built on
+the spot (throughput only: no trained student ships offline).
 
-    .venv/bin/python benchmarks/compress_bench.py --data /path/gsm8k_train.jsonl --rows 500
+    .venv/bin/python benchmarks/compress_bench.py --data ../shared/data/gsm8k_train.jsonl --rows 500 \\
+        --math500 ../shared/data/math500_test.jsonl
 
-``--ray --num-workers 1,2`` instead times the whole ``extra-cot compress`` command single-process
-and on a local Ray cluster with 1, 2 … scorer actors, in the same run, and prints rows/s and the
-speed-up (see benchmarks/compress_ray_bench.py):
+``--ray --num-workers 1,2`` instead times the whole ``extra-cot compress`` command on the GSM8K rows,
+single-process and on a local Ray cluster with 1, 2 … scorer actors, in the same run, and prints
+rows/s and the speed-up (benchmarks/compress_ray_bench.py)::
 
-    .venv/bin/python benchmarks/compress_bench.py --data /path/gsm8k_train.jsonl --rows 200 \
+    .venv/bin/python benchmarks/compress_bench.py --data ../shared/data/gsm8k_train.jsonl --rows 200 \\
         --scorers heuristic,lm --ray --num-workers 1,2
 """
 
@@ -28,14 +32,17 @@ import time
 
 from tqdm import tqdm
 
+from extra_cot.compress.integrity import math_problems
 from extra_cot.compress.models import load_tokenizer, make_counter
-from extra_cot.compress.pipeline import CompressOptions, read_gsm8k, score_units
+from extra_cot.compress.pipeline import CompressOptions, Source, read_gsm8k, score_units
 from extra_cot.compress.scorers import ScorerOptions, make_scorer
-from extra_cot.compress.segment import integrity_violations
 from extra_cot.compress.select import compress_to_ratio, unit_token_counts
+from extra_cot.fileio import read_jsonl
 
 TARGETS = (0.2, 0.4, 0.6, 0.8)
 ALL = (*TARGETS, 1.0)
+#: The MATH-500 subset of issue 9: long enough to compress, no Asymptote figure code.
+MATH_MIN_CHARS = 300
 
 
 def _pct(values, q):
@@ -45,13 +52,43 @@ def _pct(values, q):
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def bench(name, scorer_opts, sources, tokenizer, count, opts):
+def math500_sources(path: str) -> list[Source]:
+    """MATH-500 rows with solution > 300 characters and no ``[asy]``, as compression sources."""
+    sources = []
+    for row in (r for _, r in read_jsonl(path)):
+        sol = row["solution"]
+        if len(sol) > MATH_MIN_CHARS and "[asy]" not in sol:
+            answer = f"The final answer is $\\boxed{{{row['answer']}}}$."
+            sources.append(Source(row["problem"].strip(), sol.strip(), answer, row["answer"]))
+    return sources
+
+
+def gsm8k_sources(path: str, rows: int) -> list[Source]:
+    return [read_gsm8k(r, f"{path}:{n}")[0] for (n, r), _ in zip(read_jsonl(path), range(rows))]
+
+
+def _ratio_rows(dataset, name, per_ratio, common):
+    out = []
+    for key in [*(f"{r:g}" for r in TARGETS), "all"]:
+        errors, broken, problems, misses = per_ratio[key]
+        pairs = len(errors) + misses
+        out.append({
+            "dataset": dataset, "scorer": name, "ratio": key, "pairs": pairs, "broken_outputs": broken,
+            "broken_regions": problems, "fitting": len(errors), "err_p95": round(_pct(errors, 0.95), 4),
+            "within_0.05_pct": round(100 * sum(e <= 0.05 for e in errors) / max(1, len(errors)), 2),
+            **common,
+        })
+    return out
+
+
+def bench(dataset, name, scorer_opts, sources, tokenizer, count, opts):
     t0 = time.perf_counter()
     scorer = make_scorer(scorer_opts)
     load_s = time.perf_counter() - t0
     t_score = t_sel1 = t_sel5 = 0.0
-    errors, misses, intact, total_out, tokens = [], 0, 0, 0, 0
-    for src in tqdm(sources, desc=name, unit="row", mininterval=10):
+    tokens = 0
+    per_ratio = {k: ([], 0, 0, 0) for k in [*(f"{r:g}" for r in TARGETS), "all"]}
+    for src in tqdm(sources, desc=f"{dataset}/{name}", unit="row", mininterval=10):
         t = time.perf_counter()
         units, scores = score_units(src, scorer, opts)
         counts = unit_token_counts(src.cot, units, tokenizer)
@@ -64,62 +101,68 @@ def bench(name, scorer_opts, sources, tokenizer, count, opts):
         sels = {r: compress_to_ratio(src.cot, units, scores, counts, src.gold, r, count, opts.select) for r in ALL}
         t_sel5 += time.perf_counter() - t
         for r in TARGETS:
-            sel = sels[r]
-            total_out += 1
-            intact += not integrity_violations(src.cot, sel.text)
-            if sel.fits:
-                errors.append(abs(sel.realized - r))
-            else:
-                misses += 1
+            sel, bad = sels[r], math_problems(src.cot, sels[r].text)
+            for key in (f"{r:g}", "all"):
+                errors, broken, problems, misses = per_ratio[key]
+                if sel.fits:
+                    errors.append(abs(sel.realized - r))
+                per_ratio[key] = (errors, broken + bool(bad), problems + len(bad), misses + (not sel.fits))
     wall = t_score + t_sel5
-    return {
-        "scorer": name, "rows": len(sources), "load_s": round(load_s, 1),
-        "rows_per_s": round(len(sources) / wall, 2), "tokens_per_s": round(tokens / wall, 1),
-        "time5_over_time1": round((t_score + t_sel5) / (t_score + t_sel1), 3),
-        "integrity_pct": round(100 * intact / total_out, 2),
-        "err_p50": round(_pct(errors, 0.5), 4), "err_p90": round(_pct(errors, 0.9), 4),
-        "err_p95": round(_pct(errors, 0.95), 4), "err_max": round(max(errors), 4),
-        "within_0.05_pct": round(100 * sum(e <= 0.05 for e in errors) / len(errors), 2),
-        "not_fitting": misses, "pairs": total_out,
-    }
+    common = {"rows_per_s": round(len(sources) / wall, 2), "tokens_per_s": round(tokens / wall, 1),
+              "time5_over_time1": round((t_score + t_sel5) / (t_score + t_sel1), 3), "load_s": round(load_s, 1)}
+    return _ratio_rows(dataset, name, per_ratio, common)
+
+
+def _scorer_options(name: str, tmp: str) -> ScorerOptions:
+    model = None
+    if name == "classifier":
+        from extra_cot.compress.train import build_tiny_classifier
+        from extra_cot.testing import build_tokenizer
+
+        build_tokenizer(f"{tmp}/tok")
+        model = str(build_tiny_classifier(f"{tmp}/clf", f"{tmp}/tok"))
+    return ScorerOptions(name=name, model=model)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="GSM8K train JSONL")
-    p.add_argument("--rows", type=int, default=500)
+    p.add_argument("--data", default=None, help="GSM8K train JSONL")
+    p.add_argument("--rows", type=int, default=500, help="GSM8K rows (from the top)")
+    p.add_argument("--math500", default=None, help="MATH-500 test JSONL (rows > 300 chars, no [asy])")
     p.add_argument("--scorers", default="heuristic,classifier,lm")
     p.add_argument("--tokenizer", default=None, help="target tokenizer dir (default: SmolLM2's)")
     p.add_argument("--json", default=None, help="also write the results here")
-    p.add_argument("--ray", action="store_true", help="time single-process vs `compress --ray` instead")
+    p.add_argument("--ray", action="store_true", help="time single-process vs `compress --ray` (GSM8K rows)")
     p.add_argument("--num-workers", default="1,2", help="--ray: actor counts to time")
     p.add_argument("--batch-size", type=int, default=8, help="--ray: rows per map_batches call")
     args = p.parse_args(argv)
     if args.ray:
         from compress_ray_bench import ray_bench
 
+        if not args.data:
+            p.error("--ray times GSM8K rows: give --data")
         results = ray_bench(args.data, args.rows, args.scorers.split(","),
                             [int(n) for n in args.num_workers.split(",")], args.tokenizer, args.batch_size)
         _print_table(results, args.json)
         return 0
-    with open(args.data, encoding="utf-8") as fh:
-        rows = [json.loads(line) for line, _ in zip(fh, range(args.rows))]
-    sources = [read_gsm8k(r, f"{args.data}:{i + 1}")[0] for i, r in enumerate(rows)]
+    datasets = {}
+    if args.data:
+        datasets["gsm8k"] = gsm8k_sources(args.data, args.rows)
+    if args.math500:
+        datasets["math500"] = math500_sources(args.math500)
+    if not datasets:
+        p.error("give --data (GSM8K) and/or --math500")
     tokenizer = load_tokenizer(args.tokenizer)
     count = make_counter(tokenizer)
     opts = CompressOptions()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.scorers.split(","):
-            model = None
-            if name == "classifier":
-                from extra_cot.compress.train import build_tiny_classifier
-                from extra_cot.testing import build_tokenizer
-
-                build_tokenizer(f"{tmp}/tok")
-                model = str(build_tiny_classifier(f"{tmp}/clf", f"{tmp}/tok"))
-            results.append(bench(name, ScorerOptions(name=name, model=model), sources, tokenizer, count, opts))
-            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+            scorer_opts = _scorer_options(name, tmp)
+            for dataset, sources in datasets.items():
+                rows = bench(dataset, name, scorer_opts, sources, tokenizer, count, opts)
+                results.extend(rows)
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     _print_table(results, args.json)
     return 0
 

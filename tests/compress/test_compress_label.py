@@ -24,7 +24,7 @@ def test_mask_formulas_round_trip():
             assert masked.text[ms:me] == LATEX_COT[os_:oe]
     start = masked.text.index("[MATH_1]")
     a, b = teacher.to_original(masked, start, start + len("[MATH_1]"))
-    assert LATEX_COT[a:b] == "$r = \\sqrt{0^2 + 3^2} = 3$"
+    assert LATEX_COT[a:b] == "$r = \\sqrt{0^2 + 3^2} = 3$,"  # glued punctuation stays with its formula
 
 
 def test_chunks_respect_cap_and_never_split_placeholders():

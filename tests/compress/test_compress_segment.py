@@ -8,9 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from extra_cot.compress.integrity import math_problems
 from extra_cot.compress.pipeline import CompressOptions, read_gsm8k, score_units
 from extra_cot.compress.scorers import HeuristicScorer
-from extra_cot.compress.segment import formulas, integrity_violations, segment
+from extra_cot.compress.segment import formulas, segment
 from extra_cot.compress.select import SelectOptions, compress_to_ratio, unit_token_counts
 
 from .conftest import GSM8K_ROWS, LATEX_COT
@@ -24,7 +25,7 @@ RATIOS = (0.2, 0.4, 0.6, 0.8)
     ("so 3 × 4 = 12 and x = 5, but a - b is prose", ["3 × 4 = 12", "x = 5"]),
     ("costs $12 an hour and $15 a day", []),
     ("then $x^2 + 1$ and \\(a+b\\) and \\[c\\] and $$d = 1$$", ["$x^2 + 1$", "\\(a+b\\)", "\\[c\\]", "$$d = 1$$"]),
-    ("thus \\boxed{\\frac{1}{2}}.", ["\\boxed{\\frac{1}{2}}"]),
+    ("thus \\boxed{\\frac{1}{2}}.", ["\\boxed{\\frac{1}{2}}."]),
     ("1,000 + 2.5% of 36,000", ["1,000 + 2.5%"]),
     ("14 *\n200 is not one formula", []),
     ("so it had 2 * 2S = <<2*2=4>>4S people", ["2 * 2S = <<2*2=4>>4S"]),
@@ -53,7 +54,7 @@ def _compress_all(question, cot, gold, tokenizer, count):
 def test_latex_heavy_text_keeps_formulas_verbatim(tiny_tokenizer, tiny_count):
     sels = _compress_all("Convert (0,3) to polar coordinates.", LATEX_COT, None, tiny_tokenizer, tiny_count)
     for sel in sels:
-        assert integrity_violations(LATEX_COT, sel.text) == []
+        assert math_problems(LATEX_COT, sel.text) == []
         assert "\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}" in sel.text  # mandatory
     assert len(sels[0].text) < len(sels[-1].text) < len(LATEX_COT)
 
@@ -63,7 +64,7 @@ def test_gsm8k_train_formula_integrity(gsm8k_train_rows, tiny_tokenizer, tiny_co
     for n, row in enumerate(gsm8k_train_rows):
         src, _ = read_gsm8k(row, f"gsm8k_train:{n + 1}")
         for sel in _compress_all(src.question, src.cot, src.gold, tiny_tokenizer, tiny_count):
-            assert integrity_violations(src.cot, sel.text) == [], (src.cot, sel.text)
+            assert math_problems(src.cot, sel.text) == [], (src.cot, sel.text)
             checked += 1
     assert checked == 4 * len(gsm8k_train_rows)
 
@@ -81,6 +82,6 @@ def test_property_every_output_formula_is_from_source(tiny_tokenizer, tiny_count
     units = segment(cot)
     assert all(cot[u.start:u.end] == u.text for u in units)
     sel = _compress_all("How many apples are left?", cot, None, tiny_tokenizer, tiny_count)[RATIOS.index(ratio)]
-    assert integrity_violations(cot, sel.text) == []
+    assert math_problems(cot, sel.text) == []
     # kept text is made of source units only: multi-byte characters are never cut
     assert all(w in cot for w in sel.text.split())

@@ -52,7 +52,7 @@ def test_mandatory_boxed_and_final_statement():
     cot = "We add 2 + 3 = 5 and then double: 5 * 2 = 10. So the total is 10 and \\boxed{10}."
     units = segment(cot)
     keep = {units[i].text for i in mandatory_units(units, "10", SelectOptions())}
-    assert keep == {"\\boxed{10}", "10"}
+    assert keep == {"\\boxed{10}.", "10"}
     keep = {units[i].text for i in mandatory_units(units, None, SelectOptions(keep_boxed=False))}
     assert keep == set()
 

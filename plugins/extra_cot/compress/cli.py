@@ -30,9 +30,9 @@ from collections import Counter
 from pathlib import Path
 
 from extra_cot.compress.filters import FilterOptions
-from extra_cot.compress.jsonl import Appender, prepare_append
+from extra_cot.compress.jsonl import Appender, prepare_append, run_command
 from extra_cot.compress.pipeline import READERS, CompressOptions
-from extra_cot.compress.rows import RowCompressor, RowJob, input_key, outcome_stats
+from extra_cot.compress.rows import RowCompressor, RowJob, input_key, integrity_skips, outcome_stats
 from extra_cot.compress.scorers import SCORERS, ScorerOptions
 from extra_cot.compress.select import SelectOptions
 from extra_cot.fileio import atomic_write_json, read_jsonl
@@ -115,18 +115,11 @@ def run(args) -> Counter:
             if kind == "error":
                 raise ValueError(record["error"])
             (good if kind == "out" else skipped).write(record)
+            for skip in integrity_skips(kind, record):  # a broken formula is logged, never written
+                skipped.write(skip)
             stats.update(outcome_stats(kind, record))
     return stats
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        stats = run(args)
-    except (ValueError, FileNotFoundError) as exc:
-        logger.error("%s", exc)
-        return 2
-    for name, n in sorted(stats.items()):
-        print(f"{name:<40} {n}")
-    return 0
+    return run_command(build_parser(), run, argv)

@@ -12,9 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from extra_cot.compress.filters import FilterOptions, degeneracy_reason
+from extra_cot.compress.integrity import math_problems
 from extra_cot.compress.scorers import Scorer
-from extra_cot.compress.segment import integrity_violations, segment
+from extra_cot.compress.segment import segment
 from extra_cot.compress.select import SelectOptions, compress_to_ratio, nearest_bucket, unit_token_counts
+from extra_cot.gsm8k import split_solution
 from extra_cot.tokens import FIXED_RATIOS
 
 logger = logging.getLogger(__name__)
@@ -80,10 +82,11 @@ def compress_source(src: Source, scorer: Scorer, tokenizer, count: Callable[[str
         fits[key] = sel.fits
         bucket = nearest_bucket(sel.realized, FIXED_RATIOS)
         reason = None
-        if abs(sel.realized - bucket) > tol:
+        problems = math_problems(src.cot, sel.text)  # never write a broken formula (issue 9)
+        if problems:
+            reason = f"math_integrity({problems[0]})"
+        elif abs(sel.realized - bucket) > tol:
             reason = f"off_bucket(realized={sel.realized:.3f})"
-        elif integrity_violations(src.cot, sel.text):
-            reason = "formula_integrity"
         else:
             reason = degeneracy_reason(sel.text, bucket, options.filters)
         if reason is not None:
@@ -119,11 +122,8 @@ def read_gsm8k(row: dict, where: str, strip_annotations: bool = False) -> tuple[
     """GSM8K ``{"question", "answer": "...#### 72"}``: the worked solution is the CoT and the
     answer part is built as ``The final answer is \\boxed{72}.`` (datasets' solutions are correct)."""
     question, answer = _need(row, "question", where), _need(row, "answer", where)
-    if "####" not in answer:
-        raise ValueError(f"{where}: field 'answer' has no '#### <final answer>' line (is this GSM8K?)")
-    cot, gold = answer.rsplit("####", 1)
-    gold = gold.strip().replace(",", "")
-    cot = _GSM8K_ANNOT.sub("", cot).strip() if strip_annotations else cot.strip()
+    cot, gold = split_solution(answer, where)
+    cot = _GSM8K_ANNOT.sub("", cot).strip() if strip_annotations else cot
     if not cot:
         return None, "empty_cot"
     return Source(question.strip(), cot, f"The final answer is $\\boxed{{{gold}}}$.", gold), None

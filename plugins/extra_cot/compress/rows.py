@@ -66,3 +66,12 @@ def outcome_stats(kind: str, record: dict) -> Counter:
     for ratio, why in record["dropped"].items():
         stats[f"dropped@{ratio}:{why.split('(')[0]}"] += 1
     return stats
+
+
+def integrity_skips(kind: str, record: dict) -> list[dict]:
+    """Skip-log rows for the ratios of an ``"out"`` row whose compression failed the math
+    integrity check (``compress/integrity.py``): the text was not written, the reason is logged."""
+    if kind != "out":
+        return []
+    return [{"key": record["key"], "line": record["line"], "ratio": ratio, "reason": why}
+            for ratio, why in record["dropped"].items() if why.startswith("math_integrity")]

@@ -46,7 +46,9 @@ class SelectOptions:
 
 @dataclass(frozen=True)
 class Selection:
-    """One compression: the text, its realized ratio, and whether the mandatory parts fit."""
+    """One compression: the text, its realized ratio, and whether the target fits: the mandatory
+    parts fit and whole atoms can reach the calibration band (a 150-token solution made of a
+    70-token display and two formulas has no 0.8 compression)."""
 
     text: str
     realized: float
@@ -76,15 +78,20 @@ def _gold_pattern(gold: str | None) -> re.Pattern | None:
     return re.compile(rf"(?<![\d.]){re.escape(g)}(?![\d])") if re.fullmatch(r"-?[\d.]+", g) else re.compile(re.escape(g))
 
 
+def _holds_boxed(unit: Unit) -> bool:
+    return unit.formula and "\\boxed" in unit.text
+
+
 def mandatory_units(units: Sequence[Unit], gold: str | None, options: SelectOptions) -> set[int]:
-    """``\\boxed{}`` formulas and the final-answer statement (the last unit naming the gold)."""
+    """The answer formula (every formula unit holding a ``\\boxed{}``, also inside ``$..$`` or
+    a display) and the final-answer statement (the last other unit naming the gold)."""
     keep = set()
     if options.keep_boxed:
-        keep |= {i for i, u in enumerate(units) if u.formula and u.text.startswith("\\boxed")}
+        keep |= {i for i, u in enumerate(units) if _holds_boxed(u)}
     pattern = _gold_pattern(gold) if options.keep_final_statement else None
     if pattern is not None:
         for i in range(len(units) - 1, -1, -1):
-            if not units[i].text.startswith("\\boxed") and pattern.search(units[i].text.replace(",", "")):
+            if not _holds_boxed(units[i]) and pattern.search(units[i].text.replace(",", "")):
                 keep.add(i)
                 break
     return keep
@@ -127,11 +134,15 @@ def _greedy(counts, scores, mandatory, banned, budget) -> set[int]:
     return kept
 
 
-def _adjust(ctx, kept: set[int], ratio: float) -> set[int]:
-    """Exact-count correction: drop/add units until within ``aim`` of ``ratio`` (bounded)."""
+def _adjust(ctx, kept: set[int], ratio: float) -> tuple[set[int], float]:
+    """Exact-count correction: drop/add units until within ``aim`` of ``ratio`` (bounded);
+    returns the closest selection seen and its realized ratio."""
     source, units, scores, counts, mandatory, banned, total, count, opts = ctx
-    for _ in range(opts.max_steps):
+    best = (float("inf"), kept, 0.0)
+    for _ in range(opts.max_steps + 1):
         realized = count(join_units(source, units, kept)[0]) / total
+        if abs(realized - ratio) < best[0]:
+            best = (abs(realized - ratio), kept, realized)
         gap_tokens = (realized - ratio) * total
         slack = opts.aim * total
         if abs(realized - ratio) <= opts.aim:
@@ -148,7 +159,53 @@ def _adjust(ctx, kept: set[int], ratio: float) -> set[int]:
             if not pool:
                 break
             kept = kept | {max(pool, key=lambda k: (scores[k], -k))}
-    return kept
+    return best[1], best[2]
+
+
+def _plan_big_units(ctx, ratio: float, band: float) -> set[int] | None:
+    """Units too big for the fine-tuning step (more tokens than the aim's slack: long displays,
+    environments) chosen by subset sum so that the small units can close the rest of the gap.
+    Returns the chosen big units, or ``None`` when no choice comes within ``band`` (a fraction
+    of the source) of the target: the target is unreachable at formula granularity."""
+    _, units, scores, counts, mandatory, banned, total, _, opts = ctx
+    free = [i for i in range(len(units)) if i not in mandatory and i not in banned and counts[i] > 0]
+    big = sorted((i for i in free if counts[i] > opts.aim * total), key=lambda k: (-scores[k], k))
+    small_sum = sum(counts[i] for i in free if counts[i] <= opts.aim * total)
+    need = ratio * total - sum(counts[i] for i in mandatory)
+    reach: dict[int, tuple[int, int] | None] = {0: None}
+    for i in big:  # in score order: a sum is first reached with the better-scored units
+        for s in list(reach):
+            reach.setdefault(s + counts[i], (s, i))
+
+    def miss(s: int) -> float:
+        return max(0.0, s - need) + max(0.0, need - s - small_sum)
+
+    s = min(reach, key=lambda k: (miss(k), -k))
+    if miss(s) > band * total:
+        return None
+    chosen = set()
+    while reach[s] is not None:
+        s, i = reach[s]
+        chosen.add(i)
+    return chosen
+
+
+def _select(ctx, ratio: float) -> tuple[set[int], bool]:
+    """Score-led greedy fill plus exact correction; when big atoms make that miss the aim, a
+    subset-sum plan of the big atoms first. Returns the kept units and whether the calibration
+    band is reachable at all."""
+    source, units, scores, counts, mandatory, banned, total, count, opts = ctx
+    kept, realized = _adjust(ctx, _greedy(counts, scores, mandatory, banned, ratio * total), ratio)
+    if abs(realized - ratio) <= opts.aim:
+        return kept, True
+    plan = _plan_big_units(ctx, ratio, opts.aim)
+    plan = _plan_big_units(ctx, ratio, opts.tolerance) if plan is None else plan
+    if plan is None:
+        return kept, abs(realized - ratio) <= opts.tolerance
+    unchosen = {i for i in range(len(units)) if counts[i] > opts.aim * total} - plan - mandatory
+    planned = (source, units, scores, counts, mandatory | plan, banned | unchosen, total, count, opts)
+    kept2, realized2 = _adjust(planned, _greedy(counts, scores, mandatory | plan, banned | unchosen, ratio * total), ratio)
+    return (kept2, True) if abs(realized2 - ratio) < abs(realized - ratio) else (kept, True)
 
 
 def _violating_units(units: Sequence[Unit], out: str, placed, allowed: set[str], protected: set[int]) -> set[int]:
@@ -179,7 +236,7 @@ def compress_to_ratio(source, units, scores, counts, gold, ratio, count: CountFn
     banned: set[int] = set()
     for _ in range(options.repair_rounds):
         ctx = (source, units, scores, counts, mandatory, banned, total, count, options)
-        kept = _adjust(ctx, _greedy(counts, scores, mandatory, banned, ratio * total), ratio)
+        kept, reachable = _select(ctx, ratio)
         out, placed = join_units(source, units, kept)
         bad = _violating_units(units, out, placed, allowed, mandatory)
         if not bad:
@@ -189,7 +246,7 @@ def compress_to_ratio(source, units, scores, counts, gold, ratio, count: CountFn
         kept -= bad
         out, placed = join_units(source, units, kept)
         bad = _violating_units(units, out, placed, allowed, mandatory)
-    return Selection(out, count(out) / total, tuple(sorted(i for i, _, _ in placed)), fits)
+    return Selection(out, count(out) / total, tuple(sorted(i for i, _, _ in placed)), fits and reachable)
 
 
 def nearest_bucket(realized: float, buckets: Sequence[float]) -> float:

@@ -24,11 +24,15 @@ TINY_SIZES = {"sft": 8, "rl": 3, "test": 3, "max_steps": 2, "max_tokens": 48, "c
               "batch_size": 4, "max_model_len": 1024, "eval_samples": 1}
 
 
-RUN, DATA, TRAIN, EVAL = "run", "data", "stage 2 training", "evaluation"
+RUN, DATA, TRAIN, EVAL, RL = "run", "data", "stage 2 training", "evaluation", "stage 3 training"
 
 
 def _comma_list(text: str) -> list[str]:
     return [s for s in text.split(",") if s]
+
+
+#: ``--force`` / ``--only``: a comma list of step names.
+_STEP_LIST = {"default_factory": list, "cli_default": "", "parse": _comma_list, "group": RUN}
 
 
 @dataclass
@@ -103,24 +107,22 @@ class DemoConfig:
         help="separate: serve the untuned model for 'base' (default); reuse: the trained model untagged (tiny)",
     )
     n_gpus: int = option(default=8, group=EVAL, help="GPUs per node in the printed CHRPO command")
-    force: list[str] = option(
-        default_factory=list,
-        cli_default="",
-        parse=_comma_list,
-        group=RUN,
-        help="comma list of steps to redo (and every step after the first)",
+    rl_steps: int = option(
+        default=2,
+        group=RL,
+        help="CHRPO steps verl trains on this CPU (default 2: ~1-2 min a step with SmolLM2 here, "
+        "so the RL part stays within ~10 min; extra_cot.demo.rl_train)",
     )
+    force: list[str] = option(help="comma list of steps to redo (and every step after the first)", **_STEP_LIST)
     only: list[str] = option(
-        default_factory=list,
-        cli_default="",
-        parse=_comma_list,
-        group=RUN,
         help="comma list of steps to (re)run; the other steps do not run (an earlier one that is not done "
         "stops the demo naming it); later steps are not refreshed, e.g. --only eval,summary",
+        **_STEP_LIST,
     )
 
     def __post_init__(self) -> None:
-        for name in ("sft", "rl", "test", "batch_size", "max_tokens", "concurrency", "n_samples", "eval_samples"):
+        for name in ("sft", "rl", "test", "batch_size", "max_tokens", "concurrency", "n_samples", "eval_samples",
+                     "rl_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.base_server not in ("separate", "reuse"):
@@ -142,7 +144,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m extra_cot.demo",
         description="The whole Extra-CoT pipeline end to end on CPU: data -> Stage 1 compress -> Stage 2 SFT "
-        "of SmolLM2-135M-Instruct -> vLLM evaluation -> Stage 3 RL data + the checked CHRPO command -> plots "
+        "of SmolLM2-135M-Instruct -> vLLM evaluation -> Stage 3 RL data, K CHRPO steps with verl on CPU, evaluation of the RL model -> plots "
         "and summary. Every step is a real command (printed); a rerun skips steps whose outputs are valid.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
@@ -153,7 +155,7 @@ def parser() -> argparse.ArgumentParser:
         "  python -m extra_cot.demo --gsm8k-train ../shared/data/gsm8k_train.jsonl \\\n"
         "      --gsm8k-test ../shared/data/gsm8k_test.jsonl --out runs/demo-gsm8k\n",
     )
-    groups = add_dataclass_arguments(p, DemoConfig, group_order=(RUN, DATA, TRAIN, EVAL))
+    groups = add_dataclass_arguments(p, DemoConfig, group_order=(RUN, DATA, TRAIN, EVAL, RL))
     groups[RUN].add_argument("--list", action="store_true", help="print the steps and their commands; run nothing")
     return p
 
