@@ -94,6 +94,7 @@ def run(args) -> Counter:
     from tqdm import tqdm
 
     job = _job(args)
+    ray_opts = dataclass_from_args(RayOptions, args) if args.ray else None  # validated before any work
     out = Path(args.output)
     skip_path = out.with_name(out.name + ".skipped.jsonl")
     done = prepare_append(out) | prepare_append(skip_path)
@@ -103,10 +104,10 @@ def run(args) -> Counter:
     rows = list(read_jsonl(args.input))[: args.limit]
     todo = [(n, row) for n, row in rows if input_key(row) not in done]
     stats: Counter = +Counter(already_done=len(rows) - len(todo))  # unary + drops a zero count
-    if args.ray:
+    if ray_opts is not None:
         from extra_cot.compress.ray_compress import ray_outcomes
 
-        outcomes = ray_outcomes(job, todo, dataclass_from_args(RayOptions, args))
+        outcomes = ray_outcomes(job, todo, ray_opts)
     else:
         compressor = RowCompressor(job)
         outcomes = (compressor(n, row) for n, row in todo)
