@@ -13,6 +13,9 @@ to register is logged with its traceback, except a refusal of an untested host
 (:class:`extra_cot.hostcheck.UntestedHostError`): that one propagates, so ``import
 llamafactory.data`` (and ``llamafactory-cli``) stops with a message naming the supported release
 and the overrides, instead of training without the plugin.
+
+:func:`when_imported` reuses the finder for other adapters (the verl CPU platform patches vLLM's
+layer utilities only in the processes that import vLLM); it is not affected by the switch.
 """
 
 from __future__ import annotations
@@ -21,11 +24,15 @@ import importlib.abc
 import logging
 import os
 import sys
+from collections.abc import Callable
+from types import ModuleType
 
 ENV_VAR = "EXTRA_COT_AUTOLOAD"
 #: module -> the plugin part registered right after it is imported (extra_cot.sft.plugin.register)
 TARGETS = {"llamafactory.data": "data", "llamafactory.model": "model"}
 logger = logging.getLogger("extra_cot.autoload")
+#: module -> callbacks run with the module right after it executes (:func:`when_imported`)
+_HOOKS: dict[str, list[Callable[[ModuleType], None]]] = {}
 
 
 def _register(part: str) -> None:
@@ -42,15 +49,18 @@ def _register(part: str) -> None:
 
 
 class _Loader(importlib.abc.Loader):
-    def __init__(self, inner: importlib.abc.Loader, part: str) -> None:
-        self.inner, self.part = inner, part
+    def __init__(self, inner: importlib.abc.Loader, fullname: str) -> None:
+        self.inner, self.fullname = inner, fullname
 
     def create_module(self, spec):
         return self.inner.create_module(spec)
 
     def exec_module(self, module) -> None:
         self.inner.exec_module(module)
-        _register(self.part)
+        if self.fullname in TARGETS:
+            _register(TARGETS[self.fullname])
+        for hook in _HOOKS.get(self.fullname, ()):
+            hook(module)  # an adapter's own check (e.g. hostcheck) must be able to stop the process
 
     def __getattr__(self, name):  # get_resource_reader, is_package, ... of the real loader
         return getattr(self.inner, name)
@@ -60,7 +70,7 @@ class PostImportFinder(importlib.abc.MetaPathFinder):
     """Finds the :data:`TARGETS` through the other finders and wraps their loaders."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname not in TARGETS:
+        if fullname not in TARGETS and fullname not in _HOOKS:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -68,9 +78,23 @@ class PostImportFinder(importlib.abc.MetaPathFinder):
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _Loader(spec.loader, TARGETS[fullname])
+                    spec.loader = _Loader(spec.loader, fullname)
                 return spec
         return None
+
+
+def _ensure_finder() -> None:
+    if not any(isinstance(f, PostImportFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, PostImportFinder())
+
+
+def when_imported(name: str, hook: Callable[[ModuleType], None]) -> None:
+    """Run ``hook(module)`` right after module ``name`` executes (now, if it already has)."""
+    if name in sys.modules:
+        hook(sys.modules[name])
+        return
+    _HOOKS.setdefault(name, []).append(hook)
+    _ensure_finder()
 
 
 def install() -> bool:
@@ -80,8 +104,7 @@ def install() -> bool:
     for name, part in TARGETS.items():
         if name in sys.modules:
             _register(part)
-    if not any(isinstance(f, PostImportFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, PostImportFinder())
+    _ensure_finder()
     return True
 
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from extra_cot.prompt import INSTRUCTION, SYSTEM_PROMPT
-from extra_cot.tokens import CONTROL_TOKENS
+from extra_cot.prompt import INSTRUCTION, SYSTEM_PROMPT, build_response
+from extra_cot.tokens import CONTROL_TOKENS, FIXED_RATIOS
 
 #: Qwen3's chat layout (thinking mode): system/user/assistant turns between im markers.
 CHAT_TEMPLATE = (
@@ -109,4 +109,98 @@ def build_tiny_model(
         eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id, max_new_tokens=64
     )
     model.save_pretrained(str(out))
+    return out
+
+
+def format_examples(n: int, seed: int = 0) -> list[dict]:
+    """Policy-mode examples "What is a + b?" -> ``<COMP_xx>\\n<think>…</think>\\n\\nThe answer is \\boxed{a+b}``.
+
+    The think block repeats the equation ``round(5 * ratio)`` times, so its length follows the
+    chosen ratio (ratio 1.0 = ``ref_full_len`` tokens) and the reward's calibration has something to see.
+    Each dict: ``question``, ``answer``, ``response``.
+    """
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        a, b = rng.randint(1, 9), rng.randint(1, 9)
+        ratio = rng.choice(FIXED_RATIOS)
+        think = " ".join([f"{a} + {b} = {a + b}."] * round(5 * ratio))
+        answer = f"The answer is \\boxed{{{a + b}}}."
+        rows.append({"question": f"What is {a} + {b}?", "answer": str(a + b),
+                     "response": build_response(think, answer, ratio)})
+    return rows
+
+
+def train_format_model(model_dir: str | Path, out_dir: str | Path, steps: int = 300, seed: int = 0) -> Path:
+    """Teach a tiny model the policy-mode output format (plain torch, ~1 min on 2 cores).
+
+    Trains on :func:`format_examples` rendered exactly as verl renders a prompt (the tokenizer's
+    chat template with the generation prompt), loss on the response only. The result follows the
+    format but adds badly: under the real CHRPO reward its samples spread over the tiers.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from extra_cot.prompt import build_messages
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    examples = []
+    for row in format_examples(512, seed):
+        prompt = tokenizer.apply_chat_template(
+            build_messages(row["question"], "policy"), tokenize=False, add_generation_prompt=True
+        )
+        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        r_ids = tokenizer(row["response"] + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        examples.append((p_ids + r_ids, [-100] * len(p_ids) + r_ids))
+    optim = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    batch = 16
+    for step in range(steps):
+        chunk = [examples[(step * batch + i) % len(examples)] for i in range(batch)]
+        width = max(len(ids) for ids, _ in chunk)
+        pad = tokenizer.pad_token_id
+        ids = torch.tensor([x + [pad] * (width - len(x)) for x, _ in chunk])
+        labels = torch.tensor([y + [-100] * (width - len(y)) for _, y in chunk])
+        mask = (torch.arange(width)[None, :] < torch.tensor([len(x) for x, _ in chunk])[:, None]).long()
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        optim.step()
+        optim.zero_grad()
+    out = Path(out_dir)
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+def write_format_rl_data(model_dir: str | Path, out_dir: str | Path, n_train: int = 16, n_val: int = 4,
+                         seed: int = 1) -> Path:
+    """``train.parquet``/``val.parquet`` in ``extra-cot build-rl``'s schema for the :func:`format_examples` task.
+
+    ``ref_full_len`` is the token count of the full (ratio 1.0) think block, ``gt_ratio`` 0.4.
+    """
+    import pandas as pd
+    from transformers import AutoTokenizer
+
+    from extra_cot.prompt import build_messages
+    from extra_cot.think import count_tokens, split_think
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = format_examples(n_train + n_val, seed)
+    for split, part in (("train", rows[:n_train]), ("val", rows[n_train:])):
+        records = []
+        for i, row in enumerate(part):
+            a_plus_b = row["question"].removeprefix("What is ").removesuffix("?")
+            full_think, _ = split_think(build_response(" ".join([f"{a_plus_b} = {row['answer']}."] * 5), "x"))
+            records.append({
+                "data_source": "tiny_add", "prompt": build_messages(row["question"], "policy"), "ability": "math",
+                "reward_model": {"style": "rule", "ground_truth": row["answer"]},
+                "extra_info": {"gt_ratio": 0.4, "ref_full_len": float(count_tokens(full_think, tokenizer)),
+                               "comp_tolerance": 0.1, "rho": 0.4, "dataset": "tiny_add", "index": i,
+                               "split": split},
+            })
+        pd.DataFrame(records).to_parquet(out / f"{split}.parquet", index=False)
     return out

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from extra_cot.compress.scorer_base import SCORER_NAMES
 from extra_cot.compress.scorers import SCORERS, HeuristicScorer, ScorerOptions, aggregate, make_scorer
 from extra_cot.compress.segment import segment
 
@@ -14,7 +15,7 @@ COT = "Well, let me think. Tom gives 48/2 = <<48/2=24>>24 apples to Ann.\nSo he 
 
 
 def test_dispatch_names_and_unknown_name():
-    assert set(SCORERS) == {"lm", "classifier", "heuristic"}
+    assert set(SCORERS) == {"lm", "classifier", "heuristic"} == set(SCORER_NAMES)
     with pytest.raises(ValueError, match="valid"):
         ScorerOptions(name="nope")
 

@@ -71,5 +71,5 @@ def test_demo_data_step_gsm8k_paths_and_bad_rows(tmp_path):
     with pytest.raises(ValueError, match="needs 9"):
         demo_data.main(["--out", str(out), "--sft", "7", "--rl", "2", "--test", "2", "--gsm8k-train", str(train)])
     test.write_text(json.dumps({"question": "q", "answer": "no final line"}) + "\n" + json.dumps(rows[0]) + "\n")
-    with pytest.raises(ValueError, match=r"gsm8k_test.jsonl row 0"):
+    with pytest.raises(ValueError, match=r"gsm8k_test.jsonl:1: GSM8K field 'answer' has no '####"):
         demo_data.main(["--out", str(out), "--sft", "4", "--rl", "2", "--test", "2", "--gsm8k-train", str(train)])

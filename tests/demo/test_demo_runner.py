@@ -84,8 +84,19 @@ def test_demo_steps_cover_the_pipeline_in_order(tmp_path):
     steps = build_steps(cfg)
     assert [s.name for s in steps] == [
         "data", "model", "compress", "policy-targets", "build-sft", "prepare-model", "train",
-        "eval-base", "eval", "rl-sweep", "build-rl", "rl-command", "plot", "summary"]
+        "eval-base", "eval", "rl-sweep", "build-rl", "rl-command", "rl-train", "rl-merge", "eval-rl", "plot",
+        "summary"]
     by = {s.name: s for s in steps}
+    # Stage 3 trains for real: verl main_ppo on the CPU platform from the SFT model, K steps, one batch
+    # constant with build-rl's guard; the merged checkpoint is served for its own evaluation rows.
+    train = by["rl-train"].argv
+    assert train[1:3] == ["-m", "extra_cot.rl.cpu_launch"] and train[3].endswith("models/sft")
+    assert f"trainer.total_training_steps={cfg.rl_steps}" in train
+    build = by["build-rl"].argv
+    batch = build[build.index("--train-batch-size") + 1]
+    assert f"data.train_batch_size={batch}" in train
+    assert by["rl-merge"].argv[1:4] == ["-m", "verl.model_merger", "merge"]
+    assert by["eval-rl"].serve.endswith("models/rl") and "0.2,0.4,0.6,0.8,1.0,policy" in by["eval-rl"].argv
     assert by["eval-base"].serve.endswith("models/base") and by["eval"].serve.endswith("models/sft")
     assert "--n-samples" in by["rl-sweep"].argv and by["rl-sweep"].argv[by["rl-sweep"].argv.index("--n-samples") + 1] == "3"
     assert "0.2,0.4,0.6,0.8,1.0,policy" in by["eval"].argv

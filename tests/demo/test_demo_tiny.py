@@ -29,8 +29,7 @@ def test_demo_tiny_pipeline_end_to_end_and_resume(tmp_path):
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     state = json.loads((out / "demo_state.json").read_text())
     assert list(state["steps"]) == ["data", "model", "compress", "policy-targets", "build-sft", "prepare-model",
-                                    "train", "eval-base", "eval", "rl-sweep", "build-rl", "rl-command", "plot",
-                                    "summary"]
+                                    "train", "eval-base", "eval", "rl-sweep", "plot", "summary"]
     assert len(state["server_starts"]) == 1
     for ratio in ("base", "0.2", "0.4", "0.6", "0.8", "1.0", "policy"):
         metrics = json.loads((out / "eval/arith" / ratio / "metrics.json").read_text())
@@ -38,15 +37,13 @@ def test_demo_tiny_pipeline_end_to_end_and_resume(tmp_path):
     sweep = json.loads((out / "rl_sweep/arith_rl/1.0/metrics.json").read_text())
     assert sweep["n"] == 9  # 3 items x pass@3
     assert (out / "models/sft/model.safetensors").is_file()
-    job = (out / "rl/chrpo_cfg_job.yaml").read_text()
-    assert "adv_estimator: chrpo" in job
-    assert "+algorithm=chrpo" in (out / "rl/run_chrpo.sh").read_text()
+    assert not (out / "rl").exists()  # Stage 3 needs a model that solves sweep questions (real run only)
     assert (out / "eval/plots/realized_vs_target.png").stat().st_size > 0
     summary = (out / "summary.md").read_text()
     assert "| 0.2 |" in summary and "| policy |" in summary and "Wall time per step" in summary
     started = time.monotonic()
     again = _demo(out)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert again.stdout.count("skip (done") == 13  # all but the summary
+    assert again.stdout.count("skip (done") == 11  # all but the summary
     assert "starting vLLM" not in again.stdout
     assert time.monotonic() - started < 60

@@ -34,7 +34,7 @@ def test_loaders_for_each_format(tmp_path):
 
 def test_bad_rows_name_file_row_and_field(tmp_path):
     bad = write_jsonl(tmp_path / "g.jsonl", [{"question": "q", "answer": "#### 1"}, {"question": "q"}])
-    with pytest.raises(ValueError, match=r"g.jsonl row 1: missing field 'answer'"):
+    with pytest.raises(ValueError, match=r"g.jsonl:2: missing field 'answer'"):
         load_items(parse_dataset_spec(f"gsm8k={bad}"))
     with pytest.raises(ValueError, match="unknown format 'nope'"):
         parse_dataset_spec(f"x={bad}:nope")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
-from extra_cot.compress.scorers import ScorerOptions, aggregate
+from extra_cot.compress.scorer_base import ModelScorer, ScorerOptions, aggregate
 from extra_cot.compress.segment import Unit
 
 PREFIX = "<Q> {question} </Q> <SEP> "
@@ -70,21 +70,16 @@ def keep_label(config) -> int:
 
 
 @dataclass
-class ClassifierScorer:
-    model: Any
-    tokenizer: Any
-    options: ScorerOptions
+class ClassifierScorer(ModelScorer):
     name: str = "classifier"
+    AUTO_CLASS: ClassVar[str] = "AutoModelForTokenClassification"
 
     @classmethod
     def load(cls, options: ScorerOptions) -> ClassifierScorer:
-        from extra_cot.compress.models import load_model, load_tokenizer
-
         if options.model is None:
             raise ValueError("the classifier scorer needs --scorer-model DIR (a token-classification model, "
                              "e.g. one written by `extra-cot train-compressor`)")
-        model = load_model(options.model, "AutoModelForTokenClassification").to(options.device)
-        return cls(model, load_tokenizer(options.model), options)
+        return super().load(options)
 
     def token_scores(self, question: str, cot: str) -> tuple[list[tuple[int, int]], list[float]]:
         import torch

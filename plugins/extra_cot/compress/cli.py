@@ -30,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 
 from extra_cot.compress.filters import FilterOptions
-from extra_cot.compress.jsonl import Appender, prepare_append
+from extra_cot.compress.jsonl import Appender, prepare_append, run_command
 from extra_cot.compress.pipeline import READERS, CompressOptions
 from extra_cot.compress.rows import RowCompressor, RowJob, input_key, integrity_skips, outcome_stats
 from extra_cot.compress.scorers import SCORERS, ScorerOptions
@@ -122,13 +122,4 @@ def run(args) -> Counter:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        stats = run(args)
-    except (ValueError, FileNotFoundError) as exc:
-        logger.error("%s", exc)
-        return 2
-    for name, n in sorted(stats.items()):
-        print(f"{name:<40} {n}")
-    return 0
+    return run_command(build_parser(), run, argv)

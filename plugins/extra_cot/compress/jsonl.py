@@ -1,12 +1,18 @@
-"""Resumable JSONL output of the Stage 1 commands: atomic appends, resume keys (reading and
-atomic writes: :mod:`extra_cot.fileio`)."""
+"""What the Stage 1 commands share: resumable JSONL output (atomic appends, resume keys) and
+their ``main`` (reading and atomic writes: :mod:`extra_cot.fileio`)."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import logging
 import os
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+
+logger = logging.getLogger("extra_cot.compress")
 
 
 def row_key(*parts: str) -> str:
@@ -52,3 +58,19 @@ class Appender:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def run_command(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], Counter], argv) -> int:
+    """``main`` of a Stage 1 command: parse, ``run``; an input error is logged and exits 2;
+    else print the outcome counts, one ``name count`` line each."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parser.parse_args(argv)
+    try:
+        stats = run(args)
+    except (ValueError, FileNotFoundError) as exc:
+        logger.error("%s", exc)
+        return 2
+    width = max(map(len, stats), default=0) + 2
+    for name, n in sorted(stats.items()):
+        print(f"{name:<{width}} {n}")
+    return 0

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from extra_cot.compress import teacher
-from extra_cot.compress.jsonl import Appender, prepare_append
+from extra_cot.compress.jsonl import Appender, prepare_append, run_command
 from extra_cot.compress.pipeline import READERS, Source
 from extra_cot.compress.rows import input_key
 from extra_cot.fileio import atomic_write_json, read_jsonl_inputs
@@ -161,13 +161,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        stats = run(args)
-    except (ValueError, FileNotFoundError) as exc:
-        logger.error("%s", exc)
-        return 2
-    for name, n in sorted(stats.items()):
-        print(f"{name:<30} {n}")
-    return 0
+    return run_command(build_parser(), run, argv)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
-from extra_cot.compress.scorers import ScorerOptions, aggregate
+from extra_cot.compress.scorer_base import ModelScorer, aggregate
 from extra_cot.compress.segment import Unit
 
 logger = logging.getLogger(__name__)
@@ -42,18 +42,9 @@ def token_scores(s_q, s_0, contrast_weight: float):
 
 
 @dataclass
-class LMScorer:
-    model: Any
-    tokenizer: Any
-    options: ScorerOptions
+class LMScorer(ModelScorer):
     name: str = "lm"
-
-    @classmethod
-    def load(cls, options: ScorerOptions) -> LMScorer:
-        from extra_cot.compress.models import load_model, load_tokenizer
-
-        model = load_model(options.model, "AutoModelForCausalLM").to(options.device)
-        return cls(model, load_tokenizer(options.model), options)
+    AUTO_CLASS: ClassVar[str] = "AutoModelForCausalLM"
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]

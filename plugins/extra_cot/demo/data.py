@@ -18,31 +18,29 @@ from pathlib import Path
 
 from extra_cot import fileio
 from extra_cot.demo.problems import ProblemOptions, generate, to_gsm8k, to_trace
+from extra_cot.gsm8k import split_solution
 
 CONFIG_NAME = "data_config.json"
 
 
-def read_jsonl(path: str | Path, limit: int | None = None) -> list[dict]:
-    """The first ``limit`` rows (all when None) of a JSONL file; errors name the file and line."""
-    return [row for _, row in islice(fileio.read_jsonl(path), limit)]
-
-
-def _need(rows: list[dict], n: int, what: str, path: str) -> list[dict]:
-    if len(rows) < n:
-        raise ValueError(f"{path}: has {len(rows)} rows, the demo needs {n} for {what}; lower the size flags")
-    for i, row in enumerate(rows[:n]):
-        if not isinstance(row.get("question"), str) or "####" not in str(row.get("answer", "")):
-            raise ValueError(f"{path} row {i}: need 'question' and an 'answer' ending in '#### x' (GSM8K format)")
-    return rows[:n]
+def _gsm8k_rows(path: str, n: int, what: str) -> list[dict]:
+    """The first ``n`` rows of a GSM8K JSONL file, checked; errors name ``file:line``."""
+    numbered = list(islice(fileio.read_jsonl(path), n))
+    if len(numbered) < n:
+        raise ValueError(f"{path}: has {len(numbered)} rows, the demo needs {n} for {what}; lower the size flags")
+    for line, row in numbered:
+        if not isinstance(row.get("question"), str):
+            raise ValueError(f"{path}:{line}: need a 'question' string (GSM8K format)")  # noqa: TRY004
+        split_solution(row.get("answer"), f"{path}:{line}")
+    return [row for _, row in numbered]
 
 
 def build_sets(args: argparse.Namespace) -> tuple[dict[str, list[dict]], str]:
     """(file name -> rows, compress input format)."""
     if args.gsm8k_train:
-        train = read_jsonl(args.gsm8k_train, limit=args.sft + args.rl)
-        train = _need(train, args.sft + args.rl, "--sft + --rl", args.gsm8k_train)
+        train = _gsm8k_rows(args.gsm8k_train, args.sft + args.rl, "--sft + --rl")
         test_path = args.gsm8k_test or args.gsm8k_train.replace("train", "test")
-        test = _need(read_jsonl(test_path, limit=args.test), args.test, "--test", test_path)
+        test = _gsm8k_rows(test_path, args.test, "--test")
         sets = {"sft_source.jsonl": train[: args.sft], "rl.jsonl": train[args.sft:], "test.jsonl": test}
         return sets, "gsm8k"
     options = ProblemOptions(min_steps=args.min_steps, max_steps=args.max_steps, max_start=args.max_start,

@@ -21,10 +21,12 @@ from pathlib import Path
 
 from extra_cot.fileio import atomic_write_text
 
-#: Sizes of the printed cluster command [R]: the demo's RL set is small (tens of rows), so one
-#: batch is 16 prompts x n=4 rollouts; a real run raises these (examples/run_qwen3-1.7b_chrpo.sh).
-TRAIN_BATCH = 16
-MINI_BATCH = 8
+#: Prompts per CHRPO step of the demo [R], shared by build-rl's guard, the printed cluster command
+#: and the CPU run (extra_cot.demo.rl_train): the demo's RL set holds a handful of rows and a CPU
+#: step with SmolLM2 takes ~1-2 min at 4 prompts x n=4 rollouts; a real run raises these
+#: (examples/run_qwen3-1.7b_chrpo.sh: 128 / 64).
+TRAIN_BATCH = 4
+MINI_BATCH = 4
 #: Validation rows the demo's build-rl holds out (a count: 5 % of a demo-sized set rounds to 0) [R].
 VAL_ROWS = 2
 

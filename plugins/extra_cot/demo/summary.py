@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
+from extra_cot.demo.rl_train import rl_train_section
 from extra_cot.demo.steps import TRAINED_RATIOS
 from extra_cot.fileio import atomic_write_json, atomic_write_text
 
@@ -311,6 +312,8 @@ def build_summary(root: Path) -> tuple[str, dict]:
     steps_text, total = steps_table(state)
     record = demo_json(root, metrics, out_tokens, state, config, total)
     load = record["load"]
+    rl_train_text, rl_train = rl_train_section(root, dataset, ORDER[1:])
+    record["rl_train"] = rl_train  # Stage 3 rows measured from the merged RL checkpoint (issue 11)
     base_note = ("`base` = the untuned model (served separately)" if config.get("base_server") == "separate"
                  else "`base` = the trained model asked without a control token (`--base-server reuse`)")
     md = f"""# Extra-CoT demo summary
@@ -342,12 +345,16 @@ Echo fidelity = share of outputs whose leading token is the requested `<COMP_xx>
 
 {rl_section(root / 'rl')}
 
+## Stage 3 training: {config.get('rl_steps')} CHRPO steps with verl on this CPU, then the RL model evaluated
+
+{rl_train_text}
+
 ## Wall time per step
 
 {steps_text}
 """
     return md, {"metrics": metrics, "output_tokens": out_tokens, "control": control, "total_wall_s": total,
-                "config": config, "demo": record}
+                "config": config, "rl_train": rl_train, "demo": record}
 
 
 def main(argv: list[str] | None = None) -> int:

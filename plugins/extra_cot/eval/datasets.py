@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from extra_cot.fileio import read_jsonl
+from extra_cot.gsm8k import split_solution
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,7 @@ def _field(row: dict, names: tuple[str, ...], where: str) -> Any:
 
 
 def _gsm8k(row: dict, where: str, spec: DatasetSpec) -> tuple[str, str]:
-    answer = str(_field(row, ("answer",), where))
-    if "####" not in answer:
-        raise ValueError(f"{where}: GSM8K 'answer' has no '#### x' line; use format 'generic' for other data")
-    gold = answer.rsplit("####", 1)[1].strip().replace(",", "")
+    _, gold = split_solution(str(_field(row, ("answer",), where)), where)
     return str(_field(row, ("question",), where)), gold
 
 
@@ -115,9 +113,10 @@ def parse_dataset_spec(text: str) -> DatasetSpec:
     return DatasetSpec(name, source, fmt, fields[0], fields[1])
 
 
-def _read_rows(source: str) -> list[dict]:
+def _read_rows(source: str) -> list[tuple[int, dict]]:
+    """``(n, row)``: ``n`` is the 1-based line of a JSONL file, else the 1-based record."""
     if source.startswith("hf:"):
-        return _read_hf(source)
+        return list(enumerate(_read_hf(source), 1))
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"dataset file {source} not found")
@@ -125,8 +124,8 @@ def _read_rows(source: str) -> list[dict]:
         rows = json.loads(path.read_text())
         if not isinstance(rows, list):
             raise ValueError(f"{source}: a .json dataset must hold a list of objects")
-        return rows
-    return [row for _, row in read_jsonl(path)]
+        return list(enumerate(rows, 1))
+    return list(read_jsonl(path))
 
 
 def _read_hf(source: str) -> list[dict]:
@@ -143,8 +142,8 @@ def load_items(spec: DatasetSpec, limit: int | None = None) -> list[EvalItem]:
     loader = LOADERS[spec.format]
     rows = _read_rows(spec.source)
     items = []
-    for i, row in enumerate(rows[:limit] if limit else rows):
-        where = f"{spec.source} row {i}"
+    for i, (n, row) in enumerate(rows[:limit] if limit else rows):
+        where = f"{spec.source}:{n}"
         if not isinstance(row, dict):
             raise TypeError(f"{where}: expected a JSON object, got {type(row).__name__}")
         question, gold = loader(row, where, spec)

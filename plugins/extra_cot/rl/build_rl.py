@@ -84,10 +84,10 @@ def load_predictions(path: Path) -> list[dict]:
         raise ValueError(f"{path}: cannot read a JSON list of prediction records ({err})") from None
     if not isinstance(records, list):
         raise ValueError(f"{path}: expected a JSON list of records, got {type(records).__name__}")  # noqa: TRY004 (bad input file, reported like every other input error)
-    for row, rec in enumerate(records):
+    for n, rec in enumerate(records, 1):
         missing = [f for f in REQUIRED_FIELDS if not isinstance(rec, dict) or f not in rec]
         if missing:
-            raise ValueError(f"{path}: row {row} lacks field(s) {missing} (eval prediction.json contract)")
+            raise ValueError(f"{path}:{n}: record lacks field(s) {missing} (eval prediction.json contract)")
     return records
 
 

@@ -26,6 +26,7 @@ from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
 
+from extra_cot.rl import calllog
 from extra_cot.rl.registration import replace_stale
 from extra_cot.rl.reward import ChrpoRewardConfig
 from extra_cot.rl.reward_fn import compute_score as chrpo_compute_score
@@ -110,6 +111,6 @@ class ChrpoRewardManager(RewardManagerBase):
             result = await self.compute_score(**kwargs)
         else:
             result = await self.loop.run_in_executor(None, lambda: self.compute_score(**kwargs))
-        if isinstance(result, dict):
-            return {"reward_score": float(result["score"]), "reward_extra_info": dict(result)}
-        return {"reward_score": float(result), "reward_extra_info": {"score": float(result)}}
+        info = dict(result) if isinstance(result, dict) else {"score": float(result)}
+        calllog.record("reward", split=extra_info.get("split"), **info)  # no-op unless EXTRA_COT_CALL_LOG
+        return {"reward_score": float(info["score"]), "reward_extra_info": info}

@@ -12,15 +12,13 @@ For each question, from the SFT model's sweep at every fixed ratio (pass@n over 
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from extra_cot.quotas import PAPER_QUOTAS, allocate
 from extra_cot.tokens import FIXED_RATIOS
 
-#: METHOD.md Stage 2, policy rows: share of each target ratio γ*.
-METHOD_QUOTAS: dict[float, float] = {0.2: 0.18, 0.4: 0.24, 0.6: 0.26, 0.8: 0.22, 1.0: 0.10}
 #: METHOD.md Stage 3: comp_tolerance τ.
 DEFAULT_TOLERANCE = 0.1
 #: Ways a question can be dropped before quotas (the table's columns).
@@ -101,33 +99,11 @@ def decide(item: QuestionStats, tolerance: float, ratios: Iterable[float] = FIXE
     return Decision("kept", gt_ratio=target, ref_full_len=ref, rho=rho)
 
 
-def quota_targets(
-    available: Mapping[float, int], quotas: Mapping[float, float], num_rows: int | None
-) -> dict[float, int]:
-    """Rows to keep per γ*. Without ``num_rows``: the largest total the scarcest bucket allows.
-
-    Buckets with no candidates are left out and the other quotas renormalized (the caller logs it).
-    """
-    live = {r: q for r, q in quotas.items() if q > 0 and available.get(r, 0) > 0}
-    total_q = sum(live.values())
-    if not live:
-        return {r: 0 for r in available}
-    shares = {r: q / total_q for r, q in live.items()}
-    if num_rows is None:
-        num_rows = min(math.floor(available[r] / s + 1e-9) for r, s in shares.items())
-    targets = {r: min(available.get(r, 0), math.floor(s * num_rows + 1e-9)) for r, s in shares.items()}
-    return {r: targets.get(r, 0) for r in available}
-
-
 def select_quota(
     candidates: Mapping[float, list], quotas: Mapping[float, float] | None, num_rows: int | None, seed: int
 ) -> dict[float, list]:
-    """Seeded sample of each bucket down to its quota target (``quotas=None``: keep all)."""
-    if quotas is None:
-        if num_rows is None:
-            return {r: list(rows) for r, rows in candidates.items()}
-        quotas = {r: float(len(rows)) for r, rows in candidates.items()}  # proportional cap
-    targets = quota_targets({r: len(rows) for r, rows in candidates.items()}, quotas, num_rows)
+    """Seeded sample of each bucket down to its :func:`extra_cot.quotas.allocate` target."""
+    targets = allocate({r: len(rows) for r, rows in candidates.items()}, quotas, num_rows)
     rng = random.Random(seed)
     out = {}
     for ratio in sorted(candidates):
@@ -141,7 +117,7 @@ def parse_quotas(text: str) -> dict[float, float] | None:
     """``method`` | ``none`` | ``0.2:0.18,0.4:0.24,...`` -> quotas (None = no quotas)."""
     text = text.strip().lower()
     if text == "method":
-        return dict(METHOD_QUOTAS)
+        return dict(PAPER_QUOTAS)
     if text == "none":
         return None
     quotas = {}

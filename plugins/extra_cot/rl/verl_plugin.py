@@ -36,6 +36,7 @@ except UntestedHostError as _err:
 
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 
+from extra_cot.rl import calllog
 from extra_cot.rl.advantage import ChrpoAdvantageConfig, chrpo_advantage
 from extra_cot.rl.registration import replace_stale
 
@@ -93,6 +94,15 @@ def compute_chrpo_advantage(
     with torch.no_grad():
         scores = token_level_rewards.sum(dim=-1)
         advantages = chrpo_advantage(scores, response_mask, index, estimator_options(config))
+    if calllog.enabled():  # EXTRA_COT_CALL_LOG: proof of the call and what it computed
+        calllog.record(
+            "estimator",
+            rows=int(scores.shape[0]),
+            groups=len(set(map(str, index))) if index is not None else 1,
+            scores=[round(float(s), 6) for s in scores],
+            nonzero_rows=int((advantages != 0).any(dim=-1).sum()),
+            abs_max=float(advantages.abs().max()) if advantages.numel() else 0.0,
+        )
     return advantages, advantages
 
 

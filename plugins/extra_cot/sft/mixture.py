@@ -25,14 +25,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from extra_cot.prompt import SYSTEM_PROMPT, build_response, build_user_text
+from extra_cot.quotas import PAPER_QUOTAS, allocate
 from extra_cot.tokens import FIXED_RATIOS, POLICY_TOKEN, ratio_to_token
 
 #: Key of the mixture settings inside a ``dataset_info.json`` entry.
 ENTRY_KEY = "extra_cot"
 #: The value of ``"formatting"`` that selects our converter/processor.
 FORMATTING = "extra_cot"
-#: Paper defaults (METHOD.md, Stage 2): share of the γ* among the policy rows.
-PAPER_POLICY_QUOTAS: dict[float, float] = {0.2: 0.18, 0.4: 0.24, 0.6: 0.26, 0.8: 0.22, 1.0: 0.10}
 #: Paper: "10k rows" of policy data (METHOD.md, Stage 2).
 PAPER_POLICY_ROWS = 10_000
 _REQUIRED = ("question", "cot", "answer")
@@ -71,7 +70,7 @@ class MixtureConfig:
 
     ratios: tuple[float, ...] = FIXED_RATIOS
     untagged_share: float = 0.5
-    policy_quotas: dict[float, float] | None = field(default_factory=lambda: dict(PAPER_POLICY_QUOTAS))
+    policy_quotas: dict[float, float] | None = field(default_factory=lambda: dict(PAPER_QUOTAS))
     policy_rows: int | None = PAPER_POLICY_ROWS
     seed: int = 42
     on_bad_row: Literal["error", "skip"] = "error"
@@ -220,24 +219,12 @@ def expand_row(row: dict, mixture: MixtureConfig, policy_keep: bool | None = Non
 
 
 def policy_targets(counts: dict[float, int], mixture: MixtureConfig) -> dict[float, int]:
-    """How many policy examples to keep per γ* given how many rows carry each γ*.
-
-    The total is the largest that meets the quotas with the rows available, capped by
-    ``policy_rows``; each γ* then gets ``round(total * quota)`` (never more than it has).
-    A γ* with a quota but no rows gets nothing, and the others keep their proportions.
-    """
+    """How many policy examples to keep per γ* given how many rows carry each γ*
+    (:func:`extra_cot.quotas.allocate`, capped by ``policy_rows``; γ* without a quota dropped)."""
+    targets = allocate(counts, mixture.policy_quotas, mixture.policy_rows)
     if mixture.policy_quotas is None:
-        keep = dict(counts)
-        if mixture.policy_rows is not None and sum(keep.values()) > mixture.policy_rows:
-            scale = mixture.policy_rows / sum(keep.values())
-            keep = {r: int(n * scale) for r, n in keep.items()}
-        return keep
-    # a γ* no row carries is left out (its share is dropped) instead of zeroing every other γ*
-    quotas = {r: q for r, q in mixture.policy_quotas.items() if q > 0 and counts.get(r, 0) > 0}
-    total = min((counts[r] / q for r, q in quotas.items()), default=0.0)
-    if mixture.policy_rows is not None:
-        total = min(total, float(mixture.policy_rows))
-    return {r: min(counts.get(r, 0), round(total * q)) for r, q in quotas.items()}
+        return targets
+    return {r: n for r, n in targets.items() if mixture.policy_quotas.get(r, 0) > 0 and counts.get(r, 0) > 0}
 
 
 def select_policy_rows(rows: Iterable[dict], mixture: MixtureConfig) -> set[str]:

