@@ -7,7 +7,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -37,27 +36,6 @@ def prepare_append(path: str | Path, key: str = "key") -> set[str]:
         if line.strip():
             keys.add(json.loads(line).get(key))
     return keys
-
-
-class Appender:
-    """Appends one JSON row per ``os.write`` on an O_APPEND descriptor (a row is never torn
-    between two writers), fsync'd so a crash loses at most the row being written."""
-
-    def __init__(self, path: str | Path):
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-    def write(self, row: dict) -> None:
-        os.write(self.fd, (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
-        os.fsync(self.fd)
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-    def __enter__(self) -> Appender:  # noqa: PYI034
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def run_command(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], Counter], argv) -> int:
