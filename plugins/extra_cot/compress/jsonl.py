@@ -10,6 +10,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger("extra_cot.compress")
 
@@ -38,17 +39,27 @@ def prepare_append(path: str | Path, key: str = "key") -> set[str]:
     return keys
 
 
-def run_command(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], Counter], argv) -> int:
-    """``main`` of a Stage 1 command: parse, ``run``; an input error is logged and exits 2;
-    else print the outcome counts, one ``name count`` line each."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = parser.parse_args(argv)
-    try:
-        stats = run(args)
-    except (ValueError, FileNotFoundError) as exc:
-        logger.error("%s", exc)
-        return 2
+def print_counts(stats: Counter) -> None:
+    """Outcome counts, one ``name count`` line each."""
     width = max(map(len, stats), default=0) + 2
     for name, n in sorted(stats.items()):
         print(f"{name:<{width}} {n}")
+
+
+def run_command(
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], Any],
+    argv: list[str] | None,
+    report: Callable[[Any], None] = print_counts,
+) -> int:
+    """``main`` of a Stage 1 command: parse, ``run``; an input error is logged and exits 2,
+    else ``report`` prints the result (default: outcome counts)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parser.parse_args(argv)
+    try:
+        result = run(args)
+    except (ValueError, FileNotFoundError) as exc:
+        logger.error("%s", exc)
+        return 2
+    report(result)
     return 0
