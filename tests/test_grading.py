@@ -258,6 +258,21 @@ def test_late_calls_leave_nothing_burning_cpu(monkeypatch):
     assert grading.is_equivalent(r"2\sqrt{2}", r"\sqrt{8}") is True  # still grading
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads /proc (Linux)")
+def test_a_worker_lost_between_calls_is_replaced():
+    import signal
+
+    from extra_cot import grading
+
+    _warm_workers()
+    leaves = [d for d in _descendants(os.getpid()) if not _children(d)]  # the math-verify processes
+    assert len(leaves) == grading._POOL_WORKERS
+    for pid in leaves:
+        os.kill(pid, signal.SIGKILL)
+    for _ in range(grading._POOL_WORKERS + 1):  # every worker is found dead and restarted, verdicts right
+        assert grading._math_verify_with_deadline(r"2\sqrt{2}", r"\sqrt{8}") is True
+
+
 def test_grader_workers_exit_with_their_parent(tmp_path):
     """A killed parent leaves no math-verify worker behind, even one busy on a hostile input."""
     code = (

@@ -253,7 +253,11 @@ class _Worker:
             bufsize=0,
         )
         self._buf = b""
-        if self._read_line(WORKER_STARTUP_S) != _READY:
+        try:
+            ready = self._read_line(WORKER_STARTUP_S)
+        except EOFError:
+            ready = None
+        if ready != _READY:
             self.kill()
             raise RuntimeError("math-verify worker did not start (see its stderr above)")
 
@@ -265,8 +269,8 @@ class _Worker:
             if left <= 0 or not select.select([fd], [], [], left)[0]:
                 return None
             chunk = os.read(fd, 4096)
-            if not chunk:  # the worker died
-                return None
+            if not chunk:
+                raise EOFError("math-verify worker exited")
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
         return line + b"\n"
@@ -307,8 +311,13 @@ class _WorkerPool:
     def call(self, pred: str, gold: str, deadline_s: float) -> bool | None:
         worker = self.idle.get()
         try:
-            return worker.call(pred, gold, deadline_s)
-        except (OSError, ValueError):  # broken pipe, bad reply: replace the worker
+            try:
+                return worker.call(pred, gold, deadline_s)
+            except (OSError, EOFError, ValueError) as err:  # died between calls (OOM killer, ...): once more
+                logger.warning("grading: math-verify worker lost (%r); retrying on a fresh one", err)
+                worker.kill()
+                return worker.call(pred, gold, deadline_s)
+        except BaseException:
             worker.kill()
             raise
         finally:
