@@ -18,8 +18,10 @@ the entry of the datasets being loaded (``data_args.dataset``/``eval_dataset``) 
 attributes of the converter: the ``datasets`` cache fingerprint hashes the mapped callable, so
 a changed mixture gives a new cache key instead of a stale cached result.
 
-For local JSON/JSONL files the converter also scans the whole file once: bad rows are reported
-with their line number, and the policy quotas are met exactly (they need global counts).
+For local JSON/JSONL files the converter also scans the whole file once, streamed (every rank
+does it, so its memory must not grow with the file): bad rows are reported as ``file:line``, and
+the policy quotas are met exactly (they need global counts: two floats per ``gt_ratio`` row,
+then the chosen keys; see ``benchmarks/sft_data_bench.py --memory``).
 """
 
 from __future__ import annotations
@@ -39,15 +41,16 @@ from llamafactory.data.processor import (
     UnsupervisedDatasetProcessor,
 )
 
+from extra_cot.fileio import read_records
 from extra_cot.hostcheck import require_signature, require_version
 from extra_cot.sft.mixture import (
     ENTRY_KEY,
     FORMATTING,
     BadRowError,
     MixtureConfig,
+    PolicySelection,
     expand_row,
     policy_key,
-    select_policy_rows,
     validate_row,
 )
 
@@ -101,22 +104,6 @@ def _local_json_files(dataset_attr: Any, data_args: Any) -> list[str]:
     return files if all(f.endswith((".json", ".jsonl")) for f in files) else []
 
 
-def _read_rows(path: str) -> list[tuple[str, Any]]:
-    """(where, row) pairs; ``where`` names the file and the 1-based row/line."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    if path.endswith(".json") and text.lstrip().startswith("["):
-        return [(f"{path} row {i + 1}", row) for i, row in enumerate(json.loads(text))]
-    rows = []
-    for i, line in enumerate(text.splitlines()):
-        if line.strip():
-            try:
-                rows.append((f"{path} line {i + 1}", json.loads(line)))
-            except json.JSONDecodeError as err:
-                raise BadRowError(f"{path} line {i + 1}: not valid JSON ({err})") from None
-    return rows
-
-
 @dataclass
 class ExtraCotConverter(DatasetConverter):
     """1->1 converter packing a row's mixed-ratio examples into one aligned row."""
@@ -130,20 +117,20 @@ class ExtraCotConverter(DatasetConverter):
     def __post_init__(self) -> None:
         self.entry, self.mixture = find_mixture(self.data_args, self.dataset_attr.dataset_name)
         files = _local_json_files(self.dataset_attr, self.data_args)
-        rows, bad = [], set()
-        for path in files:
-            for where, row in _read_rows(path):
+        selection, bad = PolicySelection(self.mixture), set()
+        for path in files:  # streamed: one row in memory at a time (see PolicySelection for the rest)
+            for n, row in read_records(path):
                 try:
-                    validate_row(row, f"dataset {self.entry!r}: {where}")
-                    rows.append(row)
+                    validate_row(row, f"dataset {self.entry!r}: {path}:{n}")
+                    selection.add(row)
                 except BadRowError as err:
                     if self.mixture.on_bad_row == "error":
                         raise
                     logger.warning("skipping bad row (on_bad_row=skip): %s", err)
-                    bad.add(policy_key(row) if isinstance(row, dict) else where)
+                    bad.add(policy_key(row) if isinstance(row, dict) else f"{path}:{n}")
         self.bad_rows = tuple(sorted(bad))
         if files:
-            self.policy_keep = tuple(sorted(select_policy_rows(rows, self.mixture)))
+            self.policy_keep = tuple(sorted(selection.chosen()))
         elif self.mixture.policy_quotas is not None:
             logger.warning("dataset %r is not a local JSON file: policy quotas cannot be counted, every row's "
                            "gt_ratio with a non-zero quota gets a policy example", self.entry)
