@@ -158,3 +158,14 @@ def test_rl_cpu_example_script_runs_the_launcher(tmp_path):
     assert out.stdout.rstrip().endswith("data.train_batch_size=8")
     usage = subprocess.run(["bash", str(script)], check=False, capture_output=True, text=True, timeout=60)
     assert usage.returncode == 2 and "usage:" in usage.stderr
+
+
+def test_rl_cpu_launch_takes_options_between_overrides(tmp_path, capsys):
+    from extra_cot.rl.cpu_launch import main
+
+    for name in ("train.parquet", "val.parquet"):
+        (tmp_path / name).write_bytes(b"")
+    # the demo's and the benchmark's order: paths, options, then overrides
+    assert main([str(tmp_path), str(tmp_path), "--metrics", "m.jsonl", "a.b=1", "--call-log", "c.jsonl", "c.d=2",
+                 "--print-command"]) == 0
+    assert capsys.readouterr().out.split()[-2:] == ["a.b=1", "c.d=2"]

@@ -35,7 +35,7 @@ RUN = (
     "data.max_response_length=64",
     "actor_rollout_ref.rollout.max_model_len=256",
     # A large step for a tiny model, so one update visibly moves the weights and the log-probs.
-    "actor_rollout_ref.actor.optim.lr=1e-3",
+    "actor_rollout_ref.actor.optim.lr=3e-3",
     "trainer.val_before_train=true",
     "trainer.test_freq=1",
     "trainer.save_freq=2",
@@ -97,6 +97,11 @@ def _train_steps(metrics: dict[int, dict]) -> list[int]:
     return sorted(s for s, m in metrics.items() if "timing_s/adv" in m)
 
 
+def _step(run: dict, step: int) -> dict:
+    """Metrics of training step 1-2 (first launch) or 3 (resumed launch; its step 2 is validation only)."""
+    return run["m1"][step] if step <= 2 else run["m2"][step]
+
+
 def test_rl_cpu_estimator_ran_every_step_with_nonzero_advantages(chrpo_run):
     m1, m2 = chrpo_run["m1"], chrpo_run["m2"]
     assert _train_steps(m1) == [1, 2] and _train_steps(m2) == [3]
@@ -105,9 +110,9 @@ def test_rl_cpu_estimator_ran_every_step_with_nonzero_advantages(chrpo_run):
     for call in estimator:
         assert call["rows"] == BATCH * N and call["groups"] == BATCH
         assert call["nonzero_rows"] > 0 and call["abs_max"] > 0
-    for step, m in {**m1, **m2}.items():
-        if step in (1, 2, 3):
-            assert m["critic/advantages/max"] > 0 > m["critic/advantages/min"]
+    for step in (1, 2, 3):
+        m = _step(chrpo_run, step)
+        assert m["critic/advantages/max"] > 0 > m["critic/advantages/min"]
 
 
 def test_rl_cpu_real_reward_spreads_over_tiers(chrpo_run):
@@ -161,7 +166,7 @@ def _policy_gap(model_a: Path, model_b: Path, n: int = 16) -> float:
 
 
 def test_rl_cpu_rollouts_after_step_1_use_updated_weights(chrpo_run):
-    m = {**chrpo_run["m1"], **chrpo_run["m2"]}
+    m = {step: _step(chrpo_run, step) for step in (1, 2, 3)}
     # After step 1 the actor differs from the reference (its KL loss is > 0) ...
     assert m[2]["actor/kl_loss"] > 0 and m[3]["actor/kl_loss"] > 0
     # ... and vLLM's sampling probabilities match the actor's recomputed ones at every step. Had
@@ -169,7 +174,7 @@ def test_rl_cpu_rollouts_after_step_1_use_updated_weights(chrpo_run):
     stale = _policy_gap(chrpo_run["model"], chrpo_run["merged2"])
     for step in (1, 2, 3):
         assert m[step]["training/rollout_probs_diff_valid"] == 1
-    assert m[3]["training/rollout_probs_diff_mean"] < stale / 4, (m[3]["training/rollout_probs_diff_mean"], stale)
+    assert m[3]["training/rollout_probs_diff_mean"] < stale / 3, (m[3]["training/rollout_probs_diff_mean"], stale)
 
 
 def test_rl_cpu_validation_and_resume(chrpo_run):
@@ -178,11 +183,9 @@ def test_rl_cpu_validation_and_resume(chrpo_run):
     assert val_steps == [0, 1, 2]  # before training (step 0) and test_freq=1
     assert (chrpo_run["ckpt"] / "global_step_2" / "actor").is_dir()
     assert (chrpo_run["ckpt"] / "latest_checkpointed_iteration.txt").read_text().strip() == "3"
-    # the second launch resumed: it logged step 3 only (plus its own validation), never steps 1-2
-    assert min(_train_steps(m2)) == 3
-    assert "Load from checkpoint folder" in (chrpo_run["tmp"] / "run2.log").read_text() or any(
-        "global_step_2" in line for line in (chrpo_run["tmp"] / "run2.log").read_text().splitlines()
-    )
+    # the second launch resumed: it trained step 3 only (after validating the step-2 weights)
+    assert _train_steps(m2) == [3] and any(k.startswith("val-core/") for k in m2[2])
+    assert f"Resuming from {chrpo_run['ckpt'] / 'global_step_2'}" in (chrpo_run["tmp"] / "run2.log").read_text()
 
 
 def test_rl_cpu_merged_checkpoint_is_served_by_vllm(chrpo_run):
