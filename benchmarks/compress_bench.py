@@ -13,6 +13,13 @@ the spot (throughput only: no trained student ships offline).
 
     .venv/bin/python benchmarks/compress_bench.py --data ../shared/data/gsm8k_train.jsonl --rows 500 \\
         --math500 ../shared/data/math500_test.jsonl
+
+``--ray --num-workers 1,2`` instead times the whole ``extra-cot compress`` command on the GSM8K rows,
+single-process and on a local Ray cluster with 1, 2 … scorer actors, in the same run, and prints
+rows/s and the speed-up (benchmarks/compress_ray_bench.py)::
+
+    .venv/bin/python benchmarks/compress_bench.py --data ../shared/data/gsm8k_train.jsonl --rows 200 \\
+        --scorers heuristic,lm --ray --num-workers 1,2
 """
 
 from __future__ import annotations
@@ -125,7 +132,19 @@ def main(argv=None) -> int:
     p.add_argument("--scorers", default="heuristic,classifier,lm")
     p.add_argument("--tokenizer", default=None, help="target tokenizer dir (default: SmolLM2's)")
     p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--ray", action="store_true", help="time single-process vs `compress --ray` (GSM8K rows)")
+    p.add_argument("--num-workers", default="1,2", help="--ray: actor counts to time")
+    p.add_argument("--batch-size", type=int, default=8, help="--ray: rows per map_batches call")
     args = p.parse_args(argv)
+    if args.ray:
+        from compress_ray_bench import ray_bench
+
+        if not args.data:
+            p.error("--ray times GSM8K rows: give --data")
+        results = ray_bench(args.data, args.rows, args.scorers.split(","),
+                            [int(n) for n in args.num_workers.split(",")], args.tokenizer, args.batch_size)
+        _print_table(results, args.json)
+        return 0
     datasets = {}
     if args.data:
         datasets["gsm8k"] = gsm8k_sources(args.data, args.rows)
@@ -144,15 +163,19 @@ def main(argv=None) -> int:
                 rows = bench(dataset, name, scorer_opts, sources, tokenizer, count, opts)
                 results.extend(rows)
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    _print_table(results, args.json)
+    return 0
+
+
+def _print_table(results: list[dict], json_path: str | None) -> None:
     cols = list(results[0])
     print(" | ".join(cols))
     print(" | ".join("---" for _ in cols))
     for r in results:
         print(" | ".join(str(r[c]) for c in cols))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as fh:
             json.dump(results, fh, indent=2)
-    return 0
 
 
 if __name__ == "__main__":

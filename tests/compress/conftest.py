@@ -1,10 +1,9 @@
-"""Stage 1 fixtures: GSM8K-style and LaTeX-heavy texts written for these tests, and the shared
-GSM8K train file when it is present (``EXTRA_COT_DATA_DIR``, default ``<repo>/../shared/data``)."""
+"""Stage 1 fixtures: GSM8K-style and LaTeX-heavy texts written for these tests, and small samples
+of GSM8K train and MATH-500 shipped in ``tests/fixtures`` (no shared data directory needed)."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -29,18 +28,26 @@ LATEX_COT = (
 )
 
 
-def data_dir() -> Path:
-    default = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-    return Path(os.environ.get("EXTRA_COT_DATA_DIR", default))
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def fixture_rows(name: str) -> list[dict]:
+    """Rows of a JSONL file shipped in ``tests/fixtures`` (see its README for provenance)."""
+    with open(FIXTURES / name, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
 
 
 @pytest.fixture(scope="session")
 def gsm8k_train_rows():
-    path = data_dir() / "gsm8k_train.jsonl"
-    if not path.exists():
-        pytest.skip(f"{path} not found; set EXTRA_COT_DATA_DIR to the folder holding gsm8k_train.jsonl")
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line, _ in zip(fh, range(300))]
+    """The first 120 GSM8K train rows, shipped so the ratio-accuracy claim runs on a clean clone."""
+    return fixture_rows("gsm8k_train_head.jsonl")
+
+
+@pytest.fixture(scope="session")
+def math500_rows():
+    """12 MATH-500 test rows (solutions > 300 characters, no [asy]) covering align*, pmatrix,
+    array, cases, eqnarray*, aligned, vmatrix, $$..$$, \\$, boxed in a display, multi-line $..$."""
+    return fixture_rows("math500_sample.jsonl")
 
 
 @pytest.fixture(scope="session")

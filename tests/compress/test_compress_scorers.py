@@ -67,3 +67,76 @@ def test_classifier_scorer_tiny_longformer_global_attention(tiny_model_dir, tmp_
 def test_classifier_needs_a_model():
     with pytest.raises(ValueError, match="scorer-model"):
         make_scorer(ScorerOptions(name="classifier"))
+
+
+# ---- the lm scorer's question contrast: its direction is pinned -----------------------------
+
+def test_lm_token_scores_reward_tokens_the_question_makes_predictable():
+    """s_0 − s_q > 0 (the question lowered the surprisal) must raise a token's score: flipping
+    the contrast's sign (s_q − s_0) makes this fail."""
+    import torch
+
+    from extra_cot.compress.lm_scorer import token_scores
+
+    s_q = torch.tensor([2.0, 2.0, 2.0, 2.0])
+    s_0 = torch.tensor([6.0, 2.0, 1.0, 2.5])  # the question helps token 0 most, hurts token 2
+    scores = token_scores(s_q, s_0, 1.0)
+    assert scores.argmax() == 0 and scores.argmin() == 2
+    assert scores[0] > scores[3] > scores[1] > scores[2]
+    # with equal contrast, the more surprising token (s_q higher) ranks first (LLMLingua)
+    scores = token_scores(torch.tensor([1.0, 4.0]), torch.tensor([1.0, 4.0]), 1.0)
+    assert scores[1] > scores[0]
+    # contrast_weight scales the contrast only
+    assert torch.allclose(token_scores(s_q, s_0, 0.0), torch.zeros(4), atol=1e-4)
+
+
+def _brute_surprisal(model, tokenizer, prefix: str, cot: str):
+    """-log p(x_i | prefix, x_<i) for every CoT token, one full forward pass (no windows)."""
+    import torch
+
+    pre = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(cot, add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        logits = model(input_ids=torch.tensor([pre + ids])).logits.float()[0]
+    logp = torch.log_softmax(logits, dim=-1)
+    return torch.stack([-logp[len(pre) + k - 1, t] for k, t in enumerate(ids)])
+
+
+def test_lm_surprisals_match_a_brute_force_pass_with_and_without_the_question(tiny_model_dir):
+    """s_q is conditioned on the question prefix and s_0 is not (swapping them flips the
+    contrast), and score() is the mean token_scores of each unit."""
+    import torch
+
+    from extra_cot.compress.lm_scorer import PREFIX_0, PREFIX_Q, token_scores
+
+    scorer = make_scorer(ScorerOptions(name="lm", model=str(tiny_model_dir), max_length=2048))
+    offsets, s_q, s_0 = scorer.surprisals(Q, COT)
+    ref_q = _brute_surprisal(scorer.model, scorer.tokenizer, PREFIX_Q.format(question=Q), COT)
+    ref_0 = _brute_surprisal(scorer.model, scorer.tokenizer, PREFIX_0, COT)
+    assert torch.allclose(s_q, ref_q, atol=1e-4) and torch.allclose(s_0, ref_0, atol=1e-4)
+    assert not torch.allclose(s_q, s_0, atol=1e-3)
+    units = segment(COT)
+    expected = aggregate(offsets, token_scores(ref_q, ref_0, 1.0).tolist(), units)
+    swapped = aggregate(offsets, token_scores(ref_0, ref_q, 1.0).tolist(), units)
+    got = scorer.score(Q, COT, units)
+    assert got == pytest.approx(expected, abs=1e-4)
+    assert got != pytest.approx(swapped, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_lm_contrast_favours_question_words_with_smollm2():
+    """With the real default scorer (SmolLM2-135M-Instruct), made-up names that only the
+    question introduces become predictable given the question: positive contrast, and the
+    units naming them outrank the same CoT's other words."""
+    scorer = make_scorer(ScorerOptions(name="lm"))
+    question = "Zorblax has 7 quibnits and Vermillia gives Zorblax 5 more quibnits. How many quibnits does Zorblax have?"
+    cot = "First, Zorblax starts with 7 quibnits. Then Vermillia gives 5 quibnits, so the count is 7 + 5 = 12 quibnits."
+    offsets, s_q, s_0 = scorer.surprisals(question, cot)
+    named = [k for k, (a, b) in enumerate(offsets) if any(w in cot[a:b] for w in ("Zor", "Verm", "quib"))]
+    other = [k for k in range(len(offsets)) if k not in named]
+    contrast = s_0 - s_q
+    assert float(contrast[named].mean()) > 1.0  # nats: the question makes these much likelier
+    assert float(contrast[named].mean()) > float(contrast[other].mean())
+    units = segment(cot)
+    scores = dict(zip([u.text for u in units], scorer.score(question, cot, units)))
+    assert scores["Vermillia"] > scores["Then"] and scores["Zorblax"] > scores["First,"]

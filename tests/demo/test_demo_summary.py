@@ -69,3 +69,20 @@ def test_demo_json_targets_not_met_when_echo_or_accuracy_is_low(tmp_path):
     assert main(["--out", str(tmp_path / "x")]) == 0
     record = json.loads((tmp_path / "x" / "demo.json").read_text())
     assert record["checks"]["met"] is False and "NOT met" in (tmp_path / "x" / "summary.md").read_text()
+
+
+def test_one_time_estimate_in_readme_makefile_and_help():
+    import re
+    from pathlib import Path
+
+    from extra_cot.demo.config import TIME_ESTIMATE, parser
+
+    repo = Path(__file__).resolve().parents[2]
+    readme, makefile = (repo / "README.md").read_text(), (repo / "Makefile").read_text()
+    demo_line = next(line for line in readme.splitlines() if line.startswith("make demo "))
+    assert TIME_ESTIMATE in demo_line and TIME_ESTIMATE in makefile and TIME_ESTIMATE in parser().format_help()
+    # no other duration for the demo in the Makefile or the config module
+    config_src = (repo / "plugins/extra_cot/demo/config.py").read_text()
+    for text in (makefile, demo_line):
+        assert not re.search(r"~\s*\d+\s*-\s*\d+\s*min", text)
+    assert "30-40 min" not in config_src and "20-40" not in config_src

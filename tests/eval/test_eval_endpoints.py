@@ -92,9 +92,10 @@ def test_sweep_survives_a_server_killed_mid_run(tiny_model_dir, tmp_path):
     n_items = 12
     data = gsm_file(tmp_path / "g.jsonl", n_items)
     flags = ["--model", "local_core_model", "--dataset", f"gsm8k={data}", "--ratios", "1.0",
-             "--max-tokens", "48", "--temperature", "0", "--concurrency", "2", "--retries", "3"]
+             "--max-tokens", "24", "--temperature", "0", "--concurrency", "2", "--retries", "3"]
+    # float32 so greedy outputs do not depend on how requests were batched (bf16 GEMMs may)
     with VLLMServer.replicas(tiny_model_dir, 2, served_model_name="local_core_model", max_model_len=1024,
-                             log_dir=tmp_path) as replicas:
+                             log_dir=tmp_path, extra_args=("--dtype", "float32")) as replicas:
         victim, survivor = replicas.servers
         out = tmp_path / "two"
         proc = subprocess.Popen(

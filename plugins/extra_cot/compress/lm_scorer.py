@@ -31,6 +31,16 @@ def _standardize(values):
     return (values - values.mean()) / (std + 1e-6)
 
 
+def token_scores(s_q, s_0, contrast_weight: float):
+    """Per-token importance ``z(s_q) + contrast_weight · z(s_0 − s_q)`` (tensors in, tensor out).
+
+    ``s_0 − s_q > 0``: the question made the token more predictable, so it is question-relevant
+    and scores higher (LongLLMLingua's contrastive perplexity). The direction is pinned by
+    ``tests/compress/test_compress_scorers.py``.
+    """
+    return _standardize(s_q) + contrast_weight * _standardize(s_0 - s_q)
+
+
 @dataclass
 class LMScorer(ModelScorer):
     name: str = "lm"
@@ -86,5 +96,4 @@ class LMScorer(ModelScorer):
         offsets, s_q, s_0 = self.surprisals(question, cot)
         if len(offsets) == 0:
             return [0.0] * len(units)
-        token_scores = _standardize(s_q) + self.options.contrast_weight * _standardize(s_0 - s_q)
-        return aggregate(offsets, token_scores.tolist(), units)
+        return aggregate(offsets, token_scores(s_q, s_0, self.options.contrast_weight).tolist(), units)

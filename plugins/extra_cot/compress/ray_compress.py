@@ -19,18 +19,22 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from extra_cot.cliargs import option
 from extra_cot.compress.rows import RowCompressor, RowJob
 
 logger = logging.getLogger(__name__)
+
+#: --help group of the Ray flags (``extra-cot compress``).
+GROUP = "Ray Data (scale-out; the output is the same as without --ray)"
 
 
 @dataclass(frozen=True)
 class RayOptions:
     """How the rows are spread: actors, GPUs per actor, rows per ``map_batches`` call."""
 
-    num_workers: int = 1
-    num_gpus_per_worker: float = 0.0
-    batch_size: int = 16
+    num_workers: int = option(default=1, group=GROUP, help="scorer actors (one model copy each)")
+    num_gpus_per_worker: float = option(default=0.0, group=GROUP, help="GPUs per actor (0 on CPU)")
+    batch_size: int = option(default=16, group=GROUP, help="rows per map_batches call")
 
     def __post_init__(self) -> None:
         if self.num_workers < 1 or self.batch_size < 1 or self.num_gpus_per_worker < 0:

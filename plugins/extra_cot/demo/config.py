@@ -1,10 +1,14 @@
 """Options of one demo run (``python -m extra_cot.demo``): sizes, paths, modes.
 
-Budget of the default (real) run, measured on a 2-core CPU (results/demo.md): about 20-40
-minutes depending on how busy the machine is, of which Stage 2 training ≤ ~15 minutes
-(SmolLM2-135M full fine-tune in fp32: 48 problems x ~5.3 examples = 256 examples, batch 8,
-2 epochs = 64 steps; measured 7-8 s per step at load ~2, 40-60 s per step at load ~6) and two
-vLLM start-ups (65-80 s each measured here; HOSTS.md says up to ~170 s).
+Time: :data:`TIME_ESTIMATE` (the one estimate; README and Makefile quote it). How it is made up
+on 2 idle cores (issue 10, from measured step times): model conversion ~1 min; compress of 48
+short traces ~1-2 min (the lm scorer ran 2.2 rows/s idle in the README's compressor benchmark;
+under load 5-9 it took 348 s here); Stage 2 training 48 problems x 6 examples = 288 examples,
+batch 8, 4 epochs = 144 steps of ~150-token examples, ~5 s per step idle (the 2026-11-26 run
+measured 7-8 s per step at load ~2 on ~1.7x longer examples; 75-126 s per step at load 5-9)
+= ~12 min; two vLLM start-ups (65-170 s each) and the held-out (2 samples) and sweep evaluations
+~5-7 min; then Stage 3 (issue 11: ``--rl-steps`` CHRPO steps with verl on CPU and the RL model's
+evaluation, ~10 min). A busy machine multiplies the CPU-bound steps (training most).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ TINY_SIZES = {"sft": 8, "rl": 3, "test": 3, "max_steps": 2, "max_tokens": 48, "c
 
 
 RUN, DATA, TRAIN, EVAL, RL = "run", "data", "stage 2 training", "evaluation", "stage 3 training"
+#: The one time estimate of ``make demo`` (README and Makefile quote it; tests/demo checks they agree).
+TIME_ESTIMATE = "about 35 minutes on 2 idle cores (about 25 before the Stage 3 RL steps)"
 
 
 def _comma_list(text: str) -> list[str]:
@@ -53,14 +59,18 @@ class DemoConfig:
     )
     sft: int = option(default=48, cli_default=UNSET, group=DATA, help="problems for Stage 1/2 (default 48; tiny 8)")
     rl: int = option(
-        default=16, cli_default=UNSET, group=DATA, help="training-split problems for the RL sweep (default 16)"
+        default=24, cli_default=UNSET, group=DATA,
+        help="training-split problems for the RL sweep (default 24: build-rl must keep >= TRAIN_BATCH + VAL_ROWS = 6 "
+        "questions some ratio of the SFT model passes)"
     )
     test: int = option(default=32, cli_default=UNSET, group=DATA, help="held-out evaluation problems (default 32)")
     seed: int = option(default=0, group=DATA)
     epochs: float = option(
-        default=2.0,
+        default=4.0,
         group=TRAIN,
-        help="default 2 (measured: 1 epoch leaves the realized ratio non-monotonic, 2 epochs ~8.6 min here)",
+        help="default 4 = 144 steps (issue 10, measured on the 2-3-step family with distinct token rows: "
+        "2 epochs gave think tokens 40/54/107/119/111 for 0.2..1.0, not rising; 4 epochs echo 100%% and "
+        "realized 0.25/0.34/0.62/0.86/1.00)",
     )
     max_steps: int = option(
         default=-1, cli_default=UNSET, group=TRAIN, help="optimizer steps (overrides --epochs)"
@@ -148,7 +158,7 @@ def parser() -> argparse.ArgumentParser:
         "and summary. Every step is a real command (printed); a rerun skips steps whose outputs are valid.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
-        "  make demo                                   # = python -m extra_cot.demo (runs/demo, ~30-40 min)\n"
+        f"  make demo                                   # = python -m extra_cot.demo (runs/demo, {TIME_ESTIMATE})\n"
         "  python -m extra_cot.demo --tiny --out runs/tiny   # tiny local model, a few minutes (CI)\n"
         "  python -m extra_cot.demo --list             # print every step's command, run nothing\n"
         "  python -m extra_cot.demo --force train      # redo training and every step after it\n"

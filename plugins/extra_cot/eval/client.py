@@ -188,11 +188,15 @@ class EndpointPool:
     def pick(self) -> str:
         """The healthy server with the fewest outstanding requests (then the fewest served);
         when all are benched, the one back first."""
-        now = time.monotonic()
-        healthy = [r for r in self.roots if self.down_until[r] <= now]
+        healthy = self.healthy()
         if not healthy:
             return min(self.roots, key=self.down_until.__getitem__)
         return min(healthy, key=lambda r: (self.outstanding[r], self.requests[r]))
+
+    def healthy(self) -> list[str]:
+        """Servers not benched now."""
+        now = time.monotonic()
+        return [r for r in self.roots if self.down_until[r] <= now]
 
     def _bench(self, root: str, reason: str) -> None:
         self.failures[root] += 1
@@ -218,7 +222,7 @@ class EndpointPool:
             self._bench(root, reason)
             if attempt == retries:
                 raise ServerError(f"{root}{path} failed {retries + 1} tries over {self.roots}; last error {reason}")
-            if self.pick() == root or len(self.roots) == 1:  # nowhere else to go: back off first
+            if not self.healthy():  # nowhere else to go: back off first
                 delay = _backoff(backoff_s, attempt)
                 logger.warning("request failed (%s); retry %d/%d in %.1f s", reason, attempt + 1, retries, delay)
                 await asyncio.sleep(delay)

@@ -20,14 +20,16 @@ A third wrap makes LoRA and freeze runs *train* the control rows. LLaMA-Factory 
 from ``prepare-model`` the control rows would stay frozen at their start. So
 ``llamafactory.model.loader.init_adapter`` is wrapped: when the tokenizer holds control tokens
 and ``finetuning_type`` is ``lora``/``oft``, ``additional_target`` (PEFT ``modules_to_save``) gets
-the embedding and output modules; for ``freeze`` they join ``freeze_extra_modules``. A user value
+the embedding and output modules (a tied output layer follows the embedding: LoRA builds its
+config with PEFT's ``ensure_weight_tying``, so training and the merged export keep one shared
+row); for ``freeze`` they join ``freeze_extra_modules``. A user value
 of either option that leaves them out stops the run with an error naming the option.
 """
 
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 logger = logging.getLogger("llamafactory.extra_cot.embedding")  # host's handler (see extra_cot.sft.plugin)
 NEW_IDS_ATTR = "_extra_cot_new_token_ids"
@@ -89,12 +91,40 @@ def init_new_rows(model, tokenizer, new_ids: dict[str, int]) -> dict[str, int]:
 _control_in_vocab = {"value": False}
 
 
+def is_tied(model) -> bool:
+    """Do the input and output embeddings share one weight (SmolLM2, Qwen3 <= 4B)?"""
+    out = model.get_output_embeddings()
+    return out is not None and out.weight is model.get_input_embeddings().weight
+
+
 def embedding_module_names(model) -> list[str]:
     """Short names of the input/output embedding modules (``embed_tokens``, ``lm_head``), as
-    LLaMA-Factory's own ``resize_vocab`` branch computes them for ``additional_target``."""
-    targets = [model.get_input_embeddings(), model.get_output_embeddings()]
+    LLaMA-Factory's own ``resize_vocab`` branch computes them for ``additional_target``. A tied
+    output layer is left out: it shares the input's weight (for LoRA, PEFT's
+    ``ensure_weight_tying`` ties it to the trained copy, see :func:`lora_ties_weights`)."""
+    targets = [model.get_input_embeddings()] + ([] if is_tied(model) else [model.get_output_embeddings()])
     return sorted({name.split(".")[-1] for name, module in model.named_modules()
                    if name and any(module is t for t in targets if t is not None)})
+
+
+@contextmanager
+def lora_ties_weights():
+    """While LLaMA-Factory builds its ``LoraConfig``, set PEFT's ``ensure_weight_tying=True``: the
+    tied ``lm_head`` then uses the trainable copy of ``embed_tokens`` (``modules_to_save``) in
+    training and after merging, instead of a frozen or separately trained duplicate."""
+    from llamafactory.model import adapter
+
+    original = adapter.LoraConfig
+
+    def tied_lora_config(*args, **kwargs):
+        kwargs.setdefault("ensure_weight_tying", True)
+        return original(*args, **kwargs)
+
+    adapter.LoraConfig = tied_lora_config
+    try:
+        yield
+    finally:
+        adapter.LoraConfig = original
 
 
 def ensure_trainable_rows(model, finetuning_args) -> list[str]:
@@ -160,9 +190,13 @@ def install() -> bool:
         return result
 
     def init_adapter(config, model, model_args, finetuning_args, is_trainable, *args, **kwargs):
+        tie = nullcontext()
         if is_trainable and _control_in_vocab["value"] and not getattr(model_args, "adapter_name_or_path", None):
             ensure_trainable_rows(model, finetuning_args)
-        return original_adapter(config, model, model_args, finetuning_args, is_trainable, *args, **kwargs)
+            if finetuning_args.finetuning_type == "lora" and is_tied(model):
+                tie = lora_ties_weights()
+        with tie:
+            return original_adapter(config, model, model_args, finetuning_args, is_trainable, *args, **kwargs)
 
     wraps = ((patch_tokenizer, original_patch), (resize_embedding_layer, original_resize),
              (init_adapter, original_adapter))
