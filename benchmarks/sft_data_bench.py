@@ -7,17 +7,25 @@ Both sides tokenize exactly the same chat examples with the same template and to
 - extra_cot: the multi-ratio rows through ``ExtraCotConverter`` (file scan, validation,
   expansion) and ``ExtraCotSupervisedDatasetProcessor`` (explode + the same tokenization).
 
+``--memory MB``: peak memory of the converter's file scan (every rank runs it) on a generated
+JSONL file of about MB megabytes, before (the whole file read and parsed, as up to issue 13)
+and after (streamed, ``extra_cot.sft.scan``), each in a fresh process, in the same run; the
+converter runs exactly that scan, and a test checks it is streamed (tests/sft/test_sft_processor.py).
+
 Examples::
 
     .venv/bin/python benchmarks/sft_data_bench.py                      # tiny local tokenizer, 2000 rows
     .venv/bin/python benchmarks/sft_data_bench.py --rows 5000 --tokenizer models/qwen3-1.7b-comp
+    .venv/bin/python benchmarks/sft_data_bench.py --memory 200         # peak RSS of the scan, 200 MB file
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,20 +34,21 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def synthetic_row(i: int, think_words: int = 120) -> dict:
+    """A row shaped like build-sft output; every 4th has no 0.2 text, half carry a gt_ratio."""
+    words = [f"step{j} {i}+{j}={i + j}." for j in range(think_words // 2)]
+    comp = {f"{r:.1f}": " ".join(words[: max(1, int(len(words) * r))]) for r in (0.2, 0.4, 0.6, 0.8)}
+    if i % 4 == 0:
+        del comp["0.2"]
+    row = {"question": f"Question {i}: add the numbers.", "cot": " ".join(words),
+           "answer": f"The answer is \\boxed{{{i}}}.", "compressed": comp}
+    if i % 2 == 0:
+        row["gt_ratio"] = (0.4, 0.6, 0.8, 1.0)[(i // 2) % 4]
+    return row
+
+
 def synthetic_rows(n: int, think_words: int = 120) -> list[dict]:
-    """Rows shaped like build-sft output; every 4th has no 0.2 text, half carry a gt_ratio."""
-    rows = []
-    for i in range(n):
-        words = [f"step{j} {i}+{j}={i + j}." for j in range(think_words // 2)]
-        comp = {f"{r:.1f}": " ".join(words[: max(1, int(len(words) * r))]) for r in (0.2, 0.4, 0.6, 0.8)}
-        if i % 4 == 0:
-            del comp["0.2"]
-        row = {"question": f"Question {i}: add the numbers.", "cot": " ".join(words),
-               "answer": f"The answer is \\boxed{{{i}}}.", "compressed": comp}
-        if i % 2 == 0:
-            row["gt_ratio"] = (0.4, 0.6, 0.8, 1.0)[(i // 2) % 4]
-        rows.append(row)
-    return rows
+    return [synthetic_row(i, think_words) for i in range(n)]
 
 
 def _batches(aligned: list[dict], size: int):
@@ -103,6 +112,88 @@ def _table(res: dict) -> str:
     return "\n".join(lines)
 
 
+# ---- --memory: peak memory of the converter's file scan ---------------------------------------
+
+
+def write_rows_file(path: Path, megabytes: float, think_words: int = 120) -> int:
+    """Stream synthetic rows into ``path`` until it holds ``megabytes`` MB; return the row count."""
+    limit, size, n = megabytes * 1e6, 0, 0
+    with open(path, "w", encoding="utf-8") as fh:
+        while size < limit:
+            line = json.dumps(synthetic_row(n, think_words)) + "\n"
+            fh.write(line)
+            size += len(line.encode("utf-8"))
+            n += 1
+    return n
+
+
+def _scan_before(path: str, mixture) -> tuple[str, ...]:
+    """The converter's scan as it was before issue 13 (``git show 246fd9d:plugins/extra_cot/sft/
+    processor.py``, ``_read_rows`` + ``__post_init__``): the whole file read into one string,
+    every row parsed into a list, then the quota selection over the list. The measured baseline."""
+    from extra_cot.sft.mixture import select_policy_rows, validate_row
+
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    pairs = [(f"{path} line {i + 1}", json.loads(line)) for i, line in enumerate(text.splitlines()) if line.strip()]
+    rows = []
+    for where, row in pairs:
+        validate_row(row, where)
+        rows.append(row)
+    return tuple(sorted(select_policy_rows(rows, mixture)))
+
+
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(field + ":")) / 1024
+
+
+def measure_scan(mode: str, workdir: str) -> dict:
+    """In this (fresh) process: reset the peak RSS, scan ``rows.jsonl``, report both."""
+    from extra_cot.sft.mixture import MixtureConfig
+    from extra_cot.sft.scan import scan_files
+
+    entry = json.loads((Path(workdir) / "dataset_info.json").read_text())["bench"]
+    mixture = MixtureConfig.from_dict(entry["extra_cot"])
+    path = os.path.join(workdir, entry["file_name"])
+    with open("/proc/self/clear_refs", "w") as fh:  # Linux: VmHWM (peak RSS) := current RSS
+        fh.write("5")
+    start = _status_mb("VmRSS")
+    t0 = time.perf_counter()
+    keep = _scan_before(path, mixture) if mode == "before" else scan_files([path], mixture, "bench")[0]
+    seconds = time.perf_counter() - t0
+    digest = hashlib.sha256("\n".join(keep).encode()).hexdigest()[:12]
+    return {"mode": mode, "rss_start_mb": start, "rss_peak_mb": _status_mb("VmHWM"), "seconds": seconds,
+            "policy_rows": len(keep), "selection_sha": digest}
+
+
+def memory_bench(megabytes: float, workdir: Path) -> dict:
+    from extra_cot.sft.mixture import dataset_info_entry
+
+    rows = write_rows_file(workdir / "rows.jsonl", megabytes)
+    (workdir / "dataset_info.json").write_text(json.dumps({"bench": dataset_info_entry("rows.jsonl")}))
+    results = []
+    for mode in ("before", "after"):  # each in a fresh interpreter: peak RSS is per process
+        done = subprocess.run([sys.executable, __file__, "--measure-scan", mode, str(workdir)],
+                              capture_output=True, text=True, check=True)
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    size = (workdir / "rows.jsonl").stat().st_size / 1e6
+    return {"file_mb": size, "rows": rows, "runs": results}
+
+
+def _memory_table(res: dict) -> str:
+    lines = [f"file: {res['file_mb']:.0f} MB, {res['rows']} rows (JSONL)", "",
+             "| converter scan | peak RSS - RSS before scan (MB) | peak RSS (MB) | seconds | policy rows | selection |",
+             "|---|---|---|---|---|---|"]
+    names = {"before": "before: whole file read and parsed", "after": "after: streamed (sft.scan.scan_files)"}
+    for r in res["runs"]:
+        lines.append(f"| {names[r['mode']]} | {r['rss_peak_mb'] - r['rss_start_mb']:.0f} | {r['rss_peak_mb']:.0f} | "
+                     f"{r['seconds']:.1f} | {r['policy_rows']} | {r['selection_sha']} |")
+    same = len({r["selection_sha"] for r in res["runs"]}) == 1
+    lines.append(f"\nsame policy selection before and after: {same}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("Examples::")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -112,7 +203,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cutoff", type=int, default=4096, help="cutoff_len")
     p.add_argument("--repeat", type=int, default=3, help="alternating timed runs; the best of each is kept")
     p.add_argument("--output", help="also write the numbers as JSON here")
+    p.add_argument("--memory", type=float, metavar="MB",
+                   help="instead: peak memory of the converter's file scan on a generated MB-megabyte file")
+    p.add_argument("--measure-scan", nargs=2, metavar=("MODE", "DIR"), help=argparse.SUPPRESS)  # child process
     args = p.parse_args(argv)
+    if args.measure_scan:
+        print(json.dumps(measure_scan(*args.measure_scan)))
+        return 0
+    if args.memory:
+        with tempfile.TemporaryDirectory() as tmp:
+            res = memory_bench(args.memory, Path(tmp))
+        print(_memory_table(res))
+        if args.output:
+            Path(args.output).write_text(json.dumps(res, indent=2))
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         tok_dir = args.tokenizer
         if tok_dir is None:

@@ -68,3 +68,22 @@ def test_nothing_found_names_the_spec(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="directory of"):
         expand_inputs(tmp_path / "empty")
+
+
+def test_read_records_streams_json_arrays_across_chunk_boundaries(tmp_path, monkeypatch):
+    import random
+
+    from extra_cot import fileio
+
+    monkeypatch.setattr(fileio, "_CHUNK", 7)  # every record and number straddles a refill
+    rng = random.Random(0)
+    for trial in range(50):
+        values = [{"q": "x" * rng.randint(0, 30), "n": rng.randint(0, 10**6)} if rng.random() < 0.8
+                  else rng.choice([123456, "s,]", [1, [2]], None]) for _ in range(rng.randint(0, 8))]
+        (tmp_path / "a.json").write_text(json.dumps(values, indent=2 if trial % 2 else None))
+        assert [v for _, v in fileio.read_records(tmp_path / "a.json")] == values
+    (tmp_path / "b.json").write_text('[{"a": 1}, {"a": ')
+    with pytest.raises(ValueError, match=r"b.json:2: not JSON"):
+        list(fileio.read_records(tmp_path / "b.json"))
+    (tmp_path / "c.json").write_text('{"a": 1}\n\n[2]\n')  # JSON lines in a .json file
+    assert list(fileio.read_records(tmp_path / "c.json")) == [(1, {"a": 1}), (3, [2])]

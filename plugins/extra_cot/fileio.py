@@ -15,17 +15,66 @@ from typing import Any
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     """``(line_number, row)`` for each non-empty line; a bad line raises naming file and line."""
+    for n, row in read_records(path):
+        if not isinstance(row, dict):  # a data error, reported like the others
+            raise ValueError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")  # noqa: TRY004
+        yield n, row
+
+
+_CHUNK = 1 << 20  # characters read at a time by the streaming JSON-array reader
+
+
+def read_records(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """``(n, value)`` for each record of a JSON-lines file or a ``.json`` file holding one array,
+    streamed: memory holds one record (and a 1 MiB read buffer), whatever the file size.
+
+    ``n`` is the 1-based line of a JSON-lines record, or the 1-based position in the array; a
+    record that is not JSON raises naming ``path:n``. Values are not checked to be objects
+    (the caller reports that like any other bad row).
+    """
     with open(path, encoding="utf-8") as fh:
+        if str(path).endswith(".json"):
+            head = fh.read(_CHUNK)
+            if head.lstrip().startswith("["):
+                yield from _array_records(fh, head, path)
+                return
+            del head  # JSON lines in a .json file, as datasets' json loader also accepts
+            fh.seek(0)
         for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from None
-            if not isinstance(row, dict):  # a data error, reported like the others
-                raise ValueError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")  # noqa: TRY004
-            yield n, row
+            if line.strip():
+                try:
+                    yield n, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from None
+
+
+def _array_records(fh, buf: str, path: str | Path) -> Iterator[tuple[int, Any]]:
+    decoder = json.JSONDecoder()
+    pos, n, eof = buf.index("[") + 1, 0, False
+    while True:
+        while True:  # skip white space and the separator; refill when the buffer runs out
+            while pos < len(buf) and (buf[pos].isspace() or (buf[pos] == "," and n)):
+                pos += 1
+            if pos < len(buf) or eof:
+                break
+            buf, pos = fh.read(_CHUNK), 0
+            eof = not buf
+        if pos < len(buf) and buf[pos] == "]":
+            return
+        try:
+            value, end = decoder.raw_decode(buf, pos)
+            complete = end < len(buf) or eof  # "12" at the buffer's end may be the start of "123"
+        except json.JSONDecodeError as exc:
+            if eof:
+                raise ValueError(f"{path}:{n + 1}: not JSON ({exc.msg})") from None
+            complete = False
+        if not complete:
+            more = fh.read(_CHUNK)
+            buf, pos, eof = buf[pos:] + more, 0, not more
+            continue
+        n += 1
+        yield n, value
+        pos = end
 
 
 #: Side files written next to a JSONL output (``extra-cot compress``'s skip log): never data parts.
@@ -53,6 +102,34 @@ def read_jsonl_inputs(spec: str | Path) -> Iterator[tuple[Path, int, dict]]:
     for path in expand_inputs(spec):
         for n, row in read_jsonl(path):
             yield path, n, row
+
+
+class Appender:
+    """Appends one JSON row per ``os.write`` on an O_APPEND descriptor (a row is never torn
+    between two writers), fsync'd so a crash loses at most the row being written."""
+
+    def __init__(self, path: str | Path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def write(self, row: dict) -> None:
+        os.write(self.fd, (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def __enter__(self) -> Appender:  # noqa: PYI034
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def append_jsonl(path: str | Path, row: dict) -> None:
+    """Append one row to a JSONL log, durably (:class:`Appender` for a single row)."""
+    with Appender(path) as log:
+        log.write(row)
 
 
 @contextmanager

@@ -203,3 +203,22 @@ def test_a_failing_text_is_never_written(monkeypatch, tiny_tokenizer, tiny_count
     assert all(why.startswith(("math_integrity(unbalanced", "math_integrity(not_in_source")) for why in row["dropped"].values()), row["dropped"]
     skips = integrity_skips("out", {"key": "k", "line": 3, **row})
     assert [s["ratio"] for s in skips] == ["0.2", "0.4", "0.6", "0.8"] and skips[0]["line"] == 3
+
+
+def test_gsm8k_currency_never_opens_math(gsm8k_train_rows, tiny_tokenizer, tiny_count):
+    """A lone '$' before an annotation ('= $<<10*4=40>>40') stays glued to it, and no kept prose
+    '$' can open math for a LaTeX reader, whatever the scores (random scorers, every ratio)."""
+    from extra_cot.compress.pipeline import read_gsm8k
+
+    pets = {"question": "How much does he spend on pet food in a year?",
+            "answer": "He spends $10/snake * 4 snakes = $<<10*4=40>>40 to feed his snakes every month\n"
+                      "He spends $5/iguana * 2 iguanas = $<<5*2=10>>10 to feed his iguanas every month\n"
+                      "So overall he spends $40 + $10 = $<<40+10=50>>50 to feed all his pets every month\n"
+                      "Therefore every year pet food costs him $50/month * 12 months = $<<50*12=600>>600\n#### 600"}
+    assert "$<<10*4=40>>40" in formulas(pets["answer"])
+    for n, row in enumerate([pets, *gsm8k_train_rows[:40]]):
+        src, _ = read_gsm8k(row, f"row {n}")
+        for seed in (1, 2, 3):
+            _, sels = _compress(src, _RandomScorer(seed), tiny_tokenizer, tiny_count)
+            for sel in sels:
+                assert math_problems(src.cot, sel.text) == [], sel.text

@@ -24,7 +24,7 @@ def test_expansion_counts_and_contents(sft, tiny_model_dir, tmp_path, sft_rows):
     dataset, tokenizer = sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out")
     expected = _expected(sft_rows, MixtureConfig())
     # 4 rows x 5 ratios with one missing; of the 3 gt_ratio rows the paper quotas keep 2
-    # (total = min(1/0.18, 1/0.24, 1/0.10) = 4.17 policy rows -> 0.2: 1, 0.4: 1, 1.0: round(0.42) = 0)
+    # (shares renormalised over 0.2/0.4/1.0: the 0.4 row binds at 2 rows -> 0.2: 1, 0.4: 1, 1.0: 0)
     assert len(dataset) == len(expected) == 4 * 5 - 1 + 2
     texts = sft.decode_examples(dataset, tokenizer)
     for (full, trained), e in zip(texts, expected):
@@ -61,7 +61,7 @@ def test_mixture_settings_come_from_the_entry_and_are_not_served_stale(sft, tiny
 def test_bad_row_error_names_file_line_field(sft, tiny_model_dir, tmp_path, sft_rows):
     bad = dict(sft_rows[1], answer="no box here")
     data = sft.write_dataset(tmp_path / "data", [sft_rows[0], bad])
-    with pytest.raises(BadRowError, match=r"mix\.jsonl line 2, field 'answer'"):
+    with pytest.raises(BadRowError, match=r"mix\.jsonl:2, field 'answer'"):
         sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out")
 
 
@@ -73,7 +73,7 @@ def test_bad_rows_skipped_with_logged_reason(sft, tiny_model_dir, tmp_path, sft_
     dataset, _ = sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out")
     assert len(dataset) == len(_expected([sft_rows[0]], MixtureConfig()))
     reasons = [r.getMessage() for r in caplog.records if "skipping bad row" in r.getMessage()]
-    assert any("line 2, field 'cot'" in m for m in reasons) and any("'compressed.0.5'" in m for m in reasons)
+    assert any("mix.jsonl:2, field 'cot'" in m for m in reasons) and any("'compressed.0.5'" in m for m in reasons)
 
 
 def test_other_formattings_pass_through(sft, tiny_model_dir, tmp_path, sft_rows):
@@ -86,3 +86,26 @@ def test_other_formattings_pass_through(sft, tiny_model_dir, tmp_path, sft_rows)
     texts = sft.decode_examples(dataset, tokenizer)
     assert len(texts) == len(_expected(sft_rows, MixtureConfig())) + 1
     assert texts[-1][1].endswith("hello<|im_end|>\n")
+
+
+def test_converter_scan_is_streamed_and_selects_like_the_list_selection(sft, tmp_path):
+    """Every rank scans the file: its memory must not grow with the file (issue 13)."""
+    import tracemalloc
+
+    from llamafactory.data.parser import DatasetAttr
+    from llamafactory.hparams import DataArguments
+
+    from extra_cot.sft.processor import ExtraCotConverter
+
+    rows = [sft.make_row(i, (0.2, 0.4, 0.6, 0.8, 1.0)[i % 5] if i % 3 else None) for i in range(4000)]
+    for row in rows:
+        row["cot"] += " padding" * 300  # ~2.5 kB a row, ~10 MB in all
+    data = sft.write_dataset(tmp_path / "data", rows)
+    size = (data / "mix.jsonl").stat().st_size
+    args = DataArguments(template="qwen3_comp", dataset="mix", dataset_dir=str(data))
+    tracemalloc.start()
+    converter = ExtraCotConverter(DatasetAttr("file", dataset_name="mix.jsonl"), args)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert size > 8e6 and peak < size / 8, (size, peak)  # the old whole-file scan peaked above the file size
+    assert set(converter.policy_keep) == select_policy_rows(rows, MixtureConfig())

@@ -31,14 +31,14 @@ from pathlib import Path
 
 from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args
 from extra_cot.compress.filters import FilterOptions
-from extra_cot.compress.jsonl import Appender, prepare_append, run_command
+from extra_cot.compress.jsonl import prepare_append, run_command
 from extra_cot.compress.pipeline import READERS, CompressOptions
 from extra_cot.compress.ray_compress import GROUP as RAY_GROUP
 from extra_cot.compress.ray_compress import RayOptions
 from extra_cot.compress.rows import RowCompressor, RowJob, input_key, integrity_skips, outcome_stats
 from extra_cot.compress.scorers import SCORERS, ScorerOptions
 from extra_cot.compress.select import SelectOptions
-from extra_cot.fileio import atomic_write_json, read_jsonl
+from extra_cot.fileio import Appender, atomic_write_json, read_jsonl
 
 logger = logging.getLogger(__name__)
 

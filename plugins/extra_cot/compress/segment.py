@@ -36,7 +36,9 @@ _OPERAND = rf"(?:\$?(?:{_ANNOT})?\$?{_NUM}(?:[a-zA-Z](?![a-zA-Z]))?|\b[a-zA-Z]\b
 # Operators bind within a line only: a plain formula never spans a line break.
 _OP = r"(?:[ \t]*(?:\*\*|[-+*/×÷·^=<>≤≥≠≈])[ \t]*|[ \t]+x[ \t]+)"
 _PLAIN = rf"{_OPERAND}(?:{_OP}{_OPERAND})+"
-_PLAIN_RE = re.compile(rf"(?P<plain>{_PLAIN})|(?P<annot>{_ANNOT}(?:{_NUM})?)")
+# An annotation keeps the currency sign glued before it ("= $<<10*4=40>>40"): a lone "$" word
+# would open math for a LaTeX reader of the compression.
+_PLAIN_RE = re.compile(rf"(?P<plain>{_PLAIN})|(?P<annot>\$?{_ANNOT}(?:{_NUM})?)")
 _WORD_RE = re.compile(r"\S+")
 _CONTROL_WORD = re.compile(r"\\[A-Za-z@]+\*?")
 _ENV_NAME = re.compile(r"\{([A-Za-z@*]+)\}")
@@ -44,6 +46,7 @@ _CURRENCY_LOOK = re.compile(r"[ \t]*(?:\d|\.\d|<<)")
 _MARKUP = re.compile(r"[\\^_{}]")
 _PROSE_WORD = re.compile(r"(?<![\w\\])[A-Za-z]{2,}\b")
 _MATH_OPENERS = {"\\(": "\\)", "\\[": "\\]"}
+_BARE_DOLLAR = re.compile(r"(?<!\\)\$")
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,12 @@ def segment(text: str) -> list[Unit]:
 def _words(text: str, start: int, end: int) -> list[Unit]:
     return [Unit(m.group(0), start + m.start(), start + m.end(), False)
             for m in _WORD_RE.finditer(text[start:end])]
+
+
+def stray_dollars(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` (prose to the segmenter) holds a ``$`` that is not currency in
+    ``text``: a LaTeX reader would take it as a math opener."""
+    return any(not _CURRENCY_LOOK.match(text, m.end()) for m in _BARE_DOLLAR.finditer(text, start, end))
 
 
 def formulas(text: str) -> list[str]:

@@ -15,7 +15,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from extra_cot.compress.segment import Unit, formula_spans, formulas
+from extra_cot.compress.segment import Unit, formula_spans, formulas, stray_dollars
 
 CountFn = Callable[[str], int]
 _PUNCT_ONLY = re.compile(r"[.,;:!?]+")
@@ -210,8 +210,9 @@ def _select(ctx, ratio: float) -> tuple[set[int], bool]:
 
 def _violating_units(units: Sequence[Unit], out: str, placed, allowed: set[str], protected: set[int]) -> set[int]:
     """Kept units that take part in a formula of ``out`` that is not verbatim from the source:
-    its words, or else its unprotected formulas (dropping them breaks the spurious formula)."""
-    bad: set[int] = set()
+    its words, or else its unprotected formulas (dropping them breaks the spurious formula); and
+    prose words holding a non-currency ``$`` (a LaTeX reader would open math there)."""
+    bad = {i for i, a, b in placed if not units[i].formula and i not in protected and stray_dollars(out, a, b)}
     for s, e in formula_spans(out):
         if out[s:e] in allowed:
             continue

@@ -26,8 +26,9 @@ from itertools import pairwise
 from pathlib import Path
 
 from extra_cot.demo.rl_train import rl_train_section
-from extra_cot.demo.steps import TRAINED_RATIOS
+from extra_cot.demo.steps import SWEEP_RATIOS, TRAINED_RATIOS
 from extra_cot.fileio import atomic_write_json, atomic_write_text
+from extra_cot.tokens import ratio_dir_name
 
 ORDER = ("base", *TRAINED_RATIOS)
 FIXED = ("0.2", "0.4", "0.6", "0.8", "1.0")
@@ -108,7 +109,7 @@ def control_check(metrics: dict[str, dict]) -> tuple[str, dict]:
     """Realized vs target for the fixed ratios: gaps, monotonicity, collapse pairs."""
     from extra_cot.eval.metrics import COLLAPSE_TOLERANCE, control_collapse
 
-    fixed = [(float(r), metrics[r].get("realized_ratio")) for r in ("0.2", "0.4", "0.6", "0.8", "1.0") if r in metrics]
+    fixed = [(float(r), metrics[r].get("realized_ratio")) for r in SWEEP_RATIOS if r in metrics]
     fixed = [(t, r) for t, r in fixed if r is not None]
     if len(fixed) < 2:
         return "Not enough fixed-ratio runs with a realized ratio to check control.", {}
@@ -116,7 +117,7 @@ def control_check(metrics: dict[str, dict]) -> tuple[str, dict]:
     lines += [f"| {t:.1f} | {r:.2f} | {r - t:+.2f} |" for t, r in fixed]
     realized = [r for _, r in fixed]
     rises = all(b > a for a, b in pairwise(realized))
-    collapse = control_collapse({f"{t:.1f}": {"realized_ratio": r} for t, r in fixed})
+    collapse = control_collapse({ratio_dir_name(t): {"realized_ratio": r} for t, r in fixed})
     verdict = ("realized ratio rises strictly with the target" if rises
                else "realized ratio does NOT rise strictly with the target")
     flags = "; ".join(f"{a} vs {b}: {gap:.3f}" for a, b, gap in collapse)

@@ -18,8 +18,10 @@ builds the same data whatever the order or sharding.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import re
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -227,28 +229,53 @@ def policy_targets(counts: dict[float, int], mixture: MixtureConfig) -> dict[flo
     return {r: n for r, n in targets.items() if mixture.policy_quotas.get(r, 0) > 0 and counts.get(r, 0) > 0}
 
 
-def select_policy_rows(rows: Iterable[dict], mixture: MixtureConfig) -> set[str]:
-    """Keys (:func:`policy_key`) of the rows whose policy example meets the quotas.
+class PolicySelection:
+    """The quota selection of policy rows, fed one row at a time (a streaming file scan).
 
     Within each γ* the rows with the lowest seeded hash win, so the choice is exact,
-    deterministic and independent of row order. Invalid rows are ignored here.
+    deterministic and independent of row order (every rank computes the same set). Memory is
+    two floats per row with a ``gt_ratio`` while feeding, then the chosen keys; invalid rows
+    are ignored here.
     """
-    by_ratio: dict[float, list[tuple[float, str]]] = {}
-    for row in rows:
+
+    def __init__(self, mixture: MixtureConfig) -> None:
+        self.mixture = mixture
+        self._hashes: dict[float, array] = {}  # γ* -> seeded selection hash of each row
+        self._keys: dict[float, array] = {}  # γ* -> the row's policy_key, as its float
+
+    def add(self, row: Any) -> None:
         try:
             gt = _as_ratio(row.get("gt_ratio"), "gt_ratio") if isinstance(row, dict) else None
         except ValueError:
-            continue
+            return
         if gt is None:
-            continue
-        by_ratio.setdefault(gt, []).append((row_hash(row, mixture.seed, "policy"), policy_key(row)))
-    targets = policy_targets({r: len(v) for r, v in by_ratio.items()}, mixture)
-    chosen: set[str] = set()
-    for ratio, items in by_ratio.items():
-        chosen.update(key for _, key in sorted(items)[: targets.get(ratio, 0)])
-    return chosen
+            return
+        self._hashes.setdefault(gt, array("d")).append(row_hash(row, self.mixture.seed, "policy"))
+        self._keys.setdefault(gt, array("d")).append(row_hash(row, 0, "key"))
+
+    def chosen(self) -> set[str]:
+        """Keys (:func:`policy_key`) of the rows whose policy example meets the quotas."""
+        targets = policy_targets({r: len(h) for r, h in self._hashes.items()}, self.mixture)
+        chosen: set[str] = set()
+        for ratio, hashes in self._hashes.items():
+            best = heapq.nsmallest(targets.get(ratio, 0), zip(hashes, self._keys[ratio]))
+            chosen.update(_key_text(key) for _, key in best)
+        return chosen
+
+
+def select_policy_rows(rows: Iterable[dict], mixture: MixtureConfig) -> set[str]:
+    """Keys (:func:`policy_key`) of the rows whose policy example meets the quotas
+    (:class:`PolicySelection` over ``rows``)."""
+    selection = PolicySelection(mixture)
+    for row in rows:
+        selection.add(row)
+    return selection.chosen()
+
+
+def _key_text(key: float) -> str:
+    return f"{key:.17f}"
 
 
 def policy_key(row: dict) -> str:
     """A stable identity of a row's content (independent of the seed)."""
-    return f"{row_hash(row, 0, 'key'):.17f}"
+    return _key_text(row_hash(row, 0, "key"))

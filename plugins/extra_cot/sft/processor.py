@@ -18,8 +18,10 @@ the entry of the datasets being loaded (``data_args.dataset``/``eval_dataset``) 
 attributes of the converter: the ``datasets`` cache fingerprint hashes the mapped callable, so
 a changed mixture gives a new cache key instead of a stale cached result.
 
-For local JSON/JSONL files the converter also scans the whole file once: bad rows are reported
-with their line number, and the policy quotas are met exactly (they need global counts).
+For local JSON/JSONL files the converter also scans the whole file once, streamed
+(:func:`extra_cot.sft.scan.scan_files`; every rank does it, so its memory must not grow with the
+file): bad rows are reported as ``file:line``, and the policy quotas are met exactly (they need
+global counts). Measured by ``benchmarks/sft_data_bench.py --memory``.
 """
 
 from __future__ import annotations
@@ -47,9 +49,9 @@ from extra_cot.sft.mixture import (
     MixtureConfig,
     expand_row,
     policy_key,
-    select_policy_rows,
     validate_row,
 )
+from extra_cot.sft.scan import scan_files
 
 logger = logging.getLogger("llamafactory.extra_cot.processor")  # host's handler (see extra_cot.sft.plugin)
 #: ``_tools`` value marking an aligned row that holds several single-turn examples.
@@ -101,22 +103,6 @@ def _local_json_files(dataset_attr: Any, data_args: Any) -> list[str]:
     return files if all(f.endswith((".json", ".jsonl")) for f in files) else []
 
 
-def _read_rows(path: str) -> list[tuple[str, Any]]:
-    """(where, row) pairs; ``where`` names the file and the 1-based row/line."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    if path.endswith(".json") and text.lstrip().startswith("["):
-        return [(f"{path} row {i + 1}", row) for i, row in enumerate(json.loads(text))]
-    rows = []
-    for i, line in enumerate(text.splitlines()):
-        if line.strip():
-            try:
-                rows.append((f"{path} line {i + 1}", json.loads(line)))
-            except json.JSONDecodeError as err:
-                raise BadRowError(f"{path} line {i + 1}: not valid JSON ({err})") from None
-    return rows
-
-
 @dataclass
 class ExtraCotConverter(DatasetConverter):
     """1->1 converter packing a row's mixed-ratio examples into one aligned row."""
@@ -130,20 +116,9 @@ class ExtraCotConverter(DatasetConverter):
     def __post_init__(self) -> None:
         self.entry, self.mixture = find_mixture(self.data_args, self.dataset_attr.dataset_name)
         files = _local_json_files(self.dataset_attr, self.data_args)
-        rows, bad = [], set()
-        for path in files:
-            for where, row in _read_rows(path):
-                try:
-                    validate_row(row, f"dataset {self.entry!r}: {where}")
-                    rows.append(row)
-                except BadRowError as err:
-                    if self.mixture.on_bad_row == "error":
-                        raise
-                    logger.warning("skipping bad row (on_bad_row=skip): %s", err)
-                    bad.add(policy_key(row) if isinstance(row, dict) else where)
-        self.bad_rows = tuple(sorted(bad))
+        keep, self.bad_rows = scan_files(files, self.mixture, self.entry)
         if files:
-            self.policy_keep = tuple(sorted(select_policy_rows(rows, self.mixture)))
+            self.policy_keep = keep
         elif self.mixture.policy_quotas is not None:
             logger.warning("dataset %r is not a local JSON file: policy quotas cannot be counted, every row's "
                            "gt_ratio with a non-zero quota gets a policy example", self.entry)
