@@ -144,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_intermixed_args(argv)  # options may sit between the paths and the overrides
     for name in ("train.parquet", "val.parquet"):
         if not (Path(args.data_dir) / name).is_file():
             print(f"error: {args.data_dir}/{name} not found: run `extra-cot build-rl` first", file=sys.stderr)
