@@ -35,7 +35,7 @@ RUN = (
     "data.max_response_length=64",
     "actor_rollout_ref.rollout.max_model_len=256",
     # A large step for a tiny model, so one update visibly moves the weights and the log-probs.
-    "actor_rollout_ref.actor.optim.lr=3e-3",
+    "actor_rollout_ref.actor.optim.lr=1e-3",
     "trainer.val_before_train=true",
     "trainer.test_freq=1",
     "trainer.save_freq=2",

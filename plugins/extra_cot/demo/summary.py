@@ -320,6 +320,7 @@ def build_summary(root: Path) -> tuple[str, dict]:
     md = f"""# Extra-CoT demo summary
 
 - command: `{record['command']}`{f" ({len(record['invocations'])} invocations, resumed)" if len(record['invocations']) > 1 else ''}
+- code: {', '.join(sorted({f"commit {(i.get('code') or {}).get('commit')}" + (' (tracked files modified)' if (i.get('code') or {}).get('dirty') else '') for i in record['invocations']})) or 'unknown'}
 - written: {record['date']}; machine: {record['machine']}; load average during the run: mean {load['loadavg_mean']}, max {load['loadavg_max']} ({load['samples']} samples on {load['cores']} cores)
 - run folder: `{root}`; mode: {'tiny (CI wiring check)' if config.get('tiny') else 'real (SmolLM2-135M-Instruct)'}
 - data: {dataset} ({config.get('sft')} SFT source problems, {config.get('rl')} RL-sweep problems, {config.get('test')} held-out); {base_note}
