@@ -9,7 +9,8 @@ Both sides tokenize exactly the same chat examples with the same template and to
 
 ``--memory MB``: peak memory of the converter's file scan (every rank runs it) on a generated
 JSONL file of about MB megabytes, before (the whole file read and parsed, as up to issue 13)
-and after (streamed), each in a fresh process, measured in the same run.
+and after (streamed, ``extra_cot.sft.scan``), each in a fresh process, in the same run; the
+converter runs exactly that scan, and a test checks it is streamed (tests/sft/test_sft_processor.py).
 
 Examples::
 
@@ -126,23 +127,19 @@ def write_rows_file(path: Path, megabytes: float, think_words: int = 120) -> int
     return n
 
 
-def _scan_before(data_args, attr) -> tuple[str, ...]:
+def _scan_before(path: str, mixture) -> tuple[str, ...]:
     """The converter's scan as it was before issue 13 (``git show 246fd9d:plugins/extra_cot/sft/
-    processor.py``): the whole file read into one string, every row parsed into a list, then the
-    quota selection over the list. Kept here only as the measured baseline."""
+    processor.py``, ``_read_rows`` + ``__post_init__``): the whole file read into one string,
+    every row parsed into a list, then the quota selection over the list. The measured baseline."""
     from extra_cot.sft.mixture import select_policy_rows, validate_row
-    from extra_cot.sft.processor import find_mixture
 
-    _, mixture = find_mixture(data_args, attr.dataset_name)
-    path = os.path.join(data_args.dataset_dir, attr.dataset_name)
     with open(path, encoding="utf-8") as f:
         text = f.read()
+    pairs = [(f"{path} line {i + 1}", json.loads(line)) for i, line in enumerate(text.splitlines()) if line.strip()]
     rows = []
-    for i, line in enumerate(text.splitlines()):
-        if line.strip():
-            row = json.loads(line)
-            validate_row(row, f"{path} line {i + 1}")
-            rows.append(row)
+    for where, row in pairs:
+        validate_row(row, where)
+        rows.append(row)
     return tuple(sorted(select_policy_rows(rows, mixture)))
 
 
@@ -152,24 +149,18 @@ def _status_mb(field: str) -> float:
 
 
 def measure_scan(mode: str, workdir: str) -> dict:
-    """In this (fresh) process: import the hosts, reset the peak RSS, scan, report both."""
-    from llamafactory.data.parser import DatasetAttr
-    from llamafactory.hparams import DataArguments
+    """In this (fresh) process: reset the peak RSS, scan ``rows.jsonl``, report both."""
+    from extra_cot.sft.mixture import MixtureConfig
+    from extra_cot.sft.scan import scan_files
 
-    from extra_cot.sft.plugin import register
-    from extra_cot.sft.processor import ExtraCotConverter
-
-    register()
-    data_args = DataArguments(template="qwen3_comp", dataset="bench", dataset_dir=workdir)
-    attr = DatasetAttr("file", dataset_name="rows.jsonl")
+    entry = json.loads((Path(workdir) / "dataset_info.json").read_text())["bench"]
+    mixture = MixtureConfig.from_dict(entry["extra_cot"])
+    path = os.path.join(workdir, entry["file_name"])
     with open("/proc/self/clear_refs", "w") as fh:  # Linux: VmHWM (peak RSS) := current RSS
         fh.write("5")
     start = _status_mb("VmRSS")
     t0 = time.perf_counter()
-    if mode == "before":
-        keep = _scan_before(data_args, attr)
-    else:
-        keep = ExtraCotConverter(attr, data_args).policy_keep
+    keep = _scan_before(path, mixture) if mode == "before" else scan_files([path], mixture, "bench")[0]
     seconds = time.perf_counter() - t0
     digest = hashlib.sha256("\n".join(keep).encode()).hexdigest()[:12]
     return {"mode": mode, "rss_start_mb": start, "rss_peak_mb": _status_mb("VmHWM"), "seconds": seconds,
@@ -194,7 +185,7 @@ def _memory_table(res: dict) -> str:
     lines = [f"file: {res['file_mb']:.0f} MB, {res['rows']} rows (JSONL)", "",
              "| converter scan | peak RSS - RSS before scan (MB) | peak RSS (MB) | seconds | policy rows | selection |",
              "|---|---|---|---|---|---|"]
-    names = {"before": "before: whole file read and parsed", "after": "after: streamed (this branch)"}
+    names = {"before": "before: whole file read and parsed", "after": "after: streamed (sft.scan.scan_files)"}
     for r in res["runs"]:
         lines.append(f"| {names[r['mode']]} | {r['rss_peak_mb'] - r['rss_start_mb']:.0f} | {r['rss_peak_mb']:.0f} | "
                      f"{r['seconds']:.1f} | {r['policy_rows']} | {r['selection_sha']} |")

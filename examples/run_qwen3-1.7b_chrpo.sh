@@ -4,11 +4,11 @@
 # config with `--cfg job` instead. Install `extra-cot[rl]` on every node first: the verl plugin
 # (estimator + reward manager) and the `+algorithm=chrpo` preset load through entry points.
 #
-#   SFT_MODEL=saves/qwen3-1.7b-extra-cot RL_DATA=data/rl bash examples/run_qwen3-1.7b_chrpo.sh
+#   SFT_MODEL=saves/qwen3-1.7b/mixed_sft RL_DATA=data/rl bash examples/run_qwen3-1.7b_chrpo.sh
 #
-# RL_DATA comes from:
-#   extra-cot eval ... --ratios 0.2,0.4,0.6,0.8,1.0 --n-samples 3 --output_dir out/rl_sweep   (SFT model)
-#   extra-cot build-rl --sweep out/rl_sweep --output-dir "$RL_DATA"
+# RL_DATA comes from (the whole pipeline, same paths: examples/reproduce_qwen3-1.7b.sh):
+#   extra-cot eval ... --ratios 0.2,0.4,0.6,0.8,1.0 --n-samples 3 --output_dir out/qwen3-1.7b/rl_sweep  (SFT model)
+#   extra-cot build-rl --sweep out/qwen3-1.7b/rl_sweep --output-dir "$RL_DATA" --train-batch-size 128
 # Settings: METHOD.md Stage 3 [P] (policy mode, n = 4, temperature 0.7, top_p 0.9, 4096 new
 # tokens, set by the preset); lr 1e-6 and KL 0.001 from Thinkless (set by the preset); batch
 # sizes, epochs and GPU layout are our choice [R]. Any `key=value` argument is appended and wins.
@@ -17,7 +17,7 @@ set -euo pipefail
 SFT_MODEL=${SFT_MODEL:?set SFT_MODEL to the Stage-2 model directory (with the control tokens)}
 RL_DATA=${RL_DATA:?set RL_DATA to the output of extra-cot build-rl}
 N_GPUS=${N_GPUS:-8}
-OUT=${OUT:-checkpoints/extra-cot/qwen3-1.7b-chrpo}
+OUT=${OUT:-saves/qwen3-1.7b/chrpo}
 
 python -m verl.trainer.main_ppo \
     +algorithm=chrpo \

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -140,8 +143,6 @@ def test_hostile_inputs_are_bounded_and_never_raise(text, tmp_path):
 
 
 def test_model_output_is_never_executed():
-    import os
-
     marker = "/tmp/extra_cot_pwned"
     if os.path.exists(marker):
         os.remove(marker)
@@ -170,28 +171,132 @@ def test_calls_from_worker_threads_agree_with_main_thread():
     assert expected[: len(EQUIVALENT)] == [True] * len(EQUIVALENT)
 
 
+#: Inputs on which math-verify itself runs for minutes (measured: > 20 s for the tower). The grader's
+#: input filter keeps them from math-verify; these tests hand them to the deadline path directly.
+SLOW_FOR_MATH_VERIFY = [r"2^{2^{2^{2^{2^{2}}}}}", r"10^{10^{10^{10^{10}}}}", "9" * 100_000]
+
+
+def _warm_workers():
+    from extra_cot import grading
+
+    for _ in range(grading._POOL_WORKERS):  # start every worker: start-up is not the deadline's business
+        assert grading._math_verify_with_deadline(r"2\sqrt{2}", r"\sqrt{8}") is True
+
+
 def test_deadline_bounds_a_slow_math_verify(monkeypatch):
     """A comparison that outlives the deadline is graded wrong and returns on time."""
     from extra_cot import grading
 
-    monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 0.2)
-    monkeypatch.setattr(grading, "_math_verify", lambda p, g: time.sleep(2) or True)
+    _warm_workers()
+    monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 0.5)
     start = time.perf_counter()
-    assert grading.is_equivalent(r"\sqrt{2}", r"\sqrt{3}") is False
-    assert time.perf_counter() - start < 1.0
+    assert grading._math_verify_with_deadline(SLOW_FOR_MATH_VERIFY[0], "1") is False
+    assert time.perf_counter() - start < 1.5
 
 
 def test_a_stuck_comparison_does_not_block_later_calls(monkeypatch):
     from extra_cot import grading
 
-    real = grading._math_verify
-    monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 0.2)
-    monkeypatch.setattr(grading, "_math_verify", lambda p, g: time.sleep(1.5) or True)
-    for _ in range(3):  # more stuck calls than pool threads
-        assert grading.is_equivalent(r"\sqrt{2}", r"\sqrt{5}") is False
-    monkeypatch.setattr(grading, "_math_verify", real)
+    monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 0.3)
+    for _ in range(grading._POOL_WORKERS + 1):  # more stuck calls than workers
+        assert grading._math_verify_with_deadline(SLOW_FOR_MATH_VERIFY[0], "1") is False
     monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 3.0)
     assert grading.is_equivalent(r"2\sqrt{2}", r"\sqrt{8}") is True
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids += [int(k) for k in f.read().split()]
+    except FileNotFoundError:  # exited meanwhile
+        pass
+    return kids
+
+
+def _descendants(pid: int) -> list[int]:
+    kids = _children(pid)
+    return kids + [d for k in kids for d in _descendants(k)]
+
+
+def _cpu_s(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads /proc (Linux)")
+def test_late_calls_leave_nothing_burning_cpu(monkeypatch):
+    """Hostile answers in a loop: no thread or process keeps computing after its deadline."""
+    from extra_cot import grading
+
+    _warm_workers()
+    threads_before = threading.active_count()
+    monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 0.3)
+    for i in range(8):
+        assert grading._math_verify_with_deadline(SLOW_FOR_MATH_VERIFY[i % 3], "1") is False
+        assert len(_children(os.getpid())) <= grading._POOL_WORKERS
+    assert threading.active_count() <= threads_before
+    kids = _descendants(os.getpid())
+    own, theirs = time.process_time(), {k: _cpu_s(k) for k in kids}
+    time.sleep(1.0)
+    burned = time.process_time() - own + sum(_cpu_s(k) - c for k, c in theirs.items())
+    assert burned < 0.25, f"{burned:.2f} CPU-seconds burned in 1 s of idling after 8 late calls"
+    monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 3.0)
+    assert grading.is_equivalent(r"2\sqrt{2}", r"\sqrt{8}") is True  # still grading
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads /proc (Linux)")
+def test_a_worker_lost_between_calls_is_replaced():
+    import signal
+
+    from extra_cot import grading
+
+    _warm_workers()
+    leaves = [d for d in _descendants(os.getpid()) if not _children(d)]  # the math-verify processes
+    assert len(leaves) == grading._POOL_WORKERS
+    for pid in leaves:
+        os.kill(pid, signal.SIGKILL)
+    for _ in range(grading._POOL_WORKERS + 1):  # every worker is found dead and restarted, verdicts right
+        assert grading._math_verify_with_deadline(r"2\sqrt{2}", r"\sqrt{8}") is True
+
+
+def test_grader_workers_exit_with_their_parent(tmp_path):
+    """A killed parent leaves no math-verify worker behind, even one busy on a hostile input."""
+    code = (
+        "import os, sys, threading; from extra_cot import grading; grading.MATH_VERIFY_DEADLINE_S = 600;"
+        "threading.Thread(target=grading._math_verify_with_deadline, args=(sys.argv[1], '1'), daemon=True).start();"
+        "import time; time.sleep(600)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code, SLOW_FOR_MATH_VERIFY[0]])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(_descendants(parent.pid)) < 2:
+            time.sleep(0.2)
+        workers = _descendants(parent.pid)  # the lifeline and its math-verify worker
+        assert len(workers) == 2, "the parent started no worker"
+        time.sleep(3.0)  # the worker is now inside sympy
+        assert max(_cpu_s(w) for w in workers) > 0.5
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{w}") for w in workers):
+        time.sleep(0.2)
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}") and _state(w) != "Z"]
+    assert not alive
 
 
 @pytest.mark.slow

@@ -2,8 +2,9 @@
 
 A field is spelled once, in its dataclass, with :func:`option` metadata (flag names, help, group,
 a string parser); :func:`add_dataclass_arguments` turns the fields into ``argparse`` arguments
-and :func:`dataclass_from_args` builds the dataclass back from the parsed namespace. Fields of
-a dataclass type are nested: their options join the same parser (e.g. the eval sampling options).
+and :func:`dataclass_from_args` builds the dataclass back from the parsed namespace. A field
+declared with :func:`nested` holds another such dataclass whose options join the same parser
+(e.g. the eval sampling options).
 Fields without :func:`option` metadata are not flags (they are derived, e.g. ``--tiny`` sizes).
 """
 

@@ -104,6 +104,34 @@ def read_jsonl_inputs(spec: str | Path) -> Iterator[tuple[Path, int, dict]]:
             yield path, n, row
 
 
+class Appender:
+    """Appends one JSON row per ``os.write`` on an O_APPEND descriptor (a row is never torn
+    between two writers), fsync'd so a crash loses at most the row being written."""
+
+    def __init__(self, path: str | Path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def write(self, row: dict) -> None:
+        os.write(self.fd, (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def __enter__(self) -> Appender:  # noqa: PYI034
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def append_jsonl(path: str | Path, row: dict) -> None:
+    """Append one row to a JSONL log, durably (:class:`Appender` for a single row)."""
+    with Appender(path) as log:
+        log.write(row)
+
+
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` for any writer (a model folder, a parquet, a PNG, text).

@@ -9,8 +9,9 @@ Equivalence is a cheap exact/numeric path first, then math-verify for LaTeX form
 * math-verify's own timeouts use ``signal.alarm`` and fail off the main thread (HOSTS.md), so
   they are switched off; instead inputs that can make sympy run for minutes (power towers, huge
   exponents or digit runs, deep nesting, long strings) never reach it, and every math-verify call
-  runs in a small worker pool behind a deadline (``MATH_VERIFY_DEADLINE_S``); a late call counts
-  as "not equivalent" and is logged with its inputs.
+  runs in a small pool of worker processes behind a deadline (``MATH_VERIFY_DEADLINE_S``); a late
+  call kills its worker (no CPU keeps burning), counts as "not equivalent" and is logged with its
+  inputs.
 * Only LaTeX extraction is used (latex2sympy is a parser); sympy's ``parse_expr`` (which uses
   ``eval``) is never given model text.
 * No public function raises: every unexpected error is logged and graded as "not equivalent".
@@ -19,12 +20,17 @@ Equivalence is a cheap exact/numeric path first, then math-verify for LaTeX form
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
+import queue
 import re
+import select
+import signal
+import subprocess
+import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+import time
 from fractions import Fraction
 
 logger = logging.getLogger(__name__)
@@ -41,7 +47,8 @@ MAX_DIGITS = 60
 MAX_BRACE_DEPTH = 12
 #: Longest response scanned for an answer; longer text is scanned in its last part only.
 MAX_SCAN_CHARS = 200_000
-_POOL_WORKERS = 2  # math-verify is pure Python: more threads only contend for the GIL
+#: math-verify worker processes per process; 2 = this project's core count (more would only queue on CPU).
+_POOL_WORKERS = 2
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _GSM_RE = re.compile(r"####\s*([^\n]+)")
@@ -218,26 +225,126 @@ def grade(response: str, gold: str) -> bool:
         return False
 
 
-# --- math-verify behind a deadline ------------------------------------------------------------
+# --- math-verify behind a deadline, in worker processes ----------------------------------------
+#
+# A thread cannot be stopped, and sympy holds the GIL: an abandoned comparison would burn a core
+# for minutes and, in verl's long-lived reward workers, accumulate. So math-verify runs in small
+# worker *processes* (``python -m extra_cot.grading --worker``, one JSON line per request): a call
+# past its deadline kills its worker, and the next call starts a fresh one. Workers exit when
+# their parent dies, even mid-computation (each runs under ``extra_cot.lifeline``).
+
+#: Start-up ceiling of a worker (imports math-verify and sympy: ~1 s measured on 2 cores).
+WORKER_STARTUP_S = 120.0
+_READY = b"ready\n"
+
+
+class _Worker:
+    """One math-verify process; used by one thread at a time (see :class:`_WorkerPool`)."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self._buf = b""
+
+    def _start(self) -> None:
+        from extra_cot import lifeline
+
+        self.proc = lifeline.popen(
+            [sys.executable, "-m", "extra_cot.grading", "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            bufsize=0,
+        )
+        self._buf = b""
+        try:
+            ready = self._read_line(WORKER_STARTUP_S)
+        except EOFError:
+            ready = None
+        if ready != _READY:
+            self.kill()
+            raise RuntimeError("math-verify worker did not start (see its stderr above)")
+
+    def _read_line(self, timeout: float) -> bytes | None:
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise EOFError("math-verify worker exited")
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line + b"\n"
+
+    def call(self, pred: str, gold: str, deadline_s: float) -> bool | None:
+        """math-verify's verdict; None when the worker missed the deadline (it is then killed)."""
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
+        self.proc.stdin.write(json.dumps([pred, gold]).encode() + b"\n")
+        line = self._read_line(deadline_s)
+        if line is None:
+            self.kill()
+            return None
+        return json.loads(line) is True
+
+    def kill(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # the lifeline and the worker: their own session
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                stream.close()
+
+
+class _WorkerPool:
+    """``size`` workers shared by any number of threads (a queue of idle workers)."""
+
+    def __init__(self, size: int) -> None:
+        self.pid = os.getpid()
+        self.idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self.all = [_Worker() for _ in range(size)]
+        for worker in self.all:
+            self.idle.put(worker)
+
+    def call(self, pred: str, gold: str, deadline_s: float) -> bool | None:
+        worker = self.idle.get()
+        try:
+            try:
+                return worker.call(pred, gold, deadline_s)
+            except (OSError, EOFError, ValueError) as err:  # died between calls (OOM killer, ...): once more
+                logger.warning("grading: math-verify worker lost (%r); retrying on a fresh one", err)
+                worker.kill()
+                return worker.call(pred, gold, deadline_s)
+        except BaseException:
+            worker.kill()
+            raise
+        finally:
+            self.idle.put(worker)
+
+    def close(self) -> None:
+        for worker in self.all:
+            worker.kill()
+
 
 _pool_lock = threading.Lock()
-_pool: tuple[int, ThreadPoolExecutor] | None = None
+_pool: _WorkerPool | None = None
 
 
-def _executor() -> ThreadPoolExecutor:
-    """A per-process pool (recreated after fork: threads do not survive into a child)."""
+def _workers() -> _WorkerPool:
+    """The per-process pool (a forked child makes its own; it must not use its parent's pipes)."""
     global _pool
     with _pool_lock:
-        if _pool is None or _pool[0] != os.getpid():
-            executor = ThreadPoolExecutor(max_workers=_POOL_WORKERS, thread_name_prefix="extra_cot_grader")
-            _pool = (os.getpid(), executor)
-        return _pool[1]
+        if _pool is None or _pool.pid != os.getpid():
+            _pool = _WorkerPool(_POOL_WORKERS)
+        return _pool
 
 
 @atexit.register
 def _shutdown() -> None:
-    if _pool is not None and _pool[0] == os.getpid():
-        _pool[1].shutdown(wait=False, cancel_futures=True)
+    if _pool is not None and _pool.pid == os.getpid():
+        _pool.close()
 
 
 def _math_verify(pred: str, gold: str) -> bool:
@@ -249,7 +356,7 @@ def _math_verify(pred: str, gold: str) -> bool:
     # per process it would only alarm readers of every eval and RL log.
     math_verify.parser.TIMEOUT_WARNING_SHOWN = math_verify.grader.TIMEOUT_WARNING_SHOWN = True
     config = [LatexExtractionConfig()]
-    # Wrapping in \boxed{} makes the LaTeX extractor take the whole answer; timeouts off
+    # Wrapping in \\boxed{} makes the LaTeX extractor take the whole answer; timeouts off
     # because signal.alarm fails off the main thread (HOSTS.md): the deadline is ours.
     gold_parsed = parse(f"\\boxed{{{gold}}}", config, parsing_timeout=None)
     pred_parsed = parse(f"\\boxed{{{pred}}}", config, parsing_timeout=None)
@@ -259,26 +366,37 @@ def _math_verify(pred: str, gold: str) -> bool:
 
 
 def _math_verify_with_deadline(pred: str, gold: str) -> bool:
-    future = _executor().submit(_math_verify, pred, gold)
-    try:
-        return future.result(timeout=MATH_VERIFY_DEADLINE_S)
-    except FutureTimeout:
-        future.cancel()
-        _abandon_pool()
+    verdict = _workers().call(pred, gold, MATH_VERIFY_DEADLINE_S)
+    if verdict is None:
         logger.warning(
-            "grading: math-verify exceeded %.1f s on %r vs %r; graded wrong (its thread is "
-            "abandoned to a fresh pool; report this input)",
+            "grading: math-verify exceeded %.1f s on %r vs %r; graded wrong (its worker process was "
+            "killed and is replaced; report this input)",
             MATH_VERIFY_DEADLINE_S,
             pred[:80],
             gold[:80],
         )
         return False
+    return verdict
 
 
-def _abandon_pool() -> None:
-    """Later calls get fresh threads instead of queueing behind a stuck comparison."""
-    global _pool
-    with _pool_lock:
-        if _pool is not None:
-            _pool[1].shutdown(wait=False, cancel_futures=False)
-        _pool = None
+def _worker_main() -> int:
+    """``python -m extra_cot.grading --worker``: answer ``[pred, gold]`` lines on stdin."""
+    import math_verify  # noqa: F401  # import before "ready": start-up is not charged to a deadline
+
+    out = sys.stdout.buffer
+    out.write(_READY)
+    out.flush()
+    for line in sys.stdin.buffer:  # EOF: the parent closed the pipe or died
+        pred, gold = json.loads(line)
+        try:
+            verdict = _math_verify(pred, gold)
+        except Exception:
+            logger.exception("math-verify failed on %r vs %r", pred[:200], gold[:200])
+            verdict = False
+        out.write(b"true\n" if verdict else b"false\n")
+        out.flush()
+    return 0
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--worker"]:
+    sys.exit(_worker_main())

@@ -204,3 +204,25 @@ def write_format_rl_data(model_dir: str | Path, out_dir: str | Path, n_train: in
             })
         pd.DataFrame(records).to_parquet(out / f"{split}.parquet", index=False)
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m extra_cot.testing --out DIR``: a format-trained tiny model + RL data for a CPU try-out of Stage 3."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m extra_cot.testing", description=main.__doc__,
+        epilog="example:\n  python -m extra_cot.testing --out runs/tiny-rl\n"
+        "  bash examples/run_chrpo_cpu.sh runs/tiny-rl/sft runs/tiny-rl/rl trainer.total_training_steps=2",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="writes OUT/base, OUT/sft (the model) and OUT/rl (parquet)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    model = train_format_model(build_tiny_model(out / "base"), out / "sft")
+    write_format_rl_data(model, out / "rl")
+    print(f"bash examples/run_chrpo_cpu.sh {model} {out / 'rl'} trainer.total_training_steps=2")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -157,3 +157,15 @@ def test_help_has_examples(cmd, capsys):
         cli_main([cmd, "--help"])
     assert exc.value.code == 0
     assert f"extra-cot {cmd}" in capsys.readouterr().out
+
+
+def test_scorer_device_auto_is_resolved_in_the_worker():
+    import torch
+
+    from extra_cot.compress.rows import resolve_device
+    from extra_cot.compress.scorers import ScorerOptions
+
+    assert resolve_device(ScorerOptions(name="heuristic", device="auto")).device == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device(ScorerOptions(name="lm", device="auto")).device == expected
+    assert resolve_device(ScorerOptions(name="lm", device="cuda:1")).device == "cuda:1"

@@ -8,7 +8,7 @@ import pytest
 
 from extra_cot.eval import store
 from extra_cot.eval.datasets import load_items, parse_dataset_spec
-from extra_cot.fileio import atomic_write_json
+from extra_cot.fileio import append_jsonl, atomic_write_json
 
 
 def write_jsonl(path, rows):
@@ -47,9 +47,9 @@ def test_bad_rows_name_file_row_and_field(tmp_path):
 
 def test_partial_log_skips_a_truncated_line_and_keeps_first_entry(tmp_path):
     path = tmp_path / store.PARTIAL
-    store.append_line(path, {"index": 0, "records": [{"v": "first"}], "session_start": 10.0, "t_done": 12.0})
-    store.append_line(path, {"index": 1, "records": [{"v": "b"}], "session_start": 10.0, "t_done": 15.0})
-    store.append_line(path, {"index": 0, "records": [{"v": "dup"}], "session_start": 20.0, "t_done": 21.0})
+    append_jsonl(path, {"index": 0, "records": [{"v": "first"}], "session_start": 10.0, "t_done": 12.0})
+    append_jsonl(path, {"index": 1, "records": [{"v": "b"}], "session_start": 10.0, "t_done": 15.0})
+    append_jsonl(path, {"index": 0, "records": [{"v": "dup"}], "session_start": 20.0, "t_done": 21.0})
     with open(path, "a") as fh:
         fh.write('{"index": 2, "records": [')  # killed mid-write
     done = store.read_partial(path)
@@ -113,7 +113,7 @@ def _fake_run(ds_dir, ratio, think_tokens, correct):
             "latency_s": 0.1,
             "closed_think": True,
         }
-        store.append_line(
+        append_jsonl(
             ds_dir / ratio / store.PARTIAL,
             {"index": i, "records": [rec], "session_start": 0.0, "t_done": 2.0 * (i + 1)},
         )

@@ -140,6 +140,24 @@ def test_two_ratio_sweep_tree_and_control_tokens(vllm_server, tiny_tokenizer, tm
 
 
 @pytest.mark.slow
+def test_force_control_prefill_against_real_vllm(vllm_server, tiny_tokenizer, tmp_path):
+    """vLLM accepts the prefilled assistant turn (continue_final_message) and continues it: every
+    output starts with the requested token even when logit_bias pushes another one; echo 100 %."""
+    data = gsm_file(tmp_path / "g.jsonl", 2)
+    comp40 = tiny_tokenizer.convert_tokens_to_ids("<COMP_40>")
+    out = tmp_path / "out"
+    extra = ("--ratios", "0.2", "--max-tokens", "8", "--concurrency", "2", "--force-control",
+             "--extra-body", json.dumps({"logit_bias": {str(comp40): 100}}))
+    assert main(base_args(vllm_server, out, data, *extra)) == 0
+    preds = json.loads((out / "gsm8k" / "0.2" / "prediction.json").read_text())
+    assert all(r["output"].startswith("<COMP_20>\n<think>\n") for r in preds)
+    assert all("<COMP_40>" in r["output"][len("<COMP_20>\n<think>\n"):] for r in preds)  # the model's own part
+    metrics = json.loads((out / "gsm8k" / "0.2" / "metrics.json").read_text())
+    assert metrics["echo_fidelity"] == 1.0 and metrics["forced_control"] is True
+    assert json.loads((out / "eval_config.json").read_text())["force_control"] is True
+
+
+@pytest.mark.slow
 def test_think_tokens_local_tokenizer_matches_server_tokenize(vllm_server, tiny_model_dir, tiny_tokenizer):
     import asyncio
 

@@ -80,23 +80,9 @@ def test_rl_build_rl_writes_verl_parquet(tmp_path, capsys):
     questions[102] = _question(0.2, hole=0.6)  # γ* = 0.8 (suffix 0.8, 1.0)
     _write_tree(tmp_path / "sweep", questions)
     out = tmp_path / "rl"
-    assert (
-        main(
-            [
-                "--sweep",
-                str(tmp_path / "sweep"),
-                "--output-dir",
-                str(out),
-                "--quotas",
-                "none",
-                "--val-size",
-                "4",
-                "--train-batch-size",
-                "37",
-            ]
-        )
-        == 0
-    )
+    argv = ["--sweep", str(tmp_path / "sweep"), "--output-dir", str(out), "--quotas", "none", "--val-size", "4",
+            "--train-batch-size", "37"]
+    assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "gt_ratio" in printed and "dropped_window" in printed
     train, val = pd.read_parquet(out / "train.parquet"), pd.read_parquet(out / "val.parquet")
@@ -116,23 +102,7 @@ def test_rl_build_rl_writes_verl_parquet(tmp_path, capsys):
     assert stats["0.4"]["dropped_window"] == 1 and stats["none"]["dropped_no_pass"] == 1
     assert json.loads((out / "build_rl_config.json").read_text())["quotas"] == "none"
     # Same options again: up to date; other options without --overwrite: refused.
-    assert (
-        main(
-            [
-                "--sweep",
-                str(tmp_path / "sweep"),
-                "--output-dir",
-                str(out),
-                "--quotas",
-                "none",
-                "--val-size",
-                "4",
-                "--train-batch-size",
-                "37",
-            ]
-        )
-        == 0
-    )
+    assert main(argv) == 0
     assert main(["--sweep", str(tmp_path / "sweep"), "--output-dir", str(out)]) == 2
 
 

@@ -127,3 +127,45 @@ def test_rl_gpu_script_has_no_cpu_settings():
     script = (Path(__file__).parents[2] / "examples" / "run_qwen3-1.7b_chrpo.sh").read_text()
     for marker in ("VERL_PLATFORM", "cpu_platform", "trainer.device=cpu", "gloo", "fsdp2"):
         assert marker not in script
+
+
+def test_rl_cpu_launch_checks_data_and_prints_the_command(tmp_path, capsys):
+    from extra_cot.rl.cpu_launch import main
+
+    assert main([str(tmp_path), str(tmp_path)]) == 2  # no train.parquet: says to run build-rl
+    assert "extra-cot build-rl" in capsys.readouterr().err
+    for name in ("train.parquet", "val.parquet"):
+        (tmp_path / name).write_bytes(b"")
+    assert main([str(tmp_path), str(tmp_path), "trainer.total_training_steps=3", "--metrics", "m.jsonl",
+                 "--print-command"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("VERL_PLATFORM=cpu VERL_USE_EXTERNAL_MODULES=extra_cot.rl.cpu_platform")
+    assert "+algorithm=chrpo" in out and out.rstrip().endswith("trainer.total_training_steps=3")
+    assert "trainer.logger=[console,file]" in out
+
+
+def test_rl_cpu_example_script_runs_the_launcher(tmp_path):
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "examples" / "run_chrpo_cpu.sh"
+    for name in ("train.parquet", "val.parquet"):
+        (tmp_path / name).write_bytes(b"")
+    out = subprocess.run(["bash", str(script), str(tmp_path), str(tmp_path), "data.train_batch_size=8",
+                          "--print-command"], check=False, capture_output=True, text=True,
+                         env=dict(os.environ, PYTHON=sys.executable), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "-m verl.trainer.main_ppo +algorithm=chrpo" in out.stdout
+    assert out.stdout.rstrip().endswith("data.train_batch_size=8")
+    usage = subprocess.run(["bash", str(script)], check=False, capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+
+
+def test_rl_cpu_launch_takes_options_between_overrides(tmp_path, capsys):
+    from extra_cot.rl.cpu_launch import main
+
+    for name in ("train.parquet", "val.parquet"):
+        (tmp_path / name).write_bytes(b"")
+    # the demo's and the benchmark's order: paths, options, then overrides
+    assert main([str(tmp_path), str(tmp_path), "--metrics", "m.jsonl", "a.b=1", "--call-log", "c.jsonl", "c.d=2",
+                 "--print-command"]) == 0
+    assert capsys.readouterr().out.split()[-2:] == ["a.b=1", "c.d=2"]

@@ -80,20 +80,26 @@ def chrpo_run(tmp_path_factory):
     ckpt = tmp / "ckpt"
     _launch(model, data, ckpt, tmp, "run1", steps=2)
     _launch(model, data, ckpt, tmp, "run2", steps=3)  # resume_mode=auto: step 3 only
-    merged = tmp / "merged"
-    proc = subprocess.run(
-        [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp",
-         "--local_dir", str(ckpt / "global_step_3" / "actor"), "--target_dir", str(merged)],
-        check=False, env=cpu_env(), capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    return {"tmp": tmp, "model": model, "merged": merged, "ckpt": ckpt,
+    for step in (2, 3):
+        proc = subprocess.run(
+            [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp",
+             "--local_dir", str(ckpt / f"global_step_{step}" / "actor"), "--target_dir", str(tmp / f"merged{step}")],
+            check=False, env=cpu_env(), capture_output=True, text=True, timeout=600,
+        )
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    merged = tmp / "merged3"
+    return {"tmp": tmp, "model": model, "merged": merged, "merged2": tmp / "merged2", "ckpt": ckpt,
             "m1": _metrics(tmp / "run1_metrics.jsonl"), "m2": _metrics(tmp / "run2_metrics.jsonl"),
             "c1": read_calls(tmp / "run1_calls.jsonl"), "c2": read_calls(tmp / "run2_calls.jsonl")}
 
 
 def _train_steps(metrics: dict[int, dict]) -> list[int]:
     return sorted(s for s, m in metrics.items() if "timing_s/adv" in m)
+
+
+def _step(run: dict, step: int) -> dict:
+    """Metrics of training step 1-2 (first launch) or 3 (resumed launch; its step 2 is validation only)."""
+    return run["m1"][step] if step <= 2 else run["m2"][step]
 
 
 def test_rl_cpu_estimator_ran_every_step_with_nonzero_advantages(chrpo_run):
@@ -104,9 +110,9 @@ def test_rl_cpu_estimator_ran_every_step_with_nonzero_advantages(chrpo_run):
     for call in estimator:
         assert call["rows"] == BATCH * N and call["groups"] == BATCH
         assert call["nonzero_rows"] > 0 and call["abs_max"] > 0
-    for step, m in {**m1, **m2}.items():
-        if step in (1, 2, 3):
-            assert m["critic/advantages/max"] > 0 > m["critic/advantages/min"]
+    for step in (1, 2, 3):
+        m = _step(chrpo_run, step)
+        assert m["critic/advantages/max"] > 0 > m["critic/advantages/min"]
 
 
 def test_rl_cpu_real_reward_spreads_over_tiers(chrpo_run):
@@ -135,16 +141,40 @@ def test_rl_cpu_actor_weights_moved(chrpo_run):
             assert m["actor/grad_norm"] > 0
 
 
+def _policy_gap(model_a: Path, model_b: Path, n: int = 16) -> float:
+    """Mean |p_a - p_b| per response token on format examples (verl's rollout_probs_diff_mean, in probs)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from extra_cot.prompt import build_messages
+    from extra_cot.testing import format_examples
+
+    tok = AutoTokenizer.from_pretrained(str(model_a))
+    models = [AutoModelForCausalLM.from_pretrained(str(m), dtype=torch.float32).eval() for m in (model_a, model_b)]
+    diffs = []
+    for row in format_examples(n, seed=7):
+        prompt = tok.apply_chat_template(build_messages(row["question"], "policy"), tokenize=False,
+                                         add_generation_prompt=True)
+        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        r_ids = tok(row["response"], add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([p_ids + r_ids])
+        with torch.no_grad():
+            probs = [torch.softmax(m(ids).logits[0, len(p_ids) - 1 : -1], -1) for m in models]
+        target = ids[0, len(p_ids):].unsqueeze(-1)
+        diffs.append((probs[0].gather(-1, target) - probs[1].gather(-1, target)).abs().squeeze(-1))
+    return float(torch.cat(diffs).mean())
+
+
 def test_rl_cpu_rollouts_after_step_1_use_updated_weights(chrpo_run):
-    m = {**chrpo_run["m1"], **chrpo_run["m2"]}
+    m = {step: _step(chrpo_run, step) for step in (1, 2, 3)}
     # After step 1 the actor differs from the reference (its KL loss is > 0) ...
-    assert m[2]["actor/kl_loss"] > 1e-4 and m[3]["actor/kl_loss"] > 1e-4
-    # ... and vLLM's sampling log-probs still match the actor's recomputed ones: the rollout
-    # server got the new weights (stale weights would differ by the policy change itself).
-    for step in (2, 3):
+    assert m[2]["actor/kl_loss"] > 0 and m[3]["actor/kl_loss"] > 0
+    # ... and vLLM's sampling probabilities match the actor's recomputed ones at every step. Had
+    # vLLM kept the initial weights, step 3 would differ by the policy change theta_0 -> theta_2:
+    stale = _policy_gap(chrpo_run["model"], chrpo_run["merged2"])
+    for step in (1, 2, 3):
         assert m[step]["training/rollout_probs_diff_valid"] == 1
-        assert m[step]["training/rollout_probs_diff_mean"] < 1e-2, m[step]["training/rollout_probs_diff_mean"]
-    assert m[1]["training/rollout_probs_diff_mean"] < 1e-2
+    assert m[3]["training/rollout_probs_diff_mean"] < stale / 3, (m[3]["training/rollout_probs_diff_mean"], stale)
 
 
 def test_rl_cpu_validation_and_resume(chrpo_run):
@@ -153,11 +183,9 @@ def test_rl_cpu_validation_and_resume(chrpo_run):
     assert val_steps == [0, 1, 2]  # before training (step 0) and test_freq=1
     assert (chrpo_run["ckpt"] / "global_step_2" / "actor").is_dir()
     assert (chrpo_run["ckpt"] / "latest_checkpointed_iteration.txt").read_text().strip() == "3"
-    # the second launch resumed: it logged step 3 only (plus its own validation), never steps 1-2
-    assert min(_train_steps(m2)) == 3
-    assert "Load from checkpoint folder" in (chrpo_run["tmp"] / "run2.log").read_text() or any(
-        "global_step_2" in line for line in (chrpo_run["tmp"] / "run2.log").read_text().splitlines()
-    )
+    # the second launch resumed: it trained step 3 only (after validating the step-2 weights)
+    assert _train_steps(m2) == [3] and any(k.startswith("val-core/") for k in m2[2])
+    assert f"Resuming from {chrpo_run['ckpt'] / 'global_step_2'}" in (chrpo_run["tmp"] / "run2.log").read_text()
 
 
 def test_rl_cpu_merged_checkpoint_is_served_by_vllm(chrpo_run):

@@ -15,6 +15,7 @@ from extra_cot.sft.mixture import (
     expand_row,
     policy_key,
     policy_targets,
+    row_hash,
     select_policy_rows,
     validate_row,
 )
@@ -124,3 +125,21 @@ def test_data_templates_in_sync(sft):
     for i, line in enumerate(lines):
         validate_row(json.loads(line), f"{entry['file_name']} line {i + 1}")
     assert any("gt_ratio" in json.loads(line) for line in lines)
+
+
+def test_streaming_policy_selection_matches_a_brute_force_sort(sft):
+    """PolicySelection keeps two floats per row; the chosen set must equal sorting whole rows."""
+    import random
+
+    rng = random.Random(3)
+    for trial in range(20):
+        rows = [sft.make_row(i, rng.choice([0.2, 0.4, 0.6, 0.8, 1.0, None])) for i in range(rng.randint(0, 300))]
+        m = MixtureConfig(seed=trial, policy_rows=rng.choice([None, 10, 100]))
+        by_ratio: dict[float, list] = {}
+        for row in rows:
+            if row.get("gt_ratio") is not None:
+                by_ratio.setdefault(row["gt_ratio"], []).append((row_hash(row, m.seed, "policy"), policy_key(row)))
+        targets = policy_targets({r: len(v) for r, v in by_ratio.items()}, m)
+        brute = {key for r, items in by_ratio.items() for _, key in sorted(items)[: targets.get(r, 0)]}
+        assert select_policy_rows(rows, m) == brute
+        assert select_policy_rows(list(reversed(rows)), m) == brute

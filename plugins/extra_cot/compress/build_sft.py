@@ -21,6 +21,7 @@ import logging
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from extra_cot.compress.jsonl import run_command
 from extra_cot.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl, read_jsonl_inputs
 from extra_cot.tokens import FIXED_RATIOS
 
@@ -147,14 +148,11 @@ def run(args) -> tuple[list[dict], Counter]:
     return table, stats
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        table, stats = run(args)
-    except (ValueError, FileNotFoundError) as exc:
-        logger.error("%s", exc)
-        return 2
+def _report(result: tuple[list[dict], Counter]) -> None:
+    table, stats = result
     print(format_table(table))
     print("rows written:", table[-1]["rows"], "| " + ", ".join(f"{k}={v}" for k, v in sorted(stats.items())))
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser(), run, argv, _report)

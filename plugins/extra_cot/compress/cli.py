@@ -31,14 +31,14 @@ from pathlib import Path
 
 from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args
 from extra_cot.compress.filters import FilterOptions
-from extra_cot.compress.jsonl import Appender, prepare_append, run_command
+from extra_cot.compress.jsonl import prepare_append, run_command
 from extra_cot.compress.pipeline import READERS, CompressOptions
 from extra_cot.compress.ray_compress import GROUP as RAY_GROUP
 from extra_cot.compress.ray_compress import RayOptions
 from extra_cot.compress.rows import RowCompressor, RowJob, input_key, integrity_skips, outcome_stats
 from extra_cot.compress.scorers import SCORERS, ScorerOptions
 from extra_cot.compress.select import SelectOptions
-from extra_cot.fileio import atomic_write_json, read_jsonl
+from extra_cot.fileio import Appender, atomic_write_json, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "classifier: token-classification dir, required)")
     sc.add_argument("--contrast-weight", type=float, default=1.0, help="lm: weight of the question contrast")
     sc.add_argument("--max-length", type=int, default=2048, help="tokens per scoring window")
+    sc.add_argument("--device", default="auto",
+                    help="torch device of the lm/classifier scorer: cpu, cuda, cuda:1 … or auto (cuda when this "
+                         "process sees a GPU; under --ray each actor sees the --num-gpus-per-worker it was given)")
     sc.add_argument("--formula-bonus", type=float, default=1.0, help="added to formula units' standardised score")
     bu = p.add_argument_group("budget and calibration")
     bu.add_argument("--ratios", default="0.2,0.4,0.6,0.8", help="target ratios (subset of 0.2,0.4,0.6,0.8,1.0)")
@@ -79,7 +82,7 @@ def _options(args) -> tuple[CompressOptions, ScorerOptions]:
     select = SelectOptions(tolerance=args.tolerance, aim=min(0.02, args.tolerance))
     compress = CompressOptions(ratios=ratios, formula_bonus=args.formula_bonus, select=select, filters=FilterOptions())
     scorer = ScorerOptions(name=args.scorer, model=args.scorer_model, contrast_weight=args.contrast_weight,
-                           max_length=args.max_length)
+                           max_length=args.max_length, device=args.device)
     return compress, scorer
 
 

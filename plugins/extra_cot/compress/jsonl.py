@@ -7,10 +7,10 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger("extra_cot.compress")
 
@@ -39,38 +39,27 @@ def prepare_append(path: str | Path, key: str = "key") -> set[str]:
     return keys
 
 
-class Appender:
-    """Appends one JSON row per ``os.write`` on an O_APPEND descriptor (a row is never torn
-    between two writers), fsync'd so a crash loses at most the row being written."""
-
-    def __init__(self, path: str | Path):
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-
-    def write(self, row: dict) -> None:
-        os.write(self.fd, (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8"))
-        os.fsync(self.fd)
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-    def __enter__(self) -> Appender:  # noqa: PYI034
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def run_command(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], Counter], argv) -> int:
-    """``main`` of a Stage 1 command: parse, ``run``; an input error is logged and exits 2;
-    else print the outcome counts, one ``name count`` line each."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = parser.parse_args(argv)
-    try:
-        stats = run(args)
-    except (ValueError, FileNotFoundError) as exc:
-        logger.error("%s", exc)
-        return 2
+def print_counts(stats: Counter) -> None:
+    """Outcome counts, one ``name count`` line each."""
     width = max(map(len, stats), default=0) + 2
     for name, n in sorted(stats.items()):
         print(f"{name:<{width}} {n}")
+
+
+def run_command(
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], Any],
+    argv: list[str] | None,
+    report: Callable[[Any], None] = print_counts,
+) -> int:
+    """``main`` of a Stage 1 command: parse, ``run``; an input error is logged and exits 2,
+    else ``report`` prints the result (default: outcome counts)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parser.parse_args(argv)
+    try:
+        result = run(args)
+    except (ValueError, FileNotFoundError) as exc:
+        logger.error("%s", exc)
+        return 2
+    report(result)
     return 0

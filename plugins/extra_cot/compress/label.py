@@ -30,10 +30,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from extra_cot.compress import teacher
-from extra_cot.compress.jsonl import Appender, prepare_append, run_command
+from extra_cot.compress.jsonl import prepare_append, run_command
 from extra_cot.compress.pipeline import READERS, Source
 from extra_cot.compress.rows import input_key
-from extra_cot.fileio import atomic_write_json, read_jsonl_inputs
+from extra_cot.fileio import Appender, atomic_write_json, read_jsonl_inputs
 
 logger = logging.getLogger(__name__)
 

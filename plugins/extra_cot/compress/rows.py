@@ -8,6 +8,7 @@ the writer raises in input order so both paths stop after the same rows).
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 
@@ -43,7 +44,7 @@ class RowCompressor:
         self.job = job
         self.tokenizer = load_tokenizer(job.tokenizer)
         self.count = make_counter(self.tokenizer)
-        self.scorer = make_scorer(job.scorer)
+        self.scorer = make_scorer(resolve_device(job.scorer))
         self.reader = READERS[job.input_format]
 
     def __call__(self, n: int, row: dict) -> tuple[str, dict]:
@@ -56,6 +57,19 @@ class RowCompressor:
             return "skip", {"key": key, "line": n, "reason": reason}
         return "out", {"key": key, "line": n, **compress_source(src, self.scorer, self.tokenizer, self.count,
                                                                self.job.compress)}
+
+
+def resolve_device(options: ScorerOptions) -> ScorerOptions:
+    """``device="auto"``: ``cuda`` when this process sees a GPU, else ``cpu`` (decided in the worker,
+    where Ray has set the visible GPUs)."""
+    if options.device != "auto":
+        return options
+    device = "cpu"
+    if options.name != "heuristic":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return dataclasses.replace(options, device=device)
 
 
 def outcome_stats(kind: str, record: dict) -> Counter:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from extra_cot.compress.classifier_scorer import KEEP, accepts_global_attention, encode
+from extra_cot.compress.jsonl import run_command
 from extra_cot.fileio import atomic_write_json, read_jsonl
 
 logger = logging.getLogger(__name__)
@@ -127,8 +128,7 @@ def build_tiny_classifier(out_dir: str | Path, tokenizer_dir: str | Path) -> Pat
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="extra-cot train-compressor", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--labels", required=True, help="JSONL from `extra-cot label` ({question, cot, keep_spans})")
@@ -139,18 +139,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--max-length", type=int, default=4096)
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    try:
-        options = TrainOptions(args.model, args.output_dir, args.lr, args.epochs, args.max_steps, args.max_length, args.seed)
-        rows = []
-        for n, row in read_jsonl(args.labels):
-            for name in ("question", "cot", "keep_spans"):
-                if name not in row:
-                    raise ValueError(f"{args.labels}:{n}: field {name!r} is missing")
-            rows.append(row)
-        out = train(rows, options)
-    except (ValueError, FileNotFoundError) as exc:
-        logger.error("%s", exc)
-        return 2
-    print(f"saved token classifier to {out}")
-    return 0
+    return p
+
+
+def run(args: argparse.Namespace) -> Path:
+    """Read the labels (``file:line`` errors) and train; the saved folder."""
+    options = TrainOptions(args.model, args.output_dir, args.lr, args.epochs, args.max_steps, args.max_length, args.seed)
+    rows = []
+    for n, row in read_jsonl(args.labels):
+        for name in ("question", "cot", "keep_spans"):
+            if name not in row:
+                raise ValueError(f"{args.labels}:{n}: field {name!r} is missing")
+        rows.append(row)
+    return train(rows, options)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser(), run, argv, lambda out: print(f"saved token classifier to {out}"))

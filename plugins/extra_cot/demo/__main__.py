@@ -27,8 +27,29 @@ def record_invocation(root, argv: list[str]) -> None:
         "command": shlex.join(["python", "-m", "extra_cot.demo", *argv]),
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+        "code": code_version(),
     })
     save_state(root, state)
+
+
+def code_version() -> dict:
+    """Git commit of the package's checkout and whether its tracked files differ from it (None outside git):
+    the results file names the exact code that produced it."""
+    import subprocess
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=30, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(dirty) if dirty is not None else None}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,8 +26,9 @@ from itertools import pairwise
 from pathlib import Path
 
 from extra_cot.demo.rl_train import rl_train_section
-from extra_cot.demo.steps import TRAINED_RATIOS
+from extra_cot.demo.steps import SWEEP_RATIOS, TRAINED_RATIOS
 from extra_cot.fileio import atomic_write_json, atomic_write_text
+from extra_cot.tokens import ratio_dir_name
 
 ORDER = ("base", *TRAINED_RATIOS)
 FIXED = ("0.2", "0.4", "0.6", "0.8", "1.0")
@@ -108,7 +109,7 @@ def control_check(metrics: dict[str, dict]) -> tuple[str, dict]:
     """Realized vs target for the fixed ratios: gaps, monotonicity, collapse pairs."""
     from extra_cot.eval.metrics import COLLAPSE_TOLERANCE, control_collapse
 
-    fixed = [(float(r), metrics[r].get("realized_ratio")) for r in ("0.2", "0.4", "0.6", "0.8", "1.0") if r in metrics]
+    fixed = [(float(r), metrics[r].get("realized_ratio")) for r in SWEEP_RATIOS if r in metrics]
     fixed = [(t, r) for t, r in fixed if r is not None]
     if len(fixed) < 2:
         return "Not enough fixed-ratio runs with a realized ratio to check control.", {}
@@ -116,7 +117,7 @@ def control_check(metrics: dict[str, dict]) -> tuple[str, dict]:
     lines += [f"| {t:.1f} | {r:.2f} | {r - t:+.2f} |" for t, r in fixed]
     realized = [r for _, r in fixed]
     rises = all(b > a for a, b in pairwise(realized))
-    collapse = control_collapse({f"{t:.1f}": {"realized_ratio": r} for t, r in fixed})
+    collapse = control_collapse({ratio_dir_name(t): {"realized_ratio": r} for t, r in fixed})
     verdict = ("realized ratio rises strictly with the target" if rises
                else "realized ratio does NOT rise strictly with the target")
     flags = "; ".join(f"{a} vs {b}: {gap:.3f}" for a, b, gap in collapse)
@@ -319,6 +320,7 @@ def build_summary(root: Path) -> tuple[str, dict]:
     md = f"""# Extra-CoT demo summary
 
 - command: `{record['command']}`{f" ({len(record['invocations'])} invocations, resumed)" if len(record['invocations']) > 1 else ''}
+- code: {', '.join(sorted({f"commit {(i.get('code') or {}).get('commit')}" + (' (tracked files modified)' if (i.get('code') or {}).get('dirty') else '') for i in record['invocations']})) or 'unknown'}
 - written: {record['date']}; machine: {record['machine']}; load average during the run: mean {load['loadavg_mean']}, max {load['loadavg_max']} ({load['samples']} samples on {load['cores']} cores)
 - run folder: `{root}`; mode: {'tiny (CI wiring check)' if config.get('tiny') else 'real (SmolLM2-135M-Instruct)'}
 - data: {dataset} ({config.get('sft')} SFT source problems, {config.get('rl')} RL-sweep problems, {config.get('test')} held-out); {base_note}

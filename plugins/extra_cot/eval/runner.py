@@ -16,7 +16,7 @@ from extra_cot.eval import store
 from extra_cot.eval.client import EndpointPool
 from extra_cot.eval.config import EvalConfig
 from extra_cot.eval.datasets import DatasetSpec, EvalItem
-from extra_cot.fileio import atomic_write_json, atomic_write_text
+from extra_cot.fileio import append_jsonl, atomic_write_json, atomic_write_text
 from extra_cot.tokens import RATIO_DIRS, first_control
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ async def run_ratio(
                 ):
                     entry = await finished
                     entry.update(session_start=session_start, t_done=time.time())
-                    store.append_line(partial, entry)
+                    append_jsonl(partial, entry)
                     done[entry["index"]] = entry
             finally:
                 for task in tasks:

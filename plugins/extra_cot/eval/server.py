@@ -26,6 +26,8 @@ import urllib.request
 from pathlib import Path
 from typing import Self
 
+from extra_cot import lifeline
+
 logger = logging.getLogger(__name__)
 
 #: KV cache size passed as ``--kv-cache-memory-bytes`` unless ``extra_args`` sizes it. On CPU
@@ -51,7 +53,8 @@ class VLLMServer:
 
     ``extra_args`` are appended to the command line verbatim (e.g. ``("--dtype", "float32")``);
     ``kv_cache_memory_bytes=None`` lets vLLM size its cache itself (GPU machines).
-    The server runs in its own process group, so stopping it also stops its engine workers.
+    The server runs in its own process group, so stopping it also stops its engine workers; it
+    runs under :mod:`extra_cot.lifeline`, so the group also goes when this process is killed.
     """
 
     def __init__(
@@ -125,9 +128,9 @@ class VLLMServer:
         """Start the process without waiting for it to serve (see :class:`VLLMReplicas`)."""
         logger.info("starting vLLM: %s (log %s)", " ".join(self.command()), self.log_path)
         self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - open for the server's lifetime, closed in stop()
-        self._proc = subprocess.Popen(
-            self.command(), stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        # Under extra_cot.lifeline: a SIGKILLed parent (no __exit__, no atexit) still takes the
+        # server and its engine processes down instead of leaving them holding port and memory.
+        self._proc = lifeline.popen(self.command(), stdout=self._log_file, stderr=subprocess.STDOUT)
 
     @classmethod
     def replicas(cls, model_dir: str | os.PathLike, n: int, **kwargs) -> VLLMReplicas:

