@@ -135,7 +135,12 @@ def main(argv=None) -> int:
     p.add_argument("--ray", action="store_true", help="time single-process vs `compress --ray` (GSM8K rows)")
     p.add_argument("--num-workers", default="1,2", help="--ray: actor counts to time")
     p.add_argument("--batch-size", type=int, default=8, help="--ray: rows per map_batches call")
+    p.add_argument("--table-from", default=None, help="only print the README summary of an earlier --json")
     args = p.parse_args(argv)
+    if args.table_from:
+        with open(args.table_from, encoding="utf-8") as fh:
+            print(summary_table(json.load(fh)))
+        return 0
     if args.ray:
         from compress_ray_bench import ray_bench
 
@@ -164,7 +169,28 @@ def main(argv=None) -> int:
                 results.extend(rows)
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     _print_table(results, args.json)
+    print()
+    print(summary_table(results))
     return 0
+
+
+def summary_table(results: list[dict]) -> str:
+    """One line per (dataset, scorer): the per-ratio figures as ``0.2 / 0.4 / 0.6 / 0.8`` (README)."""
+    keys = {}
+    for r in results:
+        keys.setdefault((r["dataset"], r["scorer"]), {})[r["ratio"]] = r
+    lines = [("dataset | scorer | broken outputs 0.2/0.4/0.6/0.8 | err p95 0.2/0.4/0.6/0.8 (all) | "
+             "within ±0.05 % 0.2/0.4/0.6/0.8 (all) | fitting pairs | rows/s | t(5)/t(1)"),
+             " | ".join("---" for _ in range(8))]
+    for (dataset, scorer), by in keys.items():
+        per = [by[f"{t:g}"] for t in TARGETS]
+        lines.append(" | ".join([
+            dataset, scorer, " / ".join(str(r["broken_outputs"]) for r in per),
+            " / ".join(f"{r['err_p95']:.3f}" for r in per) + f" ({by['all']['err_p95']:.3f})",
+            " / ".join(f"{r['within_0.05_pct']:.1f}" for r in per) + f" ({by['all']['within_0.05_pct']:.1f})",
+            f"{by['all']['fitting']} of {by['all']['pairs']}", f"{by['all']['rows_per_s']:g}",
+            f"{by['all']['time5_over_time1']:.2f}"]))
+    return "\n".join(lines)
 
 
 def _print_table(results: list[dict], json_path: str | None) -> None:
