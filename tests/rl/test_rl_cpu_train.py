@@ -50,8 +50,7 @@ def _launch(model: Path, data: Path, ckpt: Path, tmp: Path, name: str, steps: in
     env.update({
         CALL_LOG_ENV: str(tmp / f"{name}_calls.jsonl"),
         "VERL_FILE_LOGGER_PATH": str(tmp / f"{name}_metrics.jsonl"),
-        "RAY_TMPDIR": str(tmp / "ray"),
-    })
+    })  # no RAY_TMPDIR under pytest's tmp: Ray's socket paths would exceed AF_UNIX's 107 bytes
     argv = main_ppo_command(model, data, [*RUN, f"trainer.total_training_steps={steps}",
                                           f"trainer.default_local_dir={ckpt}"])
     proc = subprocess.run(argv, check=False, env=env, capture_output=True, text=True, timeout=900, cwd=tmp)
@@ -73,7 +72,6 @@ def chrpo_run(tmp_path_factory):
     from extra_cot.testing import build_tiny_model, train_format_model, write_format_rl_data
 
     tmp = tmp_path_factory.mktemp("chrpo_cpu")
-    (tmp / "ray").mkdir()
     base = build_tiny_model(tmp / "base")
     model = train_format_model(base, tmp / "sft")
     data = write_format_rl_data(model, tmp / "rl", n_train=16, n_val=4)
