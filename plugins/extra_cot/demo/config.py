@@ -60,8 +60,8 @@ class DemoConfig:
     sft: int = option(default=48, cli_default=UNSET, group=DATA, help="problems for Stage 1/2 (default 48; tiny 8)")
     rl: int = option(
         default=24, cli_default=UNSET, group=DATA,
-        help="training-split problems for the RL sweep (default 24: build-rl must keep >= TRAIN_BATCH + VAL_ROWS = 6 "
-        "questions some ratio of the SFT model passes)"
+        help="training-split problems for the RL sweep (default 24: build-rl must keep >= TRAIN_BATCH + VAL_ROWS = 5 "
+        "questions inside the gt_ratio window; measured: 5 of 24)"
     )
     test: int = option(default=32, cli_default=UNSET, group=DATA, help="held-out evaluation problems (default 32)")
     seed: int = option(default=0, group=DATA)
