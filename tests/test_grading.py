@@ -265,7 +265,10 @@ def test_a_worker_lost_between_calls_is_replaced():
     from extra_cot import grading
 
     _warm_workers()
-    leaves = [d for d in _descendants(os.getpid()) if not _children(d)]  # the math-verify processes
+    # The math-verify processes are the children of the pool's lifelines (not every leaf under pytest:
+    # earlier tests in the same session may have left children of their own).
+    lifelines = [w.proc.pid for w in grading._workers().all if w.proc is not None]
+    leaves = [c for pid in lifelines for c in _children(pid)]
     assert len(leaves) == grading._POOL_WORKERS
     for pid in leaves:
         os.kill(pid, signal.SIGKILL)

@@ -71,6 +71,18 @@ def test_demo_json_targets_not_met_when_echo_or_accuracy_is_low(tmp_path):
     assert record["checks"]["met"] is False and "NOT met" in (tmp_path / "x" / "summary.md").read_text()
 
 
+def test_demo_summary_with_no_realized_ratio(tmp_path):
+    """A model that never closes its think block (the --tiny run) has no realized ratio: NOT met, no crash."""
+    _run_folder(tmp_path)
+    for name in ("0.2", "1.0"):
+        path = tmp_path / "eval" / "arith" / name / "metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "realized_ratio": None}))
+    assert main(["--out", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "demo.json").read_text())
+    assert record["checks"]["met"] is False and record["checks"]["realized_steps"] == []
+    assert "NOT met" in (tmp_path / "summary.md").read_text()
+
+
 def test_one_time_estimate_in_readme_makefile_and_help():
     import re
     from pathlib import Path

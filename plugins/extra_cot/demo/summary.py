@@ -297,7 +297,7 @@ def _verdict(c: dict) -> str:
     if c.get("met") is None:
         return f"not checked ({c.get('why')})."
     return (f"{'MET' if c['met'] else 'NOT met'}: echo fidelity min {_f(c['echo_min'], '.0%')} (target >= "
-            f"{t['echo_min']:.0%}); realized {[round(x, 2) for x in c['realized']]}, steps {c['realized_steps']} "
+            f"{t['echo_min']:.0%}); realized {[None if x is None else round(x, 2) for x in c['realized']]}, steps {c['realized_steps']} "
             f"(target: each >= {t['realized_step_min']}); accuracy at 1.0 {_f(c['accuracy_at_1.0'], '.1%')} (target >= "
             f"{t['accuracy_at_1.0_min']:.0%}; untuned model {_f(c['accuracy_base'], '.1%')})"
             f"{'; forced control (does not count)' if c['forced_control'] else ''}.")
