@@ -1,6 +1,6 @@
 """Where a real CHRPO step spends its time: verl's own timers, ``chrpo`` vs verl's ``grpo``.
 
-    /work/heavy --exclusive python benchmarks/chrpo_cpu_step.py --steps 4
+    python benchmarks/chrpo_cpu_step.py --steps 4
 
 Builds the tiny format-trained model and RL data of the slow test (``extra_cot.testing``), then
 runs verl's real ``main_ppo +algorithm=chrpo`` on the CPU platform twice with the same seed,
