@@ -169,3 +169,17 @@ def test_rl_cpu_launch_takes_options_between_overrides(tmp_path, capsys):
     assert main([str(tmp_path), str(tmp_path), "--metrics", "m.jsonl", "a.b=1", "--call-log", "c.jsonl", "c.d=2",
                  "--print-command"]) == 0
     assert capsys.readouterr().out.split()[-2:] == ["a.b=1", "c.d=2"]
+
+
+def test_rl_cpu_launch_creates_the_folders_of_its_logs(tmp_path, monkeypatch):
+    """verl's FileLogger opens --metrics without creating its folder (the demo's first rl-train crashed)."""
+    from extra_cot.rl import cpu_launch
+
+    for name in ("train.parquet", "val.parquet"):
+        (tmp_path / name).write_bytes(b"")
+    launched = []
+    monkeypatch.setattr(cpu_launch.subprocess, "call", lambda command, env: launched.append(env) or 0)
+    metrics, calls = tmp_path / "run" / "rl_train" / "metrics.jsonl", tmp_path / "other" / "calls.jsonl"
+    assert cpu_launch.main([str(tmp_path), str(tmp_path), "--metrics", str(metrics), "--call-log", str(calls)]) == 0
+    assert metrics.parent.is_dir() and calls.parent.is_dir()
+    assert launched[0]["VERL_FILE_LOGGER_PATH"] == str(metrics)
