@@ -1,14 +1,13 @@
 """Options of one demo run (``python -m extra_cot.demo``): sizes, paths, modes.
 
-Time: :data:`TIME_ESTIMATE` (the one estimate; README and Makefile quote it). How it is made up
-on 2 idle cores (issue 10, from measured step times): model conversion ~1 min; compress of 48
-short traces ~1-2 min (the lm scorer ran 2.2 rows/s idle in the README's compressor benchmark;
-under load 5-9 it took 348 s here); Stage 2 training 48 problems x 6 examples = 288 examples,
-batch 8, 4 epochs = 144 steps of ~150-token examples, ~5 s per step idle (the 2026-11-26 run
-measured 7-8 s per step at load ~2 on ~1.7x longer examples; 75-126 s per step at load 5-9)
-= ~12 min; two vLLM start-ups (65-170 s each) and the held-out (2 samples) and sweep evaluations
-~5-7 min; then Stage 3 (issue 11: ``--rl-steps`` CHRPO steps with verl on CPU and the RL model's
-evaluation, ~10 min). A busy machine multiplies the CPU-bound steps (training most).
+Time: :data:`TIME_ESTIMATE` (the one estimate; README and Makefile quote it), measured by the
+run recorded in results/demo.md (2026-11-30, 2 cores, load average 1.96 = the demo alone): model
+conversion 26 s; compress of 48 short traces 80 s; Stage 2 training 124 steps (48 problems, batch 8,
+4 epochs) 1118 s, ~9 s per step; held-out evaluation (base: 133 s, trained model at six settings,
+2 samples: 245 s, vLLM start-ups 70-80 s each included) and the pass@3 sweep 163 s: ~30 min before
+Stage 3; then build-rl, 2 CHRPO steps with verl on CPU (~3 min), the merge and the RL model's
+evaluation: ~7 min. A busy machine multiplies the CPU-bound steps (training most: 75-126 s per
+step were measured at load 5-9).
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ TINY_SIZES = {"sft": 8, "rl": 3, "test": 3, "max_steps": 2, "max_tokens": 48, "c
 
 RUN, DATA, TRAIN, EVAL, RL = "run", "data", "stage 2 training", "evaluation", "stage 3 training"
 #: The one time estimate of ``make demo`` (README and Makefile quote it; tests/demo checks they agree).
-TIME_ESTIMATE = "about 35 minutes on 2 idle cores (about 25 before the Stage 3 RL steps)"
+TIME_ESTIMATE = "about 37 minutes on 2 idle cores (about 30 before the Stage 3 RL steps)"
 
 
 def _comma_list(text: str) -> list[str]:
