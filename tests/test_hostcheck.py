@@ -56,9 +56,8 @@ def test_require_signature_both_branches(monkeypatch):
 
 
 def test_supported_versions_are_the_pyproject_pins():
-    from pathlib import Path
-
     import tomllib
+    from pathlib import Path
 
     extras = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"][
         "optional-dependencies"]

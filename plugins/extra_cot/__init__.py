@@ -5,7 +5,7 @@ transformers: the shared pieces here are pure Python. Host adapters live in ``ex
 (LLaMA-Factory), ``extra_cot.rl`` (verl) and ``extra_cot.eval`` (vLLM server client).
 """
 
-from extra_cot.prompt import SYSTEM_PROMPT, INSTRUCTION, build_messages, build_response, build_user_text
+from extra_cot.prompt import INSTRUCTION, SYSTEM_PROMPT, build_messages, build_response, build_user_text
 from extra_cot.think import count_think_tokens, split_think
 from extra_cot.tokens import (
     CONTROL_TOKENS,
