@@ -100,6 +100,30 @@ def test_build_sft_rows_info_and_table(tmp_path, tiny_model_dir, capsys):
     assert saved["table"][-1]["rows"] == 3
 
 
+@pytest.mark.parametrize("share", [None, 0.0, 1.0])
+def test_build_sft_untagged_share_reaches_the_processor(tmp_path, tiny_model_dir, share):
+    """--untagged-share lands in the dataset entry, and the mixture read back from it tags every
+    1.0 example (0), none (1) or the paper's half by default."""
+    from extra_cot.sft.mixture import ENTRY_KEY, MixtureConfig, expand_row
+
+    inp, out = _write(tmp_path / "in.jsonl", GSM8K_ROWS), tmp_path / "c.jsonl"
+    assert cli_main(["compress", "--input", str(inp), "--output", str(out), "--input-format", "gsm8k",
+                     "--scorer", "heuristic", "--tokenizer", str(tiny_model_dir)]) == 0
+    argv = ["build-sft", "--input", str(out), "--output-dir", str(tmp_path / "sft"), "--name", "mix",
+            "--tokenizer", str(tiny_model_dir)] + ([] if share is None else ["--untagged-share", str(share)])
+    assert cli_main(argv) == 0
+    entry = json.loads((tmp_path / "sft" / "dataset_info.json").read_text())["mix"][ENTRY_KEY]
+    mixture = MixtureConfig.from_dict(entry)
+    assert mixture.untagged_share == (0.5 if share is None else share)
+    rows = [dict(r, cot=f"{r['cot']} variant {n}") for n in range(40) for r in _read(tmp_path / "sft" / "mix.jsonl")]
+    full = [e for r in rows for e in expand_row(r, mixture) if e.response.count("<think>") and r["cot"] in e.response]
+    untagged = sum(e.control is None for e in full)
+    if share is None:
+        assert 0.3 * len(full) < untagged < 0.7 * len(full)
+    else:
+        assert untagged == round(share * len(full))
+
+
 @pytest.mark.parametrize("shards", ["dir", "glob"])
 def test_build_sft_reads_sharded_compress_output(tmp_path, tiny_model_dir, shards):
     inp, out = _write(tmp_path / "in.jsonl", GSM8K_ROWS), tmp_path / "c.jsonl"

@@ -35,6 +35,17 @@ def test_demo_problem_arithmetic_is_correct(seed):
         assert f"\\boxed{{{final}}}" in row["final"]
 
 
+def test_demo_trace_length_follows_from_the_question():
+    """Every equation is followed by exactly one filler line: no coin flip a model cannot learn."""
+    from extra_cot.demo.problems import FILLERS
+
+    for row in generate(60, seed=5):
+        lines = row["cot"].split("\n")
+        n_eq = len(_ANNOT.findall(row["answer"]))
+        assert len(lines) == 2 + 2 * n_eq + 3, row["cot"]
+        assert all(lines[3 + 2 * k] in FILLERS for k in range(n_eq)), row["cot"]
+
+
 def test_demo_trace_rows_feed_compress_and_eval_readers():
     from extra_cot.compress.pipeline import read_response
     from extra_cot.eval.datasets import DatasetSpec, _gsm8k

@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy-ratios", default=None, help="gt_ratio per question (JSONL rows or a JSON object)")
     p.add_argument("--tokenizer", default=None,
                    help="tokenizer dir for the think-token column (default: SmolLM2-135M-Instruct's)")
+    p.add_argument("--untagged-share", type=float, default=None,
+                   help="share of rows whose 1.0 example carries no control token, written to the dataset "
+                   "entry (default: the paper's 0.5, extra_cot.sft.mixture.MixtureConfig)")
     return p
 
 
@@ -118,8 +121,9 @@ def format_table(table: list[dict]) -> str:
 
 def run(args) -> tuple[list[dict], Counter]:
     from extra_cot.compress.models import load_tokenizer, make_counter
-    from extra_cot.sft.mixture import BadRowError, dataset_info_entry, validate_row
+    from extra_cot.sft.mixture import BadRowError, MixtureConfig, dataset_info_entry, validate_row
 
+    mixture = MixtureConfig() if args.untagged_share is None else MixtureConfig(untagged_share=args.untagged_share)
     policy = load_policy_ratios(args.policy_ratios)
     rows, out_rows, stats = [], [], Counter()
     for path, n, row in read_jsonl_inputs(args.input):
@@ -141,7 +145,7 @@ def run(args) -> tuple[list[dict], Counter]:
     atomic_write_jsonl(data_path, out_rows)
     info_path = out_dir / "dataset_info.json"
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
-    info[args.name] = dataset_info_entry(data_path.name)
+    info[args.name] = dataset_info_entry(data_path.name, mixture)
     atomic_write_json(info_path, info)
     table = bucket_table(rows, make_counter(load_tokenizer(args.tokenizer)))
     atomic_write_json(out_dir / f"{args.name}.build_sft.json", {"args": vars(args), "table": table, "stats": dict(stats)})

@@ -58,9 +58,9 @@ class DemoConfig:
     )
     sft: int = option(default=48, cli_default=UNSET, group=DATA, help="problems for Stage 1/2 (default 48; tiny 8)")
     rl: int = option(
-        default=24, cli_default=UNSET, group=DATA,
-        help="training-split problems for the RL sweep (default 24: build-rl must keep >= TRAIN_BATCH + VAL_ROWS = 5 "
-        "questions inside the gt_ratio window; measured: 5 of 24)"
+        default=40, cli_default=UNSET, group=DATA,
+        help="training-split problems for the RL sweep (default 40: build-rl must keep >= TRAIN_BATCH + VAL_ROWS = 5 "
+        "questions inside the gt_ratio window; the 2026-11-30 run kept 5 of 24)"
     )
     test: int = option(default=32, cli_default=UNSET, group=DATA, help="held-out evaluation problems (default 32)")
     seed: int = option(default=0, group=DATA)
@@ -87,6 +87,14 @@ class DemoConfig:
         group=DATA,
         help="extra-cot compress --formula-bonus (default here 3.0: the demo problems' decisive steps "
         "are their equations, so they outrank prose; compress's own default is 1.0)",
+    )
+    untagged_share: float = option(
+        default=0.0,
+        group=DATA,
+        help="extra-cot build-sft --untagged-share (default here 0; the paper's and build-sft's is 0.5): the demo "
+        "asks with a token every time, and at 0.5 its 48 problems give <COMP_100> half the examples of every other "
+        "token and teach 'answer without a token', which the 2026-11-30 run showed as 1.0 outputs in 0.8 style and "
+        "42%% untagged answers in policy mode [R]",
     )
     max_tokens: int = option(
         default=320, cli_default=UNSET, group=EVAL, help="new tokens per request (default 320; tiny 48)"
@@ -134,6 +142,8 @@ class DemoConfig:
                      "rl_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.untagged_share <= 1.0:
+            raise ValueError(f"--untagged-share must be in [0, 1], got {self.untagged_share}")
         if self.base_server not in ("separate", "reuse"):
             raise ValueError(f"--base-server {self.base_server!r}: use 'separate' or 'reuse'")
         if self.epochs <= 0 and self.max_steps <= 0:

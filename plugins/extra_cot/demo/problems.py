@@ -6,7 +6,9 @@ the project reads it), plus a verbose reasoning trace for Stage 1:
 ``{"question", "response": "<think>\\n{cot}</think>\\n\\n{final}", "gold"}`` (``extra-cot compress
 --input-format responses``) where ``cot`` is a talkative think text (narration, restatements and
 checks around the equations: what a compressor should drop first) and ``final`` the answer part
-with ``\\boxed{N}``.
+with ``\\boxed{N}``. The trace's lines follow from the question (one filler after every equation,
+not a coin flip), so a model can learn the full length at ``<COMP_100>``: with random fillers the
+2026-11-30 demo model dropped them and wrote 0.90 of the reference at 1.0 [R].
 
 Pure Python, no host import.
 """
@@ -148,8 +150,7 @@ def _verbose_cot(rng: random.Random, name: str, item: str, steps: list[Step], to
     lines = [rng.choice(OPENERS), f"The question asks how many {item} {name} has at the end."]
     for step in steps:
         lines.append(step.narration)
-        if rng.random() < 0.35:
-            lines.append(rng.choice(FILLERS))
+        lines.append(rng.choice(FILLERS))  # after every equation: the trace's length follows from the question
     lines.append(rng.choice(CHECKS))
     lines.append(" then ".join(s.equation for s in steps) + ", which matches.")
     lines.append(f"So {name} has {total} {item} in the end.")

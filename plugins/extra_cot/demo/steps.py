@@ -14,6 +14,7 @@ from pathlib import Path
 
 from extra_cot.demo.config import DemoConfig
 from extra_cot.demo.rl_command import TRAIN_BATCH, VAL_ROWS
+from extra_cot.sft.mixture import ENTRY_KEY
 from extra_cot.tokens import FIXED_RATIOS, RATIO_DIRS, ratio_dir_name
 
 #: Eval ratio dirs of the trained model (the issue's list, ``base`` evaluated separately).
@@ -141,12 +142,16 @@ def _stage1_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     policy = [sys.executable, "-m", "extra_cot.demo.policy", "--compressed", str(p.compressed), "--out", str(p.targets)]
     build = tool("extra-cot", "extra_cot.cli") + [
         "build-sft", "--input", str(p.compressed), "--output-dir", str(p.sft), "--name", SFT_NAME,
-        "--policy-ratios", str(p.targets), "--tokenizer", str(p.base)]
+        "--policy-ratios", str(p.targets), "--tokenizer", str(p.base), "--untagged-share", f"{cfg.untagged_share:g}"]
 
     def build_check() -> str | None:
         info = p.sft / "dataset_info.json"
-        if not info.is_file() or SFT_NAME not in json.loads(info.read_text()):
+        entry = json.loads(info.read_text()).get(SFT_NAME) if info.is_file() else None
+        if entry is None:
             return f"{info} has no {SFT_NAME!r} entry"
+        share = entry.get(ENTRY_KEY, {}).get("untagged_share")
+        if share != cfg.untagged_share:
+            return f"{info} has untagged_share {share}, this run wants {cfg.untagged_share:g}"
         return _missing(p.sft / f"{SFT_NAME}.jsonl")
 
     return [
