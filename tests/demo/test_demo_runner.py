@@ -9,7 +9,7 @@ import pytest
 
 from extra_cot.demo.config import DemoConfig, config_from_args, parser
 from extra_cot.demo.runner import StepFailed, load_state, run_steps
-from extra_cot.demo.steps import Step, build_steps
+from extra_cot.demo.steps import Step, build_steps, cpu_has_native_bf16, precision_overrides
 
 
 def _writer(name: str, out: Path) -> Step:
@@ -101,9 +101,23 @@ def test_demo_steps_cover_the_pipeline_in_order(tmp_path):
     assert "--n-samples" in by["rl-sweep"].argv and by["rl-sweep"].argv[by["rl-sweep"].argv.index("--n-samples") + 1] == "3"
     assert "0.2,0.4,0.6,0.8,1.0,policy" in by["eval"].argv
     assert by["train"].argv[1:3] == ["train", "examples/smollm2-135m_demo.yaml"]
-    assert "bf16" not in " ".join(by["train"].argv)  # the YAML says bf16: false
+    precision = [a for a in by["train"].argv if a.startswith(("bf16", "use_cpu"))]
+    assert precision == precision_overrides("auto")  # bf16 autocast where the CPU has it, else the YAML's fp32
     tiny = build_steps(config_from_args(parser().parse_args(["--out", str(tmp_path), "--tiny"])))
     assert {s.serve for s in tiny if s.serve} == {str(tmp_path / "models/sft")}  # one vLLM start in CI
+
+
+def test_demo_precision_overrides(tmp_path):
+    flags = tmp_path / "cpuinfo"
+    flags.write_text("flags\t\t: fpu sse avx512f avx512_bf16 avx2\n")
+    assert cpu_has_native_bf16(str(flags))
+    flags.write_text("flags\t\t: fpu sse avx512f avx2\n")
+    assert not cpu_has_native_bf16(str(flags)) and not cpu_has_native_bf16(str(tmp_path / "absent"))
+    assert precision_overrides("auto", lambda: True) == ["bf16=true", "use_cpu=true"]
+    assert precision_overrides("auto", lambda: False) == precision_overrides("fp32", lambda: True) == []
+    assert precision_overrides("bf16", lambda: False) == ["bf16=true", "use_cpu=true"]
+    with pytest.raises(ValueError, match="--precision"):
+        DemoConfig(out=str(tmp_path), precision="fp16")
 
 
 def test_demo_config_validation_names_the_fix(tmp_path):

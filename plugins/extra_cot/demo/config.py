@@ -82,6 +82,15 @@ class DemoConfig:
         help="default 5e-4: measured at 1e-4, 32 steps leave the new token rows nearly untouched "
         "and the model skips <COMP_xx>/<think>",
     )
+    precision: str = option(
+        default="auto",
+        group=TRAIN,
+        choices=["auto", "fp32", "bf16"],
+        help="Stage 2 arithmetic: bf16 = LLaMA-Factory bf16=true use_cpu=true (CPU autocast, fp32 master weights "
+        "and saved model), fp32 = the YAML's bf16: false; auto (default) = bf16 where the CPU has native bf16 "
+        "(avx512_bf16 or amx_bf16 in /proc/cpuinfo), else fp32. Measured here (8 steps each): 4.4 vs 9.9 s per "
+        "step, loss 2.62 vs 2.64",
+    )
     formula_bonus: float = option(
         default=3.0,
         group=DATA,
@@ -144,6 +153,8 @@ class DemoConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.untagged_share <= 1.0:
             raise ValueError(f"--untagged-share must be in [0, 1], got {self.untagged_share}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"--precision {self.precision!r}: use auto, fp32 or bf16")
         if self.base_server not in ("separate", "reuse"):
             raise ValueError(f"--base-server {self.base_server!r}: use 'separate' or 'reuse'")
         if self.epochs <= 0 and self.max_steps <= 0:

@@ -165,6 +165,22 @@ def _stage1_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     ]
 
 
+def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True when the CPU flags list ``avx512_bf16`` or ``amx_bf16`` (Linux); elsewhere False."""
+    try:
+        flags = Path(cpuinfo).read_text(encoding="utf-8", errors="replace").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def precision_overrides(precision: str, native_bf16: Callable[[], bool] = cpu_has_native_bf16) -> list[str]:
+    """LLaMA-Factory overrides for ``--precision``: bf16 autocast on CPU needs ``use_cpu`` (HF's check)."""
+    if precision == "bf16" or (precision == "auto" and native_bf16()):
+        return ["bf16=true", "use_cpu=true"]
+    return []
+
+
 def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     prepare = tool("extra-cot", "extra_cot.cli") + [
         "prepare-model", "--src", str(p.base), "--out", str(p.ctrl)]
@@ -172,7 +188,7 @@ def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     train = tool("llamafactory-cli", "llamafactory.cli") + [
         "train", cfg.sft_config, f"model_name_or_path={p.ctrl}", f"dataset_dir={p.sft}", f"dataset={SFT_NAME}",
         f"output_dir={p.trained}", f"per_device_train_batch_size={cfg.batch_size}", f"cutoff_len={cfg.cutoff_len}",
-        f"learning_rate={cfg.learning_rate:g}", *length]
+        f"learning_rate={cfg.learning_rate:g}", *length, *precision_overrides(cfg.precision)]
     def train_check() -> str | None:
         missing = _missing(p.trained / "model.safetensors", p.trained / "train_results.json")
         return missing or _tokenizer_drift(p.ctrl, p.trained)
@@ -180,7 +196,7 @@ def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     return [
         Step("prepare-model", "Stage 2: extra-cot prepare-model (6 control tokens, each its own norm-matched row)", prepare,
              lambda: _missing(p.ctrl / "extra_cot_prepare.json"), clean=[p.ctrl]),
-        Step("train", "Stage 2: llamafactory-cli train (full fine-tune on CPU, fp32)", train,
+        Step("train", "Stage 2: llamafactory-cli train (full fine-tune on CPU)", train,
              train_check, clean=[p.trained]),
     ]
 
