@@ -95,6 +95,7 @@ def test_demo_steps_cover_the_pipeline_in_order(tmp_path):
     build = by["build-rl"].argv
     batch = build[build.index("--train-batch-size") + 1]
     assert f"data.train_batch_size={batch}" in train
+    assert build[build.index("--quotas") + 1] == cfg.rl_quotas == "none"  # the demo's few sweep rows (config help)
     assert by["rl-merge"].argv[1:4] == ["-m", "verl.model_merger", "merge"]
     assert by["eval-rl"].serve.endswith("models/rl") and "0.2,0.4,0.6,0.8,1.0,policy" in by["eval-rl"].argv
     assert by["eval-base"].serve.endswith("models/base") and by["eval"].serve.endswith("models/sft")

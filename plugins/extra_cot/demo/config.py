@@ -132,6 +132,13 @@ class DemoConfig:
         choices=["separate", "reuse"],
         help="separate: serve the untuned model for 'base' (default); reuse: the trained model untagged (tiny)",
     )
+    rl_quotas: str = option(
+        default="none",
+        group=RL,
+        help="extra-cot build-rl --quotas (default here none; build-rl's and the paper's is 'method'): exact quotas "
+        "keep as many rows as the scarcest gamma* allows, measured: 3 of 15 usable sweep rows (f991332 run, 40 "
+        "problems: 11 at 0.2, 2 at 0.4, 1 at 0.8, 1 at 1.0), fewer than one RL batch [R]",
+    )
     n_gpus: int = option(default=8, group=EVAL, help="GPUs per node in the printed CHRPO command")
     rl_steps: int = option(
         default=2,

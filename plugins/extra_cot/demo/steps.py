@@ -240,14 +240,19 @@ def _stage3_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     build = tool("extra-cot", "extra_cot.cli") + [
         "build-rl", "--sweep", str(p.sweep), "--output-dir", str(p.rl), "--overwrite",
         # one batch size for build-rl's guard and the verl command (extra_cot.demo.rl_command)
-        "--train-batch-size", str(TRAIN_BATCH), "--val-size", str(VAL_ROWS)]
+        "--train-batch-size", str(TRAIN_BATCH), "--val-size", str(VAL_ROWS), "--quotas", cfg.rl_quotas]
     command = [sys.executable, "-m", "extra_cot.demo.rl_command", "--rl-data", str(p.rl), "--model", str(p.trained),
                "--n-gpus", str(cfg.n_gpus), "--out", str(p.rl)]
     plot = tool("extra-cot", "extra_cot.cli") + ["plot", str(p.eval)]
+
+    def _stale_quotas() -> str | None:
+        quotas = json.loads((p.rl / "build_rl_config.json").read_text()).get("quotas")
+        return None if quotas == cfg.rl_quotas else f"{p.rl} was built with --quotas {quotas}, this run wants {cfg.rl_quotas}"
+
     summary = [sys.executable, "-m", "extra_cot.demo.summary", "--out", str(p.root)]
     stage3 = [
         Step("build-rl", "Stage 3 data: extra-cot build-rl (verl parquet with gt_ratio, ref_full_len)", build,
-             lambda: _missing(p.rl / "train.parquet", p.rl / "build_rl_config.json"),
+             lambda: _missing(p.rl / "train.parquet", p.rl / "build_rl_config.json") or _stale_quotas(),
              clean=[p.rl / "train.parquet", p.rl / "val.parquet"]),
         Step("rl-command", "Stage 3: the GPU main_ppo +algorithm=chrpo command, composed with --cfg job", command,
              lambda: _missing(p.rl / "run_chrpo.sh", p.rl / "chrpo_cfg_job.yaml")),
