@@ -1,13 +1,15 @@
 """Options of one demo run (``python -m extra_cot.demo``): sizes, paths, modes.
 
 Time: :data:`TIME_ESTIMATE` (the one estimate; README and Makefile quote it), measured by the
-run recorded in results/demo.md (2026-11-30, 2 cores, load average 1.96 = the demo alone): model
-conversion 26 s; compress of 48 short traces 80 s; Stage 2 training 124 steps (48 problems, batch 8,
-4 epochs) 1118 s, ~9 s per step; held-out evaluation (base: 133 s, trained model at six settings,
-2 samples: 245 s, vLLM start-ups 70-80 s each included) and the pass@3 sweep 163 s: ~30 min before
-Stage 3; then build-rl, 2 CHRPO steps with verl on CPU (~3 min), the merge and the RL model's
-evaluation: ~7 min. A busy machine multiplies the CPU-bound steps (training most: 75-126 s per
-step were measured at load 5-9).
+run recorded in results/demo.md (2026-11-30 15:39-16:09 UTC, commit f954a3f, 2 cores, load average
+1.87 = the demo alone): model conversion 24 s; compress of 48 short traces 47 s; Stage 2 training
+144 steps (48 problems x 6 examples, batch 8, 4 epochs) 570 s, ~4 s per step in bf16 CPU autocast
+(``--precision``; a CPU without native bf16 trains in fp32 at ~8.6 s per step, measured in the
+4111ddf run: ~10 minutes more); held-out evaluation (base 113 s, trained model at six settings,
+2 samples: 244 s, vLLM start-ups ~62 s each included): 16.8 min before Stage 3; the pass@3 sweep of
+40 problems 298 s, build-rl and the composed GPU command: 21.9 min; then 2 CHRPO steps with verl on
+CPU (153 s), the merge and the RL model's evaluation (246 s): 28.7 min. A busy machine multiplies
+the CPU-bound steps (training most: 75-126 s per fp32 step were measured at load 5-9).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ TINY_SIZES = {"sft": 8, "rl": 3, "test": 3, "max_steps": 2, "max_tokens": 48, "c
 
 RUN, DATA, TRAIN, EVAL, RL = "run", "data", "stage 2 training", "evaluation", "stage 3 training"
 #: The one time estimate of ``make demo`` (README and Makefile quote it; tests/demo checks they agree).
-TIME_ESTIMATE = "about 37 minutes on 2 idle cores (about 30 before the Stage 3 RL steps)"
+TIME_ESTIMATE = "about 29 minutes on 2 idle cores (about 22 before the Stage 3 RL steps)"
 
 
 def _comma_list(text: str) -> list[str]:
