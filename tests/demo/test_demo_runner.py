@@ -121,6 +121,28 @@ def test_demo_precision_overrides(tmp_path):
         DemoConfig(out=str(tmp_path), precision="fp16")
 
 
+def test_demo_steps_redo_outputs_written_with_other_options(tmp_path):
+    """build-sft and build-rl outputs from another --untagged-share / --rl-quotas are not reused."""
+    import json
+
+    from extra_cot.demo.steps import SFT_NAME
+
+    by = {s.name: s for s in build_steps(DemoConfig(out=str(tmp_path)))}
+    sft, rl = tmp_path / "sft", tmp_path / "rl"
+    sft.mkdir()
+    rl.mkdir()
+    (sft / f"{SFT_NAME}.jsonl").write_text("{}\n")
+    (rl / "train.parquet").write_bytes(b"")
+    for share, quotas, done in ((0.5, "method", False), (0.0, "none", True)):
+        (sft / "dataset_info.json").write_text(json.dumps({SFT_NAME: {"extra_cot": {"untagged_share": share}}}))
+        (rl / "build_rl_config.json").write_text(json.dumps({"quotas": quotas}))
+        sft_why, rl_why = by["build-sft"].check(), by["build-rl"].check()
+        assert (sft_why is None) == done and (rl_why is None) == done
+        if not done:
+            assert "'untagged_share': 0.5" in sft_why and "'untagged_share': 0.0" in sft_why
+            assert "'quotas': 'method'" in rl_why and "'quotas': 'none'" in rl_why
+
+
 def test_demo_config_validation_names_the_fix(tmp_path):
     with pytest.raises(ValueError, match="--test must be >= 1"):
         DemoConfig(out=str(tmp_path), test=0)

@@ -30,6 +30,8 @@ TINY_SIZES = {"sft": 8, "rl": 3, "test": 3, "max_steps": 2, "max_tokens": 48, "c
 
 
 RUN, DATA, TRAIN, EVAL, RL = "run", "data", "stage 2 training", "evaluation", "stage 3 training"
+#: ``--precision`` values (extra_cot.demo.steps.precision_overrides).
+PRECISIONS = ("auto", "fp32", "bf16")
 #: The one time estimate of ``make demo`` (README and Makefile quote it; tests/demo checks they agree).
 TIME_ESTIMATE = "about 29 minutes on 2 idle cores (about 22 before the Stage 3 RL steps)"
 
@@ -87,7 +89,7 @@ class DemoConfig:
     precision: str = option(
         default="auto",
         group=TRAIN,
-        choices=["auto", "fp32", "bf16"],
+        choices=list(PRECISIONS),
         help="Stage 2 arithmetic: bf16 = LLaMA-Factory bf16=true use_cpu=true (CPU autocast, fp32 master weights "
         "and saved model), fp32 = the YAML's bf16: false; auto (default) = bf16 where the CPU has native bf16 "
         "(avx512_bf16 or amx_bf16 in /proc/cpuinfo), else fp32. Measured on the 2-core demo machine: 4.0 s per "
@@ -162,7 +164,7 @@ class DemoConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.untagged_share <= 1.0:
             raise ValueError(f"--untagged-share must be in [0, 1], got {self.untagged_share}")
-        if self.precision not in ("auto", "fp32", "bf16"):
+        if self.precision not in PRECISIONS:
             raise ValueError(f"--precision {self.precision!r}: use auto, fp32 or bf16")
         if self.base_server not in ("separate", "reuse"):
             raise ValueError(f"--base-server {self.base_server!r}: use 'separate' or 'reuse'")

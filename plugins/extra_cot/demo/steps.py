@@ -57,6 +57,12 @@ def _missing(*paths: Path) -> str | None:
     return f"missing {', '.join(gone)}" if gone else None
 
 
+def _stale(path: Path, saved: dict, want: dict) -> str | None:
+    """The options a finished step's outputs (``path``) were written with that differ from this run's."""
+    stale = {k: saved.get(k) for k, v in want.items() if saved.get(k) != v}
+    return f"{path} was written with {stale}, this run wants { {k: want[k] for k in stale} }" if stale else None
+
+
 def _metrics_n(path: Path, expected: int) -> str | None:
     if not path.is_file():
         return f"missing {path}"
@@ -100,10 +106,8 @@ def _data_step(cfg: DemoConfig, p: Paths) -> Step:
         conf = p.data / "data_config.json"
         if not conf.is_file():
             return f"missing {conf}"
-        done = json.loads(conf.read_text())
         want = {"sft": cfg.sft, "rl": cfg.rl, "test": cfg.test, "seed": cfg.seed, "gsm8k_train": cfg.gsm8k_train}
-        stale = {k: done.get(k) for k, v in want.items() if done.get(k) != v}
-        return f"{conf} was written with other sizes {stale}" if stale else None
+        return _stale(conf, json.loads(conf.read_text()), want)
 
     return Step("data", "Data: problems with worked solutions (train/RL/test splits)", argv, check, clean=[p.data])
 
@@ -149,10 +153,8 @@ def _stage1_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
         entry = json.loads(info.read_text()).get(SFT_NAME) if info.is_file() else None
         if entry is None:
             return f"{info} has no {SFT_NAME!r} entry"
-        share = entry.get(ENTRY_KEY, {}).get("untagged_share")
-        if share != cfg.untagged_share:
-            return f"{info} has untagged_share {share}, this run wants {cfg.untagged_share:g}"
-        return _missing(p.sft / f"{SFT_NAME}.jsonl")
+        return _stale(info, entry.get(ENTRY_KEY, {}), {"untagged_share": cfg.untagged_share}) or _missing(
+            p.sft / f"{SFT_NAME}.jsonl")
 
     return [
         Step("compress", "Stage 1: extra-cot compress (default lm scorer) to 0.2/0.4/0.6/0.8", compress,
@@ -245,14 +247,11 @@ def _stage3_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
                "--n-gpus", str(cfg.n_gpus), "--out", str(p.rl)]
     plot = tool("extra-cot", "extra_cot.cli") + ["plot", str(p.eval)]
 
-    def _stale_quotas() -> str | None:
-        quotas = json.loads((p.rl / "build_rl_config.json").read_text()).get("quotas")
-        return None if quotas == cfg.rl_quotas else f"{p.rl} was built with --quotas {quotas}, this run wants {cfg.rl_quotas}"
-
     summary = [sys.executable, "-m", "extra_cot.demo.summary", "--out", str(p.root)]
     stage3 = [
         Step("build-rl", "Stage 3 data: extra-cot build-rl (verl parquet with gt_ratio, ref_full_len)", build,
-             lambda: _missing(p.rl / "train.parquet", p.rl / "build_rl_config.json") or _stale_quotas(),
+             lambda: _missing(p.rl / "train.parquet", p.rl / "build_rl_config.json") or _stale(
+                 p.rl, json.loads((p.rl / "build_rl_config.json").read_text()), {"quotas": cfg.rl_quotas}),
              clean=[p.rl / "train.parquet", p.rl / "val.parquet"]),
         Step("rl-command", "Stage 3: the GPU main_ppo +algorithm=chrpo command, composed with --cfg job", command,
              lambda: _missing(p.rl / "run_chrpo.sh", p.rl / "chrpo_cfg_job.yaml")),

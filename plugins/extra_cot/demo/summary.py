@@ -292,6 +292,15 @@ def checks_text(c: dict) -> str:
     return text
 
 
+def _code_line(invocations: list[dict]) -> str:
+    """The distinct commits the run's invocations ran (``demo.__main__.code_version``), each flagged when dirty."""
+    commits = set()
+    for inv in invocations:
+        code = inv.get("code") or {}
+        commits.add(f"commit {code.get('commit')}" + (" (tracked files modified)" if code.get("dirty") else ""))
+    return ", ".join(sorted(commits)) or "unknown"
+
+
 def _verdict(c: dict) -> str:
     t = TARGETS
     if c.get("met") is None:
@@ -320,7 +329,7 @@ def build_summary(root: Path) -> tuple[str, dict]:
     md = f"""# Extra-CoT demo summary
 
 - command: `{record['command']}`{f" ({len(record['invocations'])} invocations, resumed)" if len(record['invocations']) > 1 else ''}
-- code: {', '.join(sorted({f"commit {(i.get('code') or {}).get('commit')}" + (' (tracked files modified)' if (i.get('code') or {}).get('dirty') else '') for i in record['invocations']})) or 'unknown'}
+- code: {_code_line(record['invocations'])}
 - written: {record['date']}; machine: {record['machine']}; load average during the run: mean {load['loadavg_mean']}, max {load['loadavg_max']} ({load['samples']} samples on {load['cores']} cores)
 - run folder: `{root}`; mode: {'tiny (CI wiring check)' if config.get('tiny') else 'real (SmolLM2-135M-Instruct)'}
 - data: {dataset} ({config.get('sft')} SFT source problems, {config.get('rl')} RL-sweep problems, {config.get('test')} held-out); {base_note}

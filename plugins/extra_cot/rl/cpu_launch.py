@@ -159,12 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         env[CALL_LOG_ENV] = str(Path(args.call_log).resolve())
     command = main_ppo_command(args.model_dir, args.data_dir, overrides)
-    for path in (args.metrics, args.call_log):  # verl's FileLogger opens its file without creating folders
-        if path and not args.print_command:
-            Path(path).resolve().parent.mkdir(parents=True, exist_ok=True)
     if args.print_command:
         print(" ".join(f"{k}={v}" for k, v in CPU_ENV.items()), " ".join(command))
         return 0
+    for path in filter(None, (args.metrics, args.call_log)):  # verl's FileLogger does not create folders
+        Path(path).resolve().parent.mkdir(parents=True, exist_ok=True)
     return subprocess.call(command, env=env)
 
 
