@@ -98,8 +98,8 @@ class ProblemOptions:
     The defaults are the demo's (issue 10): one or two changes with small numbers, so a 135M
     model after a few minutes of CPU training can solve a clear share. Measured with
     ``benchmarks/demo_arith_probe.py`` (untuned SmolLM2 completing each equation of the trace,
-    32 held-out problems): 81 % of equations and 66 % of problems fully right, against 53 % and
-    16 % for the issue-6 family. The issue-6 family (2-3 changes,
+    32 held-out problems; README "Demo problem family"): 77 % of equations and 56 % of problems fully
+    right, against 56 % and 16 % for the issue-6 family. The issue-6 family (2-3 changes,
     start up to 30, purchases up to 6 x 9, finds up to 15) is
     ``ProblemOptions(min_steps=2, max_steps=3, max_start=30, max_factor=9, max_add=15)``.
     """
