@@ -32,12 +32,12 @@ from tqdm import tqdm
 
 from extra_cot.fileio import atomic_output, atomic_write_json
 from extra_cot.prompt import build_messages
+from extra_cot.quotas import parse_quotas
 from extra_cot.rl.rl_data import (
     DEFAULT_TOLERANCE,
     DROP_REASONS,
     aggregate,
     decide,
-    parse_quotas,
     select_quota,
 )
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name

@@ -16,7 +16,7 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from extra_cot.quotas import PAPER_QUOTAS, allocate
+from extra_cot.quotas import allocate
 from extra_cot.tokens import FIXED_RATIOS
 
 #: METHOD.md Stage 3: comp_tolerance τ.
@@ -111,23 +111,3 @@ def select_quota(
         rng.shuffle(rows)
         out[ratio] = sorted(rows[: targets[ratio]], key=lambda q: (q.dataset, q.index))
     return out
-
-
-def parse_quotas(text: str) -> dict[float, float] | None:
-    """``method`` | ``none`` | ``0.2:0.18,0.4:0.24,...`` -> quotas (None = no quotas)."""
-    text = text.strip().lower()
-    if text == "method":
-        return dict(PAPER_QUOTAS)
-    if text == "none":
-        return None
-    quotas = {}
-    for part in text.split(","):
-        try:
-            ratio, share = part.split(":")
-            quotas[float(ratio)] = float(share)
-        except ValueError:
-            raise ValueError(f"--quotas {text!r}: use 'method', 'none' or e.g. '0.2:0.18,0.4:0.24'") from None
-    unknown = sorted(set(quotas) - set(FIXED_RATIOS))
-    if unknown or any(s < 0 for s in quotas.values()):
-        raise ValueError(f"--quotas {text!r}: ratios must be among {list(FIXED_RATIOS)} with shares >= 0")
-    return quotas
