@@ -7,7 +7,8 @@
   responses``): the first pass trains on ``train``; ``policy`` is swept for γ*, then trains the
   second pass.
 * ``policy_gsm8k.jsonl``, ``val.jsonl``, ``test.jsonl``: GSM8K-format rows (+ ``grade``) for eval.
-* ``test_traces.jsonl``: the test problems' reference traces (realized ratio against the reference).
+* ``val_traces.jsonl``, ``test_traces.jsonl``: the held-out problems' reference traces (realized ratio
+  against the reference).
 * ``data_config.json``: options, counts and the trace statistics of the training traces.
 """
 
@@ -41,6 +42,7 @@ def write_sets(out: Path, seed: int, sizes: dict[str, int]) -> dict[str, int]:
              "policy_gsm8k.jsonl": [to_gsm8k(r) for r in splits["policy"]],
              "val.jsonl": [to_gsm8k(r) for r in splits["val"]],
              "test.jsonl": [to_gsm8k(r) for r in splits["test"]],
+             "val_traces.jsonl": [to_trace(r) for r in splits["val"]],
              "test_traces.jsonl": [to_trace(r) for r in splits["test"]]}
     out.mkdir(parents=True, exist_ok=True)
     for name, rows in files.items():
