@@ -153,7 +153,7 @@ def test_model_output_is_never_executed():
 
 
 def test_calls_from_worker_threads_agree_with_main_thread():
-    """math-verify's signal.alarm fails off the main thread (HOSTS.md); ours must not."""
+    """math-verify's signal.alarm fails off the main thread (docs/hosts.md); ours must not."""
     pairs = EQUIVALENT + NOT_EQUIVALENT
     expected = [is_equivalent(p, g) for p, g in pairs]
     results: dict[int, list[bool]] = {}

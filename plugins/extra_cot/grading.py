@@ -1,12 +1,12 @@
 """Answer extraction and equivalence: the one grader shared by evaluation and the RL reward.
 
 Why not the authors' regex: it never matches ``\\boxed{42}`` and cannot follow nested braces
-(METHOD.md, "Evaluation"). Here extraction is a brace-matching scan for the *last*
+(docs/method.md, "Evaluation"). Here extraction is a brace-matching scan for the *last*
 ``\\boxed``/``\\fbox``, then GSM8K ``#### x``, then "The answer is x".
 
 Equivalence is a cheap exact/numeric path first, then math-verify for LaTeX forms. Safety:
 
-* math-verify's own timeouts use ``signal.alarm`` and fail off the main thread (HOSTS.md), so
+* math-verify's own timeouts use ``signal.alarm`` and fail off the main thread (docs/hosts.md), so
   they are switched off; instead inputs that can make sympy run for minutes (power towers, huge
   exponents or digit runs, deep nesting, long strings) never reach it, and every math-verify call
   runs in a small pool of worker processes behind a deadline (``MATH_VERIFY_DEADLINE_S``); a late
@@ -35,13 +35,13 @@ from fractions import Fraction
 
 logger = logging.getLogger(__name__)
 
-#: Deadline for one math-verify comparison. A normal pair takes ~8 ms (HOSTS.md); the slowest
+#: Deadline for one math-verify comparison. A normal pair takes ~8 ms (docs/hosts.md); the slowest
 #: legitimate pairs in tests/test_grading.py take < 0.5 s on 2 cores, so 3 s leaves headroom.
 MATH_VERIFY_DEADLINE_S = 3.0
 #: Longest answer string math-verify sees. MATH-500/AMC gold answers are < 100 characters;
 #: longer extracted answers are compared exactly only.
 MAX_SYMBOLIC_CHARS = 300
-#: Longest digit run math-verify sees (sympy on 100,000-digit numbers hangs: HOSTS.md).
+#: Longest digit run math-verify sees (sympy on 100,000-digit numbers hangs: docs/hosts.md).
 MAX_DIGITS = 60
 #: Deepest brace nesting math-verify sees (deep nesting recurses in the LaTeX parser).
 MAX_BRACE_DEPTH = 12
@@ -357,7 +357,7 @@ def _math_verify(pred: str, gold: str) -> bool:
     math_verify.parser.TIMEOUT_WARNING_SHOWN = math_verify.grader.TIMEOUT_WARNING_SHOWN = True
     config = [LatexExtractionConfig()]
     # Wrapping in \\boxed{} makes the LaTeX extractor take the whole answer; timeouts off
-    # because signal.alarm fails off the main thread (HOSTS.md): the deadline is ours.
+    # because signal.alarm fails off the main thread (docs/hosts.md): the deadline is ours.
     gold_parsed = parse(f"\\boxed{{{gold}}}", config, parsing_timeout=None)
     pred_parsed = parse(f"\\boxed{{{pred}}}", config, parsing_timeout=None)
     if not gold_parsed or not pred_parsed:

@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LabelOptions:
-    """Teacher client options; temperature 0 as in the paper (METHOD.md)."""
+    """Teacher client options; temperature 0 as in the paper (docs/method.md)."""
 
     base_url: str
     model: str

@@ -71,7 +71,7 @@ def _metrics_n(path: Path, expected: int) -> str | None:
 
 
 def _tokenizer_drift(reference: Path, saved: Path) -> str | None:
-    """A saved tokenizer must encode a chat prompt exactly as its source (HOSTS.md: a broken save
+    """A saved tokenizer must encode a chat prompt exactly as its source (docs/hosts.md: a broken save
     maps spaces/newlines to id 0 and the served model then babbles)."""
     from transformers import AutoTokenizer
 

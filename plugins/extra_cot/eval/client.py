@@ -52,12 +52,12 @@ def _json_object(text: str) -> dict:
         raise ValueError(f"--extra-body is not JSON: {err}") from None
 
 
-_SAMPLING = "sampling (METHOD.md defaults)"
+_SAMPLING = "sampling (docs/method.md defaults)"
 
 
 @dataclass
 class SamplingOptions:
-    """Per-request generation options (METHOD.md, "Evaluation" defaults); also the eval CLI flags."""
+    """Per-request generation options (docs/method.md, "Evaluation" defaults); also the eval CLI flags."""
 
     temperature: float = option(default=0.7, group=_SAMPLING)
     top_p: float = option(default=0.9, group=_SAMPLING)

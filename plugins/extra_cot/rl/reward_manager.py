@@ -1,7 +1,7 @@
 """verl reward-loop manager ``chrpo``: decodes keeping the ratio token, counts think tokens.
 
 verl's ``naive`` manager decodes with ``skip_special_tokens=True`` (the ratio token vanishes)
-and passes no token counts (HOSTS.md), so CHRPO needs its own manager. Options come from
+and passes no token counts (docs/hosts.md), so CHRPO needs its own manager. Options come from
 ``reward.reward_kwargs.chrpo`` (fields of ``extra_cot.rl.reward.ChrpoRewardConfig``); with
 ``reward.custom_reward_function.path`` set, that function is called instead, with the same
 decoded text and ``extra_info["think_tokens"]``.

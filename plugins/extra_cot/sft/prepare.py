@@ -2,7 +2,7 @@
 
 Why a separate step: Qwen3's embedding has spare rows beyond its tokenizer (151936 rows for
 ~151669 tokens), so LLaMA-Factory 0.9.5's ``add_special_tokens`` gives the new tokens ids
-inside the existing matrix, does not resize, and never initialises those rows (HOSTS.md):
+inside the existing matrix, does not resize, and never initialises those rows (docs/hosts.md):
 they keep whatever the spare rows held. Here every *new* token's input row (and the lm_head
 row when not tied) is set explicitly, whether or not the matrix had to grow.
 
@@ -132,7 +132,7 @@ def init_rows(model, tokenizer, new_tokens: list[str], n_old: int, init: str) ->
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in new_tokens}
     needed = max(ids.values(), default=-1) + 1
     if needed > model.get_input_embeddings().weight.shape[0]:
-        # pad to 64 rows like LLaMA-Factory's resize (HOSTS.md / llamafactory embedding.py)
+        # pad to 64 rows like LLaMA-Factory's resize (docs/hosts.md / llamafactory embedding.py)
         model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64, mean_resizing=False)
     weights = [model.get_input_embeddings().weight]
     out = model.get_output_embeddings()
