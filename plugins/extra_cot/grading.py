@@ -14,7 +14,10 @@ Equivalence is a cheap exact/numeric path first, then math-verify for LaTeX form
   inputs.
 * Only LaTeX extraction is used (latex2sympy is a parser); sympy's ``parse_expr`` (which uses
   ``eval``) is never given model text.
-* No public function raises: every unexpected error is logged and graded as "not equivalent".
+* No public function raises on an input: an unexpected error on one pair is logged with the pair
+  and graded "not equivalent". The one exception is :class:`GraderUnavailableError`: when a
+  math-verify worker cannot start at all, every symbolic pair would be graded wrong (in RL: silently
+  lower rewards), so grading stops with the cause and the fix instead.
 """
 
 from __future__ import annotations
@@ -186,8 +189,15 @@ def _symbolic_safe(s: str) -> bool:
     return deepest <= MAX_BRACE_DEPTH and "__" not in s
 
 
+class GraderUnavailableError(RuntimeError):
+    """math-verify cannot run in this environment (its worker process does not start)."""
+
+
 def is_equivalent(pred: str | None, gold: str | None) -> bool:
-    """Whether answer ``pred`` equals answer ``gold`` (both already extracted)."""
+    """Whether answer ``pred`` equals answer ``gold`` (both already extracted).
+
+    Raises :class:`GraderUnavailableError` when math-verify cannot start; never on an input.
+    """
     try:
         if not isinstance(pred, str) or not isinstance(gold, str):
             return False
@@ -206,6 +216,8 @@ def is_equivalent(pred: str | None, gold: str | None) -> bool:
             logger.debug("grading: unsafe for math-verify, exact only: %r vs %r", pred[:80], gold[:80])
             return False
         return _math_verify_with_deadline(pred, gold)
+    except GraderUnavailableError:
+        raise
     except Exception:
         logger.exception("is_equivalent failed on %r vs %r", str(pred)[:200], str(gold)[:200])
         return False
@@ -220,6 +232,8 @@ def grade(response: str, gold: str) -> bool:
         pred = extract_answer(answer_part)
         gold_answer = extract_answer(gold) if ("\\boxed" in gold or "####" in gold) else gold
         return is_equivalent(pred, gold_answer)
+    except GraderUnavailableError:
+        raise
     except Exception:
         logger.exception("grade failed on %r vs %r", str(response)[-200:], str(gold)[:200])
         return False
@@ -238,6 +252,15 @@ WORKER_STARTUP_S = 120.0
 _READY = b"ready\n"
 
 
+def _unavailable(command: list[str], cause: str) -> GraderUnavailableError:
+    return GraderUnavailableError(
+        f"math-verify worker did not start: {cause}. Without it every symbolic answer pair would be "
+        f"graded wrong, so grading stops. Fix: `{' '.join(command)}` must print 'ready': install "
+        f"math-verify==0.9.0 into this interpreter ({sys.executable}: pip install 'math-verify==0.9.0') "
+        "and check that no other module named math_verify shadows it (PYTHONPATH)"
+    )
+
+
 class _Worker:
     """One math-verify process; used by one thread at a time (see :class:`_WorkerPool`)."""
 
@@ -248,18 +271,20 @@ class _Worker:
     def _start(self) -> None:
         from extra_cot import lifeline
 
-        self.proc = lifeline.popen(
-            [sys.executable, "-m", "extra_cot.grading", "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            bufsize=0,
-        )
+        command = [sys.executable, "-m", "extra_cot.grading", "--worker"]
+        try:
+            self.proc = lifeline.popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        except OSError as err:
+            raise _unavailable(command, f"{type(err).__name__}: {err}") from err
         self._buf = b""
         try:
             ready = self._read_line(WORKER_STARTUP_S)
+            cause = f"no ready line within {WORKER_STARTUP_S:.0f} s"
         except EOFError:
-            ready = None
+            ready, cause = None, "it exited before answering (its traceback is on stderr above)"
         if ready != _READY:
             self.kill()
-            raise RuntimeError("math-verify worker did not start (see its stderr above)")
+            raise _unavailable(command, cause)
 
     def _read_line(self, timeout: float) -> bytes | None:
         deadline = time.monotonic() + timeout
