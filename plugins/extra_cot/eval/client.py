@@ -269,7 +269,9 @@ class ThinkCounter:
         if tokenizer_dir:
             from transformers import AutoTokenizer
 
-            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+            from extra_cot import hub
+
+            self.tokenizer = hub.from_pretrained(AutoTokenizer, tokenizer_dir)
 
     @property
     def source(self) -> str:

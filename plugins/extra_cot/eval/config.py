@@ -79,7 +79,7 @@ class EvalConfig:
     tokenizer: str | None = option(
         default=None,
         group=CLIENT,
-        help="local tokenizer dir for think-token counts (default: the server's /tokenize)",
+        help="tokenizer for think-token counts: folder or hub id ORG/NAME[@REV] (default: the server's /tokenize)",
     )
 
     @property
