@@ -1,4 +1,4 @@
-# One CPU environment for the whole project (HOSTS.md versions), at .venv/.
+# One CPU environment for the whole project (docs/hosts.md versions), at .venv/.
 # `make setup` is idempotent: it reruns only when the files the stamp depends on change.
 PYTHON ?= python3
 VENV   ?= .venv

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from extra_cot.tokens import FIXED_RATIOS
 
-#: METHOD.md Stage 2, policy rows: share of each γ* (the RL data uses the same shares).
+#: docs/method.md Stage 2, policy rows: share of each γ* (the RL data uses the same shares).
 PAPER_QUOTAS: dict[float, float] = {0.2: 0.18, 0.4: 0.24, 0.6: 0.26, 0.8: 0.22, 1.0: 0.10}
 
 _EPS = 1e-9  # 0.26 * 384.6... must not floor to 99 through float error

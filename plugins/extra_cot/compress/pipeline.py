@@ -29,7 +29,7 @@ class CompressOptions:
     """Options of one compression run (CLI flags map 1:1).
 
     ``formula_bonus``: added to a formula unit's standardised score so equations outrank prose
-    of equal score (the teacher rule "keep the decisive intermediate steps", METHOD.md) [R].
+    of equal score (the teacher rule "keep the decisive intermediate steps", docs/method.md) [R].
     """
 
     ratios: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)

@@ -1,4 +1,4 @@
-"""RL data selection (METHOD.md Stage 3, "RL data"): pure functions over evaluation records.
+"""RL data selection (docs/method.md Stage 3, "RL data"): pure functions over evaluation records.
 
 For each question, from the SFT model's sweep at every fixed ratio (pass@n over ``sample``s):
 
@@ -7,7 +7,7 @@ For each question, from the SFT model's sweep at every fixed ratio (pass@n over 
 * ``ref_full_len``: mean think tokens of the correct samples at ``<COMP_100>``;
 * window: ρ = (mean think tokens of the correct samples at γ*) / ref_full_len must lie in
   [γ* − τ, γ* + τ) with τ = 0.1 (``comp_tolerance``);
-* per-ratio quotas over γ* (METHOD.md Stage 2 policy quotas 18/24/26/22/10 %).
+* per-ratio quotas over γ* (docs/method.md Stage 2 policy quotas 18/24/26/22/10 %).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from extra_cot.quotas import allocate
 from extra_cot.tokens import FIXED_RATIOS
 
-#: METHOD.md Stage 3: comp_tolerance τ.
+#: docs/method.md Stage 3: comp_tolerance τ.
 DEFAULT_TOLERANCE = 0.1
 #: Ways a question can be dropped before quotas (the table's columns).
 DROP_REASONS = ("incomplete", "no_pass", "no_ref_len", "window")
@@ -77,7 +77,7 @@ def gt_ratio(passed: Mapping[float, bool], ratios: Iterable[float] = FIXED_RATIO
 
 
 def in_window(rho: float, target: float, tolerance: float) -> bool:
-    """METHOD.md Stage 3: ρ ∈ [γ* − τ, γ* + τ) (half-open, as stated)."""
+    """docs/method.md Stage 3: ρ ∈ [γ* − τ, γ* + τ) (half-open, as stated)."""
     return target - tolerance - 1e-9 <= rho < target + tolerance - 1e-9
 
 

@@ -17,11 +17,11 @@ from extra_cot.demo.steps import (
     _eval_argv,
     _metrics_n,
     _missing,
-    _stale,
     _tokenizer_drift,
     precision_overrides,
     tool,
 )
+from extra_cot.fileio import stale_options
 from extra_cot.study.config import StudyConfig
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
@@ -58,7 +58,7 @@ def _data_step(cfg: StudyConfig, p: Paths) -> Step:
         if not conf.is_file():
             return f"missing {conf}"
         want = {"seed": cfg.seed, "train": cfg.n_sft, "policy": cfg.n_policy, "val": cfg.n_val, "test": cfg.n_test}
-        return _stale(conf, json.loads(conf.read_text()), want)
+        return stale_options(conf, json.loads(conf.read_text()), want)
 
     return Step("data", "Data: generated problems in 4 grades, varied traces; train/policy/val/test by seed",
                 argv, check, clean=[p.data])
