@@ -111,8 +111,9 @@ def _times(rng, total, p, o):
 
 
 def _half(rng, total, p, o):
-    clause = rng.choice((f"{p['he']} gives half of the {p['item']} away", f"{p['he']} shares half of them with "
-                         f"{rng.choice(FRIENDS)}", f"half of the {p['item']} are put in storage"))
+    clause = rng.choice((f"{p['he']} gives half of the {p['item']} away",
+                         f"{p['he']} shares half of them with {rng.choice(FRIENDS)}",
+                         f"half of the {p['item']} are put in storage"))
     return [Step(clause, f"{total}/2={total // 2}", total // 2, "half of them")]
 
 
@@ -130,35 +131,78 @@ def _kind(rng: random.Random, total: int) -> str:
 
 # --- the trace ----------------------------------------------------------------------------------------------
 
-_OPENERS = ("Okay, let me work through what happens to {name}'s {item}.", "Let me read this carefully: it is about "
-            "{name} and some {item}.", "Alright, I need to follow the number of {item} as it changes.",
-            "Let's see, {name} starts with some {item} and then a few things happen.", "This is a counting problem "
-            "about {item}, so I will go event by event.", "Hmm, {n} things happen to the {item}; I will take them "
-            "one at a time.", "I want the final count of {item}, so let me track it.", "First I should figure out "
-            "how many {item} {name} has at the start.")
-_RESTATE = ("{name} begins with {start} {item}.", "So the starting amount is {start} {item}.", "At the start there are "
-            "{start} {item}.", "The count starts at {start}.", "{name} has {start} {item} to begin with.")
-_PLAN = ("The plan: apply each change in order and keep a running total of {item}.", "I will update the total of "
-         "{item} after each of the {n} events.", "There are {n} changes to apply to the {start} {item}.")
-_ASIDES = ("I should not mix up the {item} with the {box} here.", "Let me keep track of the {item} carefully.",
-           "That part about the {item} seems clear enough.", "I need to be careful with this number, {value}.",
-           "So far {name} has {value} {item}, which seems reasonable.", "Nothing tricky about the {item} yet.",
-           "I will write {value} down so I do not lose it.", "Let me make sure I read the part about the {item} "
-           "right.", "Good, {value} {item} at this point.", "It helps to picture {name} holding {value} {item}.",
-           "I am fairly sure about {value} here.", "Okay, that takes care of this part of {name}'s story.",
-           "This step only changes the number of {item}, nothing else.", "Let me not rush the step with {value}.")
-_CHECK = ("Checking: {inverse}, so that is right.", "Quick check: {inverse}, good.", "To be safe, {inverse}, which "
-          "matches.", "Going backwards, {inverse}, yes.")
-_WRONG = ("Wait, I first wrote {bad}, but that is wrong; redoing it, {eq}.", "Hmm, {bad}? No, that is a slip, "
-          "actually {eq}.", "At first I got {bad}, which does not look right; let me redo it: {eq}.")
-_RECAP = ("To recap the {item}: {chain}.", "Putting it together: {chain}.", "So the chain of totals is {chain}.")
-_DOUBLE = ("Let me go over the {n} steps with the {item} once more to be sure.", "I will double-check the "
-           "arithmetic for {name} before answering.", "One more look at the numbers {value} and {start} to be safe.")
-_CONCLUDE = ("So {name} has {value} {item} in the end.", "That means the final number of {item} is {value}.",
-             "Therefore {name} ends up with {value} {item}.", "The total comes to {value} {item}.",
-             "So the answer should be {value} {item}.")
-_FINALS = ("{name} has {value} {item} now. The answer is \\boxed{{{value}}}.", "The final count is \\boxed{{{value}}}.",
-           "{name} ends with {value} {item}, so the answer is \\boxed{{{value}}}.", "Answer: \\boxed{{{value}}}.")
+_OPENERS = (
+    "Okay, let me work through what happens to {name}'s {item}.",
+    "Let me read this carefully: it is about {name} and some {item}.",
+    "Alright, I need to follow the number of {item} as it changes.",
+    "Let's see, {name} starts with some {item} and then a few things happen.",
+    "This is a counting problem about {item}, so I will go event by event.",
+    "Hmm, {n} things happen to the {item}; I will take them one at a time.",
+    "I want the final count of {item}, so let me track it.",
+    "First I should figure out how many {item} {name} has at the start.",
+)
+_RESTATE = (
+    "{name} begins with {start} {item}.",
+    "So the starting amount is {start} {item}.",
+    "At the start there are {start} {item}.",
+    "The count starts at {start}.",
+    "{name} has {start} {item} to begin with.",
+)
+_PLAN = (
+    "The plan: apply each change in order and keep a running total of {item}.",
+    "I will update the total of {item} after each of the {n} events.",
+    "There are {n} changes to apply to the {start} {item}.",
+)
+_ASIDES = (
+    "I should not mix up the {item} with the {box} here.",
+    "Let me keep track of the {item} carefully.",
+    "That part about the {item} seems clear enough.",
+    "I need to be careful with this number, {value}.",
+    "So far {name} has {value} {item}, which seems reasonable.",
+    "Nothing tricky about the {item} yet.",
+    "I will write {value} down so I do not lose it.",
+    "Let me make sure I read the part about the {item} right.",
+    "Good, {value} {item} at this point.",
+    "It helps to picture {name} holding {value} {item}.",
+    "I am fairly sure about {value} here.",
+    "Okay, that takes care of this part of {name}'s story.",
+    "This step only changes the number of {item}, nothing else.",
+    "Let me not rush the step with {value}.",
+)
+_CHECK = (
+    "Checking: {inverse}, so that is right.",
+    "Quick check: {inverse}, good.",
+    "To be safe, {inverse}, which matches.",
+    "Going backwards, {inverse}, yes.",
+)
+_WRONG = (
+    "Wait, I first wrote {bad}, but that is wrong; redoing it, {eq}.",
+    "Hmm, {bad}? No, that is a slip, actually {eq}.",
+    "At first I got {bad}, which does not look right; let me redo it: {eq}.",
+)
+_RECAP = (
+    "To recap the {item}: {chain}.",
+    "Putting it together: {chain}.",
+    "So the chain of totals is {chain}.",
+)
+_DOUBLE = (
+    "Let me go over the {n} steps with the {item} once more to be sure.",
+    "I will double-check the arithmetic for {name} before answering.",
+    "One more look at the numbers {value} and {start} to be safe.",
+)
+_CONCLUDE = (
+    "So {name} has {value} {item} in the end.",
+    "That means the final number of {item} is {value}.",
+    "Therefore {name} ends up with {value} {item}.",
+    "The total comes to {value} {item}.",
+    "So the answer should be {value} {item}.",
+)
+_FINALS = (
+    "{name} has {value} {item} now. The answer is \\boxed{{{value}}}.",
+    "The final count is \\boxed{{{value}}}.",
+    "{name} ends with {value} {item}, so the answer is \\boxed{{{value}}}.",
+    "Answer: \\boxed{{{value}}}.",
+)
 _SAY = {"+": ("So {a} + {b} = {c}.", "Adding, {a} + {b} = {c} {item}.", "That gives {a} + {b} = {c}.",
               "Now the total is {a} + {b} = {c}."),
         "-": ("So {a} - {b} = {c}.", "Taking them away leaves {a} - {b} = {c}.", "That is {a} - {b} = {c} {item} left.",

@@ -241,10 +241,10 @@ def _ci(ci: Sequence[float], scale: float = 100.0, spec: str = ".1f") -> str:
 def render(record: Mapping) -> str:
     """The markdown twin of ``study.json`` (rendered, never typed)."""
     runs, lines = record["runs"], []
-    lines += [f"# Study record (seed {record['seed']}, {record['split']} split, n = {record['n_test']})", "",
+    lines += [f"# Study record (seed {record['seed']}, {record['split']} split, n = {record['n_test']})", "",  # noqa: ISC004
               f"- command: `{record['command']}` ({record['invocations']} invocation(s))",
-              f"- date: {record['date']}; commit {record['commit']} (dirty: {record['dirty']}); report code "
-              f"{record['report_code'].get('commit')}",
+              (f"- date: {record['date']}; commit {record['commit']} (dirty: {record['dirty']}); report code "
+               f"{record['report_code'].get('commit')}"),
               f"- machine: {record['machine']}; load mean {record['load']['mean']}, max {record['load']['max']}",
               f"- step wall times (s): {record['step_wall_s']}", "",
               "## Runs (95 % intervals: Wilson for accuracy, bootstrap for think tokens)", "",
@@ -272,10 +272,10 @@ def render(record: Mapping) -> str:
               f"- by grade: {g['by_grade']}; mean by grade {g['mean_by_grade']}; no pass: {g['dropped_no_pass_by_grade']}"]
     t = record["traces"]
     lines += ["", "## Training traces", "",
-              f"- n {t['n']}; think tokens p10 {t['think_tokens_p10']}, p90 {t['think_tokens_p90']}; shortest 10 % mean "
-              f"{t['shortest_10pct_mean']}, longest 10 % mean {t['longest_10pct_mean']} (spread {t['spread']}x)",
-              f"- most frequent sentence: {t['top_sentence']!r} in {_pct(t['top_sentence_share'])} % of traces; "
-              f"grades {t['grades']}", "", "## Targets", "", "target | value | wanted | met", "--- | --- | --- | ---"]
+              (f"- n {t['n']}; think tokens p10 {t['think_tokens_p10']}, p90 {t['think_tokens_p90']}; shortest 10 % "
+               f"mean {t['shortest_10pct_mean']}, longest 10 % mean {t['longest_10pct_mean']} (spread {t['spread']}x)"),
+              (f"- most frequent sentence: {t['top_sentence']!r} in {_pct(t['top_sentence_share'])} % of traces; "
+               f"grades {t['grades']}"), "", "## Targets", "", "target | value | wanted | met", "--- | --- | --- | ---"]
     for name, tgt in record["targets"].items():
         lines.append(f"{name} | {tgt['value']} | {tgt['target']} | {'yes' if tgt['met'] else 'NO'}")
     return "\n".join(lines) + "\n"
