@@ -241,7 +241,7 @@ def _ci(ci: Sequence[float], scale: float = 100.0, spec: str = ".1f") -> str:
 def render(record: Mapping) -> str:
     """The markdown twin of ``study.json`` (rendered, never typed)."""
     runs, lines = record["runs"], []
-    lines += [f"# Study record (seed {record['seed']}, {record['split']} split, n = {record['n_test']})", "",  # noqa: ISC004
+    lines += [f"# Study record (seed {record['seed']}, {record['split']} split, n = {record['n_test']})", "",
               f"- command: `{record['command']}` ({record['invocations']} invocation(s))",
               (f"- date: {record['date']}; commit {record['commit']} (dirty: {record['dirty']}); report code "
                f"{record['report_code'].get('commit')}"),
