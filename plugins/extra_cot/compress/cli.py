@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="torch device of the lm/classifier scorer: cpu, cuda, cuda:1 … or auto (cuda when this "
                          "process sees a GPU; under --ray each actor sees the --num-gpus-per-worker it was given)")
     sc.add_argument("--formula-bonus", type=float, default=1.0, help="added to formula units' standardised score")
+    sc.add_argument("--decisive-bonus", type=float, default=0.0,
+                    help="added on top for the equations the answer depends on (walking back from the answer); "
+                    "checks, restatements and dead ends then go first (default 0 = off)")
     bu = p.add_argument_group("budget and calibration")
     bu.add_argument("--ratios", default="0.2,0.4,0.6,0.8", help="target ratios (subset of 0.2,0.4,0.6,0.8,1.0)")
     bu.add_argument("--tokenizer", default=None,
@@ -81,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _options(args) -> tuple[CompressOptions, ScorerOptions]:
     ratios = tuple(float(r) for r in args.ratios.split(",") if r.strip())
     select = SelectOptions(tolerance=args.tolerance, aim=min(0.02, args.tolerance))
-    compress = CompressOptions(ratios=ratios, formula_bonus=args.formula_bonus, select=select, filters=FilterOptions())
+    compress = CompressOptions(ratios=ratios, formula_bonus=args.formula_bonus, decisive_bonus=args.decisive_bonus,
+                               select=select, filters=FilterOptions())
     scorer = ScorerOptions(name=args.scorer, model=args.scorer_model, contrast_weight=args.contrast_weight,
                            max_length=args.max_length, device=args.device)
     return compress, scorer

@@ -43,6 +43,7 @@ class StudyConfig:
     precision: str = option(default="auto", group=TRAIN, choices=list(PRECISIONS),
                             help="Stage 2 arithmetic, as the demo's --precision (auto: bf16 where the CPU has it)")
     formula_bonus: float = option(default=3.0, group=DATA, help="extra-cot compress --formula-bonus (default 3)")
+    decisive_bonus: float = option(default=3.0, group=DATA, help="extra-cot compress --decisive-bonus (default 3)")
     scorer: str = option(default="lm", group=DATA, choices=["lm", "heuristic"],
                          help="extra-cot compress --scorer: lm (SmolLM2 surprisal, the default) or heuristic (fast)")
     policy_quotas: str = option(

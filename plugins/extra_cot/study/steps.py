@@ -69,7 +69,8 @@ def _compress_step(cfg: StudyConfig, p: Paths, split: str, n: int) -> Step:
     skipped = out.with_name(out.name + ".skipped.jsonl")
     argv = tool("extra-cot", "extra_cot.cli") + [
         "compress", "--input", str(p.data / f"{split}.jsonl"), "--input-format", "responses", "--output", str(out),
-        "--tokenizer", str(p.base), "--formula-bonus", f"{cfg.formula_bonus:g}", "--scorer", cfg.scorer]
+        "--tokenizer", str(p.base), "--formula-bonus", f"{cfg.formula_bonus:g}",
+        "--decisive-bonus", f"{cfg.decisive_bonus:g}", "--scorer", cfg.scorer]
     return Step(f"compress-{split}", f"Stage 1: extra-cot compress of the {split} traces to 0.2/0.4/0.6/0.8", argv,
                 lambda: None if _count_lines(out) + _count_lines(skipped) >= n else f"{out}: not all {n} rows done",
                 clean=[out, skipped])
