@@ -126,3 +126,22 @@ def test_study_only_data_writes_the_training_traces(tmp_path):
     questions = {r["question"] for r in rows} | {json.loads(x)["question"] for x in
                                                  (out / "data" / "policy.jsonl").read_text().splitlines()}
     assert len(test) == 12 and not questions & {r["question"] for r in test}
+
+
+def test_the_no_control_baseline_has_the_method_schedule(tmp_path):
+    """Same start model, same epochs per pass, same lr/batch; only the data differ (no tokens, full traces)."""
+    from extra_cot.study.config import StudyConfig
+    from extra_cot.study.steps import build_steps
+
+    cfg = StudyConfig(out=str(tmp_path), epochs=3.0, epochs_second=1.5, learning_rate=2e-4)
+    train = {s.name: dict(a.split("=", 1) for a in s.argv if "=" in a and not a.startswith("--"))
+             for s in build_steps(cfg) if s.name.startswith("train-")}
+    method, baseline = (train["train-fixed"], train["train-policy"]), (train["train-no-control-first"],
+                                                                       train["train-no-control"])
+    for ours, theirs in zip(method, baseline, strict=True):
+        for key in ("num_train_epochs", "learning_rate", "per_device_train_batch_size", "cutoff_len"):
+            assert ours[key] == theirs[key], key
+    assert method[0]["model_name_or_path"] == baseline[0]["model_name_or_path"]  # both start from the ctrl model
+    assert method[1]["model_name_or_path"] == method[0]["output_dir"]
+    assert baseline[1]["model_name_or_path"] == baseline[0]["output_dir"]
+    assert [m["num_train_epochs"] for m in method] == ["3", "1.5"]

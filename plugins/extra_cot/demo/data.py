@@ -24,7 +24,7 @@ CONFIG_NAME = "data_config.json"
 #: The demo's problem family: one or two operations with small numbers (the issue-10 family the demo
 #: record was measured on), so a 135M model trained for a few minutes solves a clear share. The study
 #: (``extra_cot.study``) uses the generator's defaults: grades 1-4.
-DEMO_OPTIONS = ProblemOptions(min_steps=1, max_steps=2, max_start=9, max_factor=5, max_add=9)
+DEMO_OPTIONS = ProblemOptions(max_steps=2)
 
 
 def _gsm8k_rows(path: str, n: int, what: str) -> list[dict]:

@@ -4,8 +4,8 @@ The study is the demo's pipeline at a size that carries statistics (issue 17): g
 in four grades, split by ``--seed`` into SFT / policy / validation / test sets; Stage 1 compress;
 a first-pass mixed-ratio SFT model (fixed ratios only) whose sweep on the policy set gives the
 model-based γ*; a second pass that adds the ``<COMP_AUTO>`` rows; a no-control baseline trained on
-the full traces of the same questions with the same schedule; evaluation on ``--split``.
-Choose options with ``--split val``; ``--split test`` is for the record.
+the full traces of the same questions with the same two-pass schedule; evaluation on the
+validation and test splits. Choose options on the validation numbers; the test numbers are the record.
 """
 
 from __future__ import annotations
@@ -22,22 +22,32 @@ RUN, DATA, TRAIN, EVAL = "run", "data", "stage 2 training", "evaluation"
 SPLITS = ("val", "test")
 
 
+def _splits(text: str) -> list[str]:
+    names = [t for t in text.split(",") if t]
+    bad = [t for t in names if t not in SPLITS]
+    if bad or not names:
+        raise ValueError(f"--splits {text!r}: use a comma list of {list(SPLITS)}")
+    return names
+
+
 @dataclass
 class StudyConfig:
     """Everything a study run needs; saved as ``OUT/study_config.json``; the fields are the flags."""
 
     out: str = option(default=DEFAULT_OUT, group=RUN, help="output folder of everything (default: runs/study)")
     seed: int = option(default=0, group=DATA, help="seed of the problems and of their split (default 0)")
-    n_sft: int = option(default=96, group=DATA, help="problems whose traces train the first pass (fixed ratios)")
+    n_sft: int = option(default=80, group=DATA, help="problems whose traces train the first pass (fixed ratios)")
     n_policy: int = option(
-        default=96, group=DATA,
+        default=80, group=DATA,
         help="problems swept by the first-pass model for γ*; their traces and <COMP_AUTO> rows train the second pass")
-    n_val: int = option(default=100, group=DATA, help="validation problems (choose options with --split val)")
+    n_val: int = option(default=100, group=DATA, help="validation problems (choose options on these)")
     n_test: int = option(default=200, group=DATA, help="test problems (the record)")
-    split: str = option(default="test", group=EVAL, choices=list(SPLITS),
-                        help="which held-out split the evaluation steps use (default test)")
-    epochs: float = option(default=2.0, group=TRAIN,
-                           help="epochs of each training pass and of the no-control baseline (default 2)")
+    splits: list[str] = option(default_factory=lambda: list(SPLITS), cli_default="val,test", parse=_splits,
+                               group=EVAL, help="held-out splits the evaluation steps use (default val,test)")
+    epochs: float = option(default=4.0, group=TRAIN,
+                           help="epochs of the first pass (fixed-ratio rows of the train split; default 4)")
+    epochs_second: float = option(default=2.0, group=TRAIN,
+                                  help="epochs of the second pass (policy split + <COMP_AUTO> rows; default 2)")
     batch_size: int = option(default=8, group=TRAIN, help="per-device batch size (default 8)")
     learning_rate: float = option(default=5.0e-4, group=TRAIN, help="peak learning rate, cosine schedule (5e-4)")
     precision: str = option(default="auto", group=TRAIN, choices=list(PRECISIONS),
@@ -63,10 +73,8 @@ class StudyConfig:
                      "concurrency"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.epochs <= 0:
-            raise ValueError(f"--epochs must be > 0, got {self.epochs}")
-        if self.split not in SPLITS:
-            raise ValueError(f"--split {self.split!r}: use one of {list(SPLITS)}")
+        if self.epochs <= 0 or self.epochs_second <= 0:
+            raise ValueError(f"--epochs and --epochs-second must be > 0, got {self.epochs}, {self.epochs_second}")
 
     @property
     def root(self) -> Path:
@@ -82,8 +90,8 @@ def parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
-        "  python -m extra_cot.study --seed 0                 # the record: test split, runs/study\n"
-        "  python -m extra_cot.study --seed 1 --split val --out runs/study-val1   # choose options\n"
+        "  python -m extra_cot.study --seed 0 --results results   # the record (runs/study)\n"
+        "  python -m extra_cot.study --seed 1 --splits val --out runs/study-val1   # choose options on val only\n"
         "  python -m extra_cot.study --seed 5 --out runs/s5 --only data   # just the traces (DIR/data/)\n"
         "  python -m extra_cot.study --list                   # print every step's command\n",
     )

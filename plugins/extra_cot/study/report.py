@@ -119,9 +119,9 @@ def compute_targets(runs: Mapping[str, dict], traces: Mapping, gamma: Mapping) -
     out["echo_fidelity"] = _target(echo, f">= {t['echo_min']} at every fixed ratio",
                                    all((v or 0) >= t["echo_min"] for v in echo.values()))
     realized = [runs[r]["realized_ratio"] for r in FIXED]
-    steps = [round(b - a, 4) for a, b in pairwise(realized)]
+    steps = None if None in realized else [round(b - a, 4) for a, b in pairwise(realized)]
     out["realized_ratio_steps"] = _target(steps, f"each >= {t['realized_step_min']}",
-                                          all(s >= t["realized_step_min"] for s in steps))
+                                          steps is not None and all(s >= t["realized_step_min"] for s in steps))
     out["accuracy_at_1.0"] = _target(round(full["accuracy"], 4), f">= {t['accuracy_at_1.0_min']}",
                                      full["accuracy"] >= t["accuracy_at_1.0_min"])
     out["trace_spread"] = _target(traces["spread"], f">= {t['trace_spread_min']}", traces["spread"] >= t["trace_spread_min"])
@@ -193,22 +193,30 @@ def _state(root: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def build_record(root: Path) -> dict:
-    """The whole record of one study folder (see module doc)."""
-    from transformers import AutoTokenizer
-
-    from extra_cot.demo.__main__ import code_version
-
-    config = json.loads((root / "study_config.json").read_text())
-    split = config["split"]
-    tokenizer = AutoTokenizer.from_pretrained(str(root / "models/base"))
+def split_record(root: Path, split: str, tokenizer, traces: Mapping, gamma: Mapping) -> dict:
+    """Runs and targets of one held-out split."""
     grades = _grades(root / "data" / f"{split}.jsonl")
     traces_path = root / "data" / f"{split}_traces.jsonl"
     refs = reference_tokens(traces_path, tokenizer) if traces_path.is_file() else []
     ref_mean = sum(refs) / len(refs) if refs else 0.0
     runs = collect_runs(root, split, grades, ref_mean)
+    return {"n": len(grades), "reference_think_tokens": round(ref_mean, 2) if refs else None, "runs": runs,
+            "targets": compute_targets(runs, traces, gamma)}
+
+
+def build_record(root: Path) -> dict:
+    """The whole record of one study folder (see module doc): ``runs``/``targets`` are the test
+    split's (the record), ``splits`` holds every evaluated split (validation: for choosing options)."""
+    from transformers import AutoTokenizer
+
+    from extra_cot.demo.__main__ import code_version
+
+    config = json.loads((root / "study_config.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(str(root / "models/base"))
     traces = training_trace_stats(root / "data", tokenizer)
     gamma = json.loads((root / "stage1" / "policy_targets.jsonl.summary.json").read_text())
+    splits = {split: split_record(root, split, tokenizer, traces, gamma) for split in config["splits"]}
+    main_split = "test" if "test" in splits else config["splits"][0]
     state = _state(root)
     invocations = state.get("invocations", [])
     loads = [x[1] for x in state.get("load_samples", [])]
@@ -216,13 +224,14 @@ def build_record(root: Path) -> dict:
     return {
         "command": first.get("command"), "date": first.get("started"),
         "commit": (first.get("code") or {}).get("commit"), "dirty": (first.get("code") or {}).get("dirty"),
-        "report_code": code_version(), "invocations": len(invocations), "seed": config["seed"], "split": split,
-        "n_test": len(grades), "machine": machine(),
+        "report_code": code_version(), "invocations": len(invocations), "seed": config["seed"], "split": main_split,
+        "n_test": splits[main_split]["n"], "machine": machine(),
         "load": {"mean": round(sum(loads) / len(loads), 2) if loads else None, "max": max(loads, default=None)},
         "step_wall_s": {k: v.get("wall_s") for k, v in state.get("steps", {}).items()},
-        "reference_think_tokens": round(ref_mean, 2) if refs else None,
-        "config": config, "traces": traces, "gamma": gamma, "runs": runs,
-        "targets": compute_targets(runs, traces, gamma),
+        "total_wall_s": round(sum(v.get("wall_s") or 0 for v in state.get("steps", {}).values()), 1),
+        "reference_think_tokens": splits[main_split]["reference_think_tokens"],
+        "config": config, "traces": traces, "gamma": gamma,
+        "runs": splits[main_split]["runs"], "targets": splits[main_split]["targets"], "splits": splits,
         "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
     }
 
@@ -246,7 +255,7 @@ def render(record: Mapping) -> str:
               (f"- date: {record['date']}; commit {record['commit']} (dirty: {record['dirty']}); report code "
                f"{record['report_code'].get('commit')}"),
               f"- machine: {record['machine']}; load mean {record['load']['mean']}, max {record['load']['max']}",
-              f"- step wall times (s): {record['step_wall_s']}", "",
+              f"- step wall times (s): {record['step_wall_s']} (total {record['total_wall_s']} s)", "",
               "## Runs (95 % intervals: Wilson for accuracy, bootstrap for think tokens)", "",
               "run | accuracy % [CI] | think tokens [CI] | realized vs own 1.0 | vs reference | echo | acc per 1k tokens",
               "--- | --- | --- | --- | --- | --- | ---"]
@@ -278,6 +287,14 @@ def render(record: Mapping) -> str:
                f"grades {t['grades']}"), "", "## Targets", "", "target | value | wanted | met", "--- | --- | --- | ---"]
     for name, tgt in record["targets"].items():
         lines.append(f"{name} | {tgt['value']} | {tgt['target']} | {'yes' if tgt['met'] else 'NO'}")
+    for split, rec in record["splits"].items():
+        if split == record["split"]:
+            continue
+        lines += ["", f"## {split} split (n = {rec['n']}; for choosing options)", "",
+                  "run | accuracy % [CI] | think tokens [CI]", "--- | --- | ---"]
+        lines += [f"{name} | {_pct(r['accuracy'])} {_ci(r['accuracy_ci'])} | {r['think_tokens']:.1f} "
+                  f"{_ci(r['think_tokens_ci'], 1.0)}" for name, r in rec["runs"].items()]
+        lines.append("- targets met: " + ", ".join(f"{k} {'yes' if t['met'] else 'NO'}" for k, t in rec["targets"].items()))
     return "\n".join(lines) + "\n"
 
 

