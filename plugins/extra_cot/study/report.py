@@ -225,6 +225,7 @@ def build_record(root: Path) -> dict:
         "command": first.get("command"), "date": first.get("started"),
         "commit": (first.get("code") or {}).get("commit"), "dirty": (first.get("code") or {}).get("dirty"),
         "report_code": code_version(), "invocations": len(invocations), "seed": config["seed"], "split": main_split,
+        "invocation_log": [{k: inv.get(k) for k in ("command", "started", "code")} for inv in invocations],
         "n_test": splits[main_split]["n"], "machine": machine(),
         "load": {"mean": round(sum(loads) / len(loads), 2) if loads else None, "max": max(loads, default=None)},
         "step_wall_s": {k: v.get("wall_s") for k, v in state.get("steps", {}).items()},
@@ -252,6 +253,8 @@ def render(record: Mapping) -> str:
     runs, lines = record["runs"], []
     lines += [f"# Study record (seed {record['seed']}, {record['split']} split, n = {record['n_test']})", "",
               f"- command: `{record['command']}` ({record['invocations']} invocation(s))",
+              *[f"  - invocation {i}: `{inv['command']}` at {inv['started']}, code {inv['code']}"
+                for i, inv in enumerate(record["invocation_log"], 1)],
               (f"- date: {record['date']}; commit {record['commit']} (dirty: {record['dirty']}); report code "
                f"{record['report_code'].get('commit')}"),
               f"- machine: {record['machine']}; load mean {record['load']['mean']}, max {record['load']['max']}",
