@@ -190,23 +190,31 @@ def _pieces(reading: Reading):
         pos = e
 
 
-def _outside_regions(src: Reading, frag: str, pos: int, after: str | None) -> int | None:
-    """First position ``>= pos`` where ``frag`` lies in the source outside every region; a
-    ``frag`` ending in a literal ``$`` must also be followed there by ``after`` (or both by a
-    space or the end; ``None``: not checked): ``$12`` cut to ``$`` would open math for a TeX reader."""
+def _placements(src: Reading, frag: str, pos: int):
+    """Positions ``>= pos`` where ``frag`` lies in the source outside every region, in order."""
     starts = [s for s, _ in src.regions]
-    dollar = after is not None and frag.endswith("$") and not frag.endswith("\\$")
     p = src.text.find(frag, pos)
     while p >= 0:
         k = bisect_right(starts, p + len(frag) - 1) - 1
         if k >= 0 and src.regions[k][1] > p:
             p = src.text.find(frag, max(p + 1, src.regions[k][1]))
             continue
-        nxt = src.text[p + len(frag):p + len(frag) + 1]
-        if not dollar or nxt == after or (nxt.strip() == "" and after.strip() == ""):
-            return p
+        yield p
         p = src.text.find(frag, p + 1)
-    return None
+
+
+def _outside_regions(src: Reading, frag: str, pos: int, after: str | None) -> int | None:
+    """The first position ``>= pos`` where ``frag`` lies in the source outside every region
+    (placing each piece as early as possible finds an order alignment whenever one exists). A
+    ``frag`` ending in a literal ``$`` must also be followed there by ``after`` (or both by a
+    space or the end; ``None``: not checked): ``$12`` cut to ``$`` opens math for a TeX reader."""
+    dollar = after is not None and frag.endswith("$") and not frag.endswith("\\$")
+
+    def ok(p: int) -> bool:
+        nxt = src.text[p + len(frag):p + len(frag) + 1]
+        return not dollar or nxt == after or (nxt.strip() == "" and after.strip() == "")
+
+    return next((p for p in _placements(src, frag, pos) if ok(p)), None)
 
 
 def _next_region(src: Reading, frag: str, pos: int) -> int | None:
