@@ -34,6 +34,23 @@ def test_formula_units(text, expected):
     assert formulas(text) == expected
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("from $20,000 and $30,000 on", []),  # Pandoc's own example: a closer before a digit
+    ("costs 5$ each and x$ more", []),  # an opener needs a non-space after it
+    ("so $x $ and", []),  # a closer needs a non-space before it
+    ("so $a\n\nb$ and", []),  # a blank line ends the search
+    ("so $x$5 and", []),
+    ("it cost $5 in all=$<<5*1=5>>5 total", ["$<<5*1=5>>5"]),  # a closer before a GSM8K annotation
+    ("$2 +\n3 = 5$ and", ["$2 +\n3 = 5$"]),  # one line break is fine
+    ("so $3 apples + 5 apples = 8 apples$ here", ["$3 apples + 5 apples = 8 apples$"]),
+    ("so $12 \\times 3 = 36 $ here", ["$12 \\times 3 = 36 $"]),  # fallback: a command inside
+    ("so $12 \\times\n3 = 36 $ here", ["3 = 36"]),  # the fallback is one line only
+    ("so $12 \\times 3 and \\(y\\) $ here", ["\\(y\\)"]),  # ... without other math inside
+])
+def test_pandoc_dollar_rule(text, expected):
+    assert formulas(text) == expected
+
+
 def test_units_cover_text_exactly():
     for text in [LATEX_COT] + [r["answer"] for r in GSM8K_ROWS]:
         units = segment(text)

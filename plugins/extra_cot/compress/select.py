@@ -104,16 +104,15 @@ def _gap(between: str, adjacent: bool, left: str, right: str) -> str:
         return between if between.strip() == "" else " "
     if "\n" in between:
         return "\n"
-    unspaced = not any(c.isspace() for c in between) and _UNSPACED_RE.match(left) and _UNSPACED_RE.match(right)
-    return "" if unspaced else " "
+    return "" if _UNSPACED_RE.match(left) and _UNSPACED_RE.match(right) else " "
 
 
 def join_units(source: str, units: Sequence[Unit], kept: set[int]) -> tuple[str, list[tuple[int, int, int]]]:
     """Join kept units; returns the text and ``(unit, out_start, out_end)`` per emitted unit.
 
     Adjacent source units keep their original gap; across a dropped stretch the gap is a
-    newline if the stretch held one, a space if it held whitespace or either side is not of an
-    unspaced script, else nothing (dropped CJK characters leave no space). Runs of bare
+    newline if the stretch held one, else nothing between two characters of an unspaced script
+    (CJK) and a space otherwise. Runs of bare
     ``.``/``,`` collapse (METHOD.md).
     """
     pieces: list[str] = []
