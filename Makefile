@@ -1,4 +1,4 @@
-# One CPU environment for the whole project (HOSTS.md versions), at .venv/.
+# One CPU environment for the whole project (docs/hosts.md versions), at .venv/.
 # `make setup` is idempotent: it reruns only when the files the stamp depends on change.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -7,7 +7,7 @@ PIP     = $(PY) -m pip
 STAMP   = $(VENV)/.setup-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast demo demo-results clean-venv
+.PHONY: setup test test-fast demo demo-results study clean-venv
 
 setup: $(STAMP)
 
@@ -37,6 +37,11 @@ test-fast: setup
 # DATA=path/to/gsm8k_train.jsonl uses GSM8K (test file: train->test in the name) instead of generated problems.
 demo: setup
 	$(PY) -m extra_cot.demo $(if $(DATA),--gsm8k-train $(DATA)) $(DEMO_ARGS)
+
+# The study (issue 17): splits by seed, two-pass SFT with a sweep-based gamma*, a no-control baseline,
+# 95 % intervals; outputs in runs/study, the record in results/study.{md,json}; SEED=S: runs/study-S, no record.
+study: setup
+	$(PY) -m extra_cot.study --seed $(or $(SEED),0) --out runs/study$(if $(SEED),-$(SEED)) $(if $(SEED),,--results results) $(STUDY_ARGS)
 
 demo-results: setup
 	$(PY) -m extra_cot.demo.summary --out runs/demo --results results

@@ -45,7 +45,7 @@ class BanditConfig:
     questions: int = 64
     steps: int = 150
     prompts_per_step: int = 32
-    n: int = 8  # responses per prompt (Thinkless uses 8; METHOD.md Stage 3 uses 4)
+    n: int = 8  # responses per prompt (Thinkless uses 8; docs/method.md Stage 3 uses 4)
     p_hi: float = 0.9  # success when γ_c >= difficulty
     p_lo: float = 0.15  # success below it
     p_invalid: float = 0.02  # malformed responses (no ratio token / unclosed think)

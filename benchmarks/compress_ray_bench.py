@@ -28,7 +28,7 @@ def ray_bench(data: str, rows: int, scorers: list[str], workers: list[int], toke
     """One result row per (scorer, configuration); ``speedup`` is over the single process."""
     import ray
 
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local cluster (HOSTS.md)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # local cluster (docs/hosts.md)
     t = time.perf_counter()
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
     init_s = time.perf_counter() - t

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stage 3: CHRPO on the Stage-2 SFT model (Qwen3-1.7B) with stock verl 0.9.1 on one 8-GPU node.
-# NOT run in this repository's CI (verl has no CPU rollout); the CPU tests compose this exact
-# config with `--cfg job` instead. Install `extra-cot[rl]` on every node first: the verl plugin
+# This GPU command is not run in this repository's CI: the tests compose it with `--cfg job`, and
+# run the same `main_ppo +algorithm=chrpo` on CPU through extra_cot.rl.cpu_launch
+# (examples/run_chrpo_cpu.sh; docs/hosts.md, "verl 0.9.1 on a CPU-only machine"). Install `extra-cot[rl]` on every node first: the verl plugin
 # (estimator + reward manager) and the `+algorithm=chrpo` preset load through entry points.
 #
 #   SFT_MODEL=saves/qwen3-1.7b/mixed_sft RL_DATA=data/rl bash examples/run_qwen3-1.7b_chrpo.sh
@@ -9,7 +10,7 @@
 # RL_DATA comes from (the whole pipeline, same paths: examples/reproduce_qwen3-1.7b.sh):
 #   extra-cot eval ... --ratios 0.2,0.4,0.6,0.8,1.0 --n-samples 3 --output_dir out/qwen3-1.7b/rl_sweep  (SFT model)
 #   extra-cot build-rl --sweep out/qwen3-1.7b/rl_sweep --output-dir "$RL_DATA" --train-batch-size 128
-# Settings: METHOD.md Stage 3 [P] (policy mode, n = 4, temperature 0.7, top_p 0.9, 4096 new
+# Settings: docs/method.md Stage 3 [P] (policy mode, n = 4, temperature 0.7, top_p 0.9, 4096 new
 # tokens, set by the preset); lr 1e-6 and KL 0.001 from Thinkless (set by the preset); batch
 # sizes, epochs and GPU layout are our choice [R]. Any `key=value` argument is appended and wins.
 set -euo pipefail

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-# Nothing may reach a hub; Ray's token auth is off for local clusters (HOSTS.md).
+# Nothing may reach a hub; Ray's token auth is off for local clusters (docs/hosts.md).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -41,7 +41,7 @@ def tiny_tokenizer(tiny_model_dir):
 def vllm_server(tiny_model_dir, tmp_path_factory):
     """A REAL vLLM OpenAI server (CPU) serving the tiny control-token model as local_core_model.
 
-    Start-up takes 45-80 s on 2 cores (HOSTS.md); use only from tests marked ``slow``.
+    Start-up takes 45-80 s on 2 cores (docs/hosts.md); use only from tests marked ``slow``.
     """
     from extra_cot.eval.server import VLLMServer
 

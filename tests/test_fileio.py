@@ -87,3 +87,13 @@ def test_read_records_streams_json_arrays_across_chunk_boundaries(tmp_path, monk
         list(fileio.read_records(tmp_path / "b.json"))
     (tmp_path / "c.json").write_text('{"a": 1}\n\n[2]\n')  # JSON lines in a .json file
     assert list(fileio.read_records(tmp_path / "c.json")) == [(1, {"a": 1}), (3, [2])]
+
+
+def test_stale_options_names_what_differs_and_compares_as_json():
+    from extra_cot.fileio import stale_options
+
+    saved = {"ratios": [0.2, 0.4], "seed": 1, "extra": "ignored"}
+    assert stale_options("out.jsonl", saved, {"ratios": (0.2, 0.4), "seed": 1}) is None  # tuple == stored list
+    problem = stale_options("out.jsonl", saved, {"ratios": (0.2,), "seed": 1, "new": True})
+    assert problem == ("out.jsonl was written with {'ratios': [0.2, 0.4], 'new': None}, "
+                       "this run wants {'ratios': [0.2], 'new': True}")

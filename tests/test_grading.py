@@ -153,7 +153,7 @@ def test_model_output_is_never_executed():
 
 
 def test_calls_from_worker_threads_agree_with_main_thread():
-    """math-verify's signal.alarm fails off the main thread (HOSTS.md); ours must not."""
+    """math-verify's signal.alarm fails off the main thread (docs/hosts.md); ours must not."""
     pairs = EQUIVALENT + NOT_EQUIVALENT
     expected = [is_equivalent(p, g) for p, g in pairs]
     results: dict[int, list[bool]] = {}
@@ -274,6 +274,26 @@ def test_a_worker_lost_between_calls_is_replaced():
         os.kill(pid, signal.SIGKILL)
     for _ in range(grading._POOL_WORKERS + 1):  # every worker is found dead and restarted, verdicts right
         assert grading._math_verify_with_deadline(r"2\sqrt{2}", r"\sqrt{8}") is True
+
+
+def test_a_worker_that_cannot_start_stops_grading_instead_of_grading_wrong(tmp_path, monkeypatch):
+    """No math-verify (here: shadowed by a broken module) must raise, not turn every pair "wrong"."""
+    from extra_cot import grading
+
+    (tmp_path / "math_verify").mkdir()
+    (tmp_path / "math_verify" / "__init__.py").write_text("raise ImportError('broken math_verify')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setattr(grading, "_pool", None)  # a fresh pool whose workers see the broken module
+    try:
+        with pytest.raises(grading.GraderUnavailableError) as info:
+            grade(r"so \boxed{\sqrt{8}}", r"2\sqrt{2}")
+        for needle in ("did not start", "math-verify==0.9.0", "PYTHONPATH", sys.executable):
+            assert needle in str(info.value)
+        with pytest.raises(grading.GraderUnavailableError):
+            is_equivalent(r"\sqrt{8}", r"2\sqrt{2}")
+        assert is_equivalent("4", "4.0") is True  # the exact/numeric path needs no worker
+    finally:
+        grading._workers().close()
 
 
 def test_grader_workers_exit_with_their_parent(tmp_path):

@@ -1,4 +1,4 @@
-"""Every path the README names exists (STYLE.md, "Interfaces")."""
+"""Every path the README names exists."""
 
 import re
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 PATH_RE = re.compile(r"^(?:[\w.-]+/)*[\w.-]+(?:\.(?:py|yaml|yml|json|jsonl|md|sh|toml|txt|pth)|/)$")
-TOP = ("plugins/", "examples/", "benchmarks/", "tests/", "data_templates/", "reward_fns/", "tools/",
+TOP = ("docs/", "plugins/", "examples/", "benchmarks/", "tests/", "data_templates/", "reward_fns/", "tools/",
        "results/", ".ci/", "Makefile", "pyproject.toml", "constraints.txt", "README.md")
 
 

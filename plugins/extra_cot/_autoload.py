@@ -8,11 +8,12 @@ runs for that part. So the plugin is active in
 interpreter that never imports LLaMA-Factory imports nothing more.
 
 Switch off with ``EXTRA_COT_AUTOLOAD=0``. Interpreter start-up never fails because of it: the
-``.pth`` line and :func:`install` only add the finder. Once LLaMA-Factory is imported, a failure
-to register is logged with its traceback, except a refusal of an untested host
-(:class:`extra_cot.hostcheck.UntestedHostError`): that one propagates, so ``import
-llamafactory.data`` (and ``llamafactory-cli``) stops with a message naming the supported release
-and the overrides, instead of training without the plugin.
+``.pth`` line and :func:`install` only add the finder. Once LLaMA-Factory is imported, every
+failure to register propagates, so ``import llamafactory.data`` / ``llamafactory.model`` (and
+``llamafactory-cli``) stops instead of training with half the plugin (data part registered,
+embedding part not): a refusal of an untested host as
+:class:`extra_cot.hostcheck.UntestedHostError` naming the supported release and the overrides,
+any other error as :class:`AutoloadError` naming the part, the cause and the fixes.
 
 :func:`when_imported` reuses the finder for other adapters (the verl CPU platform patches vLLM's
 layer utilities only in the processes that import vLLM); it is not affected by the switch.
@@ -27,25 +28,36 @@ import sys
 from collections.abc import Callable
 from types import ModuleType
 
+from extra_cot.hostcheck import UntestedHostError
+
 ENV_VAR = "EXTRA_COT_AUTOLOAD"
 #: module -> the plugin part registered right after it is imported (extra_cot.sft.plugin.register)
 TARGETS = {"llamafactory.data": "data", "llamafactory.model": "model"}
 logger = logging.getLogger("extra_cot.autoload")
+
+
+class AutoloadError(RuntimeError):
+    """Registering a part of the LLaMA-Factory plugin failed for a reason other than the host version."""
+
 #: module -> callbacks run with the module right after it executes (:func:`when_imported`)
 _HOOKS: dict[str, list[Callable[[ModuleType], None]]] = {}
 
 
 def _register(part: str) -> None:
-    from extra_cot.hostcheck import UntestedHostError
-
     try:
         from extra_cot.sft.plugin import register
 
         register(part)
     except UntestedHostError as err:  # fail closed, loudly: the plugin must not half-apply
         raise UntestedHostError(f"{err} (or {ENV_VAR}=0 to run LLaMA-Factory without extra-cot)") from None
-    except Exception:  # never break the host process; say what failed, with the traceback
-        logger.exception("extra-cot: registering the LLaMA-Factory plugin failed (set %s=0 to skip it)", ENV_VAR)
+    except Exception as err:  # fail closed: a half-applied plugin trains the wrong model silently
+        module = next(name for name, p in TARGETS.items() if p == part)
+        raise AutoloadError(
+            f"extra-cot: registering the LLaMA-Factory plugin part {part!r} (right after {module} was "
+            f"imported) failed: {type(err).__name__}: {err}. Fix: reinstall extra-cot with its pinned "
+            f"LLaMA-Factory (pip install 'extra-cot[sft]'), or set {ENV_VAR}=0 to run LLaMA-Factory "
+            "without extra-cot (then call extra_cot.sft.plugin.register() yourself if you need it)"
+        ) from err
 
 
 class _Loader(importlib.abc.Loader):
@@ -110,5 +122,7 @@ def install() -> bool:
 
 try:
     install()
-except Exception:  # a .pth import must never break the interpreter
+except (AutoloadError, UntestedHostError):
+    raise  # LLaMA-Factory was already imported and registering failed: never run half-applied
+except Exception:  # adding the finder itself must never break the interpreter
     logger.exception("extra-cot: installing the autoload hook failed")

@@ -1,5 +1,6 @@
 """File I/O shared by every command: JSONL reading with row-named errors, atomic writes
-(a crash never leaves a half-written file)."""
+(a crash never leaves a half-written file), and the one check that a resumed output was written
+with this run's options."""
 
 from __future__ import annotations
 
@@ -177,3 +178,15 @@ def atomic_write_json(path: str | Path, obj: Any, **dumps_kwargs: Any) -> None:
     """``obj`` as indented UTF-8 JSON (``default=str`` for paths and the like), atomically."""
     options = {"indent": 2, "ensure_ascii": False, "default": str, **dumps_kwargs}
     atomic_write_text(path, json.dumps(obj, **options) + "\n")
+
+
+def stale_options(path: str | Path, saved: dict, want: dict) -> str | None:
+    """Which of ``want`` differ from the options ``saved`` beside the outputs at ``path``; None if none.
+
+    Resumable commands and the demo's steps call it before reusing finished outputs: appending
+    to, or skipping, outputs written with other options would mix two configurations silently.
+    Values are compared as JSON stores them (tuples as lists).
+    """
+    want = json.loads(json.dumps(want))
+    stale = {k: saved.get(k) for k, v in want.items() if saved.get(k) != v}
+    return f"{path} was written with {stale}, this run wants { {k: want[k] for k in stale} }" if stale else None

@@ -1,12 +1,12 @@
 """Answer extraction and equivalence: the one grader shared by evaluation and the RL reward.
 
 Why not the authors' regex: it never matches ``\\boxed{42}`` and cannot follow nested braces
-(METHOD.md, "Evaluation"). Here extraction is a brace-matching scan for the *last*
+(docs/method.md, "Evaluation"). Here extraction is a brace-matching scan for the *last*
 ``\\boxed``/``\\fbox``, then GSM8K ``#### x``, then "The answer is x".
 
 Equivalence is a cheap exact/numeric path first, then math-verify for LaTeX forms. Safety:
 
-* math-verify's own timeouts use ``signal.alarm`` and fail off the main thread (HOSTS.md), so
+* math-verify's own timeouts use ``signal.alarm`` and fail off the main thread (docs/hosts.md), so
   they are switched off; instead inputs that can make sympy run for minutes (power towers, huge
   exponents or digit runs, deep nesting, long strings) never reach it, and every math-verify call
   runs in a small pool of worker processes behind a deadline (``MATH_VERIFY_DEADLINE_S``); a late
@@ -14,7 +14,10 @@ Equivalence is a cheap exact/numeric path first, then math-verify for LaTeX form
   inputs.
 * Only LaTeX extraction is used (latex2sympy is a parser); sympy's ``parse_expr`` (which uses
   ``eval``) is never given model text.
-* No public function raises: every unexpected error is logged and graded as "not equivalent".
+* No public function raises on an input: an unexpected error on one pair is logged with the pair
+  and graded "not equivalent". The one exception is :class:`GraderUnavailableError`: when a
+  math-verify worker cannot start at all, every symbolic pair would be graded wrong (in RL: silently
+  lower rewards), so grading stops with the cause and the fix instead.
 """
 
 from __future__ import annotations
@@ -35,13 +38,13 @@ from fractions import Fraction
 
 logger = logging.getLogger(__name__)
 
-#: Deadline for one math-verify comparison. A normal pair takes ~8 ms (HOSTS.md); the slowest
+#: Deadline for one math-verify comparison. A normal pair takes ~8 ms (docs/hosts.md); the slowest
 #: legitimate pairs in tests/test_grading.py take < 0.5 s on 2 cores, so 3 s leaves headroom.
 MATH_VERIFY_DEADLINE_S = 3.0
 #: Longest answer string math-verify sees. MATH-500/AMC gold answers are < 100 characters;
 #: longer extracted answers are compared exactly only.
 MAX_SYMBOLIC_CHARS = 300
-#: Longest digit run math-verify sees (sympy on 100,000-digit numbers hangs: HOSTS.md).
+#: Longest digit run math-verify sees (sympy on 100,000-digit numbers hangs: docs/hosts.md).
 MAX_DIGITS = 60
 #: Deepest brace nesting math-verify sees (deep nesting recurses in the LaTeX parser).
 MAX_BRACE_DEPTH = 12
@@ -186,8 +189,15 @@ def _symbolic_safe(s: str) -> bool:
     return deepest <= MAX_BRACE_DEPTH and "__" not in s
 
 
+class GraderUnavailableError(RuntimeError):
+    """math-verify cannot run in this environment (its worker process does not start)."""
+
+
 def is_equivalent(pred: str | None, gold: str | None) -> bool:
-    """Whether answer ``pred`` equals answer ``gold`` (both already extracted)."""
+    """Whether answer ``pred`` equals answer ``gold`` (both already extracted).
+
+    Raises :class:`GraderUnavailableError` when math-verify cannot start; never on an input.
+    """
     try:
         if not isinstance(pred, str) or not isinstance(gold, str):
             return False
@@ -206,6 +216,8 @@ def is_equivalent(pred: str | None, gold: str | None) -> bool:
             logger.debug("grading: unsafe for math-verify, exact only: %r vs %r", pred[:80], gold[:80])
             return False
         return _math_verify_with_deadline(pred, gold)
+    except GraderUnavailableError:
+        raise
     except Exception:
         logger.exception("is_equivalent failed on %r vs %r", str(pred)[:200], str(gold)[:200])
         return False
@@ -220,6 +232,8 @@ def grade(response: str, gold: str) -> bool:
         pred = extract_answer(answer_part)
         gold_answer = extract_answer(gold) if ("\\boxed" in gold or "####" in gold) else gold
         return is_equivalent(pred, gold_answer)
+    except GraderUnavailableError:
+        raise
     except Exception:
         logger.exception("grade failed on %r vs %r", str(response)[-200:], str(gold)[:200])
         return False
@@ -238,6 +252,15 @@ WORKER_STARTUP_S = 120.0
 _READY = b"ready\n"
 
 
+def _unavailable(command: list[str], cause: str) -> GraderUnavailableError:
+    return GraderUnavailableError(
+        f"math-verify worker did not start: {cause}. Without it every symbolic answer pair would be "
+        f"graded wrong, so grading stops. Fix: `{' '.join(command)}` must print 'ready': install "
+        f"math-verify==0.9.0 into this interpreter ({sys.executable}: pip install 'math-verify==0.9.0') "
+        "and check that no other module named math_verify shadows it (PYTHONPATH)"
+    )
+
+
 class _Worker:
     """One math-verify process; used by one thread at a time (see :class:`_WorkerPool`)."""
 
@@ -248,18 +271,20 @@ class _Worker:
     def _start(self) -> None:
         from extra_cot import lifeline
 
-        self.proc = lifeline.popen(
-            [sys.executable, "-m", "extra_cot.grading", "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            bufsize=0,
-        )
+        command = [sys.executable, "-m", "extra_cot.grading", "--worker"]
+        try:
+            self.proc = lifeline.popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        except OSError as err:
+            raise _unavailable(command, f"{type(err).__name__}: {err}") from err
         self._buf = b""
         try:
             ready = self._read_line(WORKER_STARTUP_S)
+            cause = f"no ready line within {WORKER_STARTUP_S:.0f} s"
         except EOFError:
-            ready = None
+            ready, cause = None, "it exited before answering (its traceback is on stderr above)"
         if ready != _READY:
             self.kill()
-            raise RuntimeError("math-verify worker did not start (see its stderr above)")
+            raise _unavailable(command, cause)
 
     def _read_line(self, timeout: float) -> bytes | None:
         deadline = time.monotonic() + timeout
@@ -357,7 +382,7 @@ def _math_verify(pred: str, gold: str) -> bool:
     math_verify.parser.TIMEOUT_WARNING_SHOWN = math_verify.grader.TIMEOUT_WARNING_SHOWN = True
     config = [LatexExtractionConfig()]
     # Wrapping in \\boxed{} makes the LaTeX extractor take the whole answer; timeouts off
-    # because signal.alarm fails off the main thread (HOSTS.md): the deadline is ours.
+    # because signal.alarm fails off the main thread (docs/hosts.md): the deadline is ours.
     gold_parsed = parse(f"\\boxed{{{gold}}}", config, parsing_timeout=None)
     pred_parsed = parse(f"\\boxed{{{pred}}}", config, parsing_timeout=None)
     if not gold_parsed or not pred_parsed:

@@ -1,4 +1,4 @@
-"""The one prompt builder shared by SFT data, RL data and evaluation (METHOD.md, "Prompt").
+"""The one prompt builder shared by SFT data, RL data and evaluation (docs/method.md, "Prompt").
 
 user:     ``Please reason step by step, and put your final answer within \\boxed{}.\\n{question} <COMP_xx>``
 response: ``<COMP_xx>\\n<think>\\n{reasoning}</think>\\n\\n{answer}``

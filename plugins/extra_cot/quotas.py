@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-#: METHOD.md Stage 2, policy rows: share of each γ* (the RL data uses the same shares).
+from extra_cot.tokens import FIXED_RATIOS
+
+#: docs/method.md Stage 2, policy rows: share of each γ* (the RL data uses the same shares).
 PAPER_QUOTAS: dict[float, float] = {0.2: 0.18, 0.4: 0.24, 0.6: 0.26, 0.8: 0.22, 1.0: 0.10}
 
 _EPS = 1e-9  # 0.26 * 384.6... must not floor to 99 through float error
@@ -53,3 +55,23 @@ def allocate(
             out[r] += 1
             missing -= 1
     return out
+
+
+def parse_quotas(text: str) -> dict[float, float] | None:
+    """``method`` | ``none`` | ``0.2:0.18,0.4:0.24,...`` -> quotas (None = no quotas)."""
+    text = text.strip().lower()
+    if text == "method":
+        return dict(PAPER_QUOTAS)
+    if text == "none":
+        return None
+    quotas = {}
+    for part in text.split(","):
+        try:
+            ratio, share = part.split(":")
+            quotas[float(ratio)] = float(share)
+        except ValueError:
+            raise ValueError(f"--quotas {text!r}: use 'method', 'none' or e.g. '0.2:0.18,0.4:0.24'") from None
+    unknown = sorted(set(quotas) - set(FIXED_RATIOS))
+    if unknown or any(s < 0 for s in quotas.values()):
+        raise ValueError(f"--quotas {text!r}: ratios must be among {list(FIXED_RATIOS)} with shares >= 0")
+    return quotas

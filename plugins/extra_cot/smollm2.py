@@ -81,7 +81,7 @@ def build_gguf_tokenizer(gguf_path: str):
 
     Why not the tokenizer transformers 5.5.4 loads from the GGUF: it comes out as a
     ``CodeLlamaTokenizer`` that prepends a BOS, calls ``<|im_start|>`` the EOS and, once saved,
-    reloads as a Metaspace tokenizer mapping spaces/newlines to id 0 (HOSTS.md). The GGUF says
+    reloads as a Metaspace tokenizer mapping spaces/newlines to id 0 (docs/hosts.md). The GGUF says
     ``model=gpt2, pre=smollm, add_bos_token=False``; llama.cpp's ``smollm`` pre-tokenizer splits
     every digit on its own, then applies the GPT-2 regex, as the original HF tokenizer.json does.
     """

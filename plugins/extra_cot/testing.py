@@ -4,7 +4,7 @@ No hub access is needed: a byte-level BPE tokenizer is trained on the spot with 
 on a small arithmetic corpus, with Qwen3's chat markers (``<|im_start|>``, ``<|im_end|>``,
 ``<think>``, ``</think>``) and a Qwen3-style chat template, and a randomly initialised
 ``Qwen3ForCausalLM`` (hidden 64, 2 layers, 4 heads of dim 32, 2 KV heads: head_dim ≥ 32 because
-vLLM's CPU attention rejects 16, HOSTS.md) is saved beside it.
+vLLM's CPU attention rejects 16, docs/hosts.md) is saved beside it.
 
 Like Qwen3, the embedding can be given spare rows beyond the tokenizer (``spare_rows``) so the
 "new token rows are never initialised by LLaMA-Factory" case is reproduced.

@@ -1,6 +1,6 @@
 """Think-span accounting: the ``<think>…</think>`` text and its token count.
 
-Tokens = non-special model tokens inside a *closed* think block (METHOD.md, "Evaluation");
+Tokens = non-special model tokens inside a *closed* think block (docs/method.md, "Evaluation");
 an unclosed block counts as no think (0 tokens), as in the paper's think-only accounting.
 """
 

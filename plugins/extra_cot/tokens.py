@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-#: Fixed target ratios γ (METHOD.md, "Control tokens").
+#: Fixed target ratios γ (docs/method.md, "Control tokens").
 FIXED_RATIOS: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
 POLICY_TOKEN = "<COMP_AUTO>"
 POLICY_ALIASES: tuple[str, ...] = ("<COMP_POLICY>",)

@@ -193,3 +193,28 @@ def test_scorer_device_auto_is_resolved_in_the_worker():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device(ScorerOptions(name="lm", device="auto")).device == expected
     assert resolve_device(ScorerOptions(name="lm", device="cuda:1")).device == "cuda:1"
+
+
+@pytest.mark.parametrize("change", [["--ratios", "0.2,0.4"], ["--tolerance", "0.1"], ["--formula-bonus", "2"]])
+def test_compress_refuses_to_resume_into_an_output_with_other_options(tmp_path, tiny_model_dir, caplog, change):
+    inp, out = _write(tmp_path / "in.jsonl", GSM8K_ROWS), tmp_path / "c.jsonl"
+    argv = ["compress", "--input", str(inp), "--output", str(out), "--input-format", "gsm8k",
+            "--scorer", "heuristic", "--tokenizer", str(tiny_model_dir)]
+    assert cli_main(argv + ["--limit", "1"]) == 0
+    before = out.read_text(), (tmp_path / "c.jsonl.config.json").read_text()
+    assert cli_main(argv + change) == 2
+    assert "was written with" in caplog.text and "another --output" in caplog.text and change[0][2:].replace("-", "_") in caplog.text
+    assert (out.read_text(), (tmp_path / "c.jsonl.config.json").read_text()) == before  # nothing mixed or overwritten
+    assert cli_main(argv + ["--device", "cpu"]) == 0  # where it runs is not an output option
+    assert len(_read(out)) == 3
+
+
+def test_compress_checks_a_config_written_before_output_options_existed(tmp_path, tiny_model_dir, caplog):
+    inp, out = _write(tmp_path / "in.jsonl", GSM8K_ROWS), tmp_path / "c.jsonl"
+    argv = ["compress", "--input", str(inp), "--output", str(out), "--input-format", "gsm8k",
+            "--scorer", "heuristic", "--tokenizer", str(tiny_model_dir), "--limit", "1"]
+    assert cli_main(argv) == 0
+    config = tmp_path / "c.jsonl.config.json"
+    config.write_text(json.dumps({k: v for k, v in json.loads(config.read_text()).items() if k != "output_options"}))
+    assert cli_main(argv) == 0  # same options: resumes
+    assert cli_main(argv + ["--ratios", "0.2"]) == 2

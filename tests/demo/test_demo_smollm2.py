@@ -38,7 +38,7 @@ def transformers_gguf_tokenizer(gguf):
 def test_demo_gguf_location_finds_the_file(gguf):
     directory, filename = gguf
     assert filename == SMOLLM2_GGUF
-    assert os.path.getsize(os.path.join(directory, filename)) > 50_000_000  # 93 MB Q4_1 (HOSTS.md)
+    assert os.path.getsize(os.path.join(directory, filename)) > 50_000_000  # 93 MB Q4_1 (docs/hosts.md)
 
 
 def test_demo_gguf_location_env_override_and_clear_error(tmp_path, monkeypatch):
@@ -67,7 +67,7 @@ def test_demo_saved_tokenizer_survives_reload_where_naive_save_breaks(tmp_path, 
     assert tokenizer_mismatch(rebuilt, ours) is None
     text = ours.apply_chat_template(list(CHECK_MESSAGES), tokenize=False, add_generation_prompt=True)
     assert 0 not in ours(text, add_special_tokens=False)["input_ids"]  # spaces/newlines are not <unk>
-    # The HOSTS.md pitfall is real and the check catches it: the GGUF-loaded tokenizer, saved and
+    # The docs/hosts.md pitfall is real and the check catches it: the GGUF-loaded tokenizer, saved and
     # reloaded, maps spaces and newlines to id 0.
     transformers_gguf_tokenizer.save_pretrained(tmp_path / "naive")
     naive = AutoTokenizer.from_pretrained(tmp_path / "naive")
@@ -87,7 +87,7 @@ def test_demo_convert_smollm2_writes_a_loadable_model(tmp_path):
     assert (config["model_type"], config["eos_token_id"], config["vocab_size"]) == ("llama", 2, 49152)
     tok = AutoTokenizer.from_pretrained(out)
     model = AutoModelForCausalLM.from_pretrained(out)
-    assert sum(p.numel() for p in model.parameters()) == 134_515_008  # HOSTS.md: 134.5M
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008  # docs/hosts.md: 134.5M
     ids = tok.apply_chat_template([{"role": "user", "content": "What is 2 + 3?"}], add_generation_prompt=True,
                                   return_tensors="pt", return_dict=True)
     out_ids = model.generate(**ids, max_new_tokens=12, do_sample=False)

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import httpx
 import pytest
@@ -72,6 +73,137 @@ def test_failed_server_is_benched_and_requests_retried_elsewhere():
     alone = EndpointPool(["http://dead:1"])
     with pytest.raises(ServerError, match="failed 3 tries"):
         asyncio.run(go(alone, 1))
+
+
+def _pool_run(pool, handler, n, width, retries=2):
+    """``n`` chats through ``pool``, ``width`` at a time (as the runner's semaphore does)."""
+
+    async def go():
+        limit = asyncio.Semaphore(width)
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+
+            async def one():
+                async with limit:
+                    return (await chat(client, pool, {}, retries=retries, backoff_s=0.01))[0][0]
+
+            return await asyncio.gather(*(one() for _ in range(n)))
+
+    return asyncio.run(go())
+
+
+def test_one_outage_with_many_requests_in_flight_is_one_backoff_step():
+    async def handler(request):
+        await asyncio.sleep(0.05)
+        if request.url.host == "down":
+            raise httpx.ConnectError("connection refused", request=request)
+        return _answer(request)
+
+    pool = EndpointPool(["http://down:1", "http://live:1"], per_server=16)
+    assert _pool_run(pool, handler, 32, width=32) == ["live"] * 32
+    assert pool.report()["http://down:1"]["failed"] == 16  # all 16 in flight failed ...
+    assert pool.streak["http://down:1"] == 1  # ... as one incident: one step, the first cool-down
+    assert pool.down_until["http://down:1"] - pool.benched_at["http://down:1"] == pytest.approx(pool.cooldown_s)
+
+
+def test_404_fails_over_in_a_pool_and_is_an_error_alone():
+    def handler(request):
+        if request.url.host == "stale":
+            return httpx.Response(404, text="The model `local_core_model` does not exist.")
+        return _answer(request)
+
+    pool = EndpointPool(["http://stale:1", "http://live:1"])
+    assert _pool_run(pool, handler, 6, width=2) == ["live"] * 6
+    assert pool.report()["http://stale:1"]["failed"] >= 1
+    with pytest.raises(ServerError, match="answered 404"):
+        _pool_run(EndpointPool(["http://stale:1"]), handler, 1, width=1)
+
+
+@pytest.mark.parametrize("status", [500, 501, 507])
+def test_every_5xx_fails_over(status):
+    def handler(request):
+        return httpx.Response(status, text="boom") if request.url.host == "bad" else _answer(request)
+
+    pool = EndpointPool(["http://bad:1", "http://live:1"])
+    assert _pool_run(pool, handler, 4, width=2) == ["live"] * 4
+
+
+def test_survivors_keep_their_per_server_cap_during_an_outage():
+    in_flight, peak = Counter(), Counter()
+
+    async def handler(request):
+        host = request.url.host
+        if host == "down":
+            raise httpx.ConnectError("connection refused", request=request)
+        in_flight[host] += 1
+        peak[host] = max(peak[host], in_flight[host])
+        await asyncio.sleep(0.02)
+        in_flight[host] -= 1
+        return _answer(request)
+
+    pool = EndpointPool(["http://down:1", "http://live:1"], per_server=3)
+    assert _pool_run(pool, handler, 30, width=6) == ["live"] * 30  # width = 3 per server x 2
+    assert peak["live"] == 3
+
+
+def test_a_server_down_at_start_joins_when_it_recovers():
+    state = {"up": False, "late": 0}
+
+    def handler(request):
+        if request.url.host == "late":
+            if not state["up"]:
+                raise httpx.ConnectError("connection refused", request=request)
+            state["late"] += 1
+        return _answer(request)
+
+    pool = EndpointPool(["http://late:1", "http://live:1"], cooldown_s=0.2, down=("http://late:1",))
+    assert _pool_run(pool, handler, 5, width=1) == ["live"] * 5  # benched from the start: not even probed
+    assert pool.report()["http://late:1"]["requests"] == 0
+    state["up"] = True
+    time.sleep(0.25)
+    hosts = _pool_run(pool, handler, 20, width=4)
+    assert hosts.count("late") == state["late"] >= 5 and pool.streak["http://late:1"] == 0
+
+
+def test_start_check_keeps_the_servers_that_answer(tmp_path):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from extra_cot.eval.client import check_servers
+    from extra_cot.eval.server import free_port
+
+    class Models(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"data": [{"id": "local_core_model"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Models)
+    Thread(target=server.serve_forever, daemon=True).start()
+    live, dead = f"http://127.0.0.1:{server.server_address[1]}/v1", f"http://127.0.0.1:{free_port()}/v1"
+    try:
+        assert check_servers([dead, live], "local_core_model", timeout_s=2) == [dead]
+        with pytest.raises(ServerError, match="none of the servers answers"):
+            check_servers([dead, f"http://127.0.0.1:{free_port()}/v1"], "local_core_model", timeout_s=2)
+        with pytest.raises(ServerError, match="not served"):
+            check_servers([dead, live], "other_model", timeout_s=2)
+    finally:
+        server.shutdown()
+
+
+def test_endpoints_keep_their_url_scheme():
+    from extra_cot.eval.config import parse_endpoints
+
+    entries = parse_endpoints("node1:8000, https://gpu.example/llm/v1/,http://node3:9000")
+    assert entries == ["node1:8000", "https://gpu.example/llm", "http://node3:9000"]
+    roots = EndpointPool.from_base_urls([f"{e if '://' in e else 'http://' + e}/v1" for e in entries]).roots
+    assert roots == ["http://node1:8000", "https://gpu.example/llm", "http://node3:9000"]
+    with pytest.raises(ValueError, match="HOST:PORT or a URL"):
+        parse_endpoints("node1,https://")
 
 
 def test_bad_endpoints_flag_is_a_clear_error(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Metric definitions against hand-computed values (METHOD.md, "Evaluation")."""
+"""Metric definitions against hand-computed values (docs/method.md, "Evaluation")."""
 
 from __future__ import annotations
 

@@ -162,3 +162,13 @@ def test_rl_pkg_reward_fn_matches_manager_path():
     ] == pytest.approx(CFG.tier_correct + CFG.max_bonus * 0.75)
     with pytest.raises(ValueError, match="reward_manager.name=chrpo"):
         fn("gsm8k", _response("<COMP_40>", 5), "42", dict(INFO))
+
+
+def test_rl_reward_manager_refuses_a_tokenizer_without_control_tokens(tiny_base_model_dir):
+    """A base model's tokenizer cannot show the ratio choice: the manager raises at start-up."""
+    from extra_cot.rl.reward_manager import MissingControlTokensError
+
+    with pytest.raises(MissingControlTokensError) as info:
+        _manager(tiny_base_model_dir)
+    for needle in ("<COMP_20>", "<COMP_AUTO>", "extra-cot prepare-model", "actor_rollout_ref.model.path"):
+        assert needle in str(info.value)

@@ -99,3 +99,42 @@ def test_refusal_does_not_break_interpreter_start_up():
     # the .pth hook runs at every start-up; with an untested LLaMA-Factory only its import refuses
     proc = _run(_fake("llamafactory", "0.9.9") + "import extra_cot._autoload, json; print('alive')")
     assert proc.returncode == 0 and _last(proc) == ["alive"], proc.stderr[-2000:]
+
+
+def _failing_plugin(monkeypatch, error: Exception) -> None:
+    """Replace extra_cot.sft.plugin with one whose register() raises ``error``."""
+    import types
+
+    fake = types.ModuleType("extra_cot.sft.plugin")
+
+    def register(part):
+        raise error
+
+    fake.register = register
+    monkeypatch.setitem(sys.modules, "extra_cot.sft.plugin", fake)
+
+
+@pytest.mark.parametrize("part", ["data", "model"])
+def test_registration_failure_raises_naming_part_cause_and_fix(monkeypatch, part):
+    from extra_cot import _autoload
+
+    _failing_plugin(monkeypatch, OSError("disk gone"))
+    with pytest.raises(_autoload.AutoloadError) as info:
+        _autoload._register(part)
+    message = str(info.value)
+    for needle in (repr(part), "OSError: disk gone", "pip install", "EXTRA_COT_AUTOLOAD=0"):
+        assert needle in message
+    assert isinstance(info.value.__cause__, OSError)
+
+
+def test_registration_failure_stops_the_llamafactory_import():
+    """In a fresh interpreter: ``import llamafactory.data`` fails instead of running half-applied."""
+    code = ("import sys, types; import extra_cot.sft;"
+            "m = types.ModuleType('extra_cot.sft.plugin');"
+            "m.register = lambda part: (_ for _ in ()).throw(OSError('disk gone'));"
+            "sys.modules['extra_cot.sft.plugin'] = m;"
+            "import llamafactory.data; print('imported')")
+    proc = _run(code)
+    assert proc.returncode != 0 and "imported" not in proc.stdout, proc.stdout[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("extra_cot._autoload.AutoloadError") and "OSError: disk gone" in last, proc.stderr[-2000:]

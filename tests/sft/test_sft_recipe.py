@@ -1,4 +1,4 @@
-"""The canonical Stage 2 YAML carries the paper's recipe (METHOD.md) and only keys the host knows."""
+"""The canonical Stage 2 YAML carries the paper's recipe (docs/method.md) and only keys the host knows."""
 
 from __future__ import annotations
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from extra_cot.compress.jsonl import run_command
 from extra_cot.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl, read_jsonl_inputs
+from extra_cot.quotas import parse_quotas
+from extra_cot.sft.mixture import MixtureConfig
 from extra_cot.tokens import FIXED_RATIOS
 
 logger = logging.getLogger(__name__)
@@ -41,7 +43,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--untagged-share", type=float, default=None,
                    help="share of rows whose 1.0 example carries no control token, written to the dataset "
                    "entry (default: the paper's 0.5, extra_cot.sft.mixture.MixtureConfig)")
+    p.add_argument("--ratios", default=None,
+                   help="comma list of fixed ratios that get an example per row, written to the dataset entry "
+                   "(default: all of 0.2,0.4,0.6,0.8,1.0; '1.0' with --untagged-share 1 = full traces without "
+                   "control tokens, a no-control baseline)")
+    p.add_argument("--policy-quotas", default=None,
+                   help="share of each gt_ratio among policy examples: 'method' (the paper's 18/24/26/22/10 %%, "
+                   "default), 'none' (every row with a gt_ratio) or e.g. '0.2:0.3,0.4:0.7'")
     return p
+
+
+def mixture_from_args(args) -> MixtureConfig:
+    """The dataset entry's mixture: the paper's defaults unless a flag says otherwise."""
+    given = {}
+    if args.untagged_share is not None:
+        given["untagged_share"] = args.untagged_share
+    if args.ratios is not None:
+        given["ratios"] = tuple(float(r) for r in args.ratios.split(",") if r.strip())
+    if args.policy_quotas is not None:
+        given["policy_quotas"] = parse_quotas(args.policy_quotas)
+    return MixtureConfig(**given)
 
 
 def load_policy_ratios(path: str | None) -> dict[str, float]:
@@ -121,9 +142,9 @@ def format_table(table: list[dict]) -> str:
 
 def run(args) -> tuple[list[dict], Counter]:
     from extra_cot.compress.models import load_tokenizer, make_counter
-    from extra_cot.sft.mixture import BadRowError, MixtureConfig, dataset_info_entry, validate_row
+    from extra_cot.sft.mixture import BadRowError, dataset_info_entry, validate_row
 
-    mixture = MixtureConfig() if args.untagged_share is None else MixtureConfig(untagged_share=args.untagged_share)
+    mixture = mixture_from_args(args)
     policy = load_policy_ratios(args.policy_ratios)
     rows, out_rows, stats = [], [], Counter()
     for path, n, row in read_jsonl_inputs(args.input):

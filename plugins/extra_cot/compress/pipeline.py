@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from extra_cot.compress.decisive import decisive_units
 from extra_cot.compress.filters import FilterOptions, degeneracy_reason
 from extra_cot.compress.integrity import math_problems, problem_kind
 from extra_cot.compress.scorers import Scorer
@@ -29,11 +30,14 @@ class CompressOptions:
     """Options of one compression run (CLI flags map 1:1).
 
     ``formula_bonus``: added to a formula unit's standardised score so equations outrank prose
-    of equal score (the teacher rule "keep the decisive intermediate steps", METHOD.md) [R].
+    of equal score (the teacher rule "keep the decisive intermediate steps", docs/method.md) [R].
+    ``decisive_bonus``: added on top for the equations the answer depends on
+    (:mod:`extra_cot.compress.decisive`), so checks, restatements and dead ends go first [R].
     """
 
     ratios: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
     formula_bonus: float = 1.0
+    decisive_bonus: float = 0.0
     select: SelectOptions = field(default_factory=SelectOptions)
     filters: FilterOptions = field(default_factory=FilterOptions)
 
@@ -62,11 +66,13 @@ def _standardize(values: Sequence[float]) -> list[float]:
 
 
 def score_units(src: Source, scorer: Scorer, options: CompressOptions):
-    """Units of the CoT and their selection scores (standardised + formula bonus): the one
-    scoring pass that every ratio reuses."""
+    """Units of the CoT and their selection scores (standardised + formula and decisive bonus):
+    the one scoring pass that every ratio reuses."""
     units = segment(src.cot)
     scores = _standardize(scorer.score(src.question, src.cot, units))
-    return units, [s + (options.formula_bonus if u.formula else 0.0) for s, u in zip(scores, units)]
+    decisive = decisive_units(units, src.gold) if options.decisive_bonus else set()
+    return units, [s + (options.formula_bonus if u.formula else 0.0) + (options.decisive_bonus if i in decisive else 0.0)
+                   for i, (s, u) in enumerate(zip(scores, units))]
 
 
 def compress_source(src: Source, scorer: Scorer, tokenizer, count: Callable[[str], int], options: CompressOptions) -> dict:

@@ -2,7 +2,7 @@
 
 This module is the one place that decides what a formula is. A unit is kept or dropped whole,
 so a compression can never cut a formula (the authors' keep@20% cuts formulas and multi-byte
-characters, METHOD.md "Stage 1"). Units are Python ``str`` slices, so a multi-byte character is
+characters, docs/method.md, "Stage 1"). Units are Python ``str`` slices, so a multi-byte character is
 never split. Atoms, found by a small LaTeX scanner (control symbols such as ``\\$``, ``\\\\`` and
 ``\\{`` are skipped; braces and ``\\begin``/``\\end`` are balanced inside every region):
 

@@ -1,7 +1,7 @@
 """Budgeted selection of units: hit a target ratio measured with the TARGET tokenizer.
 
 ``ratio = T(compressed think) / T(original think)`` where ``T`` counts the target model's
-non-special tokens (METHOD.md "Calibration": the authors used tiktoken cl100k as a proxy; the
+non-special tokens (docs/method.md, "Stage 1": the authors used tiktoken cl100k as a proxy; the
 target's own tokenizer is what the trained model will actually emit). One score vector per CoT
 serves every ratio: only this cheap selection runs per ratio.
 
@@ -26,7 +26,7 @@ _UNSPACED_RE = re.compile(f"[{UNSPACED}]")
 class SelectOptions:
     """Options of the budgeted selection.
 
-    ``tolerance``: calibration band, METHOD.md (|r̂ − γ| ≤ 0.05). ``aim``: the selection aims
+    ``tolerance``: calibration band, docs/method.md (|r̂ − γ| ≤ 0.05). ``aim``: the selection aims
     closer than the band so the exact re-count rarely leaves it ([R], 0.02 measured enough on
     GSM8K with SmolLM2's tokenizer). ``max_steps`` bounds the exact-count correction loop.
     """
@@ -112,8 +112,7 @@ def join_units(source: str, units: Sequence[Unit], kept: set[int]) -> tuple[str,
 
     Adjacent source units keep their original gap; across a dropped stretch the gap is a
     newline if the stretch held one, else nothing between two characters of an unspaced script
-    (CJK) and a space otherwise. Runs of bare
-    ``.``/``,`` collapse (METHOD.md).
+    (CJK) and a space otherwise. Runs of bare ``.``/``,`` collapse (docs/method.md).
     """
     pieces: list[str] = []
     placed: list[tuple[int, int, int]] = []
@@ -260,5 +259,5 @@ def compress_to_ratio(source, units, scores, counts, gold, ratio, count: CountFn
 
 
 def nearest_bucket(realized: float, buckets: Sequence[float]) -> float:
-    """The calibration bucket: nearest of ``buckets`` (METHOD.md)."""
+    """The calibration bucket: nearest of ``buckets`` (docs/method.md)."""
     return min(buckets, key=lambda b: (abs(realized - b), b))

@@ -1,7 +1,7 @@
 """The teacher's side of Stage 1, pure: ``[MATH_k]`` masking, ~512-token chunking, the
 labelling prompt, and parsing/mapping the teacher's answer back to keep-spans of the CoT.
 
-METHOD.md "Stage 1": before labelling every formula becomes an atomic placeholder ``[MATH_k]``
+docs/method.md, "Stage 1": before labelling every formula becomes an atomic placeholder ``[MATH_k]``
 (so a formula is kept or dropped whole); chunks of ~512 encoder tokens (cap 640) never split a
 formula; the teacher (temperature 0) returns the ranges to KEEP. Here the teacher copies the kept
 ranges verbatim, as a JSON object ``{"keep": ["span", ...]}``; anything else is "malformed" and
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from extra_cot.compress.segment import segment
 
-#: METHOD.md: "~512 encoder tokens per chunk (cap 640)".
+#: docs/method.md: "~512 encoder tokens per chunk (cap 640)".
 CHUNK_TOKENS = 512
 CHUNK_CAP = 640
 

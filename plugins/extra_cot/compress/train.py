@@ -74,12 +74,13 @@ def train(rows: list[dict], options: TrainOptions) -> Path:
     import torch
     from transformers import AutoModelForTokenClassification
 
-    from extra_cot.compress.models import _resolve, load_tokenizer
+    from extra_cot import hub
+    from extra_cot.compress.models import _spec, load_tokenizer
 
     torch.manual_seed(options.seed)
-    path, kwargs = _resolve(options.model)
-    model = AutoModelForTokenClassification.from_pretrained(
-        path, num_labels=2, id2label={0: "drop", KEEP: "keep"}, label2id={"drop": 0, "keep": KEEP}, **kwargs)
+    model = hub.from_pretrained(
+        AutoModelForTokenClassification, _spec(options.model),
+        num_labels=2, id2label={0: "drop", KEEP: "keep"}, label2id={"drop": 0, "keep": KEEP})
     tokenizer = load_tokenizer(options.model)
     limit = min(options.max_length, getattr(model.config, "max_position_embeddings", 10**9) - 2)
     data = list(examples(tokenizer, rows, limit))
@@ -132,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="extra-cot train-compressor", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--labels", required=True, help="JSONL from `extra-cot label` ({question, cot, keep_spans})")
-    p.add_argument("--model", required=True, help="local HF dir of the encoder to fine-tune (e.g. Longformer)")
+    p.add_argument("--model", required=True, help="encoder to fine-tune (e.g. Longformer): folder or hub id ORG/NAME[@REV]")
     p.add_argument("--output-dir", required=True)
     p.add_argument("--lr", type=float, default=2e-5)
     p.add_argument("--epochs", type=int, default=1)

@@ -16,15 +16,15 @@ from extra_cot.demo.steps import build_steps
 from extra_cot.fileio import atomic_write_json
 
 
-def record_invocation(root, argv: list[str]) -> None:
+def record_invocation(root, argv: list[str], module: str = "extra_cot.demo") -> None:
     """Append this invocation (command, UTC start, load) to ``OUT/demo_state.json``: the summary's
-    ``demo.json`` names the command(s) that produced the run."""
+    ``demo.json`` (and the study's ``study.json``) names the command(s) that produced the run."""
     import shlex
     from datetime import datetime
 
     state = load_state(root)
     state.setdefault("invocations", []).append({
-        "command": shlex.join(["python", "-m", "extra_cot.demo", *argv]),
+        "command": shlex.join(["python", "-m", module, *argv]),
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "code": code_version(),

@@ -113,7 +113,7 @@ class DemoConfig:
         default=320, cli_default=UNSET, group=EVAL, help="new tokens per request (default 320; tiny 48)"
     )
     max_model_len: int = 2048  # not a flag: vLLM's --max-model-len, or --tiny's
-    concurrency: int = option(default=32, group=EVAL, help="concurrent requests (METHOD.md: 32)")
+    concurrency: int = option(default=32, group=EVAL, help="concurrent requests (docs/method.md: 32)")
     n_samples: int = option(default=3, group=EVAL, help="samples per item in the RL sweep (pass@3)")
     eval_samples: int = option(
         default=2,

@@ -1,14 +1,23 @@
-"""Seeded multi-step arithmetic word problems with worked solutions (the demo's own data).
+"""Seeded multi-step arithmetic word problems with varied, human-like reasoning traces.
 
-Each problem is a GSM8K-shaped row ``{"question", "answer"}`` whose ``answer`` holds one line per
-step with a ``<<a*b=c>>`` calculator annotation and a final ``#### N`` (so every GSM8K reader in
-the project reads it), plus a verbose reasoning trace for Stage 1:
-``{"question", "response": "<think>\\n{cot}</think>\\n\\n{final}", "gold"}`` (``extra-cot compress
---input-format responses``) where ``cot`` is a talkative think text (narration, restatements and
-checks around the equations: what a compressor should drop first) and ``final`` the answer part
-with ``\\boxed{N}``. The trace's lines follow from the question (one filler after every equation,
-not a coin flip), so a model can learn the full length at ``<COMP_100>``: with random fillers the
-2026-11-30 demo model dropped them and wrote 0.90 of the reference at 1.0 [R].
+Each problem is a GSM8K-shaped row ``{"question", "answer"}`` (one ``<<a*b=c>>`` annotated line per
+equation and a final ``#### N``, so every GSM8K reader of the project reads it) plus a reasoning
+trace for Stage 1: ``{"question", "response": "<think>\\n{cot}</think>\\n\\n{final}", "gold",
+"grade"}`` (``extra-cot compress --input-format responses``).
+
+``grade`` is the number of operations the question asks for (1 = one change of the running
+total, ``max_steps`` = the hardest); accuracy and the smallest sufficient ratio γ* are reported by it.
+
+The trace is not a template: every part is drawn from several phrasings filled with the
+problem's own names, items and numbers, and its shape varies from trace to trace, independently
+of the step count:
+
+* a per-trace *verbosity* (terse / plain / chatty) sets how many asides surround each step;
+* an opener, a restatement of the question, a plan, a recap and a double check are each optional;
+* a step can carry a check (``c - b = a``) or a dead end that is caught and corrected
+  (``a + b = c+10``? no: ``a + b = c``), as sampled reasoning does;
+* sentences name the problem's people, items and numbers, so no sentence repeats across most traces
+  (``trace_stats`` measures the share of traces that hold the most frequent sentence).
 
 Pure Python, no host import.
 """
@@ -16,99 +25,44 @@ Pure Python, no host import.
 from __future__ import annotations
 
 import random
+import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-NAMES = ("Mia", "Liam", "Ava", "Noah", "Emma", "Omar", "Zoe", "Ravi", "Lena", "Kofi", "Sara", "Ben")
-PRONOUN = {"Mia": "she", "Ava": "she", "Emma": "she", "Zoe": "she", "Lena": "she", "Sara": "she"}
+NAMES = ("Mia", "Liam", "Ava", "Noah", "Emma", "Omar", "Zoe", "Ravi", "Lena", "Kofi", "Sara", "Ben", "Yuki",
+         "Diego", "Amara", "Tom", "Ines", "Hugo", "Nadia", "Felix")
+SHE = {"Mia", "Ava", "Emma", "Zoe", "Lena", "Sara", "Yuki", "Amara", "Ines", "Nadia"}
 ITEMS = (("marbles", "bags"), ("stickers", "packs"), ("apples", "baskets"), ("pencils", "boxes"),
-         ("cookies", "trays"), ("cards", "decks"), ("shells", "jars"), ("books", "shelves"))
-FRIENDS = ("a friend", "a cousin", "a neighbour", "the teacher", "a classmate", "a little brother")
-#: Sentence openers of the steps after the first.
-CONNECTORS = ("Then", "After that", "Next", "Later")
-#: Filler sentences of a talkative reasoner (the tokens a compressor should drop first).
-OPENERS = ("Okay, let me work through this step by step.", "Let me read the problem carefully first.",
-           "Alright, I need to track the number as it changes.", "Let's think about what happens in order.")
-FILLERS = ("That seems right so far.", "Let me keep track of that.", "Hmm, I should be careful here.",
-           "Good, that part is clear.", "Let me make sure I did not skip anything.", "So far so good.")
-CHECKS = ("Let me double-check the arithmetic once more.", "Let me verify by going over the steps again.",
-          "I will quickly re-check each step.")
+         ("cookies", "trays"), ("cards", "decks"), ("shells", "jars"), ("books", "shelves"),
+         ("stamps", "albums"), ("beads", "strings"), ("eggs", "cartons"), ("coins", "purses"))
+FRIENDS = ("a friend", "a cousin", "a neighbour", "the teacher", "a classmate", "a little brother", "an aunt",
+           "the coach")
 
 
 @dataclass(frozen=True)
 class Step:
-    """One change of the running total: the question sentence, the equation and its narration."""
+    """One equation of the solution: its question clause (empty for a helper equation), the
+    equation (GSM8K calculator syntax, e.g. ``3*5=15``), its result and what changed."""
 
-    sentence: str
-    equation: str  # e.g. "3*5=15" (GSM8K calculator annotation)
+    clause: str
+    equation: str
     result: int
-    narration: str
-
-
-def _pronoun(name: str) -> str:
-    return PRONOUN.get(name, "he")
-
-
-def _step_buy(rng: random.Random, total: int, name: str, item: str, box: str, opt: ProblemOptions) -> list[Step]:
-    k, m = rng.randint(2, max(2, opt.max_factor - 1)), rng.randint(2, opt.max_factor)
-    gained, new = k * m, total + k * m
-    sent = f"{_pronoun(name)} buys {k} {box} with {m} {item} each."
-    return [
-        Step(sent, f"{k}*{m}={gained}", gained,
-             f"{name} buys {k} {box} and each has {m} {item}, so that is {k} * {m} = {gained} {item}."),
-        Step("", f"{total}+{gained}={new}", new,
-             f"Adding these to the {total} {item} gives {total} + {gained} = {new} {item}."),
-    ]
-
-
-def _step_give(rng: random.Random, total: int, name: str, item: str, box: str, opt: ProblemOptions) -> list[Step]:
-    g = rng.randint(1, max(1, min(total - 1, opt.max_add)))
-    new = total - g
-    sent = f"{_pronoun(name)} gives {g} {item} to {rng.choice(FRIENDS)}."
-    return [Step(sent, f"{total}-{g}={new}", new,
-                 f"Giving away {g} {item} leaves {total} - {g} = {new} {item}.")]
-
-
-def _step_find(rng: random.Random, total: int, name: str, item: str, box: str, opt: ProblemOptions) -> list[Step]:
-    f = rng.randint(2, opt.max_add)
-    new = total + f
-    sent = f"{_pronoun(name)} finds {f} more {item}."
-    return [Step(sent, f"{total}+{f}={new}", new, f"Finding {f} more makes it {total} + {f} = {new} {item}.")]
-
-
-def _step_double(rng: random.Random, total: int, name: str, item: str, box: str, opt: ProblemOptions) -> list[Step]:
-    times = rng.choice((2, 3))
-    new = total * times
-    word = {2: "twice", 3: "three times"}[times]
-    sent = f"{_pronoun(name)} ends up with {word} as many {item} as before."
-    return [Step(sent, f"{total}*{times}={new}", new,
-                 f"Having {word} as many means {total} * {times} = {new} {item}.")]
-
-
-#: Step kinds by name (dict dispatch); "double" is kept rare so numbers stay small.
-STEP_KINDS = {"buy": _step_buy, "give": _step_give, "find": _step_find, "double": _step_double}
-_WEIGHTS = {"buy": 3, "give": 3, "find": 2, "double": 1}
+    what: str  # short description for narration, e.g. "the 3 bags of 5"
 
 
 @dataclass(frozen=True)
 class ProblemOptions:
-    """Size of the problems: ``min_steps``..``max_steps`` changes after a start value in
+    """Sizes: ``min_steps``..``max_steps`` operations (the grade) after a start value in
     ``5..max_start``; a purchase is ``2..max_factor-1`` boxes of ``2..max_factor`` items; finds and
-    gifts move at most ``max_add`` items.
-
-    The defaults are the demo's (issue 10): one or two changes with small numbers, so a 135M
-    model after a few minutes of CPU training can solve a clear share. Measured with
-    ``benchmarks/demo_arith_probe.py`` (untuned SmolLM2 completing each equation of the trace,
-    32 held-out problems; README "Demo problem family"): 77 % of equations and 56 % of problems fully
-    right, against 56 % and 16 % for the issue-6 family. The issue-6 family (2-3 changes,
-    start up to 30, purchases up to 6 x 9, finds up to 15) is
-    ``ProblemOptions(min_steps=2, max_steps=3, max_start=30, max_factor=9, max_add=15)``.
-    """
+    gifts move at most ``max_add`` items. Defaults: grades 1-4 with small numbers, so a 135M
+    model can solve the easy grades and fails more as the grade rises [R]."""
 
     min_steps: int = 1
-    max_steps: int = 2
-    max_start: int = 9
-    max_factor: int = 5
-    max_add: int = 9
+    max_steps: int = 4
+    max_start: int = 20
+    max_factor: int = 6
+    max_add: int = 12
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_steps <= self.max_steps <= 6:
@@ -119,42 +73,237 @@ class ProblemOptions:
             raise ValueError(f"need max_factor >= 3 and max_add >= 2, got {self.max_factor}, {self.max_add}")
 
 
+# --- question clauses and equations, several phrasings each -------------------------------------------------
+
+
+def _buy(rng, total, p, o):
+    k, m = rng.randint(2, max(2, o.max_factor - 1)), rng.randint(2, o.max_factor)
+    got = k * m
+    clause = rng.choice((f"{p['he']} buys {k} {p['box']} with {m} {p['item']} in each",
+                         f"{p['he']} gets {k} {p['box']} that hold {m} {p['item']} each",
+                         f"{p['he']} picks up {k} more {p['box']}, each with {m} {p['item']} inside"))
+    return [Step(clause, f"{k}*{m}={got}", got, f"{k} {p['box']} of {m}"),
+            Step("", f"{total}+{got}={total + got}", total + got, f"the {got} new {p['item']}")]
+
+
+def _give(rng, total, p, o):
+    g = rng.randint(2, max(2, min(total - 2, o.max_add)))
+    clause = rng.choice((f"{p['he']} gives {g} {p['item']} to {rng.choice(FRIENDS)}",
+                         f"{p['he']} hands {g} of them to {rng.choice(FRIENDS)}",
+                         f"{g} {p['item']} get lost on the way home",
+                         f"{p['he']} uses up {g} {p['item']}"))
+    return [Step(clause, f"{total}-{g}={total - g}", total - g, f"the {g} that are gone")]
+
+
+def _find(rng, total, p, o):
+    f = rng.randint(2, o.max_add)
+    clause = rng.choice((f"{p['he']} finds {f} more {p['item']}", f"{rng.choice(FRIENDS)} gives {p['him']} {f} {p['item']}",
+                         f"{p['he']} wins {f} {p['item']} in a game", f"{p['he']} collects another {f} {p['item']}"))
+    return [Step(clause, f"{total}+{f}={total + f}", total + f, f"the extra {f}")]
+
+
+def _times(rng, total, p, o):
+    t = rng.choice((2, 3))
+    word = {2: rng.choice(("twice", "double")), 3: rng.choice(("three times", "triple"))}[t]
+    clause = rng.choice((f"{p['he']} ends up with {word} as many {p['item']} as before",
+                         f"the number of {p['item']} grows to {word} what it was"))
+    return [Step(clause, f"{total}*{t}={total * t}", total * t, f"{word} as many")]
+
+
+def _half(rng, total, p, o):
+    clause = rng.choice((f"{p['he']} gives half of the {p['item']} away",
+                         f"{p['he']} shares half of them with {rng.choice(FRIENDS)}",
+                         f"half of the {p['item']} are put in storage"))
+    return [Step(clause, f"{total}/2={total // 2}", total // 2, "half of them")]
+
+
+#: Operation kinds by name (dict dispatch) and their sampling weights.
+STEP_KINDS = {"buy": _buy, "give": _give, "find": _find, "times": _times, "half": _half}
+_WEIGHTS = {"buy": 3, "give": 3, "find": 3, "times": 1, "half": 1}
+
+
+def _kind(rng: random.Random, total: int) -> str:
+    kind = rng.choices(list(_WEIGHTS), weights=list(_WEIGHTS.values()))[0]
+    if (kind == "times" and total > 30) or (kind == "give" and total < 4) or (kind == "half" and total % 2):
+        return "find"  # numbers stay small, positive and whole
+    return kind
+
+
+# --- the trace ----------------------------------------------------------------------------------------------
+
+_OPENERS = (
+    "Okay, let me work through what happens to {name}'s {item}.",
+    "Let me read this carefully: it is about {name} and some {item}.",
+    "Alright, I need to follow the number of {item} as it changes.",
+    "Let's see, {name} starts with some {item} and then a few things happen.",
+    "This is a counting problem about {item}, so I will go event by event.",
+    "Hmm, {n} things happen to the {item}; I will take them one at a time.",
+    "I want the final count of {item}, so let me track it.",
+    "First I should figure out how many {item} {name} has at the start.",
+)
+_RESTATE = (
+    "{name} begins with {start} {item}.",
+    "So the starting amount is {start} {item}.",
+    "At the start there are {start} {item}.",
+    "The count starts at {start}.",
+    "{name} has {start} {item} to begin with.",
+)
+_PLAN = (
+    "The plan: apply each change in order and keep a running total of {item}.",
+    "I will update the total of {item} after each of the {n} events.",
+    "There are {n} changes to apply to the {start} {item}.",
+)
+_ASIDES = (
+    "I should not mix up the {item} with the {box} here.",
+    "Let me keep track of the {item} carefully.",
+    "That part about the {item} seems clear enough.",
+    "I need to be careful with this number, {value}.",
+    "So far {name} has {value} {item}, which seems reasonable.",
+    "Nothing tricky about the {item} yet.",
+    "I will write {value} down so I do not lose it.",
+    "Let me make sure I read the part about the {item} right.",
+    "Good, {value} {item} at this point.",
+    "It helps to picture {name} holding {value} {item}.",
+    "I am fairly sure about {value} here.",
+    "Okay, that takes care of this part of {name}'s story.",
+    "This step only changes the number of {item}, nothing else.",
+    "Let me not rush the step with {value}.",
+)
+_CHECK = (
+    "Checking: {inverse}, so that is right.",
+    "Quick check: {inverse}, good.",
+    "To be safe, {inverse}, which matches.",
+    "Going backwards, {inverse}, yes.",
+)
+_WRONG = (
+    "Wait, I first wrote {bad}, but that is wrong; redoing it, {eq}.",
+    "Hmm, {bad}? No, that is a slip, actually {eq}.",
+    "At first I got {bad}, which does not look right; let me redo it: {eq}.",
+)
+_RECAP = (
+    "To recap the {item}: {chain}.",
+    "Putting it together: {chain}.",
+    "So the chain of totals is {chain}.",
+)
+_DOUBLE = (
+    "Let me go over the {n} steps with the {item} once more to be sure.",
+    "I will double-check the arithmetic for {name} before answering.",
+    "One more look at the numbers {value} and {start} to be safe.",
+)
+_CONCLUDE = (
+    "So {name} has {value} {item} in the end.",
+    "That means the final number of {item} is {value}.",
+    "Therefore {name} ends up with {value} {item}.",
+    "The total comes to {value} {item}.",
+    "So the answer should be {value} {item}.",
+)
+_FINALS = (
+    "{name} has {value} {item} now. The answer is \\boxed{{{value}}}.",
+    "The final count is \\boxed{{{value}}}.",
+    "{name} ends with {value} {item}, so the answer is \\boxed{{{value}}}.",
+    "Answer: \\boxed{{{value}}}.",
+)
+_SAY = {"+": ("So {a} + {b} = {c}.", "Adding, {a} + {b} = {c} {item}.", "That gives {a} + {b} = {c}.",
+              "Now the total is {a} + {b} = {c}."),
+        "-": ("So {a} - {b} = {c}.", "Taking them away leaves {a} - {b} = {c}.", "That is {a} - {b} = {c} {item} left.",
+              "Subtracting gives {a} - {b} = {c}."),
+        "*": ("So {a} * {b} = {c}.", "Multiplying, {a} * {b} = {c}.", "That is {a} times {b}, so {a} * {b} = {c}.",
+              "We get {a} * {b} = {c} {item}."),
+        "/": ("So {a} / {b} = {c}.", "Half of {a} is {a} / {b} = {c}.", "Dividing, {a} / {b} = {c} {item}.")}
+_INVERSE = {"+": "{c} - {b} = {a}", "-": "{c} + {b} = {a}", "*": "{c} / {b} = {a}", "/": "{c} * {b} = {a}"}
+#: Mean asides per step at each verbosity (terse, plain, chatty) and the chance of each optional part.
+VERBOSITY = {"terse": 0.1, "plain": 0.8, "chatty": 2.0}
+_OPTIONAL = {"terse": 0.15, "plain": 0.5, "chatty": 0.85}
+
+
+def _equation_parts(eq: str) -> tuple[str, str, str, str]:
+    lhs, c = eq.split("=")
+    op = next(ch for ch in "+-*/" if ch in lhs)
+    a, b = lhs.split(op)
+    return a, op, b, c
+
+
+def _fill(rng: random.Random, pool: Sequence[str], **slots) -> str:
+    return rng.choice(pool).format(**slots)
+
+
+def _step_lines(rng: random.Random, step: Step, level: str, slots: dict) -> list[str]:
+    a, op, b, c = _equation_parts(step.equation)
+    say = dict(slots, a=a, b=b, c=c, value=c)
+    lines = []
+    if step.clause and rng.random() < _OPTIONAL[level]:
+        clause = step.clause[0].lower() + step.clause[1:]
+        lines.append(f"Next, {clause}." if rng.random() < 0.5 else f"Then {clause}, so I handle {step.what}.")
+    if rng.random() < 0.08:  # a dead end, caught
+        bad = f"{a} {op} {b} = {int(c) + rng.choice((1, 2, 10)) * (1 if int(c) < 3 else rng.choice((-1, 1)))}"
+        lines.append(_fill(rng, _WRONG, bad=bad, eq=f"{a} {op} {b} = {c}"))
+    else:
+        lines.append(_fill(rng, _SAY[op], **say))
+    if rng.random() < _OPTIONAL[level] * 0.4:
+        lines.append(_fill(rng, _CHECK, inverse=_INVERSE[op].format(a=a, b=b, c=c)))
+    for _ in range(_poisson(rng, VERBOSITY[level])):
+        lines.append(_fill(rng, _ASIDES, **say))
+    return lines
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    count, threshold, p = 0, pow(2.718281828, -mean), 1.0
+    while True:
+        p *= rng.random()
+        if p < threshold:
+            return count
+        count += 1
+
+
+def _trace(rng: random.Random, name: str, item: str, box: str, start: int, steps: list[Step], grade: int) -> str:
+    level = rng.choice(tuple(VERBOSITY))
+    slots = {"name": name, "item": item, "box": box, "start": start, "n": grade, "value": steps[-1].result}
+    opt = _OPTIONAL[level]
+    lines = []
+    for pool, chance in ((_OPENERS, opt), (_RESTATE, opt), (_PLAN, opt * 0.5)):
+        if rng.random() < chance:
+            lines.append(_fill(rng, pool, **slots))
+    for step in steps:
+        lines.extend(_step_lines(rng, step, level, slots))
+    if grade > 1 and rng.random() < opt * 0.6:
+        lines.append(_fill(rng, _RECAP, chain=", then ".join(str(s.result) for s in steps), **slots))
+    if rng.random() < opt * 0.5:
+        lines.append(_fill(rng, _DOUBLE, **slots))
+    lines.append(_fill(rng, _CONCLUDE, **slots))
+    sep = rng.choice(("\n", "\n", " "))  # some traces are one paragraph
+    return sep.join(lines)
+
+
 def make_problem(rng: random.Random, options: ProblemOptions = ProblemOptions()) -> dict:
-    """One problem: ``{"question", "answer", "cot", "final", "gold"}`` (see module doc)."""
+    """One problem: ``{"question", "answer", "cot", "final", "gold", "grade"}`` (see module doc)."""
     name, (item, box) = rng.choice(NAMES), rng.choice(ITEMS)
-    total = rng.randint(5, options.max_start)
-    sentences, steps = [f"{name} has {total} {item}."], []
-    kinds = list(_WEIGHTS)
-    for _ in range(rng.randint(options.min_steps, options.max_steps)):
-        kind = rng.choices(kinds, weights=[_WEIGHTS[k] for k in kinds])[0]
-        if (kind == "double" and total > 40) or (kind == "give" and total < 3):
-            kind = "find"  # keep numbers small and never below 1
-        new_steps = STEP_KINDS[kind](rng, total, name, item, box, options)
-        opener = "First" if not steps else rng.choice(CONNECTORS)
-        sentences.append(f"{opener}, {new_steps[0].sentence}")
-        steps.extend(new_steps)
-        total = new_steps[-1].result
-    question = " ".join(sentences) + f" How many {item} does {name} have now?"
-    answer = "\n".join(f"{_annotated(s)}" for s in steps) + f"\n#### {total}"
-    return {"question": question, "answer": answer, "cot": _verbose_cot(rng, name, item, steps, total),
-            "final": f"{name} has {total} {item} now. The answer is \\boxed{{{total}}}.", "gold": str(total)}
+    he = "she" if name in SHE else "he"
+    people = {"he": he.capitalize(), "him": "her" if he == "she" else "him", "item": item, "box": box}
+    total = start = rng.randint(5, options.max_start)
+    grade = rng.randint(options.min_steps, options.max_steps)
+    opening = rng.choice((f"{name} has {start} {item}.", f"{name} starts the day with {start} {item}.",
+                          f"There are {start} {item} in {name}'s collection."))
+    clauses, steps = [opening], []
+    for i in range(grade):
+        new = STEP_KINDS[_kind(rng, total)](rng, total, people, options)
+        lead = "First, " if i == 0 else rng.choice(("Then ", "After that, ", "Next, ", "Later, ", "Finally, "
+                                                    if i == grade - 1 else "Soon, "))
+        clause = new[0].clause
+        clauses.append(lead + (clause[0].lower() + clause[1:] if lead != "" else clause) + ".")
+        steps.extend(new)
+        total = new[-1].result
+    ask = rng.choice((f"How many {item} does {name} have now?", f"How many {item} are left at the end?",
+                      f"What is the final number of {item}?"))
+    question = " ".join(clauses) + " " + ask
+    answer = "\n".join(_annotated(s) for s in steps) + f"\n#### {total}"
+    cot = _trace(rng, name, item, box, start, steps, grade)
+    final = _fill(rng, _FINALS, name=name, item=item, value=total)
+    return {"question": question, "answer": answer, "cot": cot, "final": final, "gold": str(total), "grade": grade}
 
 
 def _annotated(step: Step) -> str:
-    lhs, rhs = step.equation.split("=")
-    pretty = lhs.replace("*", " * ").replace("+", " + ").replace("-", " - ")
-    return f"{pretty} = <<{step.equation}>>{rhs}"
-
-
-def _verbose_cot(rng: random.Random, name: str, item: str, steps: list[Step], total: int) -> str:
-    lines = [rng.choice(OPENERS), f"The question asks how many {item} {name} has at the end."]
-    for step in steps:
-        lines.append(step.narration)
-        lines.append(rng.choice(FILLERS))  # after every equation: the trace's length follows from the question
-    lines.append(rng.choice(CHECKS))
-    lines.append(" then ".join(s.equation for s in steps) + ", which matches.")
-    lines.append(f"So {name} has {total} {item} in the end.")
-    return "\n".join(lines)
+    a, op, b, c = _equation_parts(step.equation)
+    return f"{a} {op} {b} = <<{step.equation}>>{c}"
 
 
 def generate(n: int, seed: int = 0, options: ProblemOptions = ProblemOptions()) -> list[dict]:
@@ -176,11 +325,49 @@ def split(rows: list[dict], n_test: int) -> tuple[list[dict], list[dict]]:
 
 
 def to_trace(row: dict) -> dict:
-    """A generated problem -> an ``extra-cot compress --input-format responses`` row."""
+    """A generated problem -> an ``extra-cot compress --input-format responses`` row (+ ``grade``)."""
     return {"question": row["question"], "response": f"<think>\n{row['cot']}</think>\n\n{row['final']}",
-            "gold": row["gold"]}
+            "gold": row["gold"], "grade": row["grade"]}
 
 
 def to_gsm8k(row: dict) -> dict:
-    """A generated problem -> a GSM8K-format row (what ``extra-cot eval`` and ``compress`` read)."""
-    return {"question": row["question"], "answer": row["answer"]}
+    """A generated problem -> a GSM8K-format row (what ``extra-cot eval`` and ``compress`` read) (+ ``grade``)."""
+    return {"question": row["question"], "answer": row["answer"], "grade": row["grade"]}
+
+
+# --- trace statistics (issue 17's realism targets) -----------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def sentences(text: str) -> list[str]:
+    """A text's sentences: split after ``.``/``!``/``?`` followed by space, and at line breaks."""
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def _quantile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank quantile (the value at rank ceil(q*n))."""
+    import math
+
+    return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
+
+
+def trace_stats(texts: Sequence[str], lengths: Sequence[int], grades: Sequence[int]) -> dict:
+    """Spread and repetition of training traces.
+
+    ``lengths``: think tokens per trace. Returns the 10th/90th length percentiles and the mean of
+    the shortest/longest 10 % (``spread`` = longest-10 % mean / shortest-10 % mean), the most
+    frequent sentence with the share of traces holding it, and the count per grade.
+    """
+    if not texts or len(texts) != len(lengths) or len(texts) != len(grades):
+        raise ValueError(f"need equally many texts, lengths and grades (got {len(texts)}, {len(lengths)}, {len(grades)})")
+    ordered = sorted(lengths)
+    tenth = max(1, len(ordered) // 10)
+    short, long_ = sum(ordered[:tenth]) / tenth, sum(ordered[-tenth:]) / tenth
+    holding = Counter(s for text in texts for s in set(sentences(text)))
+    top, count = holding.most_common(1)[0]
+    return {"n": len(texts), "think_tokens_p10": _quantile(ordered, 0.1), "think_tokens_p90": _quantile(ordered, 0.9),
+            "shortest_10pct_mean": round(short, 1), "longest_10pct_mean": round(long_, 1),
+            "spread": round(long_ / short, 2) if short else float("inf"),
+            "top_sentence": top, "top_sentence_share": round(count / len(texts), 4),
+            "grades": {str(g): c for g, c in sorted(Counter(grades).items())}}

@@ -2,7 +2,8 @@
 
 ``python -m extra_cot.demo.rl_command --rl-data runs/demo/rl --model runs/demo/models/sft --out runs/demo/rl``
 
-verl has no CPU rollout (HOSTS.md), so the demo does not train CHRPO here. It writes the exact
+The demo trains CHRPO on this CPU in its own step (``rl-train``, :mod:`extra_cot.demo.rl_train`);
+this step covers the GPU command. It writes the exact
 ``python -m verl.trainer.main_ppo +algorithm=chrpo ...`` command for one GPU node to
 ``OUT/run_chrpo.sh``, runs that command with ``--cfg job`` (Hydra composes the full config with
 our preset and the real ``ppo_trainer.yaml``, no GPU needed), saves the result as

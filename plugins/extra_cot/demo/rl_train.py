@@ -21,9 +21,7 @@ from pathlib import Path
 
 from extra_cot.demo.rl_command import MINI_BATCH, TRAIN_BATCH
 
-#: CHRPO steps of the demo (K). Measured budget on 2 idle cores (README "Benchmarks"): see RL_BUDGET.
-RL_STEPS = 2
-#: Rollouts per prompt: METHOD.md Stage 3 (n = 4). Prompts per step: the demo's one batch constant.
+#: Rollouts per prompt: docs/method.md Stage 3 (n = 4). Prompts per step: the demo's one batch constant.
 RL_N = 4
 RL_BATCH, RL_MINI_BATCH = TRAIN_BATCH, MINI_BATCH
 #: Learning rate [R]: Thinkless's 1e-6 moves nothing visible in K steps; 1e-5 is still a small step.

@@ -26,7 +26,7 @@ from extra_cot.fileio import atomic_write_json
 logger = logging.getLogger(__name__)
 
 STATE_NAME = "demo_state.json"
-#: Environment of every step: offline (HOSTS.md: nothing can be downloaded), Ray auth off.
+#: Environment of every step: offline (docs/hosts.md: nothing can be downloaded), Ray auth off.
 STEP_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false", "RAY_AUTH_MODE": "disabled", "DISABLE_VERSION_CHECK": "1"}
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from extra_cot.demo.config import DemoConfig
 from extra_cot.demo.rl_command import TRAIN_BATCH, VAL_ROWS
+from extra_cot.fileio import stale_options
 from extra_cot.sft.mixture import ENTRY_KEY
 from extra_cot.tokens import FIXED_RATIOS, RATIO_DIRS, ratio_dir_name
 
@@ -57,12 +58,6 @@ def _missing(*paths: Path) -> str | None:
     return f"missing {', '.join(gone)}" if gone else None
 
 
-def _stale(path: Path, saved: dict, want: dict) -> str | None:
-    """The options a finished step's outputs (``path``) were written with that differ from this run's."""
-    stale = {k: saved.get(k) for k, v in want.items() if saved.get(k) != v}
-    return f"{path} was written with {stale}, this run wants { {k: want[k] for k in stale} }" if stale else None
-
-
 def _metrics_n(path: Path, expected: int) -> str | None:
     if not path.is_file():
         return f"missing {path}"
@@ -71,7 +66,7 @@ def _metrics_n(path: Path, expected: int) -> str | None:
 
 
 def _tokenizer_drift(reference: Path, saved: Path) -> str | None:
-    """A saved tokenizer must encode a chat prompt exactly as its source (HOSTS.md: a broken save
+    """A saved tokenizer must encode a chat prompt exactly as its source (docs/hosts.md: a broken save
     maps spaces/newlines to id 0 and the served model then babbles)."""
     from transformers import AutoTokenizer
 
@@ -107,7 +102,7 @@ def _data_step(cfg: DemoConfig, p: Paths) -> Step:
         if not conf.is_file():
             return f"missing {conf}"
         want = {"sft": cfg.sft, "rl": cfg.rl, "test": cfg.test, "seed": cfg.seed, "gsm8k_train": cfg.gsm8k_train}
-        return _stale(conf, json.loads(conf.read_text()), want)
+        return stale_options(conf, json.loads(conf.read_text()), want)
 
     return Step("data", "Data: problems with worked solutions (train/RL/test splits)", argv, check, clean=[p.data])
 
@@ -153,7 +148,7 @@ def _stage1_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
         entry = json.loads(info.read_text()).get(SFT_NAME) if info.is_file() else None
         if entry is None:
             return f"{info} has no {SFT_NAME!r} entry"
-        return _stale(info, entry.get(ENTRY_KEY, {}), {"untagged_share": cfg.untagged_share}) or _missing(
+        return stale_options(info, entry.get(ENTRY_KEY, {}), {"untagged_share": cfg.untagged_share}) or _missing(
             p.sft / f"{SFT_NAME}.jsonl")
 
     return [
@@ -250,7 +245,7 @@ def _stage3_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     summary = [sys.executable, "-m", "extra_cot.demo.summary", "--out", str(p.root)]
     stage3 = [
         Step("build-rl", "Stage 3 data: extra-cot build-rl (verl parquet with gt_ratio, ref_full_len)", build,
-             lambda: _missing(p.rl / "train.parquet", p.rl / "build_rl_config.json") or _stale(
+             lambda: _missing(p.rl / "train.parquet", p.rl / "build_rl_config.json") or stale_options(
                  p.rl, json.loads((p.rl / "build_rl_config.json").read_text()), {"quotas": cfg.rl_quotas}),
              clean=[p.rl / "train.parquet", p.rl / "val.parquet"]),
         Step("rl-command", "Stage 3: the GPU main_ppo +algorithm=chrpo command, composed with --cfg job", command,

@@ -87,18 +87,37 @@ def _f(value, spec: str, scale: float = 1.0) -> str:
     return "-" if value is None else format(value * scale, spec)
 
 
-def results_table(metrics: dict[str, dict], out_tokens: dict[str, float]) -> str:
-    base_out = out_tokens.get("base")
-    lines = [("| run | Tokens | Acc@all (%) | ActRatio | realized ratio | Latency (s/item) | closed think | first token "
-              "| output tokens | output / base output |"), "|---|---|---|---|---|---|---|---|---|---|"]
+def intervals(dataset_dir: Path) -> dict[str, dict]:
+    """Per run: n (records), a Wilson 95 % interval of Acc@all and a bootstrap 95 % interval of Tokens."""
+    from extra_cot.stats import bootstrap_mean, wilson
+
+    out = {}
+    for name in ORDER:
+        path = dataset_dir / name / "prediction.json"
+        records = json.loads(path.read_text()) if path.is_file() else []
+        if records:
+            correct = sum(bool(r["correct"]) for r in records)
+            out[name] = {"n": len(records), "accuracy_ci": list(wilson(correct, len(records))),
+                         "think_tokens_ci": list(bootstrap_mean([float(r["think_tokens"]) for r in records]))}
+    return out
+
+
+def results_table(metrics: dict[str, dict], out_tokens: dict[str, float], cis: dict[str, dict] | None = None) -> str:
+    base_out, cis = out_tokens.get("base"), cis or {}
+    lines = [("| run | n | Tokens [95 % CI] | Acc@all (%) [95 % CI] | ActRatio | realized ratio | Latency (s/item) | closed think | first token "
+              "| output tokens | output / base output |"), "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in ORDER:
         m = metrics.get(name)
         if m is None:
             continue
         dist = m.get("control_distribution") or {}
         top = max(dist.items(), key=lambda kv: kv[1]) if dist else None
+        ci = cis.get(name) if "accuracy_ci" in cis.get(name, {}) else None
+        tok_ci = f" [{ci['think_tokens_ci'][0]:.1f}, {ci['think_tokens_ci'][1]:.1f}]" if ci else ""
+        acc_ci = f" [{100 * ci['accuracy_ci'][0]:.1f}, {100 * ci['accuracy_ci'][1]:.1f}]" if ci else ""
         lines.append(
-            f"| {name} | {m['tokens']:.1f} | {100 * m['acc_all']:.1f} | {_f(m.get('act_ratio'), '.2f')} | "
+            f"| {name} | {m['n']} | {m['tokens']:.1f}{tok_ci} | {100 * m['acc_all']:.1f}{acc_ci} | "
+            f"{_f(m.get('act_ratio'), '.2f')} | "
             f"{_f(m.get('realized_ratio'), '.2f')} | {m['latency_s']:.2f} | {100 * m['closed_think_share']:.0f}% | "
             f"{'-' if top is None else f'{top[0]} ({100 * top[1]:.0f}%)'} | {_f(out_tokens.get(name), '.1f')} | "
             f"{_f(out_tokens[name] / base_out if base_out and name in out_tokens else None, '.2f')} |")
@@ -179,10 +198,10 @@ def per_sample(dataset_dir: Path) -> dict[str, list[dict]]:
 
 
 def run_rows(metrics: dict[str, dict], out_tokens: dict[str, float],
-             samples: dict[str, list[dict]] | None = None) -> dict[str, dict]:
+             samples: dict[str, list[dict]] | None = None, cis: dict[str, dict] | None = None) -> dict[str, dict]:
     """``demo.json``'s ``runs``: per run the headline numbers (names as in the issue) and a few more."""
     rows = {}
-    samples = samples or {}
+    samples, cis = samples or {}, cis or {}
     for name, m in metrics.items():
         rows[name] = {
             "realized_ratio": m.get("realized_ratio"),
@@ -190,6 +209,7 @@ def run_rows(metrics: dict[str, dict], out_tokens: dict[str, float],
             "accuracy": m.get("acc_all"),
             "think_tokens": m.get("tokens"),
             "n": m.get("n"),
+            **{k: v for k, v in cis.get(name, {}).items() if k != "n"},
             "closed_think_share": m.get("closed_think_share"),
             "output_tokens": out_tokens.get(name),
             "chosen_ratio_distribution": m.get("chosen_ratio_distribution"),
@@ -246,7 +266,8 @@ def demo_json(root: Path, metrics: dict[str, dict], out_tokens: dict[str, float]
               total_wall_s: float) -> dict:
     invocations = state.get("invocations", [])
     dataset = "gsm8k" if config.get("gsm8k_train") else "arith"
-    runs = run_rows(metrics, out_tokens, per_sample(root / "eval" / dataset))
+    cis = intervals(root / "eval" / dataset)
+    runs = run_rows(metrics, out_tokens, per_sample(root / "eval" / dataset), cis)
     return {
         "command": invocations[-1]["command"] if invocations else None,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -339,7 +360,7 @@ def build_summary(root: Path) -> tuple[str, dict]:
 
 ## Held-out results ({dataset}, {config.get('test')} items, {config.get('eval_samples', 1)} sample(s) each)
 
-{results_table(metrics, out_tokens)}
+{results_table(metrics, out_tokens, record['runs'])}
 
 ## Control: realized vs target ratio (trained model)
 

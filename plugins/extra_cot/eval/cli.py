@@ -98,10 +98,10 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(cfg.output_dir)
     try:
-        check_servers(cfg.base_urls, cfg.model)
+        down = tuple(check_servers(cfg.base_urls, cfg.model))
         atomic_write_json(out / "eval_config.json", asdict(cfg))
         for spec in cfg.datasets:
-            asyncio.run(run_sweep(cfg, spec, items[spec.name]))
+            asyncio.run(run_sweep(cfg, spec, items[spec.name], down))
             write_dataset_metrics(out / spec.name, spec.name, cfg.base_run)
     except ServerError as err:
         print(f"extra-cot eval: {err}", file=sys.stderr)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import re
 import time
@@ -30,8 +31,15 @@ from extra_cot.tokens import CONTROL_RE
 
 logger = logging.getLogger(__name__)
 
-#: Status codes worth retrying: overload and transient server errors.
-_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+#: Status codes worth retrying besides every 5xx: timeout and overload.
+_RETRY_STATUS = {408, 429}
+#: Status codes that mean "not this server" in a pool of several (a restarted server that does not
+#: serve the model yet, a proxy without the route): fail over; alone, they are errors.
+_FAILOVER_STATUS = {404}
+
+
+def _retryable(status: int, failover: bool) -> bool:
+    return status in _RETRY_STATUS or status >= 500 or (failover and status in _FAILOVER_STATUS)
 #: Special markers stripped before counting with the server's /tokenize (it cannot say which
 #: ids are special): control tokens and ChatML-style ``<|...|>`` markers.
 _SPECIAL_RE = re.compile(rf"{CONTROL_RE.pattern}|<\|[^|<>]{{1,40}}\|>")
@@ -52,12 +60,12 @@ def _json_object(text: str) -> dict:
         raise ValueError(f"--extra-body is not JSON: {err}") from None
 
 
-_SAMPLING = "sampling (METHOD.md defaults)"
+_SAMPLING = "sampling (docs/method.md defaults)"
 
 
 @dataclass
 class SamplingOptions:
-    """Per-request generation options (METHOD.md, "Evaluation" defaults); also the eval CLI flags."""
+    """Per-request generation options (docs/method.md, "Evaluation" defaults); also the eval CLI flags."""
 
     temperature: float = option(default=0.7, group=_SAMPLING)
     top_p: float = option(default=0.9, group=_SAMPLING)
@@ -125,18 +133,31 @@ def check_server(base_url: str, model: str, timeout_s: float = 10.0) -> list[str
     return names
 
 
-def check_servers(base_urls: list[str], model: str, timeout_s: float = 10.0) -> None:
-    """:func:`check_server` on every server; all must answer (a typo in --endpoints fails fast)."""
+def check_servers(base_urls: list[str], model: str, timeout_s: float = 10.0) -> list[str]:
+    """:func:`check_server` on every server; returns those that do not answer (they start benched
+    and rejoin when they recover). Raises when none answers, or one answers without ``model``."""
+    down = []
     for url in base_urls:
-        check_server(url, model, timeout_s)
+        try:
+            check_server(url, model, timeout_s)
+        except ServerError as err:
+            if "cannot reach" not in str(err) or len(base_urls) == 1:
+                raise
+            logger.warning("%s; starting without it (it joins when it answers)", err)
+            down.append(url)
+    if len(down) == len(base_urls):
+        raise ServerError(f"none of the servers answers: {base_urls}; start them or fix --endpoints")
+    return down
 
 
-async def _try_post(client: httpx.AsyncClient, url: str, body: dict) -> tuple[dict | None, str]:
-    """One POST: ``(json, "")`` on success, ``(None, reason)`` on a retryable failure; other
-    4xx raise :class:`ServerError` (retrying cannot fix a bad request)."""
+async def _try_post(
+    client: httpx.AsyncClient, url: str, body: dict, failover: bool = False
+) -> tuple[dict | None, str]:
+    """One POST: ``(json, "")`` on success, ``(None, reason)`` on a retryable failure (with
+    ``failover``, a 404 too); other 4xx raise :class:`ServerError` (retrying cannot fix a bad request)."""
     try:
         resp = await client.post(url, json=body)
-        if resp.status_code not in _RETRY_STATUS:
+        if not _retryable(resp.status_code, failover):
             if resp.status_code >= 400:
                 raise ServerError(f"{url} answered {resp.status_code}: {resp.text[:500]}")
             return resp.json(), ""
@@ -165,61 +186,103 @@ async def post_with_retries(
     raise AssertionError("unreachable")
 
 
-class EndpointPool:
-    """Servers of the same model (roots ``http://host:port``): each request goes to the healthy
-    one with the fewest outstanding requests; one that fails is benched (cool-down doubling per
-    consecutive failure) and the request is retried at once on another. A pool of one behaves
-    like :func:`post_with_retries` (back off, then retry the same server)."""
+def _server_root(base_url: str) -> str:
+    """``scheme://host:port/v1`` -> ``scheme://host:port``."""
+    return base_url.rstrip("/").removesuffix("/v1")
 
-    def __init__(self, roots: list[str], cooldown_s: float = 5.0, max_cooldown_s: float = 300.0) -> None:
+
+#: Poll interval while every server is at its concurrency cap (s); requests take far longer.
+_SLOT_POLL_S = 0.02
+
+
+class EndpointPool:
+    """Servers of the same model (roots ``scheme://host:port``): each request goes to the healthy
+    one with the fewest outstanding requests, at most ``per_server`` at a time on each (so an outage
+    does not pile the others' load on the survivors). A failure (connection error, 5xx, 408/429, and
+    404 when there are several) benches the server and the request is retried at once on another.
+    One incident is one step of the cool-down (5 s, doubling per failed *later* attempt, at most
+    ``max_cooldown_s``): requests that were already in flight when it was benched do not lengthen
+    it. When the cool-down ends one request at a time probes it; one success resets it. Servers in
+    ``down`` (not answering at start) begin benched. A pool of one behaves like
+    :func:`post_with_retries` (back off, then retry the same server)."""
+
+    def __init__(self, roots: list[str], cooldown_s: float = 5.0, max_cooldown_s: float = 10.0,
+                 per_server: int | None = None, down: tuple[str, ...] = ()) -> None:
         if not roots:
             raise ValueError("an endpoint pool needs at least one server")
         self.roots = list(dict.fromkeys(r.rstrip("/") for r in roots))
-        self.cooldown_s, self.max_cooldown_s = cooldown_s, max_cooldown_s
+        self.cooldown_s, self.max_cooldown_s, self.per_server = cooldown_s, max_cooldown_s, per_server
         self.outstanding = dict.fromkeys(self.roots, 0)
         self.requests, self.failures, self.streak = Counter(), Counter(), Counter()
         self.down_until = dict.fromkeys(self.roots, 0.0)
+        self.benched_at = dict.fromkeys(self.roots, -1.0)
+        for root in down:
+            self._bench(root.rstrip("/"), "did not answer at start", sent=time.monotonic())
 
     @classmethod
-    def from_base_urls(cls, base_urls: list[str]) -> EndpointPool:
+    def from_base_urls(cls, base_urls: list[str], **kwargs: Any) -> EndpointPool:
         """From OpenAI API roots (``http://host:port/v1``)."""
-        return cls([u.rstrip("/").removesuffix("/v1") for u in base_urls])
+        if "down" in kwargs:
+            kwargs["down"] = tuple(_server_root(u) for u in kwargs["down"])
+        return cls([_server_root(u) for u in base_urls], **kwargs)
 
-    def pick(self) -> str:
+    def _cap(self, root: str) -> float:
+        """Requests ``root`` may hold at once: one probe while it is on probation after a failure."""
+        if self.streak[root]:
+            return 1
+        return math.inf if self.per_server is None else self.per_server
+
+    def _free(self, roots: list[str]) -> list[str]:
+        return [r for r in roots if self.outstanding[r] < self._cap(r)]
+
+    def pick(self) -> str | None:
         """The healthy server with the fewest outstanding requests (then the fewest served);
-        when all are benched, the one back first."""
-        healthy = self.healthy()
-        if not healthy:
-            return min(self.roots, key=self.down_until.__getitem__)
-        return min(healthy, key=lambda r: (self.outstanding[r], self.requests[r]))
+        when all are benched, the one back first; None when every candidate is at its cap."""
+        healthy = self._free(self.healthy())
+        if healthy:
+            return min(healthy, key=lambda r: (self.outstanding[r], self.requests[r]))
+        if self.healthy():
+            return None
+        free = self._free(self.roots)
+        return min(free, key=self.down_until.__getitem__) if free else None
+
+    async def _acquire(self) -> tuple[str, float]:
+        """A server with a free slot (waits for one), counted as outstanding; and the send time."""
+        while (root := self.pick()) is None:
+            await asyncio.sleep(_SLOT_POLL_S)
+        self.outstanding[root] += 1
+        self.requests[root] += 1
+        return root, time.monotonic()
 
     def healthy(self) -> list[str]:
         """Servers not benched now."""
         now = time.monotonic()
         return [r for r in self.roots if self.down_until[r] <= now]
 
-    def _bench(self, root: str, reason: str) -> None:
+    def _bench(self, root: str, reason: str, sent: float) -> None:
+        """Count a failure; a request sent before the server's last bench is the same incident."""
         self.failures[root] += 1
+        if sent < self.benched_at[root]:
+            return
         self.streak[root] += 1
         cool = min(self.max_cooldown_s, self.cooldown_s * 2 ** (self.streak[root] - 1))
-        self.down_until[root] = time.monotonic() + cool
+        self.benched_at[root] = now = time.monotonic()
+        self.down_until[root] = now + cool
         if len(self.roots) > 1:
             logger.warning("endpoint %s failed (%s); benched %.0f s, retrying elsewhere", root, reason, cool)
 
     async def post(self, client: httpx.AsyncClient, path: str, body: dict, retries: int, backoff_s: float) -> dict:
         """POST ``body`` to ``path`` (e.g. ``/v1/chat/completions``) on the least-loaded server."""
         for attempt in range(retries + 1):
-            root = self.pick()
-            self.outstanding[root] += 1
-            self.requests[root] += 1
+            root, sent = await self._acquire()
             try:
-                data, reason = await _try_post(client, f"{root}{path}", body)
+                data, reason = await _try_post(client, f"{root}{path}", body, failover=len(self.roots) > 1)
             finally:
                 self.outstanding[root] -= 1
             if data is not None:
                 self.streak[root] = 0
                 return data
-            self._bench(root, reason)
+            self._bench(root, reason, sent)
             if attempt == retries:
                 raise ServerError(f"{root}{path} failed {retries + 1} tries over {self.roots}; last error {reason}")
             if not self.healthy():  # nowhere else to go: back off first
@@ -269,7 +332,9 @@ class ThinkCounter:
         if tokenizer_dir:
             from transformers import AutoTokenizer
 
-            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+            from extra_cot import hub
+
+            self.tokenizer = hub.from_pretrained(AutoTokenizer, tokenizer_dir)
 
     @property
     def source(self) -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from extra_cot.cliargs import nested, option
 from extra_cot.eval.client import SamplingOptions
@@ -14,11 +15,15 @@ SERVER, DATA, CLIENT = "server", "data and sweep", "client"
 
 
 def parse_endpoints(text: str) -> list[str]:
-    """``--endpoints host1:8000,host2:8000`` -> ``["host1:8000", "host2:8000"]`` (each needs a port)."""
-    out = [e.strip().removeprefix("http://").rstrip("/").removesuffix("/v1") for e in text.split(",") if e.strip()]
-    bad = [e for e in out if not e.rpartition(":")[2].isdigit()]
+    """``--endpoints host1:8000,https://node2/llm`` -> ``["host1:8000", "https://node2/llm"]``.
+
+    An entry is ``HOST:PORT`` (served over http) or a URL with any scheme, kept as given (a
+    trailing ``/v1`` is dropped: it is added to every entry)."""
+    out = [e.strip().rstrip("/").removesuffix("/v1") for e in text.split(",") if e.strip()]
+    bad = [e for e in out if not (urlsplit(e).netloc if "://" in e else e.rpartition(":")[2].isdigit())]
     if bad:
-        raise ValueError(f"--endpoints entries need HOST:PORT, got {bad}; e.g. --endpoints node1:8000,node2:8000")
+        raise ValueError(f"--endpoints entries need HOST:PORT or a URL, got {bad}; "
+                         "e.g. --endpoints node1:8000,https://node2.example")
     return out
 
 
@@ -55,7 +60,7 @@ class EvalConfig:
         group=SERVER,
         parse=parse_endpoints,
         cli_default="",
-        metavar="HOST:PORT,...",
+        metavar="HOST:PORT|URL,...",
         help="several servers of the same model (instead of --host/--port): each request goes to the "
         "one with the fewest outstanding requests; a failing one is benched and its requests retried "
         "on the others; --concurrency is per server",
@@ -79,7 +84,7 @@ class EvalConfig:
     tokenizer: str | None = option(
         default=None,
         group=CLIENT,
-        help="local tokenizer dir for think-token counts (default: the server's /tokenize)",
+        help="tokenizer for think-token counts: folder or hub id ORG/NAME[@REV] (default: the server's /tokenize)",
     )
 
     @property
@@ -89,7 +94,7 @@ class EvalConfig:
     @property
     def base_urls(self) -> list[str]:
         """API roots of every server: ``--endpoints``, else ``--host``/``--port``."""
-        return [f"http://{e}/v1" for e in self.endpoints] or [self.base_url]
+        return [f"{e if '://' in e else 'http://' + e}/v1" for e in self.endpoints] or [self.base_url]
 
     @property
     def n_samples(self) -> int:

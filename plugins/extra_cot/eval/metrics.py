@@ -1,4 +1,4 @@
-"""Evaluation metrics (METHOD.md, "Evaluation"): pure functions over prediction records.
+"""Evaluation metrics (docs/method.md, "Evaluation"): pure functions over prediction records.
 
 Definitions (``n`` = number of records = items × samples):
 
@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from extra_cot.tokens import canonical_text, parse_control, parse_leading_control
 
 #: Two targets whose realized ratios differ by less than this have "collapsed" (issue 4);
-#: 0.05 is also the compressor's bucket tolerance (METHOD.md, "Calibration").
+#: 0.05 is also the compressor's bucket tolerance (docs/method.md, "Stage 1").
 COLLAPSE_TOLERANCE = 0.05
 
 

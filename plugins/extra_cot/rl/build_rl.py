@@ -32,12 +32,12 @@ from tqdm import tqdm
 
 from extra_cot.fileio import atomic_output, atomic_write_json
 from extra_cot.prompt import build_messages
+from extra_cot.quotas import parse_quotas
 from extra_cot.rl.rl_data import (
     DEFAULT_TOLERANCE,
     DROP_REASONS,
     aggregate,
     decide,
-    parse_quotas,
     select_quota,
 )
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
@@ -68,7 +68,7 @@ class BuildRlConfig:
 
     def __post_init__(self) -> None:
         if not self.tolerance > 0:
-            raise ValueError(f"--tolerance {self.tolerance}: must be > 0 (METHOD.md uses 0.1)")
+            raise ValueError(f"--tolerance {self.tolerance}: must be > 0 (docs/method.md uses 0.1)")
         if self.val_size < 0:
             raise ValueError(f"--val-size {self.val_size}: a fraction in [0, 1) or a row count >= 1")
         if self.train_batch_size < 1:

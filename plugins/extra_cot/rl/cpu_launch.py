@@ -31,7 +31,7 @@ CPU_ENV = {
     # ~20 processes share the cores: one thread each avoids oversubscription.
     "OMP_NUM_THREADS": "1",
     "TOKENIZERS_PARALLELISM": "false",
-    # Ray 2.60 turns token auth on by default (HOSTS.md); the local cluster needs none.
+    # Ray 2.60 turns token auth on by default (docs/hosts.md); the local cluster needs none.
     "RAY_AUTH_MODE": "disabled",
     "HF_HUB_OFFLINE": "1",
 }

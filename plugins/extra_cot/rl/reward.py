@@ -1,6 +1,6 @@
 """CHRPO's hierarchical, length-and-correctness reward: pure functions (no verl, no torch).
 
-METHOD.md Stage 3 ([R], our reconstruction). The score follows the contract read by
+docs/method.md Stage 3 ([R], our reconstruction). The score follows the contract read by
 ``extra_cot.rl.advantage``: ``score = tier + fraction`` with an integer tier and a fraction in
 [0, 1):
 
@@ -32,15 +32,15 @@ MISSING = -1.0
 class ChrpoRewardConfig:
     """Options of the CHRPO reward, read from ``reward.reward_kwargs.chrpo`` (see the preset)."""
 
-    #: τ, the calibration band; METHOD.md Stage 3 ``comp_tolerance = 0.1``.
+    #: τ, the calibration band; docs/method.md Stage 3 ``comp_tolerance = 0.1``.
     tolerance: float = 0.1
     #: a row's ``extra_info.comp_tolerance`` (written by ``extra-cot build-rl``) wins over ``tolerance``.
     use_row_tolerance: bool = True
     #: bonus of a calibrated correct answer at the lowest ratio; < 1 by the score contract.
     max_bonus: float = 0.9
-    #: the ratio that earns ``max_bonus`` (the lowest fixed ratio, METHOD.md "Control tokens").
+    #: the ratio that earns ``max_bonus`` (the lowest fixed ratio, docs/method.md, "Control tokens").
     min_ratio: float = FIXED_RATIOS[0]
-    #: pay the bonus only when calibrated (METHOD.md: out-of-band answers lose the bonus).
+    #: pay the bonus only when calibrated (docs/method.md: out-of-band answers lose the bonus).
     require_calibration: bool = True
     #: the accuracy constraint against ``extra_info.gt_ratio`` ("constrained" in CHRPO).
     constraint: bool = True

@@ -31,7 +31,9 @@ _HOST_KWARGS = ("reward_router_address", "reward_model_tokenizer", "tokenizer")
 def _tokenizer(path: str) -> Any:
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(path)
+    from extra_cot import hub
+
+    return hub.from_pretrained(AutoTokenizer, path)
 
 
 @functools.lru_cache(maxsize=16)

@@ -1,7 +1,7 @@
 """verl reward-loop manager ``chrpo``: decodes keeping the ratio token, counts think tokens.
 
 verl's ``naive`` manager decodes with ``skip_special_tokens=True`` (the ratio token vanishes)
-and passes no token counts (HOSTS.md), so CHRPO needs its own manager. Options come from
+and passes no token counts (docs/hosts.md), so CHRPO needs its own manager. Options come from
 ``reward.reward_kwargs.chrpo`` (fields of ``extra_cot.rl.reward.ChrpoRewardConfig``); with
 ``reward.custom_reward_function.path`` set, that function is called instead, with the same
 decoded text and ``extra_info["think_tokens"]``.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import logging
 from typing import Any
 
 from verl import DataProto
@@ -38,7 +37,6 @@ BASE_PARAMS = {"__init__": ("self", "config", "tokenizer", "compute_score"), "ru
 for _name, _params in BASE_PARAMS.items():
     require_signature(getattr(RewardManagerBase, _name), _params, _WHAT)
 
-logger = logging.getLogger(__name__)
 
 #: The name under which the manager is registered (``reward.reward_manager.name``).
 MANAGER_NAME = "chrpo"
@@ -60,16 +58,26 @@ def decode_keeping_control(tokenizer: Any, ids: Any) -> str:
     return tokenizer.decode(kept, skip_special_tokens=False)
 
 
+class MissingControlTokensError(ValueError):
+    """The policy's tokenizer has no id for some control token: the ratio choice cannot be read."""
+
+
 def _control_ids(tokenizer: Any) -> frozenset:
+    """Ids of the six control tokens; raises :class:`MissingControlTokensError` if any is missing."""
     cached = getattr(tokenizer, "_extra_cot_control_ids", None)
     if cached is None:
         unk = getattr(tokenizer, "unk_token_id", None)
-        ids = {tokenizer.convert_tokens_to_ids(t) for t in CONTROL_TOKENS}
-        cached = frozenset(i for i in ids if i is not None and i != unk)
-        if len(cached) < len(CONTROL_TOKENS):
-            logger.warning(
-                "tokenizer lacks some control tokens %s: run `extra-cot prepare-model`", CONTROL_TOKENS
+        ids = {token: tokenizer.convert_tokens_to_ids(token) for token in CONTROL_TOKENS}
+        missing = [token for token, i in ids.items() if i is None or i == unk]
+        if missing:
+            raise MissingControlTokensError(
+                f"reward manager {MANAGER_NAME!r}: the policy's tokenizer "
+                f"({getattr(tokenizer, 'name_or_path', '?')}) has no token for {missing}, so the ratio "
+                "choice cannot be read and every response would score as invalid. Fix: train from a "
+                "Stage-2 model (actor_rollout_ref.model.path), or add the tokens first with "
+                "`extra-cot prepare-model --src MODEL --out DIR`"
             )
+        cached = frozenset(ids.values())
         tokenizer._extra_cot_control_ids = cached
     return cached
 
@@ -83,6 +91,7 @@ class ChrpoRewardManager(RewardManagerBase):
         self, config, tokenizer, compute_score, reward_router_address=None, reward_model_tokenizer=None
     ):
         super().__init__(config, tokenizer, compute_score)
+        _control_ids(tokenizer)  # fail at start-up, not at the first batch
         custom = (config.get("reward") or {}).get("custom_reward_function") or {}
         if custom.get("path"):
             self.compute_score = compute_score

@@ -1,4 +1,4 @@
-"""RL data selection (METHOD.md Stage 3, "RL data"): pure functions over evaluation records.
+"""RL data selection (docs/method.md Stage 3, "RL data"): pure functions over evaluation records.
 
 For each question, from the SFT model's sweep at every fixed ratio (pass@n over ``sample``s):
 
@@ -7,7 +7,7 @@ For each question, from the SFT model's sweep at every fixed ratio (pass@n over 
 * ``ref_full_len``: mean think tokens of the correct samples at ``<COMP_100>``;
 * window: ρ = (mean think tokens of the correct samples at γ*) / ref_full_len must lie in
   [γ* − τ, γ* + τ) with τ = 0.1 (``comp_tolerance``);
-* per-ratio quotas over γ* (METHOD.md Stage 2 policy quotas 18/24/26/22/10 %).
+* per-ratio quotas over γ* (docs/method.md Stage 2 policy quotas 18/24/26/22/10 %).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from extra_cot.quotas import PAPER_QUOTAS, allocate
+from extra_cot.quotas import allocate
 from extra_cot.tokens import FIXED_RATIOS
 
-#: METHOD.md Stage 3: comp_tolerance τ.
+#: docs/method.md Stage 3: comp_tolerance τ.
 DEFAULT_TOLERANCE = 0.1
 #: Ways a question can be dropped before quotas (the table's columns).
 DROP_REASONS = ("incomplete", "no_pass", "no_ref_len", "window")
@@ -77,7 +77,7 @@ def gt_ratio(passed: Mapping[float, bool], ratios: Iterable[float] = FIXED_RATIO
 
 
 def in_window(rho: float, target: float, tolerance: float) -> bool:
-    """METHOD.md Stage 3: ρ ∈ [γ* − τ, γ* + τ) (half-open, as stated)."""
+    """docs/method.md Stage 3: ρ ∈ [γ* − τ, γ* + τ) (half-open, as stated)."""
     return target - tolerance - 1e-9 <= rho < target + tolerance - 1e-9
 
 
@@ -111,23 +111,3 @@ def select_quota(
         rng.shuffle(rows)
         out[ratio] = sorted(rows[: targets[ratio]], key=lambda q: (q.dataset, q.index))
     return out
-
-
-def parse_quotas(text: str) -> dict[float, float] | None:
-    """``method`` | ``none`` | ``0.2:0.18,0.4:0.24,...`` -> quotas (None = no quotas)."""
-    text = text.strip().lower()
-    if text == "method":
-        return dict(PAPER_QUOTAS)
-    if text == "none":
-        return None
-    quotas = {}
-    for part in text.split(","):
-        try:
-            ratio, share = part.split(":")
-            quotas[float(ratio)] = float(share)
-        except ValueError:
-            raise ValueError(f"--quotas {text!r}: use 'method', 'none' or e.g. '0.2:0.18,0.4:0.24'") from None
-    unknown = sorted(set(quotas) - set(FIXED_RATIOS))
-    if unknown or any(s < 0 for s in quotas.values()):
-        raise ValueError(f"--quotas {text!r}: ratios must be among {list(FIXED_RATIOS)} with shares >= 0")
-    return quotas

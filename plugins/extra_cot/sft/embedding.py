@@ -3,7 +3,7 @@
 LLaMA-Factory 0.9.5 initialises new token rows only inside ``resize_embedding_layer`` and
 only when the tokenizer outgrew the embedding. Qwen3's embedding has spare rows (151936 rows
 for ~151669 tokens), so ``add_special_tokens: <COMP_20>,...`` gives ids inside the matrix and
-those rows keep whatever the checkpoint's spare rows held (HOSTS.md). Two wraps fix that:
+those rows keep whatever the checkpoint's spare rows held (docs/hosts.md). Two wraps fix that:
 
 - ``llamafactory.model.loader.patch_tokenizer`` records which tokens this run added (and
   nothing else: tokens already in the checkpoint's tokenizer, e.g. after

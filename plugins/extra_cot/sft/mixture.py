@@ -6,7 +6,7 @@ A row (issue 2)::
      "compressed": {"0.2": str, "0.4": str, "0.6": str, "0.8": str},   # any subset (calibration drops some)
      "gt_ratio": 0.4}                                        # optional: the policy target γ*(x) (Stage 3)
 
-expands (METHOD.md, Stage 2) into one example per *available* ratio in ``MixtureConfig.ratios``
+expands (docs/method.md, Stage 2) into one example per *available* ratio in ``MixtureConfig.ratios``
 (token at the end of the user turn and echoed at the start of the response); at 1.0 (the full
 ``cot``) a seeded ``untagged_share`` of rows carries no token at all; and, when ``gt_ratio`` is
 present and selected by the policy quotas, one policy example (``<COMP_AUTO>`` in, γ* token out).
@@ -34,7 +34,7 @@ from extra_cot.tokens import FIXED_RATIOS, POLICY_TOKEN, ratio_to_token
 ENTRY_KEY = "extra_cot"
 #: The value of ``"formatting"`` that selects our converter/processor.
 FORMATTING = "extra_cot"
-#: Paper: "10k rows" of policy data (METHOD.md, Stage 2).
+#: Paper: "10k rows" of policy data (docs/method.md, Stage 2).
 PAPER_POLICY_ROWS = 10_000
 _REQUIRED = ("question", "cot", "answer")
 _BOXED = re.compile(r"\\boxed\s*\{")

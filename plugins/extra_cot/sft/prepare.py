@@ -2,7 +2,7 @@
 
 Why a separate step: Qwen3's embedding has spare rows beyond its tokenizer (151936 rows for
 ~151669 tokens), so LLaMA-Factory 0.9.5's ``add_special_tokens`` gives the new tokens ids
-inside the existing matrix, does not resize, and never initialises those rows (HOSTS.md):
+inside the existing matrix, does not resize, and never initialises those rows (docs/hosts.md):
 they keep whatever the spare rows held. Here every *new* token's input row (and the lm_head
 row when not tied) is set explicitly, whether or not the matrix had to grow.
 
@@ -132,7 +132,7 @@ def init_rows(model, tokenizer, new_tokens: list[str], n_old: int, init: str) ->
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in new_tokens}
     needed = max(ids.values(), default=-1) + 1
     if needed > model.get_input_embeddings().weight.shape[0]:
-        # pad to 64 rows like LLaMA-Factory's resize (HOSTS.md / llamafactory embedding.py)
+        # pad to 64 rows like LLaMA-Factory's resize (docs/hosts.md / llamafactory embedding.py)
         model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64, mean_resizing=False)
     weights = [model.get_input_embeddings().weight]
     out = model.get_output_embeddings()
@@ -155,6 +155,8 @@ def prepare_model(src_dir: str | Path, out_dir: str | Path, *, init: str = DEFAU
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from extra_cot import hub
+
     cfg = PrepareConfig(init=init, tokens=tuple(tokens), dtype=dtype)
     out = Path(out_dir)
     marker = out / MARKER
@@ -163,8 +165,8 @@ def prepare_model(src_dir: str | Path, out_dir: str | Path, *, init: str = DEFAU
         if done.get("init") == cfg.init and tuple(done.get("tokens", ())) == cfg.tokens:
             logger.info("%s already prepared (%s); pass overwrite=True to redo", out, MARKER)
             return out
-    tokenizer = AutoTokenizer.from_pretrained(str(src_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(src_dir), dtype=dtype)
+    tokenizer = hub.from_pretrained(AutoTokenizer, src_dir)
+    model = hub.from_pretrained(AutoModelForCausalLM, src_dir, dtype=dtype)
     n_old = len(tokenizer)
     new_tokens = _add_tokens(tokenizer, cfg.tokens)
     cfg.new_ids = init_rows(model, tokenizer, new_tokens, min(n_old, model.get_input_embeddings().weight.shape[0]), cfg.init)
@@ -184,7 +186,8 @@ def _parser() -> argparse.ArgumentParser:
         "  extra-cot prepare-model --src models/smollm2 --out models/smollm2-comp --init desc",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--src", required=True, help="model folder (or hub id when online)")
+    p.add_argument("--src", required=True,
+                   help="model folder or hub id ORG/NAME[@REV] (HF cache; offline once cached, HF_HUB_OFFLINE=1)")
     p.add_argument("--out", required=True, help="output folder (written atomically)")
     p.add_argument("--init", default=DEFAULT_INIT, choices=sorted(_INITS),
                    help="row initialisation (default: distinct = description + seeded noise at an ordinary row's "

@@ -3,7 +3,7 @@
 It reuses the host's own ``qwen3`` formatters (no copied slots), so the chat format follows
 the installed LLaMA-Factory. Differences from ``qwen3``:
 
-- ``default_system`` is the project's system prompt (METHOD.md), so ``llamafactory-cli chat``
+- ``default_system`` is the project's system prompt (docs/method.md), so ``llamafactory-cli chat``
   and ``api`` build the same prompt as training.
 - The control tokens are never stop words (only ``<|im_end|>`` is), and a response that
   starts with ``<COMP_xx>\\n<think>`` keeps both: the host adds an empty think block only

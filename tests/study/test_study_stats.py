@@ -1,0 +1,128 @@
+"""The study's statistics: intervals, γ* from a sweep, per-grade accounting, targets (pure, fast)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from extra_cot.stats import bootstrap_mean, overlaps, wilson
+from extra_cot.study.gamma import targets as gamma_targets
+from extra_cot.study.report import chosen_ratio, compute_targets, mean_ratio, rises, run_summary
+
+
+@pytest.mark.parametrize(("k", "n", "lo", "hi"), [(5, 10, 0.2366, 0.7634), (0, 10, 0.0, 0.2775),
+                                                  (10, 10, 0.7225, 1.0), (160, 200, 0.7391, 0.8495)])
+def test_wilson_matches_published_values(k, n, lo, hi):
+    got = wilson(k, n)
+    assert got == pytest.approx((lo, hi), abs=1e-4)
+
+
+def test_wilson_rejects_impossible_counts_and_handles_empty():
+    assert wilson(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        wilson(3, 2)
+
+
+def test_bootstrap_interval_covers_the_mean_narrows_with_n_and_is_seeded():
+    small = [float(x % 7) for x in range(20)]
+    large = small * 20
+    lo_s, hi_s = bootstrap_mean(small, seed=1)
+    lo_l, hi_l = bootstrap_mean(large, seed=1)
+    mean = sum(small) / len(small)
+    assert lo_s < mean < hi_s and lo_l < mean < hi_l
+    assert (hi_l - lo_l) < (hi_s - lo_s) / 3  # sqrt(20) ~ 4.5 times narrower
+    assert bootstrap_mean(small, seed=1) == (lo_s, hi_s)
+    assert bootstrap_mean([4.0] * 5) == (4.0, 4.0)
+    assert overlaps((0, 1), (1, 2)) and not overlaps((0, 1), (1.5, 2))
+
+
+def _rec(index, correct, output="", think=10, question=None):
+    return {"index": index, "correct": correct, "output": output, "think_tokens": think,
+            "question": question or f"q{index}", "gold": "1"}
+
+
+def test_gamma_is_the_lowest_ratio_of_the_passing_run_ending_at_1_and_counts_grades():
+    # q0 passes everywhere -> 0.2; q1 fails at 0.6 only -> 0.8 (0.4 passing below a failure does not count);
+    # q2 fails at 1.0 -> no target; q3 passes from 0.6 up -> 0.6
+    passes = {0: {0.2, 0.4, 0.6, 0.8, 1.0}, 1: {0.2, 0.4, 0.8, 1.0}, 2: {0.2, 0.4, 0.6, 0.8}, 3: {0.6, 0.8, 1.0}}
+    sweep = {r: [_rec(i, r in ok) for i, ok in passes.items()] for r in (0.2, 0.4, 0.6, 0.8, 1.0)}
+    rows, summary = gamma_targets(sweep, grades=[1, 3, 4, 3])
+    assert [(r["question"], r["gt_ratio"], r["grade"]) for r in rows] == [("q0", 0.2, 1), ("q1", 0.8, 3), ("q3", 0.6, 3)]
+    assert summary["distribution"] == {"0.2": 1, "0.6": 1, "0.8": 1}
+    assert summary["by_grade"] == {"1": {"0.2": 1}, "3": {"0.6": 1, "0.8": 1}}
+    assert summary["mean_by_grade"] == {"1": 0.2, "3": 0.7}
+    assert summary["dropped_no_pass_by_grade"] == {"4": 1}
+
+
+def test_run_summary_accounts_per_grade_and_chosen_ratio():
+    records = [_rec(0, True, "<COMP_20>\n<think>\na</think>", 10), _rec(1, False, "<COMP_60><think>b</think>", 30),
+               _rec(2, True, "  <COMP_100>\n<think>c</think>", 50), _rec(3, True, "no token", 0)]
+    out = run_summary(records, grades=[1, 2, 2, 1])
+    assert out["n"] == 4 and out["accuracy"] == 0.75 and out["think_tokens"] == 22.5
+    assert out["by_grade"]["1"]["accuracy"] == 1.0 and out["by_grade"]["2"]["accuracy"] == 0.5
+    assert out["by_grade"]["2"]["think_tokens"] == 40.0
+    assert out["chosen"] == {"0.2": 0.25, "0.6": 0.25, "1.0": 0.25, "none": 0.25}
+    assert out["chosen_by_grade"]["1"] == {"0.2": 0.5, "none": 0.5}
+    assert out["mean_chosen_ratio_by_grade"] == {"1": 0.2, "2": 0.8}
+    lo, hi = out["accuracy_ci"]
+    assert lo < 0.75 < hi
+    assert chosen_ratio({"output": "<COMP_AUTO> x"}) == "auto"
+    assert mean_ratio({"none": 1.0}) is None
+
+
+@pytest.mark.parametrize(("values", "expected"), [([0.2, 0.4, 0.6], True), ([0.2, 0.2, 0.4], True),
+                                                  ([0.4, 0.2, 0.6], False), ([0.4, 0.4], False), ([0.2], False),
+                                                  ([0.2, None, 0.6], True)])
+def test_rises(values, expected):
+    assert rises(values) is expected
+
+
+def _run(acc, tokens, chosen=None, by_grade=None, echo=1.0):
+    return {"accuracy": acc, "think_tokens": tokens, "chosen": chosen or {}, "echo_fidelity": echo,
+            "mean_chosen_ratio_by_grade": by_grade or {}, "realized_ratio": None}
+
+
+def _runs(policy_acc=0.6, policy_tokens=40.0, chosen=None, by_grade=None):
+    runs = {r: _run(a, t) for r, a, t in (("0.2", 0.5, 20.0), ("0.4", 0.55, 40.0), ("0.6", 0.6, 60.0),
+                                          ("0.8", 0.6, 80.0), ("1.0", 0.62, 100.0))}
+    for name, run in runs.items():
+        run["realized_ratio"] = run["think_tokens"] / 100.0
+        del name
+    runs["policy"] = _run(policy_acc, policy_tokens, chosen or {"0.2": 0.5, "0.4": 0.3, "0.8": 0.2},
+                          by_grade or {"1": 0.2, "2": 0.4, "3": 0.6}, echo=None)
+    return runs
+
+
+def test_targets_met_and_missed():
+    traces = {"spread": 4.0, "top_sentence_share": 0.03, "grades": {"1": 5, "2": 5, "3": 5, "4": 5}}
+    gamma = {"distribution": {"0.2": 3, "0.4": 2, "0.8": 1}, "mean_by_grade": {"1": 0.2, "2": 0.5}}
+    t = compute_targets(_runs(), traces, gamma)
+    assert t["retention_at_0.2"]["value"] == pytest.approx(0.5 / 0.62, abs=1e-4) and t["retention_at_0.2"]["met"]
+    assert t["policy_accuracy_within_5_points_of_1.0"]["met"] and t["policy_think_tokens_share_of_1.0"]["met"]
+    assert t["policy_distinct_tokens"]["value"] == ["0.2", "0.4", "0.8"] and t["policy_distinct_tokens"]["met"]
+    assert t["policy_ratio_rises_with_grade"]["met"]
+    # 0.6 / 40 tokens = 15 per 1k, but 0.2 gives 0.5 / 20 = 25 per 1k: the policy does not beat every ratio
+    assert not t["policy_accuracy_per_token_beats_every_fixed_ratio"]["met"]
+    assert t["realized_ratio_steps"]["met"] and t["echo_fidelity"]["met"] and t["gamma_rises_with_grade"]["met"]
+    worse = compute_targets(_runs(policy_acc=0.5, policy_tokens=70.0, chosen={"0.2": 0.97, "0.4": 0.03},
+                                  by_grade={"1": 0.4, "2": 0.2}), traces, gamma)
+    for name in ("policy_accuracy_within_5_points_of_1.0", "policy_think_tokens_share_of_1.0",
+                 "policy_distinct_tokens", "policy_ratio_rises_with_grade"):
+        assert not worse[name]["met"], name
+    json.dumps(t)  # the record is JSON
+
+
+def test_study_only_data_writes_the_training_traces(tmp_path):
+    from extra_cot.study.__main__ import main
+
+    out = tmp_path / "s"
+    assert main(["--seed", "11", "--out", str(out), "--only", "data", "--n-sft", "30", "--n-policy", "20",
+                 "--n-val", "10", "--n-test", "12"]) == 0
+    rows = [json.loads(x) for x in (out / "data" / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == 30 and all({"question", "response", "grade"} <= set(r) for r in rows)
+    assert all(r["response"].startswith("<think>\n") and "</think>" in r["response"] for r in rows)
+    test = [json.loads(x) for x in (out / "data" / "test.jsonl").read_text().splitlines()]
+    questions = {r["question"] for r in rows} | {json.loads(x)["question"] for x in
+                                                 (out / "data" / "policy.jsonl").read_text().splitlines()}
+    assert len(test) == 12 and not questions & {r["question"] for r in test}
