@@ -170,3 +170,27 @@ def test_skip_log_counts_gate_drops_per_reason():
     assert stats["dropped@0.2:math_integrity:cut_region"] == 1
     assert stats["dropped@0.4:math_integrity:stray_dollar"] == 1
     assert [s["ratio"] for s in integrity_skips("out", record)] == ["0.2", "0.4"]
+
+
+def test_compress_cli_logs_gate_drops_per_reason(tmp_path, tiny_model_dir, capsys):
+    """End to end: every adversarial source through ``extra-cot compress``; each ratio the gate
+    drops is one skip-log row with its reason, and the stats line counts them per reason."""
+    import json
+
+    from extra_cot.cli import main as cli_main
+
+    rows = [{"question": "Compute the value.", "gold": "1",
+             "response": f"<think>\n{r['source']}</think>\n\nThe answer is \\boxed{{1}}."} for r in ROWS.values()]
+    inp, out = tmp_path / "in.jsonl", tmp_path / "c.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert cli_main(["compress", "--input", str(inp), "--output", str(out), "--scorer", "heuristic",
+                     "--tokenizer", str(tiny_model_dir)]) == 0
+    printed = dict(line.rsplit(maxsplit=1) for line in capsys.readouterr().out.splitlines() if line.strip())
+    skipped = [json.loads(x) for x in (tmp_path / "c.jsonl.skipped.jsonl").read_text().splitlines()]
+    logged = Counter(f"dropped@{s['ratio']}:{s['reason'].split('(')[0]}" for s in skipped if "ratio" in s)
+    assert logged and all(k.split(":", 1)[1].startswith("math_integrity:") for k in logged)
+    assert {k: int(v) for k, v in printed.items() if ":math_integrity" in k} == dict(logged)
+    for row in (json.loads(x) for x in out.read_text().splitlines()):
+        shape = next(r for r in ROWS.values() if r["source"] == row["cot"])
+        for text in row["compressed"].values():
+            assert cut_regions(row["cot"], shape["regions"], text) == [], text
