@@ -169,11 +169,11 @@ def _region_end(text: str, i: int) -> int | None:
     return _close(text, i + 1, "") if c == "{" else None
 
 
-def latex_spans(text: str, skip: list[tuple[int, int]] = ()) -> list[tuple[int, int]]:
+def latex_spans(text: str, skip: list[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
     """``(start, end)`` of every top-level LaTeX region (math, environment, command with
     arguments, brace group), in order, before glue; the ``skip`` spans (code) are not read."""
     spans, i, n = [], 0, len(text)
-    skips = iter(sorted(skip))
+    skips = iter(sorted(skip or ()))
     nxt = next(skips, (n, n))
     while i < n:
         if i >= nxt[0]:
@@ -190,6 +190,7 @@ def latex_spans(text: str, skip: list[tuple[int, int]] = ()) -> list[tuple[int, 
 
 
 def _glued(c: str) -> bool:
+    """Whether a LaTeX atom absorbs ``c`` next to it (``$x$-axis``); never a space or CJK."""
     return not c.isspace() and not _UNSPACED_RE.match(c)
 
 
