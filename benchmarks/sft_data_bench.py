@@ -13,7 +13,7 @@ for us, the examples they expand to for stock), so a shared machine's load hits 
 converter (file scan + conversion, once per job) is added to our side (best of ``--repeat``).
 Wall-clock and CPU time of this process are reported, means over ``--repeat`` passes.
 
-``--memory MB``: peak memory of the converter's file scan (every rank runs it) on a generated
+``--memory MB``: peak memory of the converter's file scan (once per job) on a generated
 JSONL file of about MB megabytes, before (the whole file read and parsed, as up to issue 13)
 and after (streamed, ``extra_cot.sft.scan``), each in a fresh process, in the same run; the
 converter runs exactly that scan, and a test checks it is streamed (tests/sft/test_sft_processor.py).

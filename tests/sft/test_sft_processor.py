@@ -89,7 +89,7 @@ def test_other_formattings_pass_through(sft, tiny_model_dir, tmp_path, sft_rows)
 
 
 def test_converter_scan_is_streamed_and_selects_like_the_list_selection(sft, tmp_path):
-    """Every rank scans the file: its memory must not grow with the file (issue 13)."""
+    """The main process scans the whole file: its memory must not grow with the file (issue 13)."""
     import tracemalloc
 
     from llamafactory.data.parser import DatasetAttr
