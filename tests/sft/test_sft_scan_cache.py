@@ -126,3 +126,45 @@ def test_an_unwritable_cache_still_gives_the_scan(sft, tmp_path, parses, monkeyp
     converter = _converter(data)
     assert converter.policy_keep and parses["mix.jsonl"] == 1
     assert any("cannot write the scan cache" in r.getMessage() for r in caplog.records)
+
+
+#: One torchrun rank: LLaMA-Factory's own argument parsing and ``get_dataset`` (whose
+#: ``main_process_first`` orders the ranks), with the data-file parses counted.
+RANK_SCRIPT = """
+import json, os, sys
+import extra_cot.sft.scan as scan
+parses, real = [], scan.read_records
+scan.read_records = lambda path: parses.append(path) or real(path)
+from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
+from llamafactory.hparams import get_train_args
+from llamafactory.model import load_tokenizer
+model_args, data_args, training_args, _, _ = get_train_args(json.loads(sys.argv[1]))
+tokenizer_module = load_tokenizer(model_args)
+template = get_template_and_fix_tokenizer(tokenizer_module["tokenizer"], data_args)
+module = get_dataset(template, model_args, data_args, training_args, stage="sft", **tokenizer_module)
+out = {"parses": len(parses), "examples": len(module["train_dataset"])}
+with open(os.path.join(sys.argv[2], f"rank{os.environ['RANK']}.json"), "w") as fh:
+    json.dump(out, fh)
+"""
+
+
+@pytest.mark.slow
+def test_two_torchrun_ranks_parse_the_file_once(sft, tiny_model_dir, tmp_path):
+    import subprocess
+    import sys
+
+    from extra_cot.eval.server import free_port
+
+    data = sft.write_dataset(tmp_path / "data", _rows(sft, 30))
+    (tmp_path / "rank.py").write_text(RANK_SCRIPT)
+    args = {"model_name_or_path": str(tiny_model_dir), "stage": "sft", "do_train": True, "finetuning_type": "full",
+            "dataset": "mix", "dataset_dir": str(data), "template": "qwen3_comp", "cutoff_len": 256,
+            "output_dir": str(tmp_path / "out"), "report_to": "none", "bf16": False, "ddp_backend": "gloo"}
+    env = dict(os.environ, HF_DATASETS_CACHE=str(tmp_path / "hf_datasets"), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+           str(tmp_path / "rank.py"), json.dumps(args), str(tmp_path)]
+    done = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["parses"] for r in ranks] == [1, 0], ranks  # the main process parses, rank 1 reads its scan
+    assert ranks[0]["examples"] == ranks[1]["examples"] > 30
