@@ -9,10 +9,13 @@ time(all 5 ratios)/time(1 ratio), and per target ratio: broken math regions (out
 problems counted), |realized − target| p95 and the share within ±0.05 over the (row, ratio) pairs
 whose mandatory parts fit, and how many pairs cannot fit. Ratios counted with --tokenizer
 (default SmolLM2-135M-Instruct's). The ``classifier`` rows use a tiny RANDOM Longformer built on
-the spot (throughput only: no trained student ships offline).
+the spot (throughput only: no trained student ships offline). ``--adversarial`` adds the
+hand-written adversarial sources of ``tests/fixtures/adversarial_stage1.jsonl`` (currency-looking
+math, CJK, markdown, shredded environments, ...) as a dataset; for every dataset the gate's
+rejections are also counted per reason (``gate_reasons``, the names ``compress`` logs).
 
     .venv/bin/python benchmarks/compress_bench.py --data ../shared/data/gsm8k_train.jsonl --rows 500 \\
-        --math500 ../shared/data/math500_test.jsonl
+        --math500 ../shared/data/math500_test.jsonl --adversarial
 
 ``--ray --num-workers 1,2`` instead times the whole ``extra-cot compress`` command on the GSM8K rows,
 single-process and on a local Ray cluster with 1, 2 … scorer actors, in the same run, and prints
@@ -29,10 +32,12 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
+from pathlib import Path
 
 from tqdm import tqdm
 
-from extra_cot.compress.integrity import math_problems
+from extra_cot.compress.integrity import math_problems, problem_kind
 from extra_cot.compress.models import load_tokenizer, make_counter
 from extra_cot.compress.pipeline import CompressOptions, Source, read_gsm8k, score_units
 from extra_cot.compress.scorers import ScorerOptions, make_scorer
@@ -43,6 +48,7 @@ TARGETS = (0.2, 0.4, 0.6, 0.8)
 ALL = (*TARGETS, 1.0)
 #: The MATH-500 subset of issue 9: long enough to compress, no Asymptote figure code.
 MATH_MIN_CHARS = 300
+ADVERSARIAL = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "adversarial_stage1.jsonl"
 
 
 def _pct(values, q):
@@ -63,11 +69,16 @@ def math500_sources(path: str) -> list[Source]:
     return sources
 
 
+def adversarial_sources(path: str) -> list[Source]:
+    """The adversarial fixture's sources (no gold: nothing but the text is mandatory)."""
+    return [Source("Compute the value.", row["source"], "", None) for _, row in read_jsonl(path)]
+
+
 def gsm8k_sources(path: str, rows: int) -> list[Source]:
     return [read_gsm8k(r, f"{path}:{n}")[0] for (n, r), _ in zip(read_jsonl(path), range(rows))]
 
 
-def _ratio_rows(dataset, name, per_ratio, common):
+def _ratio_rows(dataset, name, per_ratio, common, reasons):
     out = []
     for key in [*(f"{r:g}" for r in TARGETS), "all"]:
         errors, broken, problems, misses = per_ratio[key]
@@ -76,7 +87,7 @@ def _ratio_rows(dataset, name, per_ratio, common):
             "dataset": dataset, "scorer": name, "ratio": key, "pairs": pairs, "broken_outputs": broken,
             "broken_regions": problems, "fitting": len(errors), "err_p95": round(_pct(errors, 0.95), 4),
             "within_0.05_pct": round(100 * sum(e <= 0.05 for e in errors) / max(1, len(errors)), 2),
-            **common,
+            "gate_reasons": dict(sorted(reasons[key].items())), **common,
         })
     return out
 
@@ -88,6 +99,7 @@ def bench(dataset, name, scorer_opts, sources, tokenizer, count, opts):
     t_score = t_sel1 = t_sel5 = 0.0
     tokens = 0
     per_ratio = {k: ([], 0, 0, 0) for k in [*(f"{r:g}" for r in TARGETS), "all"]}
+    reasons = {k: Counter() for k in per_ratio}
     for src in tqdm(sources, desc=f"{dataset}/{name}", unit="row", mininterval=10):
         t = time.perf_counter()
         units, scores = score_units(src, scorer, opts)
@@ -104,13 +116,14 @@ def bench(dataset, name, scorer_opts, sources, tokenizer, count, opts):
             sel, bad = sels[r], math_problems(src.cot, sels[r].text)
             for key in (f"{r:g}", "all"):
                 errors, broken, problems, misses = per_ratio[key]
+                reasons[key].update([problem_kind(bad[0])] if bad else [])
                 if sel.fits:
                     errors.append(abs(sel.realized - r))
                 per_ratio[key] = (errors, broken + bool(bad), problems + len(bad), misses + (not sel.fits))
     wall = t_score + t_sel5
     common = {"rows_per_s": round(len(sources) / wall, 2), "tokens_per_s": round(tokens / wall, 1),
               "time5_over_time1": round((t_score + t_sel5) / (t_score + t_sel1), 3), "load_s": round(load_s, 1)}
-    return _ratio_rows(dataset, name, per_ratio, common)
+    return _ratio_rows(dataset, name, per_ratio, common, reasons)
 
 
 def _scorer_options(name: str, tmp: str) -> ScorerOptions:
@@ -129,6 +142,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=None, help="GSM8K train JSONL")
     p.add_argument("--rows", type=int, default=500, help="GSM8K rows (from the top)")
     p.add_argument("--math500", default=None, help="MATH-500 test JSONL (rows > 300 chars, no [asy])")
+    p.add_argument("--adversarial", nargs="?", const=str(ADVERSARIAL), default=None,
+                   help="also the adversarial Stage 1 sources (default file: tests/fixtures/adversarial_stage1.jsonl)")
     p.add_argument("--scorers", default="heuristic,classifier,lm")
     p.add_argument("--tokenizer", default=None, help="target tokenizer dir (default: SmolLM2's)")
     p.add_argument("--json", default=None, help="also write the results here")
@@ -155,8 +170,10 @@ def main(argv=None) -> int:
         datasets["gsm8k"] = gsm8k_sources(args.data, args.rows)
     if args.math500:
         datasets["math500"] = math500_sources(args.math500)
+    if args.adversarial:
+        datasets["adversarial"] = adversarial_sources(args.adversarial)
     if not datasets:
-        p.error("give --data (GSM8K) and/or --math500")
+        p.error("give --data (GSM8K), --math500 and/or --adversarial")
     tokenizer = load_tokenizer(args.tokenizer)
     count = make_counter(tokenizer)
     opts = CompressOptions()
@@ -190,7 +207,9 @@ def summary_table(results: list[dict]) -> str:
             " / ".join(f"{r['within_0.05_pct']:.1f}" for r in per) + f" ({by['all']['within_0.05_pct']:.1f})",
             f"{by['all']['fitting']} of {by['all']['pairs']}", f"{by['all']['rows_per_s']:g}",
             f"{by['all']['time5_over_time1']:.2f}"]))
-    return "\n".join(lines)
+    gate = [f"{d}/{s}: " + (", ".join(f"{k} {n}" for k, n in by["all"].get("gate_reasons", {}).items()) or "none")
+            for (d, s), by in keys.items()]
+    return "\n".join([*lines, "", "gate rejections by reason (all ratios): " + "; ".join(gate)])
 
 
 def _print_table(results: list[dict], json_path: str | None) -> None:

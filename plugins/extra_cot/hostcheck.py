@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 ALLOW_ENV = "EXTRA_COT_ALLOW_UNTESTED_HOST"
 
 #: Host releases the adapters were written and tested against, by distribution name. The same
-#: pins live in pyproject.toml's extras (tests/test_install.py checks the two agree).
+#: pins live in pyproject.toml's extras (tests/test_hostcheck.py checks the two agree).
 SUPPORTED: dict[str, tuple[str, ...]] = {
     "llamafactory": ("0.9.5",),
     "verl": ("0.9.1",),

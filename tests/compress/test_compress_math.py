@@ -7,9 +7,8 @@ from __future__ import annotations
 import random
 
 import pytest
-from pylatexenc.latexwalker import LatexEnvironmentNode, LatexMathNode, LatexWalker
 
-from extra_cot.compress.integrity import math_problems, neutralise
+from extra_cot.compress.integrity import math_problems, read
 from extra_cot.compress.pipeline import CompressOptions, Source, compress_source, score_units
 from extra_cot.compress.rows import integrity_skips
 from extra_cot.compress.scorers import HeuristicScorer
@@ -80,9 +79,8 @@ def _compress(src: Source, scorer, tokenizer, count, ratios=RATIOS):
 
 
 def _parser_math_regions(text: str) -> list[tuple[int, int]]:
-    """Top-level math regions and environments by pylatexenc (not the segmenter)."""
-    nodes, _, _ = LatexWalker(neutralise(text), tolerant_parsing=False).get_latex_nodes()
-    return [(n.pos, n.pos + n.len) for n in nodes if isinstance(n, (LatexMathNode, LatexEnvironmentNode))]
+    """Top-level math regions and environments by the gate's pylatexenc reading (not the segmenter)."""
+    return [(s, e) for s, e in read(text).regions if not text.startswith("<<", s)]
 
 
 # ---- segmentation: every math region is inside exactly one atom -----------------------------
@@ -135,12 +133,12 @@ SOURCE = ("We get \\begin{align*} 2\\cdot 3 &= 6 \\\\ 4 \\cdot 5 + 1 &= 21 \\end
 
 
 @pytest.mark.parametrize(("broken", "kind"), [
-    ("Thus $\\boxed{9} is the answer", "unbalanced"),  # closing $ dropped
+    ("Thus $\\boxed{9} is the answer", "cut_region"),  # closing $ dropped
     ("We get 2\\cdot \\cdot 5 + 1) 21 so", "math_fragment"),  # align* shredded into words
     ("We get \\begin{align*} 2\\cdot 3 &= 6 so", "unbalanced"),  # \end dropped
     ("\\[p(8) = \\boxed{\\frac{3}{56}}.\\]", "not_in_source"),  # words dropped inside a display
     ("so $(a + b) = 96$ and", "not_in_source"),  # multi-line inline math cut
-    ("$\\boxed{9}$ $(a + b)\n\\cdot (c - a) = 96$ an hour $", "unbalanced"),  # a stray $
+    ("$\\boxed{9}$ $(a + b)\n\\cdot (c - a) = 96$ an hour $", "stray_dollar"),  # a stray $
 ])
 def test_integrity_flags_broken_regions(broken, kind):
     problems = math_problems(SOURCE, broken)
@@ -200,7 +198,7 @@ def test_a_failing_text_is_never_written(monkeypatch, tiny_tokenizer, tiny_count
     row = compress_source(src, HeuristicScorer(), tiny_tokenizer, tiny_count, CompressOptions())
     assert row["compressed"] == {}
     assert set(row["dropped"]) == {"0.2", "0.4", "0.6", "0.8"}
-    assert all(why.startswith(("math_integrity(unbalanced", "math_integrity(not_in_source")) for why in row["dropped"].values()), row["dropped"]
+    assert all(why.startswith("math_integrity:cut_region(") for why in row["dropped"].values()), row["dropped"]
     skips = integrity_skips("out", {"key": "k", "line": 3, **row})
     assert [s["ratio"] for s in skips] == ["0.2", "0.4", "0.6", "0.8"] and skips[0]["line"] == 3
 

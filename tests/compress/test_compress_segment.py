@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from extra_cot.compress.integrity import math_problems
 from extra_cot.compress.pipeline import CompressOptions, read_gsm8k, score_units
 from extra_cot.compress.scorers import HeuristicScorer
-from extra_cot.compress.segment import formulas, segment
+from extra_cot.compress.segment import UNSPACED, formulas, segment
 from extra_cot.compress.select import SelectOptions, compress_to_ratio, unit_token_counts
 
 from .conftest import GSM8K_ROWS, LATEX_COT
@@ -31,6 +32,23 @@ RATIOS = (0.2, 0.4, 0.6, 0.8)
     ("so it had 2 * 2S = <<2*2=4>>4S people", ["2 * 2S = <<2*2=4>>4S"]),
 ])
 def test_formula_units(text, expected):
+    assert formulas(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("from $20,000 and $30,000 on", []),  # Pandoc's own example: a closer before a digit
+    ("costs 5$ each and x$ more", []),  # an opener needs a non-space after it
+    ("so $x $ and", []),  # a closer needs a non-space before it
+    ("so $a\n\nb$ and", []),  # a blank line ends the search
+    ("so $x$5 and", []),
+    ("it cost $5 in all=$<<5*1=5>>5 total", ["$<<5*1=5>>5"]),  # a closer before a GSM8K annotation
+    ("$2 +\n3 = 5$ and", ["$2 +\n3 = 5$"]),  # one line break is fine
+    ("so $3 apples + 5 apples = 8 apples$ here", ["$3 apples + 5 apples = 8 apples$"]),
+    ("so $12 \\times 3 = 36 $ here", ["$12 \\times 3 = 36 $"]),  # fallback: a command inside
+    ("so $12 \\times\n3 = 36 $ here", ["3 = 36"]),  # the fallback is one line only
+    ("so $12 \\times 3 and \\(y\\) $ here", ["\\(y\\)"]),  # ... without other math inside
+])
+def test_pandoc_dollar_rule(text, expected):
     assert formulas(text) == expected
 
 
@@ -83,5 +101,6 @@ def test_property_every_output_formula_is_from_source(tiny_tokenizer, tiny_count
     assert all(cot[u.start:u.end] == u.text for u in units)
     sel = _compress_all("How many apples are left?", cot, None, tiny_tokenizer, tiny_count)[RATIOS.index(ratio)]
     assert math_problems(cot, sel.text) == []
-    # kept text is made of source units only: multi-byte characters are never cut
-    assert all(w in cot for w in sel.text.split())
+    # kept text is made of source units only: multi-byte characters are never cut (CJK characters
+    # are units of their own and join without a space, so the words are split there too)
+    assert all(w in cot for w in re.findall(f"[{UNSPACED}]|[^\\s{UNSPACED}]+", sel.text))

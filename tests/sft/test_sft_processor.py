@@ -89,7 +89,7 @@ def test_other_formattings_pass_through(sft, tiny_model_dir, tmp_path, sft_rows)
 
 
 def test_converter_scan_is_streamed_and_selects_like_the_list_selection(sft, tmp_path):
-    """Every rank scans the file: its memory must not grow with the file (issue 13)."""
+    """The main process scans the whole file: its memory must not grow with the file (issue 13)."""
     import tracemalloc
 
     from llamafactory.data.parser import DatasetAttr
@@ -109,3 +109,32 @@ def test_converter_scan_is_streamed_and_selects_like_the_list_selection(sft, tmp
     tracemalloc.stop()
     assert size > 8e6 and peak < size / 8, (size, peak)  # the old whole-file scan peaked above the file size
     assert set(converter.policy_keep) == select_policy_rows(rows, MixtureConfig())
+
+
+def test_small_batches_and_the_encode_memo_give_the_same_tokens(sft, tiny_model_dir, tmp_path, sft_rows):
+    """The per-batch encode memo gives the same tokens whatever the batching."""
+    data = sft.write_dataset(tmp_path / "data", sft_rows)
+    whole, _ = sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out")
+    cut, _ = sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out2", preprocessing_batch_size=2,
+                                  overwrite_cache=True)
+    assert len(cut) == len(whole) == len(_expected(sft_rows, MixtureConfig()))
+    assert [(e["input_ids"], e["labels"]) for e in cut] == [(e["input_ids"], e["labels"]) for e in whole]
+
+
+def test_encode_memo_hands_out_copies_and_encodes_a_string_once(tiny_tokenizer):
+    from extra_cot.sft.processor import MemoEncode
+
+    calls = []
+
+    class Counting:
+        def encode(self, text, add_special_tokens=True):
+            calls.append(text)
+            return tiny_tokenizer.encode(text, add_special_tokens=add_special_tokens)
+
+    memo = MemoEncode(Counting())
+    first = memo.encode("the same system turn", add_special_tokens=False)
+    first.append(-1)  # the template extends what it gets
+    again = memo.encode("the same system turn", add_special_tokens=False)
+    assert again == tiny_tokenizer.encode("the same system turn", add_special_tokens=False) and -1 not in again
+    assert calls == ["the same system turn"]
+    assert memo.encode("other", add_special_tokens=False) and len(calls) == 2

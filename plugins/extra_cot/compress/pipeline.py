@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from extra_cot.compress.decisive import decisive_units
 from extra_cot.compress.filters import FilterOptions, degeneracy_reason
-from extra_cot.compress.integrity import math_problems
+from extra_cot.compress.integrity import math_problems, problem_kind
 from extra_cot.compress.scorers import Scorer
 from extra_cot.compress.segment import segment
 from extra_cot.compress.select import SelectOptions, compress_to_ratio, nearest_bucket, unit_token_counts
@@ -89,8 +89,8 @@ def compress_source(src: Source, scorer: Scorer, tokenizer, count: Callable[[str
         bucket = nearest_bucket(sel.realized, FIXED_RATIOS)
         reason = None
         problems = math_problems(src.cot, sel.text)  # never write a broken formula (issue 9)
-        if problems:
-            reason = f"math_integrity({problems[0]})"
+        if problems:  # counted per gate reason: dropped@r:math_integrity:<kind>
+            reason = f"math_integrity:{problem_kind(problems[0])}({problems[0]})"
         elif abs(sel.realized - bucket) > tol:
             reason = f"off_bucket(realized={sel.realized:.3f})"
         else:

@@ -1,4 +1,4 @@
-"""Segmentation of a chain of thought into selection units: words and atomic formulas.
+"""Segmentation of a chain of thought into selection units: words and atoms.
 
 This module is the one place that decides what a formula is. A unit is kept or dropped whole,
 so a compression can never cut a formula (the authors' keep@20% cuts formulas and multi-byte
@@ -10,16 +10,24 @@ never split. Atoms, found by a small LaTeX scanner (control symbols such as ``\\
 * every ``\\begin{X}..\\end{X}`` environment outside math (nested environments included);
 * a text-mode command with brace arguments (``\\boxed{..}``, ``\\frac{1}{2}``, ``\\sqrt[3]{x}``)
   and a bare balanced ``{..}`` group;
-* LaTeX atoms absorb the non-space characters glued to them (``$x$-axis``, ``$\\boxed{9}$.``);
+* LaTeX atoms absorb the non-space characters glued to them (``$x$-axis``, ``$\\boxed{9}$.``),
+  but never a character of an unspaced script (CJK: ``因此$x=2$的值`` keeps ``的``, ``值`` apart);
 * GSM8K calculator annotations ``<<48/2=24>>`` (glued to the result that follows them);
 * plain-text equations and calculations: ``48/2 = 24``, ``3 × 4 = 12``, ``0.2 x 50``,
-  ``48/2 = <<48/2=24>>24``: numbers joined by arithmetic or relation operators.
+  ``48/2 = <<48/2=24>>24``: numbers joined by arithmetic or relation operators;
+* markdown: a fenced code block, an inline code span, a ``**bold**`` span (one line), and a list
+  marker (``- ``, ``1. ``) together with the unit after it: never left unbalanced or stranded.
 
-Currency (the GSM8K convention, as in Pandoc's ``tex_math_dollars``): a ``$`` followed by a
-number or ``<<`` is a currency sign unless it closes on the same line, right after a non-space
-character, not before a digit or ``<``, around math-like content (LaTeX markup, or no word of
-two letters or more): ``$12 an hour and $15`` is prose, ``$3$`` and ``$2 + 3 = 5$`` are math.
-Everything else is split on whitespace into words. Pure Python, no imports beyond ``re``.
+Dollars follow Pandoc's ``tex_math_dollars`` rule: an opening ``$`` has a non-space character
+right after it; the first ``$`` after it closes the region if it has a non-space character right
+before it and no digit (nor a GSM8K ``<<`` annotation) right after it; a blank line ends the
+search. Otherwise the ``$`` is a literal (currency: ``$12 an hour and $15``, ``5$ each``).
+Fallback, for LaTeX that Pandoc would print literally: a one-line pair that fails only the
+"non-space before the closer" test is still one math atom when its body holds a LaTeX command
+and no other math region (``$12 \\times 3 = 36 $``): kept or dropped whole, whichever way a
+reader takes it.
+Everything else is split on whitespace into words, and unspaced scripts into one unit per
+character. Pure Python, no imports beyond ``re``.
 """
 
 from __future__ import annotations
@@ -39,19 +47,28 @@ _PLAIN = rf"{_OPERAND}(?:{_OP}{_OPERAND})+"
 # An annotation keeps the currency sign glued before it ("= $<<10*4=40>>40"): a lone "$" word
 # would open math for a LaTeX reader of the compression.
 _PLAIN_RE = re.compile(rf"(?P<plain>{_PLAIN})|(?P<annot>\$?{_ANNOT}(?:{_NUM})?)")
-_WORD_RE = re.compile(r"\S+")
+#: Characters of scripts written without spaces between words (CJK ideographs, kana, CJK and
+#: fullwidth punctuation): each is its own word unit. Hangul is spaced and stays in words.
+UNSPACED = "\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+_UNSPACED_RE = re.compile(f"[{UNSPACED}]")
+_WORD_RE = re.compile(rf"[{UNSPACED}]|[^\s{UNSPACED}]+")
 _CONTROL_WORD = re.compile(r"\\[A-Za-z@]+\*?")
 _ENV_NAME = re.compile(r"\{([A-Za-z@*]+)\}")
-_CURRENCY_LOOK = re.compile(r"[ \t]*(?:\d|\.\d|<<)")
-_MARKUP = re.compile(r"[\\^_{}]")
-_PROSE_WORD = re.compile(r"(?<![\w\\])[A-Za-z]{2,}\b")
 _MATH_OPENERS = {"\\(": "\\)", "\\[": "\\]"}
-_BARE_DOLLAR = re.compile(r"(?<!\\)\$")
+# Pandoc: a closing '$' must not be followed by a digit ("$20,000 and $30,000"); GSM8K writes a
+# calculator annotation where the number goes ("= $<<10*4=40>>40").
+_NOT_AFTER_CLOSER = re.compile(r"\d|<<")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+_NESTED_MATH = re.compile(r"\\[(\[]|\\begin\b")
+_FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL)
+_INLINE_CODE = re.compile(r"`[^`\n]+`")
+_BOLD = re.compile(r"\*\*(?=\S)[^\n]*?(?<=\S)\*\*")
+_LIST_MARKER = re.compile(r"[-*+]|\d{1,3}[.)]")
 
 
 @dataclass(frozen=True)
 class Unit:
-    """One selection unit: ``text == source[start:end]``; ``formula`` units are atomic."""
+    """One selection unit: ``text == source[start:end]``; ``formula`` units hold math."""
 
     text: str
     start: int
@@ -101,17 +118,19 @@ def _close(text: str, pos: int, closer: str) -> int | None:
 
 
 def _dollar_end(text: str, i: int) -> int | None:
-    """End of the ``$``/``$$`` region opened at ``i``, or ``None`` when this ``$`` is prose."""
+    """End of the ``$``/``$$`` region opened at ``i`` (Pandoc's rule and the command fallback,
+    module docstring), or ``None`` when this ``$`` is a literal."""
     if text.startswith("$$", i):
         return _close(text, i + 2, "$$")
+    if i + 1 >= len(text) or text[i + 1].isspace():
+        return None
     end = _close(text, i + 1, "$")
-    if end is None or not _CURRENCY_LOOK.match(text, i + 1):
+    if end is None or _NOT_AFTER_CLOSER.match(text, end) or _BLANK_LINE.search(text, i, end):
+        return None
+    if not text[end - 2].isspace():
         return end
     body = text[i + 1:end - 1]
-    after = text[end:end + 1]
-    if "\n" in body or body[-1:].isspace() or after.isdigit() or after == "<":
-        return None
-    return end if _MARKUP.search(body) or not _PROSE_WORD.search(body) else None
+    return end if "\n" not in body and _CONTROL_WORD.search(body) and not _NESTED_MATH.search(body) else None
 
 
 def _command_end(text: str, i: int) -> int | None:
@@ -141,42 +160,49 @@ def _command_end(text: str, i: int) -> int | None:
     return end
 
 
-def latex_spans(text: str) -> list[tuple[int, int]]:
+def _region_end(text: str, i: int) -> int | None:
+    c = text[i]
+    if c == "\\":
+        return _command_end(text, i)
+    if c == "$":
+        return _dollar_end(text, i)
+    return _close(text, i + 1, "") if c == "{" else None
+
+
+def latex_spans(text: str, skip: list[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
     """``(start, end)`` of every top-level LaTeX region (math, environment, command with
-    arguments, brace group), in order, before glue."""
+    arguments, brace group), in order, before glue; the ``skip`` spans (code) are not read."""
     spans, i, n = [], 0, len(text)
+    skips = iter(sorted(skip or ()))
+    nxt = next(skips, (n, n))
     while i < n:
-        c = text[i]
-        end = None
-        if c == "\\":
-            end = _command_end(text, i)
-            if end is None:
-                word = _CONTROL_WORD.match(text, i)
-                i = word.end() if word else i + 2
-                continue
-        elif c == "$":
-            end = _dollar_end(text, i)
-            if end is None and text.startswith("$$", i):
-                i += 2
-                continue
-        elif c == "{":
-            end = _close(text, i + 1, "")
-        if end is None:
-            i += 1
+        if i >= nxt[0]:
+            i, nxt = max(i, nxt[1]), next(skips, (n, n))
+            continue
+        end = _region_end(text, i)
+        if end is None or end > nxt[0]:
+            word = _CONTROL_WORD.match(text, i) if text[i] == "\\" else None
+            i = word.end() if word else i + (2 if text.startswith(("$$", "\\"), i) else 1)
             continue
         spans.append((i, end))
         i = end
     return spans
 
 
+def _glued(c: str) -> bool:
+    """Whether a LaTeX atom absorbs ``c`` next to it (``$x$-axis``); never a space or CJK."""
+    return not c.isspace() and not _UNSPACED_RE.match(c)
+
+
 def _glue(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Extend LaTeX spans over adjacent non-space characters and merge the ones that touch."""
+    """Extend LaTeX spans over adjacent non-space characters of spaced scripts and merge the
+    ones that touch."""
     out: list[tuple[int, int]] = []
     for s, e in spans:
         floor = out[-1][1] if out else 0
-        while s > floor and not text[s - 1].isspace():
+        while s > floor and _glued(text[s - 1]):
             s -= 1
-        while e < len(text) and not text[e].isspace():
+        while e < len(text) and _glued(text[e]):
             e += 1
         if out and s <= out[-1][1]:
             out[-1] = (out[-1][0], max(e, out[-1][1]))
@@ -194,41 +220,76 @@ def _is_plain_formula(match: re.Match) -> bool:
                                              len(re.findall(r"\d+", body)) >= 2)
 
 
-def formula_spans(text: str) -> list[tuple[int, int]]:
-    """Non-overlapping ``(start, end)`` of every atomic formula in ``text``, in order."""
-    latex = _glue(text, latex_spans(text))
-    spans, pos = list(latex), 0
-    for s, e in [*latex, (len(text), len(text))]:
-        for m in _PLAIN_RE.finditer(text, pos, s):
-            if _is_plain_formula(m):
-                spans.append(m.span())
+def _code_spans(text: str) -> list[tuple[int, int]]:
+    """Fenced code blocks and inline code spans (no math is read inside code)."""
+    fences = [m.span() for m in _FENCE.finditer(text)]
+    inline = [m.span() for m in _INLINE_CODE.finditer(text) if not any(s <= m.start() < e for s, e in fences)]
+    return sorted(fences + inline)
+
+
+def _merge(spans: list[tuple[int, int, bool]]) -> list[tuple[int, int, bool]]:
+    """Overlapping spans merged into one; the merged span is a formula if any part was."""
+    out: list[tuple[int, int, bool]] = []
+    for s, e, f in sorted(spans):
+        if out and s < out[-1][1]:
+            ps, pe, pf = out[-1]
+            out[-1] = (ps, max(pe, e), pf or f)
+        else:
+            out.append((s, e, f))
+    return out
+
+
+def atom_spans(text: str) -> list[tuple[int, int, bool]]:
+    """Non-overlapping ``(start, end, is_formula)`` of every atom of ``text``, in order: LaTeX,
+    plain formulas and annotations (formulas), code and bold spans (formulas if they hold one)."""
+    code = _code_spans(text)
+    hard = _merge([(s, e, False) for s, e in code] + [(s, e, True) for s, e in _glue(text, latex_spans(text, code))])
+    plain, pos = [], 0
+    for s, e, _ in [*hard, (len(text), len(text), False)]:
+        plain += [(*m.span(), True) for m in _PLAIN_RE.finditer(text, pos, s) if _is_plain_formula(m)]
         pos = e
-    return sorted(spans)
+    bold = [(*m.span(), False) for m in _BOLD.finditer(text) if not any(s <= m.start() < e for s, e in code)]
+    return _merge(hard + plain + bold)
+
+
+def formula_spans(text: str) -> list[tuple[int, int]]:
+    """Non-overlapping ``(start, end)`` of every atom holding math, in order."""
+    return [(s, e) for s, e, formula in atom_spans(text) if formula]
+
+
+def _words(text: str, start: int, end: int) -> list[Unit]:
+    return [Unit(m.group(0), m.start(), m.end(), False) for m in _WORD_RE.finditer(text, start, end)]
+
+
+def _line_start(text: str, pos: int) -> bool:
+    return text[text.rfind("\n", 0, pos) + 1:pos].strip() == ""
+
+
+def _attach_list_markers(text: str, units: list[Unit]) -> list[Unit]:
+    """A list marker at the start of a line becomes one unit with the unit after it."""
+    out: list[Unit] = []
+    for u in units:
+        prev = out[-1] if out else None
+        if (prev is not None and not prev.formula and _LIST_MARKER.fullmatch(prev.text)
+                and _line_start(text, prev.start) and "\n" not in text[prev.end:u.start]):
+            out[-1] = Unit(text[prev.start:u.end], prev.start, u.end, u.formula)
+        else:
+            out.append(u)
+    return out
 
 
 def segment(text: str) -> list[Unit]:
     """Split ``text`` into units covering every non-space character exactly once."""
     units: list[Unit] = []
     pos = 0
-    for s, e in formula_spans(text):
+    for s, e, formula in atom_spans(text):
         units.extend(_words(text, pos, s))
-        units.append(Unit(text[s:e], s, e, True))
+        units.append(Unit(text[s:e], s, e, formula))
         pos = e
     units.extend(_words(text, pos, len(text)))
-    return units
-
-
-def _words(text: str, start: int, end: int) -> list[Unit]:
-    return [Unit(m.group(0), start + m.start(), start + m.end(), False)
-            for m in _WORD_RE.finditer(text[start:end])]
-
-
-def stray_dollars(text: str, start: int, end: int) -> bool:
-    """Whether ``text[start:end]`` (prose to the segmenter) holds a ``$`` that is not currency in
-    ``text``: a LaTeX reader would take it as a math opener."""
-    return any(not _CURRENCY_LOOK.match(text, m.end()) for m in _BARE_DOLLAR.finditer(text, start, end))
+    return _attach_list_markers(text, units)
 
 
 def formulas(text: str) -> list[str]:
-    """The formula units of ``text``."""
-    return [u.text for u in segment(text) if u.formula]
+    """The formula atoms of ``text`` (list markers not attached: what a compression can hold)."""
+    return [text[s:e] for s, e in formula_spans(text)]

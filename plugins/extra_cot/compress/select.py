@@ -15,10 +15,11 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from extra_cot.compress.segment import Unit, formula_spans, formulas, stray_dollars
+from extra_cot.compress.segment import UNSPACED, Unit, formula_spans, formulas
 
 CountFn = Callable[[str], int]
 _PUNCT_ONLY = re.compile(r"[.,;:!?]+")
+_UNSPACED_RE = re.compile(f"[{UNSPACED}]")
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,21 @@ def mandatory_units(units: Sequence[Unit], gold: str | None, options: SelectOpti
     return keep
 
 
+def _gap(between: str, adjacent: bool, left: str, right: str) -> str:
+    """What separates two kept units whose source gap is ``between``."""
+    if adjacent:
+        return between if between.strip() == "" else " "
+    if "\n" in between:
+        return "\n"
+    return "" if _UNSPACED_RE.match(left) and _UNSPACED_RE.match(right) else " "
+
+
 def join_units(source: str, units: Sequence[Unit], kept: set[int]) -> tuple[str, list[tuple[int, int, int]]]:
     """Join kept units; returns the text and ``(unit, out_start, out_end)`` per emitted unit.
 
     Adjacent source units keep their original gap; across a dropped stretch the gap is a
-    newline if the stretch held one, else a space. Runs of bare ``.``/``,`` collapse (docs/method.md).
+    newline if the stretch held one, else nothing between two characters of an unspaced script
+    (CJK) and a space otherwise. Runs of bare ``.``/``,`` collapse (docs/method.md).
     """
     pieces: list[str] = []
     placed: list[tuple[int, int, int]] = []
@@ -113,10 +124,7 @@ def join_units(source: str, units: Sequence[Unit], kept: set[int]) -> tuple[str,
         if prev is None:
             gap = ""
         else:
-            between = source[units[prev].end:u.start]
-            gap = between if prev == i - 1 else ("\n" if "\n" in between else " ")
-            gap = gap if gap.strip() == "" else " "
-            gap = gap or (" " if prev != i - 1 else "")
+            gap = _gap(source[units[prev].end:u.start], prev == i - 1, units[prev].text[-1], u.text[0])
         pieces.append(gap + u.text)
         placed.append((i, length + len(gap), length + len(gap) + len(u.text)))
         length += len(gap) + len(u.text)
@@ -210,9 +218,9 @@ def _select(ctx, ratio: float) -> tuple[set[int], bool]:
 
 def _violating_units(units: Sequence[Unit], out: str, placed, allowed: set[str], protected: set[int]) -> set[int]:
     """Kept units that take part in a formula of ``out`` that is not verbatim from the source:
-    its words, or else its unprotected formulas (dropping them breaks the spurious formula); and
-    prose words holding a non-currency ``$`` (a LaTeX reader would open math there)."""
-    bad = {i for i, a, b in placed if not units[i].formula and i not in protected and stray_dollars(out, a, b)}
+    its words, or else its unprotected formulas (dropping them breaks the spurious formula). Two
+    literal dollars brought together that now pair as math are such a formula."""
+    bad: set[int] = set()
     for s, e in formula_spans(out):
         if out[s:e] in allowed:
             continue

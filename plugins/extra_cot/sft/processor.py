@@ -18,10 +18,15 @@ the entry of the datasets being loaded (``data_args.dataset``/``eval_dataset``) 
 attributes of the converter: the ``datasets`` cache fingerprint hashes the mapped callable, so
 a changed mixture gives a new cache key instead of a stale cached result.
 
-For local JSON/JSONL files the converter also scans the whole file once, streamed
-(:func:`extra_cot.sft.scan.scan_files`; every rank does it, so its memory must not grow with the
-file): bad rows are reported as ``file:line``, and the policy quotas are met exactly (they need
-global counts). Measured by ``benchmarks/sft_data_bench.py --memory``.
+For local JSON/JSONL files the converter also scans the whole file, streamed
+(:func:`extra_cot.sft.scan.scan_files`, memory measured by ``benchmarks/sft_data_bench.py
+--memory``): bad rows are reported as ``file:line``, and the policy quotas are met exactly (they
+need global counts). The file is parsed once per job, not per rank: LLaMA-Factory builds the
+converter inside ``training_args.main_process_first(desc="load dataset")`` (``loader.get_dataset``),
+so the main process scans first and writes the result to a cache file
+(:func:`extra_cot.sft.scan.cached_scan`, under the ``datasets`` cache, next to the host's own map
+cache); the other ranks, released by the host's barrier, read it. The converter adds no barrier of
+its own: one inside the host's would pair with the wrong ``dist.barrier()`` call.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ import bisect
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,12 +58,14 @@ from extra_cot.sft.mixture import (
     policy_key,
     validate_row,
 )
-from extra_cot.sft.scan import scan_files
+from extra_cot.sft.scan import cached_scan
 
 logger = logging.getLogger("llamafactory.extra_cot.processor")  # host's handler (see extra_cot.sft.plugin)
 #: ``_tools`` value marking an aligned row that holds several single-turn examples.
 PACKED_MARK = "__extra_cot_examples__"
 _DATA_CONFIG = "dataset_info.json"  # llamafactory.extras.constants.DATA_CONFIG
+#: Folder of the scan cache inside the ``datasets`` cache (``HF_DATASETS_CACHE``).
+SCAN_CACHE = "extra_cot_scan"
 
 
 #: keys of a dataset_info.json entry that become ``DatasetAttr.dataset_name`` (llamafactory.data.parser)
@@ -116,7 +125,7 @@ class ExtraCotConverter(DatasetConverter):
     def __post_init__(self) -> None:
         self.entry, self.mixture = find_mixture(self.data_args, self.dataset_attr.dataset_name)
         files = _local_json_files(self.dataset_attr, self.data_args)
-        keep, self.bad_rows = scan_files(files, self.mixture, self.entry)
+        keep, self.bad_rows = cached_scan(files, self.mixture, self.entry, scan_cache_dir(), rescan=_rescan(self.data_args))
         if files:
             self.policy_keep = keep
         elif self.mixture.policy_quotas is not None:
@@ -147,6 +156,19 @@ class ExtraCotConverter(DatasetConverter):
         }
 
 
+def scan_cache_dir() -> str:
+    """Where the main process leaves its scan for the other ranks: the ``datasets`` cache, which
+    holds the host's map cache too (shared by the nodes when ``data_shared_file_system`` is set)."""
+    from datasets import config
+
+    return os.path.join(config.HF_DATASETS_CACHE, SCAN_CACHE)
+
+
+def _rescan(data_args: Any) -> bool:
+    """LLaMA-Factory's ``overwrite_cache``: the local main process recomputes, the others reuse."""
+    return bool(getattr(data_args, "overwrite_cache", False)) and os.environ.get("LOCAL_RANK", "0") == "0"
+
+
 def _contains(sorted_keys: tuple[str, ...], key: str) -> bool:
     i = bisect.bisect_left(sorted_keys, key)
     return i < len(sorted_keys) and sorted_keys[i] == key
@@ -167,11 +189,47 @@ def explode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
     return out
 
 
+class MemoEncode:
+    """A tokenizer whose ``encode`` remembers its results (every other attribute is the tokenizer's).
+
+    The examples of one row repeat strings: the system turn is the same in all of them, and the
+    policy example's response is the response of its γ* example. Used for one batch at a time.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+        self._memo: dict[tuple[str, bool], list[int]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tokenizer, name)
+
+    def encode(self, text: Any, add_special_tokens: bool = True, **kwargs: Any) -> list[int]:
+        if kwargs or not isinstance(text, str):
+            return self._tokenizer.encode(text, add_special_tokens=add_special_tokens, **kwargs)
+        key = (text, add_special_tokens)
+        if key not in self._memo:
+            self._memo[key] = self._tokenizer.encode(text, add_special_tokens=add_special_tokens)
+        return list(self._memo[key])  # a copy: callers may extend it
+
+
+@contextmanager
+def memo_encode(processor: Any) -> Iterator[None]:
+    """``processor.tokenizer`` wrapped in :class:`MemoEncode` for the duration of the block."""
+    tokenizer = processor.tokenizer
+    processor.tokenizer = MemoEncode(tokenizer)
+    try:
+        yield
+    finally:
+        processor.tokenizer = tokenizer
+
+
 class _ExplodeFirst:
-    """Mixin: expand marked rows, then let the stock processor tokenize them."""
+    """Mixin: expand marked rows, then let the stock processor tokenize them (a string repeated
+    in the batch is tokenized once, :class:`MemoEncode`)."""
 
     def preprocess_dataset(self, examples: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        return super().preprocess_dataset(explode(examples))
+        with memo_encode(self):
+            return super().preprocess_dataset(explode(examples))
 
 
 @dataclass
