@@ -158,7 +158,7 @@ def run_steps(cfg: DemoConfig, steps: list[Step]) -> dict:
         for i, step in enumerate(steps, 1):
             head = f"[{i}/{len(steps)}] {step.name}: {step.title}"
             if cfg.only and step.name not in cfg.only:
-                reason = step.check() if step.name != "summary" else None
+                reason = step.check() if step.name not in ("summary", "report") else None
                 if reason is not None and any(s.name in cfg.only for s in steps[i:]):
                     raise StepFailed(f"--only {','.join(cfg.only)}: the earlier step {step.name!r} is not done "
                                      f"({reason}); run it first (add it to --only, or drop --only)")
@@ -222,7 +222,7 @@ def _run_one(cfg: DemoConfig, step: Step, pool: ServerPool, state: dict) -> None
     if code != 0:
         raise StepFailed(f"step {step.name!r} failed (exit {code}) after {wall:.0f} s\n  command: {display(argv)}\n"
                          f"  log: {log}\n  {_rerun_hint(cfg, step)}")
-    reason = step.check() if step.name != "summary" else None
+    reason = step.check() if step.name not in ("summary", "report") else None
     if reason is not None:
         raise StepFailed(f"step {step.name!r} exited 0 but its outputs are not valid: {reason}\n  log: {log}\n"
                          f"  {_rerun_hint(cfg, step)}")
