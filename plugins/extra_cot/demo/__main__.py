@@ -11,7 +11,7 @@ import time
 from datetime import UTC
 
 from extra_cot.demo.config import config_from_args, parser
-from extra_cot.demo.runner import StepFailed, display, load_state, run_steps, save_state
+from extra_cot.demo.runner import StepFailed, load_state, print_steps, run_steps, save_state
 from extra_cot.demo.steps import build_steps
 from extra_cot.fileio import atomic_write_json
 
@@ -61,9 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     steps = build_steps(cfg)
     if args.list:
-        for i, step in enumerate(steps, 1):
-            serve = f"   [served model: {step.serve}]" if step.serve else ""
-            print(f"[{i}/{len(steps)}] {step.name}: {step.title}{serve}\n    {display(step.argv)}")
+        print_steps(steps)
         return 0
     atomic_write_json(cfg.root / "demo_config.json", cfg.to_dict())
     started = time.monotonic()

@@ -58,6 +58,13 @@ def display(argv: list[str]) -> str:
     return shlex.join(shown)
 
 
+def print_steps(steps: list[Step]) -> None:
+    """``--list``: every step's name, title, served model and command (demo and study)."""
+    for i, step in enumerate(steps, 1):
+        serve = f"   [served model: {step.serve}]" if step.serve else ""
+        print(f"[{i}/{len(steps)}] {step.name}: {step.title}{serve}\n    {display(step.argv)}")
+
+
 def _remove(paths: list[Path]) -> None:
     for path in paths:
         if path.is_dir():

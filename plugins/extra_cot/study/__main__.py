@@ -9,7 +9,7 @@ import sys
 import time
 
 from extra_cot.demo.__main__ import record_invocation
-from extra_cot.demo.runner import StepFailed, display, run_steps
+from extra_cot.demo.runner import StepFailed, print_steps, run_steps
 from extra_cot.fileio import atomic_write_json
 from extra_cot.study.config import config_from_args, parser
 from extra_cot.study.steps import build_steps
@@ -25,9 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     steps = build_steps(cfg)
     if args.list:
-        for i, step in enumerate(steps, 1):
-            serve = f"   [served model: {step.serve}]" if step.serve else ""
-            print(f"[{i}/{len(steps)}] {step.name}: {step.title}{serve}\n    {display(step.argv)}")
+        print_steps(steps)
         return 0
     atomic_write_json(cfg.root / "study_config.json", cfg.to_dict())
     started = time.monotonic()
