@@ -42,6 +42,23 @@ def bootstrap_mean(values: Sequence[float], n_boot: int = 2000, seed: int = 0,
     return lo, hi
 
 
+def bootstrap_ratio(num: Sequence[float], den: Sequence[float], n_boot: int = 2000, seed: int = 0,
+                    level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``sum(num) / sum(den)`` over paired items (seeded), e.g.
+    accuracy per think token: items are resampled together, so the two sums stay paired."""
+    if not num or len(num) != len(den):
+        raise ValueError(f"bootstrap_ratio needs paired non-empty values, got {len(num)} and {len(den)}")
+    rng, n = random.Random(seed), len(num)
+    stats = []
+    for _ in range(n_boot):
+        picks = [rng.randrange(n) for _ in range(n)]
+        total = sum(den[i] for i in picks)
+        stats.append(sum(num[i] for i in picks) / total if total else 0.0)
+    stats.sort()
+    tail = (1 - level) / 2
+    return stats[max(0, math.floor(tail * n_boot))], stats[min(n_boot - 1, math.ceil((1 - tail) * n_boot) - 1)]
+
+
 def overlaps(a: Sequence[float], b: Sequence[float]) -> bool:
     """Whether two intervals ``[lo, hi]`` share a point (then a difference is not a result)."""
     return a[0] <= b[1] and b[0] <= a[1]

@@ -16,7 +16,7 @@ from extra_cot.demo.steps import build_steps
 from extra_cot.fileio import atomic_write_json
 
 
-def record_invocation(root, argv: list[str], module: str = "extra_cot.demo") -> None:
+def record_invocation(root, argv: list[str], module: str = "extra_cot.demo", prog: list[str] | None = None) -> None:
     """Append this invocation (command, UTC start, load) to ``OUT/demo_state.json``: the summary's
     ``demo.json`` (and the study's ``study.json``) names the command(s) that produced the run."""
     import shlex
@@ -24,7 +24,7 @@ def record_invocation(root, argv: list[str], module: str = "extra_cot.demo") -> 
 
     state = load_state(root)
     state.setdefault("invocations", []).append({
-        "command": shlex.join(["python", "-m", module, *argv]),
+        "command": shlex.join([*(prog or ["python", "-m", module]), *argv]),
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "code": code_version(),

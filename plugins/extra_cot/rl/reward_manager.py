@@ -121,5 +121,7 @@ class ChrpoRewardManager(RewardManagerBase):
         else:
             result = await self.loop.run_in_executor(None, lambda: self.compute_score(**kwargs))
         info = dict(result) if isinstance(result, dict) else {"score": float(result)}
-        calllog.record("reward", split=extra_info.get("split"), **info)  # no-op unless EXTRA_COT_CALL_LOG
+        # no-op unless EXTRA_COT_CALL_LOG; index and gt_ratio let a report group rollouts by question
+        calllog.record("reward", split=extra_info.get("split"), index=extra_info.get("index"),
+                       gt_ratio=extra_info.get("gt_ratio"), **info)
         return {"reward_score": float(info["score"]), "reward_extra_info": info}

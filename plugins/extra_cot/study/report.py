@@ -35,12 +35,19 @@ TARGETS = {"retention_at_0.2_min": 0.8, "policy_accuracy_gap_max": 0.05, "policy
            "trace_top_sentence_max": 0.10, "grades_min": 4, "gamma_distinct_min": 3}
 
 
+def ratio_key(ratio: float | None) -> str:
+    """A chosen ratio as the records' key: ``"0.2"`` … ``"1.0"``, ``"none"`` for no (or a negative) ratio."""
+    if ratio is None or ratio < 0:
+        return "none"
+    return "1.0" if ratio == 1 else f"{ratio:g}"
+
+
 def chosen_ratio(record: Mapping) -> str:
     """The leading control token of an output as a ratio string (``"none"`` without one)."""
     choice = parse_leading_control(str(record.get("output", "")))
     if choice is None:
         return "none"
-    return "auto" if choice.is_policy else f"{choice.ratio:g}" if choice.ratio != 1 else "1.0"
+    return "auto" if choice.is_policy else ratio_key(choice.ratio)
 
 
 def _share(counter: Counter, n: int) -> dict[str, float]:
@@ -204,19 +211,11 @@ def split_record(root: Path, split: str, tokenizer, traces: Mapping, gamma: Mapp
             "targets": compute_targets(runs, traces, gamma)}
 
 
-def build_record(root: Path) -> dict:
-    """The whole record of one study folder (see module doc): ``runs``/``targets`` are the test
-    split's (the record), ``splits`` holds every evaluated split (validation: for choosing options)."""
-    from transformers import AutoTokenizer
-
+def provenance(root: Path) -> dict:
+    """Where a runner's record came from (``OUT/demo_state.json``): the first invocation's command, date
+    and commit, every invocation, the machine, the load it ran under and the step wall times."""
     from extra_cot.demo.__main__ import code_version
 
-    config = json.loads((root / "study_config.json").read_text())
-    tokenizer = AutoTokenizer.from_pretrained(str(root / "models/base"))
-    traces = training_trace_stats(root / "data", tokenizer)
-    gamma = json.loads((root / "stage1" / "policy_targets.jsonl.summary.json").read_text())
-    splits = {split: split_record(root, split, tokenizer, traces, gamma) for split in config["splits"]}
-    main_split = "test" if "test" in splits else config["splits"][0]
     state = _state(root)
     invocations = state.get("invocations", [])
     loads = [x[1] for x in state.get("load_samples", [])]
@@ -224,12 +223,28 @@ def build_record(root: Path) -> dict:
     return {
         "command": first.get("command"), "date": first.get("started"),
         "commit": (first.get("code") or {}).get("commit"), "dirty": (first.get("code") or {}).get("dirty"),
-        "report_code": code_version(), "invocations": len(invocations), "seed": config["seed"], "split": main_split,
+        "report_code": code_version(), "invocations": len(invocations),
         "invocation_log": [{k: inv.get(k) for k in ("command", "started", "code")} for inv in invocations],
-        "n_test": splits[main_split]["n"], "machine": machine(),
+        "machine": machine(),
         "load": {"mean": round(sum(loads) / len(loads), 2) if loads else None, "max": max(loads, default=None)},
         "step_wall_s": {k: v.get("wall_s") for k, v in state.get("steps", {}).items()},
         "total_wall_s": round(sum(v.get("wall_s") or 0 for v in state.get("steps", {}).values()), 1),
+    }
+
+
+def build_record(root: Path) -> dict:
+    """The whole record of one study folder (see module doc): ``runs``/``targets`` are the test
+    split's (the record), ``splits`` holds every evaluated split (validation: for choosing options)."""
+    from transformers import AutoTokenizer
+
+    config = json.loads((root / "study_config.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(str(root / "models/base"))
+    traces = training_trace_stats(root / "data", tokenizer)
+    gamma = json.loads((root / "stage1" / "policy_targets.jsonl.summary.json").read_text())
+    splits = {split: split_record(root, split, tokenizer, traces, gamma) for split in config["splits"]}
+    main_split = "test" if "test" in splits else config["splits"][0]
+    return {
+        **provenance(root), "seed": config["seed"], "split": main_split, "n_test": splits[main_split]["n"],
         "reference_think_tokens": splits[main_split]["reference_think_tokens"],
         "config": config, "traces": traces, "gamma": gamma,
         "runs": splits[main_split]["runs"], "targets": splits[main_split]["targets"], "splits": splits,
