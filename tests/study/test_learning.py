@@ -1,0 +1,166 @@
+"""The CHRPO learning benchmark's accounting (issue 18): steps, per-grade choices, intervals, record shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from extra_cot.stats import bootstrap_ratio
+from extra_cot.study import learning
+from extra_cot.study.learning import (
+    LearningConfig,
+    Paths,
+    compute_targets,
+    efficient,
+    held_out,
+    step_chunks,
+    step_summary,
+    train_argv,
+)
+
+
+def _reward(index, ratio, correct, gt=0.6, think=40, tier=None, score=None):
+    tier = tier if tier is not None else (2 if correct else (1 if ratio >= 0 else 0))
+    return {"kind": "reward", "split": "train", "index": index, "gt_ratio": gt, "ratio": float(ratio),
+            "correct": float(correct), "tier": float(tier), "score": float(score if score is not None else tier),
+            "think_tokens": float(think)}
+
+
+def test_step_chunks_cut_whole_steps_and_skip_validation_and_estimator_records():
+    calls = [_reward(0, 0.2, 1)] * 8 + [{"kind": "estimator"}] + [dict(_reward(0, 0.2, 1), split="val")] * 3
+    assert [len(c) for c in step_chunks(calls, 4)] == [4, 4]
+    with pytest.raises(ValueError, match="whole number"):
+        step_chunks(calls[:7], 4)
+
+
+def test_step_summary_counts_choices_per_grade_and_the_efficient_share():
+    grades = [1, 1, 4, 4]  # question index -> grade
+    records = [
+        _reward(0, 0.2, True, gt=0.2), _reward(1, 0.2, False, gt=0.4),   # grade 1: 0.2, 0.2
+        _reward(2, 0.8, True, gt=0.8), _reward(3, 0.4, True, gt=0.8),    # grade 4: 0.8, 0.4
+        _reward(2, -1.0, False, gt=0.8, tier=0),                          # grade 4: no token
+        _reward(3, 1.0, True, gt=0.8),                                     # grade 4: above γ*
+    ]
+    s = step_summary(3, records, grades)
+    assert s["step"] == 3 and s["rollouts"] == 6
+    assert s["chosen"] == {"0.2": round(2 / 6, 4), "0.4": round(1 / 6, 4), "0.8": round(1 / 6, 4),
+                           "1.0": round(1 / 6, 4), "none": round(1 / 6, 4)}
+    assert s["chosen_by_grade"] == {"1": {"0.2": 1.0}, "4": {"0.4": 0.25, "0.8": 0.25, "1.0": 0.25, "none": 0.25}}
+    assert s["mean_chosen_ratio_by_grade"] == {"1": 0.2, "4": round((0.4 + 0.8 + 1.0) / 3, 4)}
+    # efficient: correct at ratio <= γ*: index 0 (0.2 <= 0.2), index 2 (0.8 <= 0.8), index 3 (0.4 <= 0.8)
+    assert s["gamma_or_lower_correct"] == round(3 / 6, 4)
+    assert s["correct"] == round(4 / 6, 4)
+    assert s["tiers"] == {"0": round(1 / 6, 4), "1": round(1 / 6, 4), "2": round(4 / 6, 4)}
+    assert s["think_tokens"] == 40.0
+
+
+def test_efficient_needs_correct_a_ratio_and_a_gamma():
+    assert efficient(_reward(0, 0.4, True, gt=0.4))
+    assert not efficient(_reward(0, 0.6, True, gt=0.4))
+    assert not efficient(_reward(0, 0.2, False, gt=0.4))
+    assert not efficient(_reward(0, -1.0, True, gt=0.4))
+    assert not efficient(_reward(0, 0.2, True, gt=None))
+
+
+def test_step_summary_rejects_records_without_a_question_index():
+    bad = _reward(0, 0.2, True)
+    bad["index"] = None
+    with pytest.raises(ValueError, match="index"):
+        step_summary(1, [bad], [1])
+
+
+def _pred(index, correct, think, token="<COMP_40>"):
+    return {"index": index, "correct": correct, "think_tokens": think, "output": f"{token}<think>x</think> 1"}
+
+
+def test_held_out_accuracy_per_token_and_its_paired_interval():
+    grades = [1, 2] * 50
+    records = [_pred(i, i % 2 == 0, 20 if i % 2 == 0 else 80) for i in range(100)]
+    h = held_out(records, grades)
+    assert h["accuracy"] == 0.5
+    assert h["accuracy_per_1k"] == pytest.approx(1000 * 50 / (50 * 20 + 50 * 80))
+    lo, hi = h["accuracy_per_1k_ci"]
+    assert lo < h["accuracy_per_1k"] < hi
+    assert h["chosen"] == {"0.4": 1.0} and h["mean_chosen_ratio_by_grade"] == {"1": 0.4, "2": 0.4}
+    # paired: every item has the same ratio -> a zero-width interval; unpaired resampling would not give this
+    assert bootstrap_ratio([1.0] * 30, [10.0] * 30) == (0.1, 0.1)
+    wide = bootstrap_ratio([1.0, 0.0] * 10, [10.0, 10.0] * 10, seed=1)
+    narrow = bootstrap_ratio([1.0, 0.0] * 250, [10.0, 10.0] * 250, seed=1)
+    assert narrow[1] - narrow[0] < (wide[1] - wide[0]) / 3
+    with pytest.raises(ValueError):
+        bootstrap_ratio([1.0], [1.0, 2.0])
+
+
+def _h(per_1k, ci, by_grade):
+    return {"accuracy_per_1k": per_1k, "accuracy_per_1k_ci": ci, "mean_chosen_ratio_by_grade": by_grade}
+
+
+def test_targets_need_non_overlapping_intervals_and_a_rising_ratio():
+    sft = _h(7.0, [6.0, 8.0], {"1": 0.3, "2": 0.3})
+    held = {"sft": sft, "chrpo": _h(9.5, [8.5, 10.5], {"1": 0.2, "2": 0.3, "3": 0.3, "4": 0.5}),
+            "grpo": _h(7.9, [7.0, 8.8], {"1": 0.4, "2": 0.3, "3": 0.5, "4": 0.6})}
+    t = compute_targets(held)
+    assert t["chrpo_accuracy_per_token_beats_sft"]["met"] is True
+    assert t["grpo_accuracy_per_token_beats_sft"]["met"] is False  # higher, but inside the noise
+    assert t["chrpo_ratio_rises_with_grade"]["met"] is True
+    assert t["grpo_ratio_rises_with_grade"]["met"] is False  # dips at grade 2
+    worse = compute_targets({"sft": sft, "chrpo": _h(5.0, [4.0, 5.5], {"1": 0.2, "2": 0.4})})
+    assert worse["chrpo_accuracy_per_token_beats_sft"]["met"] is False
+
+
+def test_rl_questions_follow_every_study_split_and_are_new(tmp_path):
+    from extra_cot.study.data import CONFIG_NAME, build_splits
+
+    sizes = {"train": 12, "policy": 10, "val": 8, "test": 9}
+    (tmp_path / CONFIG_NAME).write_text(json.dumps({"seed": 3, **sizes}))
+    rows = learning.rl_questions(tmp_path, 15)
+    used = {r["question"] for split in build_splits(3, sizes).values() for r in split}
+    assert len(rows) == 15 and not used & {r["question"] for r in rows}
+    assert {r["grade"] for r in rows} <= {1, 2, 3, 4} and all("answer" in r for r in rows)
+
+
+def test_the_two_arms_differ_only_in_the_estimator(tmp_path):
+    cfg = LearningConfig(out=str(tmp_path / "run"), study=str(tmp_path / "study"))
+    p = Paths(cfg)
+    chrpo, grpo = train_argv(cfg, p, "chrpo"), train_argv(cfg, p, "grpo")
+    differ = set(chrpo) ^ set(grpo)
+    assert {a for a in differ if "train_chrpo" not in a and "train_grpo" not in a and "experiment_name" not in a} == {
+        "algorithm.adv_estimator=grpo", f"algorithm.chrpo.control_token_weight={cfg.control_token_weight:g}"}
+    with pytest.raises(ValueError, match="rollout-n"):
+        LearningConfig(rollout_n=1)
+
+
+def test_record_has_the_interface_checked_from_outside(tmp_path):
+    """A synthetic run folder -> chrpo_learning.json with the issue's fields, markdown and a PNG."""
+    study, root = tmp_path / "study", tmp_path / "run"
+    (study / "data").mkdir(parents=True)
+    (study / "data" / "test.jsonl").write_text("".join(json.dumps({"grade": 1 + i % 4}) + "\n" for i in range(8)))
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "rl.jsonl").write_text("".join(json.dumps({"grade": 1 + i % 4}) + "\n" for i in range(4)))
+    cfg = LearningConfig(out=str(root), study=str(study), steps=2, batch=2, rollout_n=2)
+    (root / "learning_config.json").write_text(json.dumps(cfg.to_dict()))
+    for arm in learning.ARMS:
+        d = root / f"train_{arm}"
+        d.mkdir()
+        rows = [_reward(i % 4, 0.2 if i % 2 else 0.6, i % 3 == 0) for i in range(8)]  # 2 steps x 2 prompts x 2
+        (d / "calls.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (d / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "data": {
+            "actor/kl_loss": 0.001 * s, "timing_s/step": 10.0 + s, "timing_s/gen": 6.0}}) + "\n" for s in (1, 2)))
+    for name in learning.MODELS:
+        run = root / "eval" / name / "test" / "policy"
+        run.mkdir(parents=True)
+        (run / "prediction.json").write_text(json.dumps([_pred(i, i % 2 == 0, 30 + i) for i in range(8)]))
+    rec = learning.write_report(root, tmp_path / "results")
+    saved = json.loads((tmp_path / "results" / "chrpo_learning.json").read_text())
+    assert saved["steps"] == 2 and {"command", "date", "commit", "dirty"} <= set(saved)
+    for arm in learning.ARMS:
+        steps = saved["arms"][arm]["per_step"]
+        assert [s["step"] for s in steps] == [1, 2] and all({"reward_mean", "chosen"} <= set(s) for s in steps)
+        assert steps[1]["kl_loss"] == 0.002 and steps[1]["timing_s"] == {"gen": 6.0, "step": 12.0}
+    for h in [saved["sft"]["heldout"], *(saved["arms"][a]["heldout"] for a in learning.ARMS)]:
+        assert {"accuracy", "accuracy_ci", "think_tokens", "think_tokens_ci", "chosen"} <= set(h)
+        assert len(h["accuracy_ci"]) == 2 and len(h["think_tokens_ci"]) == 2
+    assert (tmp_path / "results" / "chrpo_learning.png").stat().st_size > 1000
+    assert "## Targets" in (tmp_path / "results" / "chrpo_learning.md").read_text()
+    assert rec["arms"]["chrpo"]["timing"]["later_mean"] == {"gen": 6.0, "step": 12.0}
