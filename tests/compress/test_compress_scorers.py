@@ -140,3 +140,32 @@ def test_lm_contrast_favours_question_words_with_smollm2():
     units = segment(cot)
     scores = dict(zip([u.text for u in units], scorer.score(question, cot, units)))
     assert scores["Vermillia"] > scores["Then"] and scores["Zorblax"] > scores["First,"]
+
+
+def _batch_items(rows):
+    """(question, cot, units) of several CoTs of different lengths, one long enough for 2+ windows."""
+    texts = [(Q, COT), ("How many pears?", "Pears: 3 + 4 = 7."), (Q, " ".join([COT] * 5)), ("Why?", "Because 2 * 5 = 10.")]
+    return [(q, c, segment(c)) for q, c in texts[:rows]]
+
+
+@pytest.mark.parametrize("name", ["lm", "classifier"])
+def test_batched_scores_match_one_row_at_a_time(name, tiny_model_dir, tmp_path):
+    """Windows of several CoTs padded into one pass (attention masks on the pads) give each CoT the
+    scores it gets alone, to float tolerance, whatever the batch size."""
+    model = tiny_model_dir
+    if name == "classifier":
+        from extra_cot.compress.train import build_tiny_classifier
+
+        model = build_tiny_classifier(tmp_path / "clf", tiny_model_dir)
+    items = _batch_items(4)
+    single = make_scorer(ScorerOptions(name=name, model=str(model), max_length=64, batch_size=1))
+    alone = [single.score(q, c, u) for q, c, u in items]
+    assert any(len(c) > 200 for _, c, _ in items)  # the long CoT needs several 64-token windows
+    for size in (2, 3, 16):
+        batched = make_scorer(ScorerOptions(name=name, model=str(model), max_length=64, batch_size=size))
+        got = batched.score_batch(items)
+        for a, b in zip(got, alone, strict=True):
+            assert a == pytest.approx(b, abs=1e-4)
+    assert HeuristicScorer().score_batch(items) == [HeuristicScorer().score(q, c, u) for q, c, u in items]
+    with pytest.raises(ValueError, match="batch size"):
+        ScorerOptions(batch_size=0)

@@ -81,26 +81,47 @@ class ClassifierScorer(ModelScorer):
                              "e.g. one written by `extra-cot train-compressor`)")
         return super().load(options)
 
-    def token_scores(self, question: str, cot: str) -> tuple[list[tuple[int, int]], list[float]]:
+    def _token_scores_batch(self, pairs: Sequence[tuple[str, str]]) -> list[tuple[list, list[float]]]:
+        """Keep-minus-drop margin of every CoT token of many ``(question, cot)``: all windows go through
+        right-padded forward passes of at most ``options.batch_size`` windows, pads masked out."""
         import torch
 
         limit = min(self.options.max_length, getattr(self.model.config, "max_position_embeddings", 10**9) - 2)
-        offsets, windows = encode(self.tokenizer, question, cot, limit)
+        encoded = [encode(self.tokenizer, q, c, limit) for q, c in pairs]
+        flat = [w for _, windows in encoded for w in windows]
         keep = keep_label(self.model.config)
-        scores = [0.0] * len(offsets)
         use_global = accepts_global_attention(self.model)
-        for w in windows:
-            kwargs = {"input_ids": torch.tensor([w.input_ids], device=self.options.device)}
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        margins: list = [None] * len(flat)
+        order = sorted(range(len(flat)), key=lambda i: -len(flat[i].input_ids))
+        size = max(1, self.options.batch_size)
+        for chunk in (order[i:i + size] for i in range(0, len(order), size)):
+            width = len(flat[chunk[0]].input_ids)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask, gmask = torch.zeros_like(ids), torch.zeros_like(ids)
+            for r, i in enumerate(chunk):
+                n = len(flat[i].input_ids)
+                ids[r, :n], mask[r, :n], gmask[r, :n] = (torch.tensor(flat[i].input_ids), 1,
+                                                         torch.tensor(flat[i].global_mask))
+            kwargs = {"input_ids": ids.to(self.options.device), "attention_mask": mask.to(self.options.device)}
             if use_global:
-                kwargs["global_attention_mask"] = torch.tensor([w.global_mask], device=self.options.device)
+                kwargs["global_attention_mask"] = gmask.to(self.options.device)
             with torch.inference_mode():
-                logits = self.model(**kwargs).logits[0].float().cpu()
-            drop = logits[:, 1 - keep] if logits.shape[-1] == 2 else logits.max(-1).values
-            margin = logits[:, keep] - drop
-            for tok, pos in zip(w.cot_tokens, w.cot_positions):
-                scores[tok] = float(margin[pos])
-        return offsets, scores
+                logits = self.model(**kwargs).logits.float().cpu()
+            for r, i in enumerate(chunk):
+                drop = logits[r, :, 1 - keep] if logits.shape[-1] == 2 else logits[r].max(-1).values
+                margins[i] = logits[r, :, keep] - drop
+        out, at = [], 0
+        for offsets, windows in encoded:
+            scores = [0.0] * len(offsets)
+            for w, margin in zip(windows, margins[at:at + len(windows)], strict=True):
+                for tok, pos in zip(w.cot_tokens, w.cot_positions):
+                    scores[tok] = float(margin[pos])
+            out.append((offsets, scores))
+            at += len(windows)
+        return out
 
-    def score(self, question: str, cot: str, units: Sequence[Unit]) -> list[float]:
-        offsets, scores = self.token_scores(question, cot)
-        return aggregate(offsets, scores, units) if scores else [0.0] * len(units)
+    def score_batch(self, items: Sequence[tuple[str, str, Sequence[Unit]]]) -> list[list[float]]:
+        scored = self._token_scores_batch([(q, c) for q, c, _ in items])
+        return [aggregate(offsets, scores, units) if scores else [0.0] * len(units)
+                for (_, _, units), (offsets, scores) in zip(items, scored, strict=True)]

@@ -65,19 +65,25 @@ def _standardize(values: Sequence[float]) -> list[float]:
     return [(v - mean) / (std + 1e-9) for v in values]
 
 
-def score_units(src: Source, scorer: Scorer, options: CompressOptions):
+def score_units(src: Source, scorer: Scorer, options: CompressOptions, scored: tuple | None = None):
     """Units of the CoT and their selection scores (standardised + formula and decisive bonus):
-    the one scoring pass that every ratio reuses."""
-    units = segment(src.cot)
-    scores = _standardize(scorer.score(src.question, src.cot, units))
+    the one scoring pass that every ratio reuses. ``scored``: ``(units, raw scores)`` already
+    computed for this CoT (:meth:`extra_cot.compress.rows.RowCompressor.batch` scores many at once)."""
+    units, raw = scored if scored is not None else (None, None)
+    if units is None:
+        units = segment(src.cot)
+        raw = scorer.score(src.question, src.cot, units)
+    scores = _standardize(raw)
     decisive = decisive_units(units, src.gold) if options.decisive_bonus else set()
     return units, [s + (options.formula_bonus if u.formula else 0.0) + (options.decisive_bonus if i in decisive else 0.0)
                    for i, (s, u) in enumerate(zip(scores, units))]
 
 
-def compress_source(src: Source, scorer: Scorer, tokenizer, count: Callable[[str], int], options: CompressOptions) -> dict:
-    """Compress one source at every ratio; returns the output row (see ``extra-cot compress``)."""
-    units, scores = score_units(src, scorer, options)
+def compress_source(src: Source, scorer: Scorer, tokenizer, count: Callable[[str], int], options: CompressOptions,
+                    scored: tuple | None = None) -> dict:
+    """Compress one source at every ratio; returns the output row (see ``extra-cot compress``).
+    ``scored``: this CoT's ``(units, raw scores)`` when already computed (see :func:`score_units`)."""
+    units, scores = score_units(src, scorer, options, scored)
     counts = unit_token_counts(src.cot, units, tokenizer)
     tol = options.select.tolerance
     best: dict[str, tuple[float, str, float]] = {}

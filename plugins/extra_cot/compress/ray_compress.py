@@ -42,7 +42,7 @@ class RayOptions:
 
 
 class ScorerActor:
-    """One Ray actor: a :class:`RowCompressor` applied to each row of a batch."""
+    """One Ray actor: a :class:`RowCompressor` applied to a batch of rows (scored together)."""
 
     def __init__(self, job: RowJob) -> None:
         self.compressor = RowCompressor(job)
@@ -50,11 +50,9 @@ class ScorerActor:
     def __call__(self, batch: dict) -> dict:
         import numpy as np
 
-        kinds, records = [], []
-        for n, text in zip(batch["line"], batch["row"]):
-            kind, record = self.compressor(int(n), json.loads(text))
-            kinds.append(kind)
-            records.append(json.dumps(record, ensure_ascii=False))
+        outcomes = self.compressor.batch([(int(n), json.loads(text)) for n, text in zip(batch["line"], batch["row"])])
+        kinds = [kind for kind, _ in outcomes]
+        records = [json.dumps(record, ensure_ascii=False) for _, record in outcomes]
         return {"kind": np.array(kinds, dtype=object), "record": np.array(records, dtype=object)}
 
 

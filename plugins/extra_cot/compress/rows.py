@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from extra_cot.compress.jsonl import row_key
 from extra_cot.compress.pipeline import READERS, CompressOptions, compress_source
 from extra_cot.compress.scorers import ScorerOptions
+from extra_cot.compress.segment import segment
 
 
 def input_key(row: dict) -> str:
@@ -48,15 +50,36 @@ class RowCompressor:
         self.reader = READERS[job.input_format]
 
     def __call__(self, n: int, row: dict) -> tuple[str, dict]:
-        key = input_key(row)
-        try:
-            src, reason = self.reader(row, f"{self.job.input_name}:{n}", self.job.strip_annotations)
-        except ValueError as exc:
-            return "error", {"key": key, "line": n, "error": str(exc)}
-        if src is None:
-            return "skip", {"key": key, "line": n, "reason": reason}
-        return "out", {"key": key, "line": n, **compress_source(src, self.scorer, self.tokenizer, self.count,
-                                                               self.job.compress)}
+        return self.batch([(n, row)])[0]
+
+    def batch(self, rows: Sequence[tuple[int, dict]]) -> list[tuple[str, dict]]:
+        """Outcomes of ``(line, row)`` pairs, in order; the CoTs are scored together (``score_batch``)."""
+        outcomes: list = []
+        sources = []  # (position in outcomes, line, key, source, units)
+        for n, row in rows:
+            key = input_key(row)
+            try:
+                src, reason = self.reader(row, f"{self.job.input_name}:{n}", self.job.strip_annotations)
+            except ValueError as exc:
+                outcomes.append(("error", {"key": key, "line": n, "error": str(exc)}))
+                continue
+            if src is None:
+                outcomes.append(("skip", {"key": key, "line": n, "reason": reason}))
+                continue
+            sources.append((len(outcomes), n, key, src, segment(src.cot)))
+            outcomes.append(None)
+        raw = self.scorer.score_batch([(src.question, src.cot, units) for *_, src, units in sources])
+        for (at, n, key, src, units), scores in zip(sources, raw, strict=True):
+            outcomes[at] = ("out", {"key": key, "line": n, **compress_source(
+                src, self.scorer, self.tokenizer, self.count, self.job.compress, scored=(units, scores))})
+        return outcomes
+
+
+def batched(compressor: RowCompressor, todo: Sequence[tuple[int, dict]]) -> Iterator[tuple[str, dict]]:
+    """Outcomes of ``todo`` in order, scored ``job.scorer.batch_size`` rows at a time (the single-process path)."""
+    size = compressor.job.scorer.batch_size
+    for start in range(0, len(todo), size):
+        yield from compressor.batch(todo[start:start + size])
 
 
 def resolve_device(options: ScorerOptions) -> ScorerOptions:

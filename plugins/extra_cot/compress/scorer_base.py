@@ -21,6 +21,9 @@ class Scorer(Protocol):
     def score(self, question: str, cot: str, units: Sequence[Unit]) -> list[float]:
         """One importance score per unit of ``cot``."""
 
+    def score_batch(self, items: Sequence[tuple[str, str, Sequence[Unit]]]) -> list[list[float]]:
+        """:meth:`score` of many ``(question, cot, units)`` at once (model scorers: padded forward passes)."""
+
 
 @dataclass(frozen=True)
 class ScorerOptions:
@@ -31,6 +34,10 @@ class ScorerOptions:
     ``contrast_weight``: weight of the question contrast in the ``lm`` score (LongLLMLingua's
     contrastive perplexity; 1.0 = surprisal and contrast weigh alike, [R]).
     ``max_length``: tokens per forward window (SmolLM2's context is 2048 tokens).
+    ``batch_size``: sequences per forward pass when many CoTs are scored together (``score_batch``;
+    ``extra-cot compress`` scores this many rows at a time, single-process and per Ray actor): windows
+    of several rows are right-padded with attention masks into one pass. Scores agree with
+    one-row-at-a-time scoring to float tolerance, not bit for bit (README, "Stage 1 on a GPU cluster").
     """
 
     name: str = "lm"
@@ -38,8 +45,11 @@ class ScorerOptions:
     contrast_weight: float = 1.0
     max_length: int = 2048
     device: str = "cpu"
+    batch_size: int = 16
 
     def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"score batch size {self.batch_size}: must be >= 1 (e.g. 16)")
         if self.name not in SCORER_NAMES:
             raise ValueError(f"unknown scorer {self.name!r}; valid: {sorted(SCORER_NAMES)}")
         if self.max_length < 64:
@@ -68,6 +78,12 @@ class ModelScorer:
     tokenizer: Any
     options: ScorerOptions
     AUTO_CLASS: ClassVar[str] = ""
+
+    def score(self, question: str, cot: str, units: Sequence[Unit]) -> list[float]:
+        return self.score_batch([(question, cot, units)])[0]
+
+    def score_batch(self, items: Sequence[tuple[str, str, Sequence[Unit]]]) -> list[list[float]]:
+        raise NotImplementedError
 
     @classmethod
     def load(cls, options: ScorerOptions) -> Any:

@@ -61,6 +61,9 @@ class HeuristicScorer:
             scores.append(s)
         return scores
 
+    def score_batch(self, items: Sequence[tuple[str, str, Sequence[Unit]]]) -> list[list[float]]:
+        return [self.score(q, c, u) for q, c, u in items]
+
 
 def _make_heuristic(options: ScorerOptions) -> Scorer:
     return HeuristicScorer()

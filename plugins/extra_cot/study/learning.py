@@ -7,7 +7,8 @@
    (the generator is prefix-stable and its questions distinct, so none is in any study split),
    in 4 difficulty grades (``OUT/data/rl.jsonl``);
 2. ``sweep``: the study's SFT model (``STUDY/models/sft``) at 0.2 … 1.0 on them, pass@k (vLLM);
-3. ``build-rl``: ``extra-cot build-rl`` → verl parquet with γ*(x), ``ref_full_len`` (the paper's rule);
+3. ``build-rl``: ``extra-cot build-rl`` → verl parquet with γ*(x), ``ref_full_len`` (the paper's rule, with
+   ``--rl-tolerance`` as its window and calibration band; quotas off);
 4. ``train-chrpo`` / ``train-grpo``: ``python -m extra_cot.rl.cpu_launch`` = ``main_ppo
    +algorithm=chrpo`` on the CPU platform, K steps each, same model, parquet, data seed, batch,
    rollouts, lr and reward (the CHRPO reward manager); the GRPO arm only sets
@@ -56,7 +57,13 @@ class LearningConfig:
     out: str = option(default=DEFAULT_OUT, group=RUN, help="output folder of everything (default runs/chrpo_learning)")
     study: str = option(default="runs/study", group=DATA,
                         help="a finished study folder (python -m extra_cot.study): its SFT model, seed and splits")
-    n_rl: int = option(default=96, group=DATA, help="RL questions generated and swept (build-rl keeps those with a γ*)")
+    n_rl: int = option(default=160, group=DATA,
+                       help="RL questions generated and swept (build-rl keeps those with a γ* in its window)")
+    rl_tolerance: float = option(
+        default=0.2, group=DATA,
+        help="build-rl --tolerance: half-width of the γ* window and the reward's calibration band (default 0.2; "
+             "docs/method.md's 0.1 kept 13 of 96 swept questions: the study model's 0.2 outputs run at ~0.3 of "
+             "its own 1.0 length)")
     sweep_samples: int = option(default=2, group=DATA, help="samples per RL question and ratio in the sweep (pass@k)")
     seed: int = option(default=0, group=RL, help="verl's data.seed (prompt order), the same for both arms (default 0)")
     steps: int = option(default=16, group=RL, help="training steps K per arm (default 16)")
@@ -77,6 +84,8 @@ class LearningConfig:
     tiny: bool = False  # not a flag: the runner's CI mode
 
     def __post_init__(self) -> None:
+        if not 0 < self.rl_tolerance < 1:
+            raise ValueError(f"--rl-tolerance must be in (0, 1), got {self.rl_tolerance}")
         for name in ("n_rl", "sweep_samples", "steps", "batch", "max_tokens", "concurrency"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -189,7 +198,7 @@ def build_steps(cfg: LearningConfig) -> list:
         Step("build-rl", "extra-cot build-rl: verl parquet with γ*(x) and ref_full_len (quotas off)",
              tool("extra-cot", "extra_cot.cli") + [
                  "build-rl", "--sweep", str(p.sweep), "--output-dir", str(p.rl), "--overwrite", "--quotas", "none",
-                 "--val-size", "1", "--train-batch-size", str(cfg.batch)],
+                 "--val-size", "1", "--train-batch-size", str(cfg.batch), "--tolerance", f"{cfg.rl_tolerance:g}"],
              lambda: _missing(p.rl / "train.parquet", p.rl / "val.parquet"),
              clean=[p.rl / "train.parquet", p.rl / "val.parquet"]),
     ]
