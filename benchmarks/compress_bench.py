@@ -17,7 +17,8 @@ rejections are also counted per reason (``gate_reasons``, the names ``compress``
     .venv/bin/python benchmarks/compress_bench.py --data ../shared/data/gsm8k_train.jsonl --rows 500 \\
         --math500 ../shared/data/math500_test.jsonl --adversarial
 
-``--ray --num-workers 1,2`` instead times the whole ``extra-cot compress`` command on the GSM8K rows,
+``--score-batch-sizes 1,4,16`` times the model scorers' rows/s against the batch size instead
+(benchmarks/compress_batch_bench.py). ``--ray --num-workers 1,2`` instead times the whole ``extra-cot compress`` command on the GSM8K rows,
 single-process and on a local Ray cluster with 1, 2 … scorer actors, in the same run, and prints
 rows/s and the speed-up (benchmarks/compress_ray_bench.py)::
 
@@ -150,6 +151,9 @@ def main(argv=None) -> int:
     p.add_argument("--ray", action="store_true", help="time single-process vs `compress --ray` (GSM8K rows)")
     p.add_argument("--num-workers", default="1,2", help="--ray: actor counts to time")
     p.add_argument("--batch-size", type=int, default=8, help="--ray: rows per map_batches call")
+    p.add_argument("--score-batch-sizes", default=None,
+                   help="time the model scorers' rows/s at these --score-batch-size values, e.g. 1,4,16 "
+                        "(GSM8K rows; size 1 is the baseline; benchmarks/compress_batch_bench.py)")
     p.add_argument("--table-from", default=None, help="only print the README summary of an earlier --json")
     args = p.parse_args(argv)
     if args.table_from:
@@ -163,6 +167,17 @@ def main(argv=None) -> int:
             p.error("--ray times GSM8K rows: give --data")
         results = ray_bench(args.data, args.rows, args.scorers.split(","),
                             [int(n) for n in args.num_workers.split(",")], args.tokenizer, args.batch_size)
+        _print_table(results, args.json)
+        return 0
+    if args.score_batch_sizes:
+        from compress_batch_bench import batch_bench
+
+        if not args.data:
+            p.error("--score-batch-sizes times GSM8K rows: give --data")
+        with tempfile.TemporaryDirectory() as tmp:
+            scorers = {n: _scorer_options(n, tmp) for n in args.scorers.split(",") if n != "heuristic"}
+            results = batch_bench(gsm8k_sources(args.data, args.rows), scorers,
+                                  [int(n) for n in args.score_batch_sizes.split(",")])
         _print_table(results, args.json)
         return 0
     datasets = {}

@@ -78,3 +78,32 @@ def test_ray_output_equals_single_process_and_resumes(tmp_path, tiny_model_dir, 
     assert cli_main(_argv(inp, part, tiny_model_dir, *ray_args)) == 0
     assert part.read_bytes() == one.read_bytes()
     assert _stats(capsys.readouterr().out)["already_done"] == str(len(ROWS))
+
+
+def test_runtime_env_parses_json_and_files_and_names_bad_values(tmp_path):
+    from extra_cot.compress.ray_compress import RayOptions
+
+    assert RayOptions().runtime_env_dict() is None
+    assert RayOptions(runtime_env='{"env_vars": {"A": "1"}}').runtime_env_dict() == {"env_vars": {"A": "1"}}
+    f = tmp_path / "env.yaml"
+    f.write_text("py_modules:\n  - /src/plugins/extra_cot\n")
+    assert RayOptions(runtime_env=str(f)).runtime_env_dict() == {"py_modules": ["/src/plugins/extra_cot"]}
+    with pytest.raises(ValueError, match="neither inline JSON"):
+        RayOptions(runtime_env=str(tmp_path / "missing.json"))
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n")
+    with pytest.raises(ValueError, match="mapping"):
+        RayOptions(runtime_env=str(listing))
+    with pytest.raises(ValueError, match="not valid JSON/YAML"):
+        RayOptions(runtime_env='{"pip": [}')
+
+
+def test_a_worker_without_the_package_becomes_an_error_naming_the_fix():
+    from extra_cot.compress.ray_compress import RayNodeSetupError, explain_worker_error
+
+    ray_said = RuntimeError("ray.exceptions.RayTaskError(ModuleNotFoundError): ...\nModuleNotFoundError: No module named 'extra_cot'")
+    err = explain_worker_error(ray_said)
+    assert isinstance(err, RayNodeSetupError)
+    assert "--runtime-env" in str(err) and "extra-cot[compress] on every node" in str(err)
+    other = ValueError("something else")
+    assert explain_worker_error(other) is other
