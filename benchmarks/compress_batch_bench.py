@@ -23,7 +23,7 @@ def batch_bench(sources: list, scorer_opts_by_name: dict, sizes: list[int]) -> l
     for name, opts in scorer_opts_by_name.items():
         scorer = make_scorer(dataclasses.replace(opts, batch_size=1))
         base_s, reference = None, None
-        for size in sorted(set([1, *sizes])):
+        for size in sorted({1, *sizes}):
             scorer.options = dataclasses.replace(opts, batch_size=size)  # same weights, another batch size
             scorer.score_batch(items[:size])  # warm-up: first-call allocations at this shape
             t = time.perf_counter()

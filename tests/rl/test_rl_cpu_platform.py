@@ -183,3 +183,25 @@ def test_rl_cpu_launch_creates_the_folders_of_its_logs(tmp_path, monkeypatch):
     assert cpu_launch.main([str(tmp_path), str(tmp_path), "--metrics", str(metrics), "--call-log", str(calls)]) == 0
     assert metrics.parent.is_dir() and calls.parent.is_dir()
     assert launched[0]["VERL_FILE_LOGGER_PATH"] == str(metrics)
+
+
+def test_rl_cpu_launch_joins_a_running_cluster_with_its_environment(tmp_path, monkeypatch):
+    """--ray-address: no local sizing (Ray refuses num_cpus/num_gpus when joining), the address, and
+    the CPU platform's variables plus the log paths in runtime_env.env_vars (raylet workers do not
+    inherit the launcher's environment)."""
+    from extra_cot.rl import cpu_launch
+
+    for name in ("train.parquet", "val.parquet"):
+        (tmp_path / name).write_bytes(b"")
+    launched = []
+    monkeypatch.setattr(cpu_launch.subprocess, "call", lambda command, env: launched.append(command) or 0)
+    calls = tmp_path / "calls.jsonl"
+    assert cpu_launch.main([str(tmp_path), str(tmp_path), "--ray-address", "10.0.0.5:6379", "--call-log", str(calls)]) == 0
+    argv = launched[0]
+    assert not any(a.startswith(("ray_kwargs.ray_init.num_cpus", "+ray_kwargs.ray_init.num_gpus")) for a in argv)
+    assert "+ray_kwargs.ray_init.address='10.0.0.5:6379'" in argv
+    shipped = {a.split("=", 1)[0].rsplit(".", 1)[1]: a.split("=", 1)[1] for a in argv if ".env_vars." in a}
+    assert {k: v.strip("'") for k, v in shipped.items() if k in CPU_ENV} == CPU_ENV
+    assert shipped["EXTRA_COT_CALL_LOG"] == f"'{calls.resolve()}'"
+    local = cpu_launch.main_ppo_command("M", tmp_path)
+    assert "ray_kwargs.ray_init.num_cpus=16" in local and not any("ray_init.address" in a for a in local)

@@ -68,7 +68,7 @@ class RayOptions:
         except yaml.YAMLError as exc:
             raise ValueError(f"{where}: not valid JSON/YAML ({exc})") from exc
         if not isinstance(value, dict):
-            raise ValueError(f"{where}: a runtime_env is a mapping (e.g. {{\"pip\": [...]}}), got {type(value).__name__}")
+            raise ValueError(f"{where}: a runtime_env is a mapping (e.g. {{\"pip\": [...]}}), got {type(value).__name__}")  # noqa: TRY004 (bad input value, as argparse reports)
         return value
 
 

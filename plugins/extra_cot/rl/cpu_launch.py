@@ -100,8 +100,31 @@ def cpu_env(base: dict | None = None) -> dict:
     return env
 
 
-def main_ppo_command(model_dir: str | Path, data_dir: str | Path, overrides: Sequence[str] = ()) -> list[str]:
-    """The ``main_ppo +algorithm=chrpo`` argv on the CPU path; ``overrides`` come last and win."""
+#: The local-cluster sizing of :data:`CPU_OVERRIDES`; a running cluster brings its own resources.
+_LOCAL_CLUSTER = ("ray_kwargs.ray_init.num_cpus=16", "+ray_kwargs.ray_init.num_gpus=1")
+
+
+def cluster_overrides(address: str, env: dict[str, str]) -> list[str]:
+    """Overrides that join a running Ray cluster (``ray start``) instead of starting a local one.
+
+    Ray refuses ``num_cpus``/``num_gpus`` when joining, so the nodes bring them (the head: ``ray start
+    --head --num-cpus 16 --num-gpus 1``, the fake accelerator slot). Workers started by a raylet do not
+    inherit this process's environment, so ``env`` (the CPU platform's variables, the call log, the
+    metrics file) travels in the job's ``runtime_env.env_vars``.
+    """
+    return [f"+ray_kwargs.ray_init.address={_hydra_quote(address)}",
+            *(f"+ray_kwargs.ray_init.runtime_env.env_vars.{k}={_hydra_quote(v)}" for k, v in sorted(env.items()))]
+
+
+def _hydra_quote(value: str) -> str:
+    """A Hydra override value kept as one string (``:``, ``,``, ``=`` and spaces inside)."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def main_ppo_command(model_dir: str | Path, data_dir: str | Path, overrides: Sequence[str] = (),
+                     ray_address: str | None = None, env: dict[str, str] | None = None) -> list[str]:
+    """The ``main_ppo +algorithm=chrpo`` argv on the CPU path; ``overrides`` come last and win.
+    ``ray_address``: join that running cluster (see :func:`cluster_overrides`; ``env`` goes with it)."""
     # Absolute: verl reads data and model inside Ray workers, whose working directory is not ours.
     data = Path(data_dir).resolve()
     model_dir = Path(model_dir).resolve() if Path(model_dir).exists() else model_dir
@@ -114,8 +137,9 @@ def main_ppo_command(model_dir: str | Path, data_dir: str | Path, overrides: Seq
         f"data.val_files={data / 'val.parquet'}",
         f"actor_rollout_ref.model.path={model_dir}",
         "+data.apply_chat_template_kwargs.enable_thinking=true",
-        *CPU_OVERRIDES,
+        *(o for o in CPU_OVERRIDES if ray_address is None or o not in _LOCAL_CLUSTER),
         *SMALL_RUN,
+        *([] if ray_address is None else cluster_overrides(ray_address, env if env is not None else dict(CPU_ENV))),
         *overrides,
     ]
 
@@ -139,6 +163,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="also write verl's step metrics here (trainer.logger=[console,file])")
     parser.add_argument("--call-log", metavar="JSONL",
                         help="record every call of our estimator and reward manager here (EXTRA_COT_CALL_LOG)")
+    parser.add_argument("--ray-address", metavar="HOST:PORT",
+                        help="join this running Ray cluster (`ray start --head --num-cpus 16 --num-gpus 1` on the "
+                             "head: the fake accelerator slot) instead of starting a local one; every node needs "
+                             "extra-cot[rl] installed")
     parser.add_argument("--print-command", action="store_true", help="print the command, run nothing")
     return parser
 
@@ -158,7 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from extra_cot.rl.calllog import ENV as CALL_LOG_ENV
 
         env[CALL_LOG_ENV] = str(Path(args.call_log).resolve())
-    command = main_ppo_command(args.model_dir, args.data_dir, overrides)
+    shipped = {k: v for k, v in env.items() if k in CPU_ENV or k in ("VERL_FILE_LOGGER_PATH", "EXTRA_COT_CALL_LOG")}
+    command = main_ppo_command(args.model_dir, args.data_dir, overrides, ray_address=args.ray_address, env=shipped)
     if args.print_command:
         print(" ".join(f"{k}={v}" for k, v in CPU_ENV.items()), " ".join(command))
         return 0
