@@ -366,15 +366,27 @@ def build_record(root: Path) -> dict:
         if arm in held:
             arms[arm]["heldout"] = held[arm]
     rl_stats = root / "rl" / "build_rl_stats.json"
+    rl_rows = root / "rl" / "train.parquet"
     return {
         **provenance(root), "steps": config["steps"], "seeds": {"data.seed": config["seed"],
                                                                  "study": _study_seed(Path(config["study"]))},
         "split": config["split"], "n_heldout": len(held_grades), "config": config,
         "rl_data": json.loads(rl_stats.read_text()) if rl_stats.is_file() else None,
         "rl_grades": dict(sorted(Counter(str(g) for g in rl_grades).items())),
+        "rl_train_gamma_by_grade": gamma_by_grade(rl_rows, rl_grades) if rl_rows.is_file() else None,
         "arms": arms, "sft": {"heldout": held.get("sft")}, "targets": compute_targets(held) if "sft" in held else {},
         "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
     }
+
+
+def gamma_by_grade(train_parquet: Path, grades: Sequence[int]) -> dict[str, dict[str, int]]:
+    """The RL training rows' γ*(x) counted per difficulty grade (``{grade: {γ*: rows}}``)."""
+    import pandas as pd
+
+    counts: dict[str, Counter] = {}
+    for info in pd.read_parquet(train_parquet)["extra_info"]:
+        counts.setdefault(str(grades[int(info["index"])]), Counter())[ratio_key(float(info["gt_ratio"]))] += 1
+    return {g: dict(sorted(c.items())) for g, c in sorted(counts.items())}
 
 
 def _study_seed(study: Path) -> int | None:
@@ -421,8 +433,8 @@ def render(rec: Mapping) -> str:
              f"- machine: {rec['machine']}; load mean {rec['load']['mean']}, max {rec['load']['max']}",
              (f"- seeds: {rec['seeds']}; K = {rec['steps']}, batch {cfg['batch']} prompts x n {cfg['rollout_n']}, "
              f"lr {cfg['lr']:g}, CHRPO control-token weight {cfg['control_token_weight']:g}"),
-             (f"- start: `{cfg['study']}/models/sft`; RL questions by grade {rec['rl_grades']}; "
-             f"build-rl kept {_kept(rec['rl_data'])}"),
+             (f"- start: `{cfg['study']}/models/sft`; RL questions by grade {rec['rl_grades']}; RL training rows' "
+             f"γ* by grade {rec['rl_train_gamma_by_grade']}"),
              f"- step wall times (s): {rec['step_wall_s']} (total {rec['total_wall_s']} s)", "",
              "## Per step (training rollouts)", ""]
     for arm, data in rec["arms"].items():
@@ -452,12 +464,6 @@ def render(rec: Mapping) -> str:
     lines += ["", "## Targets", "", "target | value | wanted | met", "--- | --- | --- | ---"]
     lines += [f"{k} | {t['value']} | {t['target']} | {'yes' if t['met'] else 'NO'}" for k, t in rec["targets"].items()]
     return "\n".join(lines) + "\n"
-
-
-def _kept(stats: Mapping | None) -> str:
-    if not stats:
-        return "-"
-    return json.dumps({k: stats[k] for k in ("kept", "train_rows", "val_rows", "dropped") if k in stats})
 
 
 def write_report(root: Path, results: Path | None = None) -> dict:
