@@ -76,6 +76,10 @@ class LearningConfig:
              "the balance Thinkless's 1e-3 gives its ~1-4k-token responses; ours are ~50-100 tokens)")
     split: str = option(default="test", group=EVAL, choices=["val", "test"],
                         help="the study's held-out split evaluated (choose options on val; test is the record)")
+    max_prompt_length: int = option(
+        default=128, group=RL,
+        help="verl data.max_prompt_length (default 128: the RL prompts are 64-101 SmolLM2 tokens; verl pads every "
+             "prompt to this length before the log-prob and update passes, so a loose value costs step time)")
     max_tokens: int = option(default=400, group=EVAL, help="new tokens per rollout and evaluation request (400)")
     concurrency: int = option(default=32, group=EVAL, help="concurrent requests per vLLM server (default 32)")
     force: list[str] = option(help="comma list of steps to redo (and every step after the first)", **_STEP_LIST)
@@ -86,7 +90,7 @@ class LearningConfig:
     def __post_init__(self) -> None:
         if not 0 < self.rl_tolerance < 1:
             raise ValueError(f"--rl-tolerance must be in (0, 1), got {self.rl_tolerance}")
-        for name in ("n_rl", "sweep_samples", "steps", "batch", "max_tokens", "concurrency"):
+        for name in ("n_rl", "sweep_samples", "steps", "batch", "max_prompt_length", "max_tokens", "concurrency"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.rollout_n < 2:
@@ -164,7 +168,7 @@ def train_argv(cfg: LearningConfig, p: Paths, arm: str) -> list[str]:
         "--metrics", str(out / "metrics.jsonl"), "--call-log", str(out / "calls.jsonl"),
         f"data.train_batch_size={cfg.batch}", f"actor_rollout_ref.actor.ppo_mini_batch_size={cfg.batch}",
         f"actor_rollout_ref.rollout.n={cfg.rollout_n}", f"data.seed={cfg.seed}",
-        "data.max_prompt_length=384", f"data.max_response_length={cfg.max_tokens}",
+        f"data.max_prompt_length={cfg.max_prompt_length}", f"data.max_response_length={cfg.max_tokens}",
         f"actor_rollout_ref.rollout.max_model_len={cfg.max_model_len}",
         f"actor_rollout_ref.actor.optim.lr={cfg.lr:g}",
         f"trainer.total_training_steps={cfg.steps}", "trainer.total_epochs=1000",
