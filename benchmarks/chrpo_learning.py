@@ -12,11 +12,9 @@ Resumable: rerun the same command after an interruption; ``--force STEP`` redoes
 from __future__ import annotations
 
 import sys
-import time
+from pathlib import Path
 
-from extra_cot.demo.__main__ import record_invocation
-from extra_cot.demo.runner import StepFailed, print_steps, run_steps
-from extra_cot.fileio import atomic_write_json
+from extra_cot.demo.runner import print_steps, run_main
 from extra_cot.study.learning import build_steps, config_from_args, parser, write_report
 
 
@@ -32,23 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print_steps(steps)
         return 0
-    atomic_write_json(cfg.root / "learning_config.json", cfg.to_dict())
-    record_invocation(cfg.root, argv, prog=["python", "benchmarks/chrpo_learning.py"])
-    started = time.monotonic()
-    try:
-        run_steps(cfg, steps)
-    except StepFailed as err:
-        print(f"\nCHRPO LEARNING RUN FAILED: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; rerun the same command to resume (outputs in {cfg.root})", file=sys.stderr)
-        return 130
-    if args.results:
-        from pathlib import Path
 
-        write_report(cfg.root, Path(args.results))
-    print(f"\nfinished in {time.monotonic() - started:.0f} s; report: {cfg.root / 'chrpo_learning.md'}")
-    return 0
+    def finish() -> str:
+        if args.results:
+            write_report(cfg.root, Path(args.results))
+        return f"report: {cfg.root / 'chrpo_learning.md'}"
+
+    return run_main(cfg, steps, argv, name="CHRPO learning run", prog=["python", "benchmarks/chrpo_learning.py"],
+                    config_file="learning_config.json", finish=finish)
 
 
 if __name__ == "__main__":

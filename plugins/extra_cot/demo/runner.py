@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from extra_cot.demo.config import DemoConfig
@@ -186,6 +187,59 @@ def run_steps(cfg: DemoConfig, steps: list[Step]) -> dict:
         pool.stop()
         save_state(root, state)
     return state
+
+
+def record_invocation(root, argv: list[str], prog: list[str]) -> None:
+    """Append this invocation (command, UTC start, load) to ``OUT/demo_state.json``: the summary's
+    ``demo.json`` (and the study's ``study.json``) names the command(s) that produced the run."""
+    from datetime import UTC, datetime
+
+    state = load_state(root)
+    state.setdefault("invocations", []).append({
+        "command": shlex.join([*prog, *argv]),
+        "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+        "code": code_version(),
+    })
+    save_state(root, state)
+
+
+def code_version() -> dict:
+    """Git commit of the package's checkout and whether its tracked files differ from it (None outside git):
+    the results file names the exact code that produced it."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=30, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(dirty) if dirty is not None else None}
+
+
+def run_main(cfg, steps: list[Step], argv: list[str], *, name: str, prog: list[str], config_file: str,
+             finish: Callable[[], str]) -> int:
+    """The shared body of a step runner's main (demo, study, CHRPO learning run): save the config,
+    record the invocation, run the steps; ``finish()`` runs after them (e.g. writes the record) and
+    returns where the result is. Exit codes: 0 done, 1 a step failed, 130 interrupted (rerun resumes)."""
+    atomic_write_json(cfg.root / config_file, cfg.to_dict())
+    record_invocation(cfg.root, argv, prog)
+    started = time.monotonic()
+    try:
+        run_steps(cfg, steps)
+    except StepFailed as err:
+        print(f"\n{name.upper()} FAILED: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; rerun the same command to resume (outputs in {cfg.root})", file=sys.stderr)
+        return 130
+    where = finish()
+    print(f"\n{name} finished in {time.monotonic() - started:.0f} s; {where}")
+    return 0
 
 
 class LoadSampler:

@@ -314,7 +314,7 @@ def checks_text(c: dict) -> str:
 
 
 def _code_line(invocations: list[dict]) -> str:
-    """The distinct commits the run's invocations ran (``demo.__main__.code_version``), each flagged when dirty."""
+    """The distinct commits the run's invocations ran (``demo.runner.code_version``), each flagged when dirty."""
     commits = set()
     for inv in invocations:
         code = inv.get("code") or {}

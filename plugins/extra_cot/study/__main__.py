@@ -6,11 +6,8 @@ See ``python -m extra_cot.study --help`` and :mod:`extra_cot.study.config`.
 from __future__ import annotations
 
 import sys
-import time
 
-from extra_cot.demo.__main__ import record_invocation
-from extra_cot.demo.runner import StepFailed, print_steps, run_steps
-from extra_cot.fileio import atomic_write_json
+from extra_cot.demo.runner import print_steps, run_main
 from extra_cot.study.config import config_from_args, parser
 from extra_cot.study.steps import build_steps
 
@@ -27,23 +24,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print_steps(steps)
         return 0
-    atomic_write_json(cfg.root / "study_config.json", cfg.to_dict())
-    started = time.monotonic()
-    record_invocation(cfg.root, argv, module="extra_cot.study")
-    try:
-        run_steps(cfg, steps)
-    except StepFailed as err:
-        print(f"\nSTUDY FAILED: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; rerun the same command to resume (outputs in {cfg.root})", file=sys.stderr)
-        return 130
-    if args.results and (not cfg.only or "report" in cfg.only):
-        from extra_cot.study.report import main as report
 
-        report(["--out", str(cfg.root), "--results", args.results])
-    print(f"\nstudy finished in {time.monotonic() - started:.0f} s; report: {cfg.root / 'study.md'}")
-    return 0
+    def finish() -> str:
+        if args.results and (not cfg.only or "report" in cfg.only):
+            from extra_cot.study.report import main as report
+
+            report(["--out", str(cfg.root), "--results", args.results])
+        return f"report: {cfg.root / 'study.md'}"
+
+    return run_main(cfg, steps, argv, name="study", prog=["python", "-m", "extra_cot.study"],
+                    config_file="study_config.json", finish=finish)
 
 
 if __name__ == "__main__":

@@ -214,7 +214,7 @@ def split_record(root: Path, split: str, tokenizer, traces: Mapping, gamma: Mapp
 def provenance(root: Path) -> dict:
     """Where a runner's record came from (``OUT/demo_state.json``): the first invocation's command, date
     and commit, every invocation, the machine, the load it ran under and the step wall times."""
-    from extra_cot.demo.__main__ import code_version
+    from extra_cot.demo.runner import code_version
 
     state = _state(root)
     invocations = state.get("invocations", [])
