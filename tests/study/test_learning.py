@@ -83,8 +83,10 @@ def test_held_out_accuracy_per_token_and_its_paired_interval():
     lo, hi = h["accuracy_per_1k_ci"]
     assert lo < h["accuracy_per_1k"] < hi
     assert h["chosen"] == {"0.4": 1.0} and h["mean_chosen_ratio_by_grade"] == {"1": 0.4, "2": 0.4}
-    # paired: every item has the same ratio -> a zero-width interval; unpaired resampling would not give this
-    assert bootstrap_ratio([1.0] * 30, [10.0] * 30) == (0.1, 0.1)
+    # paired: every item has the same ratio (tokens vary) -> a zero-width interval; resampling the
+    # numerator and the denominator apart would not give this
+    den = [float(10 + 7 * (i % 9)) for i in range(40)]
+    assert bootstrap_ratio([0.1 * d for d in den], den) == pytest.approx((0.1, 0.1))
     wide = bootstrap_ratio([1.0, 0.0] * 10, [10.0, 10.0] * 10, seed=1)
     narrow = bootstrap_ratio([1.0, 0.0] * 250, [10.0, 10.0] * 250, seed=1)
     assert narrow[1] - narrow[0] < (wide[1] - wide[0]) / 3
