@@ -77,9 +77,9 @@ class LearningConfig:
     split: str = option(default="test", group=EVAL, choices=["val", "test"],
                         help="the study's held-out split evaluated (choose options on val; test is the record)")
     max_prompt_length: int = option(
-        default=128, group=RL,
-        help="verl data.max_prompt_length (default 128: the RL prompts are 64-101 SmolLM2 tokens; verl pads every "
-             "prompt to this length before the log-prob and update passes, so a loose value costs step time)")
+        default=384, group=RL,
+        help="verl data.max_prompt_length (default 384; the RL prompts are 64-101 SmolLM2 tokens, and 128 measured "
+             "no faster: benchmarks/chrpo_cpu_step.py --prompt-lengths 384,128)")
     max_tokens: int = option(default=400, group=EVAL, help="new tokens per rollout and evaluation request (400)")
     concurrency: int = option(default=32, group=EVAL, help="concurrent requests per vLLM server (default 32)")
     force: list[str] = option(help="comma list of steps to redo (and every step after the first)", **_STEP_LIST)
