@@ -45,7 +45,7 @@ class ScorerOptions:
     contrast_weight: float = 1.0
     max_length: int = 2048
     device: str = "cpu"
-    batch_size: int = 16
+    batch_size: int = 1
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
