@@ -57,8 +57,9 @@ class StudyConfig:
     scorer: str = option(default="lm", group=DATA, choices=["lm", "heuristic"],
                          help="extra-cot compress --scorer: lm (SmolLM2 surprisal, the default) or heuristic (fast)")
     policy_quotas: str = option(
-        default="method", group=DATA,
-        help="build-sft --policy-quotas for the <COMP_AUTO> rows: method (the paper's shares), none, or a spec")
+        default="none", group=DATA,
+        help="build-sft --policy-quotas for the <COMP_AUTO> rows: none (one row per question with a γ*, the "
+             "default), method (the paper's shares), or a spec")
     sweep_samples: int = option(default=2, group=EVAL, help="samples per policy-set question in the γ* sweep (pass@k)")
     max_tokens: int = option(default=400, group=EVAL, help="new tokens per evaluation request (default 400)")
     concurrency: int = option(default=32, group=EVAL, help="concurrent requests per server (default 32)")
