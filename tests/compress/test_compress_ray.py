@@ -107,3 +107,22 @@ def test_a_worker_without_the_package_becomes_an_error_naming_the_fix():
     assert "--runtime-env" in str(err) and "extra-cot[compress] on every node" in str(err)
     other = ValueError("something else")
     assert explain_worker_error(other) is other
+
+
+@pytest.mark.slow
+def test_ray_output_equals_single_process_with_a_model_scorer(tmp_path, tiny_model_dir, ray_cluster, capsys):
+    """The ``lm`` scorer (a real causal LM: the tiny model) through 2 Ray actors writes the single
+    process's bytes: at ``--score-batch-size 1`` (default) every row is scored alone in both paths,
+    whatever rows Ray Data puts in one ``map_batches`` call, so no padding or batch shape differs."""
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    lm = ("--scorer", "lm", "--scorer-model", str(tiny_model_dir))
+    one = tmp_path / "one" / "c.jsonl"
+    assert cli_main([*_argv(inp, one, tiny_model_dir), *lm]) == 0
+    many = tmp_path / "ray" / "c.jsonl"
+    assert cli_main([*_argv(inp, many, tiny_model_dir), *lm, "--ray", "--num-workers", "2", "--batch-size", "3"]) == 0
+    capsys.readouterr()
+    assert many.read_bytes() == one.read_bytes()
+    heuristic = tmp_path / "h" / "c.jsonl"  # and the model really scored: its choice is not the heuristic's
+    assert cli_main(_argv(inp, heuristic, tiny_model_dir)) == 0
+    assert heuristic.read_bytes() != one.read_bytes()

@@ -257,3 +257,73 @@ def test_sweep_survives_a_server_killed_mid_run(tiny_model_dir, tmp_path):
     drop = ("latency_s",)
     assert [{k: v for k, v in r.items() if k not in drop} for r in preds] == \
         [{k: v for k, v in r.items() if k not in drop} for r in ref]
+
+
+def _wait_for(predicate, timeout_s: float, poll_s: float = 0.05) -> float | None:
+    """Seconds until ``predicate()`` held (None when it did not within ``timeout_s``)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(poll_s)
+    return None
+
+
+def _lines(path) -> int:
+    return path.read_text().count("\n") if path.exists() else 0
+
+
+@pytest.mark.slow
+def test_a_killed_server_restarted_mid_run_takes_requests_again(tiny_model_dir, tmp_path):
+    """Issue 19 item 7: kill one of two REAL servers mid-sweep and restart it on its port; within
+    15 s of serving again it gets eval requests (the pool's longest cool-down is 10 s), and every
+    item is answered exactly once.
+
+    The sweep must outlast the restart (60-160 s on 2 busy cores). Sized by item count it did not:
+    480 items, then 2928 sized from a timed start and request, finished on the survivor first
+    (2026-12-02/03). So the survivor is frozen (SIGSTOP, its request in flight held, not failed:
+    --request-timeout 900) from the kill until the restarted server has taken requests; then it
+    resumes and both finish the sweep. Meanwhile the one request that is not held probes the
+    restarting server each cool-down (10 s), and each probe is a try: hence --retries 40.
+    """
+    from extra_cot.eval.server import VLLMServer
+
+    n_items = 200
+    data = gsm_file(tmp_path / "g.jsonl", n_items)
+    flags = ["--model", "local_core_model", "--dataset", f"gsm8k={data}", "--ratios", "1.0",
+             "--max-tokens", "16", "--temperature", "0", "--concurrency", "1", "--retries", "40",
+             "--request-timeout", "900"]
+    with VLLMServer.replicas(tiny_model_dir, 2, served_model_name="local_core_model", max_model_len=1024,
+                             log_dir=tmp_path, extra_args=("--dtype", "float32")) as replicas:
+        victim, survivor = replicas.servers
+        out = tmp_path / "out"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "extra_cot.cli", "eval", "--endpoints", replicas.endpoints,
+             "--output_dir", str(out), *flags],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+        partial = out / "gsm8k" / "1.0" / "partial.jsonl"
+        try:
+            assert _wait_for(lambda: _lines(partial) >= 4 or proc.poll() is not None, 300) is not None
+            victim.kill()
+            survivor.pause()
+            done_at_kill = _lines(partial)
+            victim.start()  # same port, fresh log; returns once it lists the served model
+            done_at_restart = _lines(partial)
+            chats = "POST /v1/chat/completions"
+            back_after_s = _wait_for(lambda: chats in victim.log_tail() or proc.poll() is not None, 60)
+            served_again = chats in victim.log_tail()
+        finally:
+            survivor.resume()
+        _, err = proc.communicate(timeout=900)
+        survivor_served = survivor.log_tail().count(chats)
+    timing = {"done_at_kill": done_at_kill, "done_at_restart": done_at_restart, "back_after_s": back_after_s}
+    assert proc.returncode == 0, err[-3000:]
+    assert 4 <= done_at_kill and done_at_restart < n_items, timing  # killed and restarted mid-run
+    assert f"endpoint http://{victim.endpoint} failed" in err
+    assert served_again and back_after_s is not None and back_after_s < 15, timing
+    assert survivor_served > 0
+    indexes = [json.loads(line)["index"] for line in partial.read_text().splitlines() if line.strip()]
+    assert sorted(indexes) == list(range(n_items)), Counter(indexes).most_common(3)  # none lost, none twice
+    preds = json.loads((out / "gsm8k" / "1.0" / "prediction.json").read_text())
+    assert [r["index"] for r in preds] == list(range(n_items))
+    print("outage test:", timing)

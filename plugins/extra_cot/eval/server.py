@@ -147,6 +147,20 @@ class VLLMServer:
         if self._proc is not None and self._proc.poll() is None:
             self._signal_group(self._proc, signal.SIGKILL)
             self._proc.wait(timeout=30)
+        if self._log_file is not None:  # a restart (start()) opens a fresh one
+            self._log_file.close()
+            self._log_file = None
+
+    def pause(self) -> None:
+        """SIGSTOP the server's process group: it keeps its port and connections but answers
+        nothing (a hung server, for fail-over tests) until :meth:`resume`."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._signal_group(self._proc, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._signal_group(self._proc, signal.SIGCONT)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout_s

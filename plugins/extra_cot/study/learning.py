@@ -433,8 +433,8 @@ def render(rec: Mapping) -> str:
     lines = [(f"# CHRPO vs GRPO learning run ({rec['steps']} steps per arm, held-out split {rec['split']}, "
              f"n = {rec['n_heldout']})"), "",
              f"- command: `{rec['command']}` ({rec['invocations']} invocation(s))",
-             f"- date: {rec['date']}; commit {rec['commit']} (dirty: {rec['dirty']}); report rendered by code "
-             f"{rec['report_code']['commit']} (dirty: {rec['report_code']['dirty']}) on {rec['written']}",
+             (f"- date: {rec['date']}; commit {rec['commit']} (dirty: {rec['dirty']}); report rendered by code "
+              f"{rec['report_code']['commit']} (dirty: {rec['report_code']['dirty']}) on {rec['written']}"),
              f"- machine: {rec['machine']}; load mean {rec['load']['mean']}, max {rec['load']['max']}",
              (f"- seeds: {rec['seeds']}; K = {rec['steps']}, batch {cfg['batch']} prompts x n {cfg['rollout_n']}, "
              f"lr {cfg['lr']:g}, CHRPO control-token weight {cfg['control_token_weight']:g}"),
