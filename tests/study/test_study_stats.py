@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -128,20 +129,46 @@ def test_study_only_data_writes_the_training_traces(tmp_path):
     assert len(test) == 12 and not questions & {r["question"] for r in test}
 
 
-def test_the_no_control_baseline_has_the_method_schedule(tmp_path):
-    """Same start model, same epochs per pass, same lr/batch; only the data differ (no tokens, full traces)."""
-    from extra_cot.study.config import StudyConfig
+def _train_args(cfg) -> dict[str, dict[str, str]]:
     from extra_cot.study.steps import build_steps
 
-    cfg = StudyConfig(out=str(tmp_path), epochs=3.0, epochs_second=1.5, learning_rate=2e-4)
-    train = {s.name: dict(a.split("=", 1) for a in s.argv if "=" in a and not a.startswith("--"))
-             for s in build_steps(cfg) if s.name.startswith("train-")}
+    return {s.name: dict(a.split("=", 1) for a in s.argv if "=" in a and not a.startswith("--"))
+            for s in build_steps(cfg) if s.name.startswith("train-")}
+
+
+@pytest.mark.parametrize(("schedule", "repeat"), [("updates", 5), ("epochs", 1)])
+def test_the_no_control_baseline_has_the_method_schedule(tmp_path, schedule, repeat):
+    """Same start model, lr/batch and passes; only the data differ (no tokens, full traces). Under
+    ``updates`` (the default) the baseline, one row per question against the method's one row per
+    fixed ratio, runs 5x the epochs so both take the same optimizer steps."""
+    from extra_cot.study.config import StudyConfig
+    from extra_cot.tokens import FIXED_RATIOS
+
+    assert StudyConfig().baseline_schedule == "updates"
+    cfg = StudyConfig(out=str(tmp_path), epochs=3.0, epochs_second=1.5, learning_rate=2e-4, baseline_schedule=schedule)
+    train = _train_args(cfg)
     method, baseline = (train["train-fixed"], train["train-policy"]), (train["train-no-control-first"],
                                                                        train["train-no-control"])
     for ours, theirs in zip(method, baseline, strict=True):
-        for key in ("num_train_epochs", "learning_rate", "per_device_train_batch_size", "cutoff_len"):
+        for key in ("learning_rate", "per_device_train_batch_size", "cutoff_len"):
             assert ours[key] == theirs[key], key
+        assert float(theirs["num_train_epochs"]) == float(ours["num_train_epochs"]) * repeat
     assert method[0]["model_name_or_path"] == baseline[0]["model_name_or_path"]  # both start from the ctrl model
     assert method[1]["model_name_or_path"] == method[0]["output_dir"]
     assert baseline[1]["model_name_or_path"] == baseline[0]["output_dir"]
     assert [m["num_train_epochs"] for m in method] == ["3", "1.5"]
+    assert len(FIXED_RATIOS) == 5
+    # 40 questions: the method's first pass has 200 rows, the baseline's 40 -> equal steps under "updates"
+    rows_method, rows_baseline, batch = 40 * len(FIXED_RATIOS), 40, cfg.batch_size
+    steps = [math.ceil(rows / batch) * float(args["num_train_epochs"])
+             for rows, args in ((rows_method, method[0]), (rows_baseline, baseline[0]))]
+    assert (steps[0] == steps[1]) == (schedule == "updates")
+
+
+def test_optimizer_steps_reads_each_trainings_global_step(tmp_path):
+    from extra_cot.study.report import TRAININGS, optimizer_steps
+
+    for i, name in enumerate(TRAININGS[:3]):
+        (tmp_path / "models" / name).mkdir(parents=True)
+        (tmp_path / "models" / name / "trainer_state.json").write_text(json.dumps({"global_step": 10 * (i + 1)}))
+    assert optimizer_steps(tmp_path) == {"fixed": 10, "sft": 20, "no_control_first": 30, "no_control": None}

@@ -4,7 +4,8 @@ The study is the demo's pipeline at a size that carries statistics (issue 17): g
 in four grades, split by ``--seed`` into SFT / policy / validation / test sets; Stage 1 compress;
 a first-pass mixed-ratio SFT model (fixed ratios only) whose sweep on the policy set gives the
 model-based γ*; a second pass that adds the ``<COMP_AUTO>`` rows; a no-control baseline trained on
-the full traces of the same questions with the same two-pass schedule; evaluation on the
+the full traces of the same questions in the same two passes (by default with as many optimizer
+updates as the method, see ``--baseline-schedule``); evaluation on the
 validation and test splits. Choose options on the validation numbers; the test numbers are the record.
 """
 
@@ -20,6 +21,7 @@ from extra_cot.demo.config import _STEP_LIST, PRECISIONS
 DEFAULT_OUT = "runs/study"
 RUN, DATA, TRAIN, EVAL = "run", "data", "stage 2 training", "evaluation"
 SPLITS = ("val", "test")
+BASELINE_SCHEDULES = ("updates", "epochs")
 
 
 def _splits(text: str) -> list[str]:
@@ -48,6 +50,11 @@ class StudyConfig:
                            help="epochs of the first pass (fixed-ratio rows of the train split; default 4)")
     epochs_second: float = option(default=2.0, group=TRAIN,
                                   help="epochs of the second pass (policy split + <COMP_AUTO> rows; default 2)")
+    baseline_schedule: str = option(
+        default="updates", group=TRAIN, choices=list(BASELINE_SCHEDULES),
+        help="what the no-control baseline matches: updates (its epochs x the number of fixed ratios, so it takes "
+             "as many optimizer steps as the method, whose set has one row per ratio; the default) or epochs (the "
+             "method's epochs, hence about 1/5 of its steps)")
     batch_size: int = option(default=8, group=TRAIN, help="per-device batch size (default 8)")
     learning_rate: float = option(default=5.0e-4, group=TRAIN, help="peak learning rate, cosine schedule (5e-4)")
     precision: str = option(default="auto", group=TRAIN, choices=list(PRECISIONS),

@@ -232,6 +232,20 @@ def provenance(root: Path) -> dict:
     }
 
 
+#: The four trainings of a study run (model folder under OUT/models): method first/second pass, baseline's.
+TRAININGS = ("fixed", "sft", "no_control_first", "no_control")
+
+
+def optimizer_steps(root: Path) -> dict[str, int | None]:
+    """Optimizer updates each training took (``global_step`` of its ``trainer_state.json``; None if absent):
+    shows whether the no-control baseline had as many updates as the method (``--baseline-schedule``)."""
+    steps = {}
+    for name in TRAININGS:
+        path = root / "models" / name / "trainer_state.json"
+        steps[name] = json.loads(path.read_text()).get("global_step") if path.is_file() else None
+    return steps
+
+
 def build_record(root: Path) -> dict:
     """The whole record of one study folder (see module doc): ``runs``/``targets`` are the test
     split's (the record), ``splits`` holds every evaluated split (validation: for choosing options)."""
@@ -246,7 +260,7 @@ def build_record(root: Path) -> dict:
     return {
         **provenance(root), "seed": config["seed"], "split": main_split, "n_test": splits[main_split]["n"],
         "reference_think_tokens": splits[main_split]["reference_think_tokens"],
-        "config": config, "traces": traces, "gamma": gamma,
+        "config": config, "optimizer_steps": optimizer_steps(root), "traces": traces, "gamma": gamma,
         "runs": splits[main_split]["runs"], "targets": splits[main_split]["targets"], "splits": splits,
         "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
     }
@@ -273,7 +287,9 @@ def render(record: Mapping) -> str:
               (f"- date: {record['date']}; commit {record['commit']} (dirty: {record['dirty']}); report code "
                f"{record['report_code'].get('commit')}"),
               f"- machine: {record['machine']}; load mean {record['load']['mean']}, max {record['load']['max']}",
-              f"- step wall times (s): {record['step_wall_s']} (total {record['total_wall_s']} s)", "",
+              f"- step wall times (s): {record['step_wall_s']} (total {record['total_wall_s']} s)",
+              (f"- optimizer steps: {record.get('optimizer_steps')} (no-control baseline schedule: "
+               f"{record['config'].get('baseline_schedule', 'epochs')})"), "",
               "## Runs (95 % intervals: Wilson for accuracy, bootstrap for think tokens)", "",
               "run | accuracy % [CI] | think tokens [CI] | realized vs own 1.0 | vs reference | echo | acc per 1k tokens",
               "--- | --- | --- | --- | --- | --- | ---"]

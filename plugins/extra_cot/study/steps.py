@@ -135,6 +135,8 @@ def build_steps(cfg: StudyConfig) -> list[Step]:
     report = Step("report", "Report: intervals, Pareto table, targets -> study.json / study.md",
                   [sys.executable, "-m", "extra_cot.study.report", "--out", str(p.root)], lambda: "always refreshed")
     full = ["--ratios", "1.0", "--untagged-share", "1"]
+    # the method's sets hold one row per fixed ratio and question, the baseline's one per question
+    repeat = len(FIXED_RATIOS) if cfg.baseline_schedule == "updates" else 1
     return [
         _data_step(cfg, p), base,
         _compress_step(cfg, p, "train", cfg.n_sft), _compress_step(cfg, p, "policy", cfg.n_policy),
@@ -153,10 +155,10 @@ def build_steps(cfg: StudyConfig) -> list[Step]:
                     "Stage 2 data, second pass: policy-set rows + <COMP_AUTO> rows at γ*"),
         _train_step(cfg, p, "train-policy", p.fixed, DATASETS["policy"], p.trained, cfg.epochs_second,
                     "Stage 2, second pass: llamafactory-cli train from the first pass"),
-        _train_step(cfg, p, "train-no-control-first", p.ctrl, DATASETS["full-train"], p.full_first, cfg.epochs,
+        _train_step(cfg, p, "train-no-control-first", p.ctrl, DATASETS["full-train"], p.full_first, cfg.epochs * repeat,
                     "Baseline, first pass: full traces of train without control tokens"),
-        _train_step(cfg, p, "train-no-control", p.full_first, DATASETS["full-policy"], p.full, cfg.epochs_second,
-                    "Baseline, second pass: full traces of policy without control tokens (same schedule)"),
+        _train_step(cfg, p, "train-no-control", p.full_first, DATASETS["full-policy"], p.full, cfg.epochs_second * repeat,
+                    "Baseline, second pass: full traces of policy without control tokens"),
         _eval_step(cfg, "eval-base", "Evaluation: untuned SmolLM2 (no token)", p.base, p.eval, held_out, ("base",)),
         _eval_step(cfg, "eval-no-control", "Evaluation: the no-control baseline (no token)", p.full, p.eval_full,
                    held_out, ("base",)),
