@@ -172,3 +172,16 @@ def test_optimizer_steps_reads_each_trainings_global_step(tmp_path):
         (tmp_path / "models" / name).mkdir(parents=True)
         (tmp_path / "models" / name / "trainer_state.json").write_text(json.dumps({"global_step": 10 * (i + 1)}))
     assert optimizer_steps(tmp_path) == {"fixed": 10, "sft": 20, "no_control_first": 30, "no_control": None}
+
+
+def test_the_rendered_record_names_steps_it_did_not_run():
+    """A folder resumed from another run's outputs must say so in its markdown (never look like one run)."""
+    from pathlib import Path
+
+    from extra_cot.study.report import render
+
+    record = json.loads((Path(__file__).parents[2] / "results" / "study.json").read_text())
+    assert "not produced by the invocation" not in render(record)  # the record ran every step
+    record["step_wall_s"] = {**record["step_wall_s"], "train-fixed": None, "sweep": None}
+    line = next(x for x in render(record).splitlines() if "not produced by the invocation" in x)
+    assert "['train-fixed', 'sweep']" in line

@@ -288,6 +288,8 @@ def render(record: Mapping) -> str:
                f"{record['report_code'].get('commit')}"),
               f"- machine: {record['machine']}; load mean {record['load']['mean']}, max {record['load']['max']}",
               f"- step wall times (s): {record['step_wall_s']} (total {record['total_wall_s']} s)",
+              *([f"- outputs already in the folder, not produced by the invocation(s) above: {inherited}"]
+                if (inherited := [k for k, v in record["step_wall_s"].items() if v is None]) else []),
               (f"- optimizer steps: {record.get('optimizer_steps')} (no-control baseline schedule: "
                f"{record['config'].get('baseline_schedule', 'epochs')})"), "",
               "## Runs (95 % intervals: Wilson for accuracy, bootstrap for think tokens)", "",
