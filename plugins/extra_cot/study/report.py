@@ -232,17 +232,17 @@ def provenance(root: Path) -> dict:
     }
 
 
-#: The four trainings of a study run (model folder under OUT/models): method first/second pass, baseline's.
-TRAININGS = ("fixed", "sft", "no_control_first", "no_control")
-
-
 def optimizer_steps(root: Path) -> dict[str, int | None]:
-    """Optimizer updates each training took (``global_step`` of its ``trainer_state.json``; None if absent):
-    shows whether the no-control baseline had as many updates as the method (``--baseline-schedule``)."""
+    """Optimizer updates each training took (``global_step`` of its ``trainer_state.json``; None if absent),
+    keyed by model folder: shows whether the no-control baseline had as many updates as the method
+    (``--baseline-schedule``)."""
+    from extra_cot.study.config import StudyConfig
+    from extra_cot.study.steps import Paths
+
     steps = {}
-    for name in TRAININGS:
-        path = root / "models" / name / "trainer_state.json"
-        steps[name] = json.loads(path.read_text()).get("global_step") if path.is_file() else None
+    for model in Paths(StudyConfig(out=str(root))).trainings:
+        path = model / "trainer_state.json"
+        steps[model.name] = json.loads(path.read_text()).get("global_step") if path.is_file() else None
     return steps
 
 

@@ -46,6 +46,8 @@ class Paths:
         self.full_first, self.full = r / "models/no_control_first", r / "models/no_control"
         self.sweep, self.eval, self.eval_full = r / "sweep", r / "eval", r / "eval_no_control"
         self.targets = self.stage1 / "policy_targets.jsonl"
+        #: the four trainings: the method's first and second pass, the baseline's
+        self.trainings = (self.fixed, self.trained, self.full_first, self.full)
 
     def compressed(self, split: str) -> Path:
         return self.stage1 / f"{split}_compressed.jsonl"
