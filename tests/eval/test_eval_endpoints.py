@@ -217,6 +217,28 @@ def _predictions(out):
     return {p.relative_to(out).as_posix(): p for p in out.rglob("*") if p.is_file()}
 
 
+def _wait_for(predicate, timeout_s: float, poll_s: float = 0.05) -> float | None:
+    """Seconds until ``predicate()`` held (None when it did not within ``timeout_s``)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(poll_s)
+    return None
+
+
+def _lines(path) -> int:
+    return path.read_text().count("\n") if path.exists() else 0
+
+
+def _start_eval(endpoints: str, out, flags: list[str]):
+    """``extra-cot eval --endpoints`` in a subprocess; returns it and its ``partial.jsonl`` (GSM8K, ratio 1.0)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "extra_cot.cli", "eval", "--endpoints", endpoints, "--output_dir", str(out), *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    return proc, out / "gsm8k" / "1.0" / "partial.jsonl"
+
+
 @pytest.mark.slow
 def test_sweep_survives_a_server_killed_mid_run(tiny_model_dir, tmp_path):
     from extra_cot.eval.server import VLLMServer
@@ -230,17 +252,9 @@ def test_sweep_survives_a_server_killed_mid_run(tiny_model_dir, tmp_path):
                              log_dir=tmp_path, extra_args=("--dtype", "float32")) as replicas:
         victim, survivor = replicas.servers
         out = tmp_path / "two"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "extra_cot.cli", "eval", "--endpoints", replicas.endpoints,
-             "--output_dir", str(out), *flags],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
-        partial = out / "gsm8k" / "1.0" / "partial.jsonl"
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None:
-            if partial.exists() and partial.read_text().count("\n") >= 2:
-                break
-            time.sleep(0.05)
-        done_at_kill = partial.read_text().count("\n") if partial.exists() else 0
+        proc, partial = _start_eval(replicas.endpoints, out, flags)
+        _wait_for(lambda: _lines(partial) >= 2 or proc.poll() is not None, 300)
+        done_at_kill = _lines(partial)
         victim.kill()
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
@@ -257,20 +271,6 @@ def test_sweep_survives_a_server_killed_mid_run(tiny_model_dir, tmp_path):
     drop = ("latency_s",)
     assert [{k: v for k, v in r.items() if k not in drop} for r in preds] == \
         [{k: v for k, v in r.items() if k not in drop} for r in ref]
-
-
-def _wait_for(predicate, timeout_s: float, poll_s: float = 0.05) -> float | None:
-    """Seconds until ``predicate()`` held (None when it did not within ``timeout_s``)."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout_s:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(poll_s)
-    return None
-
-
-def _lines(path) -> int:
-    return path.read_text().count("\n") if path.exists() else 0
 
 
 @pytest.mark.slow
@@ -297,11 +297,7 @@ def test_a_killed_server_restarted_mid_run_takes_requests_again(tiny_model_dir, 
                              log_dir=tmp_path, extra_args=("--dtype", "float32")) as replicas:
         victim, survivor = replicas.servers
         out = tmp_path / "out"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "extra_cot.cli", "eval", "--endpoints", replicas.endpoints,
-             "--output_dir", str(out), *flags],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
-        partial = out / "gsm8k" / "1.0" / "partial.jsonl"
+        proc, partial = _start_eval(replicas.endpoints, out, flags)
         try:
             assert _wait_for(lambda: _lines(partial) >= 4 or proc.poll() is not None, 300) is not None
             victim.kill()
