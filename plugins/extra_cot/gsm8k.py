@@ -19,3 +19,9 @@ def split_solution(answer: str, where: str) -> tuple[str, str]:
         )
     solution, final = answer.rsplit(MARKER, 1)
     return solution.strip(), final.strip().replace(",", "")
+
+
+def operation_count(answer: str) -> int:
+    """Calculator annotations ``<<…>>`` in a GSM8K solution (its number of operations), at least 1:
+    the difficulty grade the demo reports γ* by on GSM8K rows."""
+    return max(1, answer.count("<<"))

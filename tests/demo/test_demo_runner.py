@@ -12,6 +12,10 @@ from extra_cot.demo.runner import StepFailed, load_state, run_steps
 from extra_cot.demo.steps import Step, build_steps, cpu_has_native_bf16, precision_overrides
 
 
+def _opt(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
 def _writer(name: str, out: Path) -> Step:
     """A step whose command appends one line to its output file and to a shared run log."""
     target = out / f"{name}.txt"
@@ -83,8 +87,8 @@ def test_demo_steps_cover_the_pipeline_in_order(tmp_path):
     cfg = config_from_args(parser().parse_args(["--out", str(tmp_path)]))
     steps = build_steps(cfg)
     assert [s.name for s in steps] == [
-        "data", "model", "compress", "policy-targets", "build-sft", "prepare-model", "train",
-        "eval-base", "eval", "rl-sweep", "build-rl", "rl-command", "rl-train", "rl-merge", "eval-rl", "plot",
+        "data", "model", "compress", "compress-rl", "build-fixed", "prepare-model", "train-fixed", "sweep", "gamma",
+        "build-sft", "train", "eval-base", "eval", "build-rl", "rl-command", "rl-train", "rl-merge", "eval-rl", "plot",
         "summary"]
     by = {s.name: s for s in steps}
     # Stage 3 trains for real: verl main_ppo on the CPU platform from the SFT model, K steps, one batch
@@ -99,13 +103,26 @@ def test_demo_steps_cover_the_pipeline_in_order(tmp_path):
     assert by["rl-merge"].argv[1:4] == ["-m", "verl.model_merger", "merge"]
     assert by["eval-rl"].serve.endswith("models/rl") and "0.2,0.4,0.6,0.8,1.0,policy" in by["eval-rl"].argv
     assert by["eval-base"].serve.endswith("models/base") and by["eval"].serve.endswith("models/sft")
-    assert "--n-samples" in by["rl-sweep"].argv and by["rl-sweep"].argv[by["rl-sweep"].argv.index("--n-samples") + 1] == "3"
+    # two passes (issue 17): the first-pass model is swept on the RL problems; their γ* (study.gamma) labels the
+    # second pass's <COMP_AUTO> rows, and the same sweep is build-rl's input
+    sweep = by["sweep"].argv
+    assert by["sweep"].serve.endswith("models/fixed") and sweep[sweep.index("--n-samples") + 1] == "3"
+    assert by["gamma"].argv[1:3] == ["-m", "extra_cot.study.gamma"]
+    assert _opt(by["gamma"].argv, "--sweep") == f"{_opt(sweep, '--output_dir')}/arith_rl"
+    assert _opt(by["build-rl"].argv, "--sweep") == _opt(sweep, "--output_dir")
+    assert _opt(by["build-sft"].argv, "--policy-ratios") == _opt(by["gamma"].argv, "--out")
+    assert _opt(by["build-sft"].argv, "--input") == _opt(by["compress-rl"].argv, "--output")
+    assert _opt(by["build-fixed"].argv, "--input") == _opt(by["compress"].argv, "--output")
+    assert "--policy-ratios" not in by["build-fixed"].argv
+    first, second = by["train-fixed"].argv, by["train"].argv
+    assert "num_train_epochs=3" in first and "num_train_epochs=2" in second
+    assert f"output_dir={tmp_path / 'models/fixed'}" in first and f"model_name_or_path={tmp_path / 'models/fixed'}" in second
     assert "0.2,0.4,0.6,0.8,1.0,policy" in by["eval"].argv
     assert by["train"].argv[1:3] == ["train", "examples/smollm2-135m_demo.yaml"]
     precision = [a for a in by["train"].argv if a.startswith(("bf16", "use_cpu"))]
     assert precision == precision_overrides("auto")  # bf16 autocast where the CPU has it, else the YAML's fp32
     tiny = build_steps(config_from_args(parser().parse_args(["--out", str(tmp_path), "--tiny"])))
-    assert {s.serve for s in tiny if s.serve} == {str(tmp_path / "models/sft")}  # one vLLM start in CI
+    assert {s.serve for s in tiny if s.serve} == {str(tmp_path / "models/fixed"), str(tmp_path / "models/sft")}
 
 
 def test_demo_precision_overrides(tmp_path):
@@ -122,25 +139,23 @@ def test_demo_precision_overrides(tmp_path):
 
 
 def test_demo_steps_redo_outputs_written_with_other_options(tmp_path):
-    """build-sft and build-rl outputs from another --untagged-share / --rl-quotas are not reused."""
+    """A build-rl output from another --rl-quotas is not reused; another --untagged-share is another
+    build-sft command line, which the runner redoes (runner._needs_run)."""
     import json
 
-    from extra_cot.demo.steps import SFT_NAME
-
     by = {s.name: s for s in build_steps(DemoConfig(out=str(tmp_path)))}
-    sft, rl = tmp_path / "sft", tmp_path / "rl"
-    sft.mkdir()
+    rl = tmp_path / "rl"
     rl.mkdir()
-    (sft / f"{SFT_NAME}.jsonl").write_text("{}\n")
     (rl / "train.parquet").write_bytes(b"")
-    for share, quotas, done in ((0.5, "method", False), (0.0, "none", True)):
-        (sft / "dataset_info.json").write_text(json.dumps({SFT_NAME: {"extra_cot": {"untagged_share": share}}}))
+    for quotas, done in (("method", False), ("none", True)):
         (rl / "build_rl_config.json").write_text(json.dumps({"quotas": quotas}))
-        sft_why, rl_why = by["build-sft"].check(), by["build-rl"].check()
-        assert (sft_why is None) == done and (rl_why is None) == done
+        rl_why = by["build-rl"].check()
+        assert (rl_why is None) == done
         if not done:
-            assert "'untagged_share': 0.5" in sft_why and "'untagged_share': 0.0" in sft_why
             assert "'quotas': 'method'" in rl_why and "'quotas': 'none'" in rl_why
+    other = {s.name: s for s in build_steps(DemoConfig(out=str(tmp_path), untagged_share=0.5))}
+    for name in ("build-fixed", "build-sft"):
+        assert _opt(by[name].argv, "--untagged-share") == "0" and _opt(other[name].argv, "--untagged-share") == "0.5"
 
 
 def test_demo_config_validation_names_the_fix(tmp_path):

@@ -1,6 +1,7 @@
 """The demo's wiring, end to end, with the tiny local model (CI): every real command and host runs.
 
-One vLLM start (``--tiny`` evaluates ``base`` on the trained model's server); a rerun then
+Two vLLM starts (the first-pass model for the γ* sweep; ``--tiny`` evaluates ``base`` on the trained
+model's server); a rerun then
 skips every step (resumable) and only refreshes the summary.
 """
 
@@ -28,9 +29,10 @@ def test_demo_tiny_pipeline_end_to_end_and_resume(tmp_path):
     done = _demo(out)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     state = json.loads((out / "demo_state.json").read_text())
-    assert list(state["steps"]) == ["data", "model", "compress", "policy-targets", "build-sft", "prepare-model",
-                                    "train", "eval-base", "eval", "rl-sweep", "plot", "summary"]
-    assert len(state["server_starts"]) == 1
+    assert list(state["steps"]) == ["data", "model", "compress", "compress-rl", "build-fixed", "prepare-model",
+                                    "train-fixed", "sweep", "gamma", "build-sft", "train", "eval-base", "eval", "plot",
+                                    "summary"]
+    assert len(state["server_starts"]) == 2  # the first-pass model for the sweep, the second for evaluation
     for ratio in ("base", "0.2", "0.4", "0.6", "0.8", "1.0", "policy"):
         metrics = json.loads((out / "eval/arith" / ratio / "metrics.json").read_text())
         assert metrics["n"] == 3 and metrics["ratio"] == ratio
@@ -44,6 +46,6 @@ def test_demo_tiny_pipeline_end_to_end_and_resume(tmp_path):
     started = time.monotonic()
     again = _demo(out)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert again.stdout.count("skip (done") == 11  # all but the summary
+    assert again.stdout.count("skip (done") == 14  # all but the summary
     assert "starting vLLM" not in again.stdout
     assert time.monotonic() - started < 60

@@ -63,28 +63,27 @@ class DemoConfig:
     sft: int = option(default=48, cli_default=UNSET, group=DATA, help="problems for Stage 1/2 (default 48; tiny 8)")
     rl: int = option(
         default=40, cli_default=UNSET, group=DATA,
-        help="training-split problems for the RL sweep (default 40: build-rl must keep >= TRAIN_BATCH + VAL_ROWS = 5 "
-        "questions inside the gt_ratio window; the 2026-11-30 run kept 5 of 24)"
+        help="problems the first-pass model sweeps (default 40; tiny 3): their γ* gives the second pass's "
+        "<COMP_AUTO> rows and the Stage 3 data (build-rl needs >= 5 of them inside the gt_ratio window)"
     )
     test: int = option(default=32, cli_default=UNSET, group=DATA, help="held-out evaluation problems (default 32)")
     seed: int = option(default=0, group=DATA)
     epochs: float = option(
-        default=4.0,
-        group=TRAIN,
-        help="default 4 = 144 steps (issue 10, measured on the 2-3-step family with distinct token rows: "
-        "2 epochs gave think tokens 40/54/107/119/111 for 0.2..1.0, not rising; 4 epochs echo 100%% and "
-        "realized 0.25/0.34/0.62/0.86/1.00)",
-    )
+        default=3.0, group=TRAIN,
+        help="epochs of the first pass: the fixed-ratio rows of the SFT problems (default 3; docs/demo.md)")
+    epochs_second: float = option(
+        default=2.0, group=TRAIN,
+        help="epochs of the second pass, from the first: the RL problems' fixed-ratio rows plus their <COMP_AUTO> "
+        "rows at the swept γ* (default 2)")
     max_steps: int = option(
-        default=-1, cli_default=UNSET, group=TRAIN, help="optimizer steps (overrides --epochs)"
+        default=-1, cli_default=UNSET, group=TRAIN, help="optimizer steps of each pass (overrides both epochs)"
     )
     batch_size: int = option(default=8, cli_default=UNSET, group=TRAIN)
     cutoff_len: int = 512  # not a flag: the YAML's, or --tiny's
     learning_rate: float = option(
         default=5.0e-4,
         group=TRAIN,
-        help="default 5e-4: measured at 1e-4, 32 steps leave the new token rows nearly untouched "
-        "and the model skips <COMP_xx>/<think>",
+        help="peak learning rate of both passes, cosine schedule (default 5e-4; docs/demo.md)",
     )
     precision: str = option(
         default="auto",
@@ -92,22 +91,18 @@ class DemoConfig:
         choices=list(PRECISIONS),
         help="Stage 2 arithmetic: bf16 = LLaMA-Factory bf16=true use_cpu=true (CPU autocast, fp32 master weights "
         "and saved model), fp32 = the YAML's bf16: false; auto (default) = bf16 where the CPU has native bf16 "
-        "(avx512_bf16 or amx_bf16 in /proc/cpuinfo), else fp32. Measured on the 2-core demo machine: 4.0 s per "
-        "step in bf16 (results/demo.json) vs 8.6 s in fp32 (the 4111ddf demo, results/demo.json at commit 417dd93)",
+        "(avx512_bf16 or amx_bf16 in /proc/cpuinfo), else fp32 (step times: docs/demo.md)",
     )
     formula_bonus: float = option(
         default=3.0,
         group=DATA,
-        help="extra-cot compress --formula-bonus (default here 3.0: the demo problems' decisive steps "
-        "are their equations, so they outrank prose; compress's own default is 1.0)",
+        help="extra-cot compress --formula-bonus: extra score of formula tokens (default here 3; compress's own 1)",
     )
     untagged_share: float = option(
         default=0.0,
         group=DATA,
-        help="extra-cot build-sft --untagged-share (default here 0; the paper's and build-sft's is 0.5): the demo "
-        "asks with a token every time, and at 0.5 its 48 problems give <COMP_100> half the examples of every other "
-        "token and teach 'answer without a token', which the 2026-11-30 run showed as 1.0 outputs in 0.8 style and "
-        "42%% untagged answers in policy mode [R]",
+        help="extra-cot build-sft --untagged-share: share of the 1.0 rows trained without a control token "
+        "(default here 0; the paper's and build-sft's 0.5; docs/demo.md) [R]",
     )
     max_tokens: int = option(
         default=320, cli_default=UNSET, group=EVAL, help="new tokens per request (default 320; tiny 48)"
@@ -139,16 +134,14 @@ class DemoConfig:
     rl_quotas: str = option(
         default="none",
         group=RL,
-        help="extra-cot build-rl --quotas (default here none; build-rl's and the paper's is 'method'): exact quotas "
-        "keep as many rows as the scarcest gamma* allows, measured: 3 of 15 usable sweep rows (f991332 run, 40 "
-        "problems: 11 at 0.2, 2 at 0.4, 1 at 0.8, 1 at 1.0), fewer than one RL batch [R]",
+        help="extra-cot build-rl --quotas: none keeps every usable sweep row (default here), method the paper's "
+        "shares (build-rl's default; docs/demo.md) [R]",
     )
     n_gpus: int = option(default=8, group=EVAL, help="GPUs per node in the printed CHRPO command")
     rl_steps: int = option(
         default=2,
         group=RL,
-        help="CHRPO steps verl trains on this CPU (default 2: ~1-2 min a step with SmolLM2 here, "
-        "so the RL part stays within ~10 min; extra_cot.demo.rl_train)",
+        help="CHRPO steps verl trains on this CPU from the SFT model (default 2; docs/demo.md)",
     )
     force: list[str] = option(help="comma list of steps to redo (and every step after the first)", **_STEP_LIST)
     only: list[str] = option(
@@ -168,8 +161,8 @@ class DemoConfig:
             raise ValueError(f"--precision {self.precision!r}: use auto, fp32 or bf16")
         if self.base_server not in ("separate", "reuse"):
             raise ValueError(f"--base-server {self.base_server!r}: use 'separate' or 'reuse'")
-        if self.epochs <= 0 and self.max_steps <= 0:
-            raise ValueError("set --epochs > 0 or --max-steps > 0")
+        if (self.epochs <= 0 or self.epochs_second <= 0) and self.max_steps <= 0:
+            raise ValueError("set --epochs and --epochs-second > 0, or --max-steps > 0")
         if not Path(self.sft_config).is_file():
             raise ValueError(f"--sft-config {self.sft_config} not found; run from the repository root or pass the path")
 

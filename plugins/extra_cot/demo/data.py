@@ -5,7 +5,9 @@
 * ``sft_source.jsonl``: Stage 1 input. Generated problems: verbose traces in the
   ``extra-cot compress --input-format responses`` shape; GSM8K (``--gsm8k-train``): the GSM8K rows
   themselves (``--input-format gsm8k``, their worked solutions are the chains of thought).
-* ``rl.jsonl``: the next ``--rl`` training-split questions (GSM8K format) for the Stage 3 sweep.
+* ``rl.jsonl``: the next ``--rl`` training-split questions (GSM8K format, with ``grade``) for the sweep
+  of the first-pass model, which gives their γ* (the ``<COMP_AUTO>`` rows) and the Stage 3 data.
+* ``rl_source.jsonl``: the same questions with their chains of thought (Stage 1 input of the second pass).
 * ``test.jsonl``: ``--test`` held-out questions (GSM8K format) for evaluation.
 * ``data_config.json``: the resolved options and counts (the step's completion marker).
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from extra_cot import fileio
 from extra_cot.demo.problems import ProblemOptions, generate, to_gsm8k, to_trace
-from extra_cot.gsm8k import split_solution
+from extra_cot.gsm8k import operation_count, split_solution
 
 CONFIG_NAME = "data_config.json"
 #: The demo's problem family: one or two operations with small numbers (the issue-10 family the demo
@@ -36,7 +38,7 @@ def _gsm8k_rows(path: str, n: int, what: str) -> list[dict]:
         if not isinstance(row.get("question"), str):
             raise ValueError(f"{path}:{line}: need a 'question' string (GSM8K format)")  # noqa: TRY004
         split_solution(row.get("answer"), f"{path}:{line}")
-    return [row for _, row in numbered]
+    return [{**row, "grade": row.get("grade", operation_count(row["answer"]))} for _, row in numbered]
 
 
 def build_sets(args: argparse.Namespace) -> tuple[dict[str, list[dict]], str]:
@@ -45,14 +47,15 @@ def build_sets(args: argparse.Namespace) -> tuple[dict[str, list[dict]], str]:
         train = _gsm8k_rows(args.gsm8k_train, args.sft + args.rl, "--sft + --rl")
         test_path = args.gsm8k_test or args.gsm8k_train.replace("train", "test")
         test = _gsm8k_rows(test_path, args.test, "--test")
-        sets = {"sft_source.jsonl": train[: args.sft], "rl.jsonl": train[args.sft:], "test.jsonl": test}
+        sets = {"sft_source.jsonl": train[: args.sft], "rl.jsonl": train[args.sft:], "rl_source.jsonl": train[args.sft:],
+                "test.jsonl": test}
         return sets, "gsm8k"
     options = ProblemOptions(min_steps=args.min_steps, max_steps=args.max_steps, max_start=args.max_start,
                              max_factor=args.max_factor, max_add=args.max_add)
     rows = generate(args.sft + args.rl + args.test, seed=args.seed, options=options)
     sft, rl, test = rows[: args.sft], rows[args.sft: args.sft + args.rl], rows[args.sft + args.rl:]
     sets = {"sft_source.jsonl": [to_trace(r) for r in sft], "rl.jsonl": [to_gsm8k(r) for r in rl],
-            "test.jsonl": [to_gsm8k(r) for r in test]}
+            "rl_source.jsonl": [to_trace(r) for r in rl], "test.jsonl": [to_gsm8k(r) for r in test]}
     return sets, "responses"
 
 

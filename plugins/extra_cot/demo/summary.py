@@ -333,6 +333,27 @@ def _verdict(c: dict) -> str:
             f"{'; forced control (does not count)' if c['forced_control'] else ''}.")
 
 
+def gamma_section(root: Path, dataset: str) -> tuple[str, dict]:
+    """γ* of the swept RL problems (study.gamma's summary) and the policy's chosen ratio per grade
+    on the held-out set (study.report.run_summary)."""
+    from extra_cot.study.report import eval_records, read_grades, run_summary
+
+    gamma_path = root / "stage1" / "policy_targets.jsonl.summary.json"
+    policy_dir = root / "eval" / dataset / "policy"
+    if not gamma_path.is_file() or not (policy_dir / "prediction.json").is_file():
+        return "(not run)", {}
+    gamma = json.loads(gamma_path.read_text())
+    policy = run_summary(eval_records(policy_dir), read_grades(root / "data" / "test.jsonl"))
+    lines = [(f"- γ* of {gamma['n_targets']} of {gamma['n_questions']} swept problems: {gamma['distribution']}; "
+              f"mean by grade {gamma['mean_by_grade']}; no passing ratio, by grade: {gamma['dropped_no_pass_by_grade']}"),
+             (f"- `<COMP_AUTO>` on the held-out set (n = {policy['n']}): chose {policy['chosen']}; mean chosen ratio "
+              f"by grade {policy['mean_chosen_ratio_by_grade']}"),
+             "- accuracy by grade (policy): " + ", ".join(
+                 f"{g}: {v['accuracy']:.1%} (n={v['n']})" for g, v in policy["by_grade"].items())]
+    return "\n".join(lines), {"gamma": gamma, "policy": {k: policy[k] for k in
+                                                          ("chosen", "chosen_by_grade", "mean_chosen_ratio_by_grade")}}
+
+
 def build_summary(root: Path) -> tuple[str, dict]:
     config = json.loads((root / "demo_config.json").read_text()) if (root / "demo_config.json").is_file() else {}
     state = json.loads((root / "demo_state.json").read_text()) if (root / "demo_state.json").is_file() else {}
@@ -345,6 +366,7 @@ def build_summary(root: Path) -> tuple[str, dict]:
     load = record["load"]
     rl_train_text, rl_train = rl_train_section(root, dataset, ORDER[1:])
     record["rl_train"] = rl_train  # Stage 3 rows measured from the merged RL checkpoint (issue 11)
+    gamma_text, record["gamma"] = gamma_section(root, dataset)
     base_note = ("`base` = the untuned model (served separately)" if config.get("base_server") == "separate"
                  else "`base` = the trained model asked without a control token (`--base-server reuse`)")
     md = f"""# Extra-CoT demo summary
@@ -373,7 +395,11 @@ Echo fidelity = share of outputs whose leading token is the requested `<COMP_xx>
 
 {checks_text(record['checks'])}
 
-## Stage 3 data (sweep on the training split, pass@{config.get('n_samples')})
+## γ* and `<COMP_AUTO>` by grade (first-pass sweep of the RL problems, pass@{config.get('n_samples')})
+
+{gamma_text}
+
+## Stage 3 data (the same sweep)
 
 {rl_section(root / 'rl')}
 

@@ -18,8 +18,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from extra_cot.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl
+from extra_cot.fileio import atomic_write_json, atomic_write_jsonl
 from extra_cot.rl.rl_data import aggregate, gt_ratio
+from extra_cot.study.report import read_grades
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
 
@@ -63,12 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", required=True, help="the swept JSONL (rows carry 'grade', in eval index order)")
     p.add_argument("--out", required=True, help="JSONL of {question, gt_ratio, grade} (build-sft --policy-ratios)")
     args = p.parse_args(argv)
-    grades = []
-    for n, row in read_jsonl(args.data):
-        if not isinstance(row.get("grade"), int):
-            raise ValueError(f"{args.data}:{n}: field 'grade' is missing or not an integer")  # noqa: TRY004 (a bad input file)
-        grades.append(row["grade"])
-    rows, summary = targets(read_sweep(Path(args.sweep)), grades)
+    rows, summary = targets(read_sweep(Path(args.sweep)), read_grades(Path(args.data)))
     atomic_write_jsonl(args.out, rows)
     atomic_write_json(f"{args.out}.summary.json", summary)
     print(f"wrote {args.out}: {summary['n_targets']} of {summary['n_questions']} questions; "

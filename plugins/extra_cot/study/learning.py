@@ -39,7 +39,15 @@ from extra_cot import fileio
 from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, option
 from extra_cot.demo.config import _STEP_LIST
 from extra_cot.stats import bootstrap_ratio, overlaps
-from extra_cot.study.report import _grades, _records, mean_ratio, provenance, ratio_key, rises, run_summary
+from extra_cot.study.report import (
+    eval_records,
+    mean_ratio,
+    provenance,
+    ratio_key,
+    read_grades,
+    rises,
+    run_summary,
+)
 
 DEFAULT_OUT = "runs/chrpo_learning"
 ARMS = ("chrpo", "grpo")
@@ -354,8 +362,8 @@ def compute_targets(held: Mapping[str, Mapping]) -> dict[str, dict]:
 
 def build_record(root: Path) -> dict:
     config = json.loads((root / "learning_config.json").read_text())
-    rl_grades = _grades(root / "data" / "rl.jsonl")
-    held_grades = _grades(Path(config["study"]) / "data" / f"{config['split']}.jsonl")
+    rl_grades = read_grades(root / "data" / "rl.jsonl")
+    held_grades = read_grades(Path(config["study"]) / "data" / f"{config['split']}.jsonl")
     per_step_rollouts = config["batch"] * config["rollout_n"]
     arms = {}
     for arm in ARMS:
@@ -365,7 +373,7 @@ def build_record(root: Path) -> dict:
     for name in MODELS:
         run = root / "eval" / name / config["split"] / "policy"
         if (run / "prediction.json").is_file():
-            held[name] = held_out(_records(run), held_grades)
+            held[name] = held_out(eval_records(run), held_grades)
     for arm in ARMS:
         if arm in held:
             arms[arm]["heldout"] = held[arm]

@@ -146,7 +146,7 @@ def compute_targets(runs: Mapping[str, dict], traces: Mapping, gamma: Mapping) -
 # --- reading a study folder ----------------------------------------------------------------------------------
 
 
-def _grades(path: Path) -> list[int]:
+def read_grades(path: Path) -> list[int]:
     grades = []
     for n, row in read_jsonl(path):
         if not isinstance(row.get("grade"), int):
@@ -155,7 +155,7 @@ def _grades(path: Path) -> list[int]:
     return grades
 
 
-def _records(run_dir: Path) -> list[dict]:
+def eval_records(run_dir: Path) -> list[dict]:
     path = run_dir / "prediction.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run the study's evaluation steps first")
@@ -185,7 +185,7 @@ def collect_runs(root: Path, split: str, grades: list[int], ref_mean: float) -> 
     dirs["no_control"] = root / "eval_no_control" / split / "base"
     runs = {}
     for name, run_dir in dirs.items():
-        runs[name] = run_summary(_records(run_dir), grades)
+        runs[name] = run_summary(eval_records(run_dir), grades)
         metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
         runs[name]["echo_fidelity"] = metrics.get("echo_fidelity")
     own = runs["1.0"]["think_tokens"]
@@ -202,7 +202,7 @@ def _state(root: Path) -> dict:
 
 def split_record(root: Path, split: str, tokenizer, traces: Mapping, gamma: Mapping) -> dict:
     """Runs and targets of one held-out split."""
-    grades = _grades(root / "data" / f"{split}.jsonl")
+    grades = read_grades(root / "data" / f"{split}.jsonl")
     traces_path = root / "data" / f"{split}_traces.jsonl"
     refs = reference_tokens(traces_path, tokenizer) if traces_path.is_file() else []
     ref_mean = sum(refs) / len(refs) if refs else 0.0
