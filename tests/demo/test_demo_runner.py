@@ -115,7 +115,7 @@ def test_demo_steps_cover_the_pipeline_in_order(tmp_path):
     assert _opt(by["build-fixed"].argv, "--input") == _opt(by["compress"].argv, "--output")
     assert "--policy-ratios" not in by["build-fixed"].argv
     first, second = by["train-fixed"].argv, by["train"].argv
-    assert "num_train_epochs=3" in first and "num_train_epochs=2" in second
+    assert "num_train_epochs=4" in first and "num_train_epochs=2" in second
     assert f"output_dir={tmp_path / 'models/fixed'}" in first and f"model_name_or_path={tmp_path / 'models/fixed'}" in second
     assert "0.2,0.4,0.6,0.8,1.0,policy" in by["eval"].argv
     assert by["train"].argv[1:3] == ["train", "examples/smollm2-135m_demo.yaml"]

@@ -69,8 +69,8 @@ class DemoConfig:
     test: int = option(default=32, cli_default=UNSET, group=DATA, help="held-out evaluation problems (default 32)")
     seed: int = option(default=0, group=DATA)
     epochs: float = option(
-        default=3.0, group=TRAIN,
-        help="epochs of the first pass: the fixed-ratio rows of the SFT problems (default 3; docs/demo.md)")
+        default=4.0, group=TRAIN,
+        help="epochs of the first pass: the fixed-ratio rows of the SFT problems (default 4; docs/demo.md)")
     epochs_second: float = option(
         default=2.0, group=TRAIN,
         help="epochs of the second pass, from the first: the RL problems' fixed-ratio rows plus their <COMP_AUTO> "

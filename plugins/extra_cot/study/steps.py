@@ -17,9 +17,8 @@ from extra_cot.demo.steps import (
     _eval_argv,
     _metrics_n,
     _missing,
-    _tokenizer_drift,
-    precision_overrides,
     tool,
+    train_step,
 )
 from extra_cot.fileio import stale_options
 from extra_cot.study.config import StudyConfig
@@ -92,16 +91,7 @@ def _build_step(cfg: StudyConfig, p: Paths, key: str, inputs: str, extra: list[s
 
 def _train_step(cfg: StudyConfig, p: Paths, name: str, start: Path, dataset: str, out: Path, epochs: float,
                 title: str) -> Step:
-    argv = tool("llamafactory-cli", "llamafactory.cli") + [
-        "train", "examples/smollm2-135m_demo.yaml", f"model_name_or_path={start}", f"dataset_dir={p.sft}",
-        f"dataset={dataset}", f"output_dir={out}", f"per_device_train_batch_size={cfg.batch_size}",
-        f"cutoff_len={cfg.cutoff_len}", f"learning_rate={cfg.learning_rate:g}", f"num_train_epochs={epochs:g}",
-        *precision_overrides(cfg.precision)]
-
-    def check() -> str | None:
-        return _missing(out / "model.safetensors", out / "train_results.json") or _tokenizer_drift(p.ctrl, out)
-
-    return Step(name, title, argv, check, clean=[out])
+    return train_step(cfg, name, title, start, p.sft, dataset, out, p.ctrl, [f"num_train_epochs={epochs:g}"])
 
 
 def _eval_step(cfg: StudyConfig, name: str, title: str, model: Path, out: Path, datasets: dict[str, tuple[Path, int]],
