@@ -100,6 +100,7 @@ def test_demo_steps_cover_the_pipeline_in_order(tmp_path):
     batch = build[build.index("--train-batch-size") + 1]
     assert f"data.train_batch_size={batch}" in train
     assert build[build.index("--quotas") + 1] == cfg.rl_quotas == "none"  # the demo's few sweep rows (config help)
+    assert _opt(build, "--tolerance") == "0.2"  # the window: docs/demo.md
     assert by["rl-merge"].argv[1:4] == ["-m", "verl.model_merger", "merge"]
     assert by["eval-rl"].serve.endswith("models/rl") and "0.2,0.4,0.6,0.8,1.0,policy" in by["eval-rl"].argv
     assert by["eval-base"].serve.endswith("models/base") and by["eval"].serve.endswith("models/sft")
@@ -115,7 +116,7 @@ def test_demo_steps_cover_the_pipeline_in_order(tmp_path):
     assert _opt(by["build-fixed"].argv, "--input") == _opt(by["compress"].argv, "--output")
     assert "--policy-ratios" not in by["build-fixed"].argv
     first, second = by["train-fixed"].argv, by["train"].argv
-    assert "num_train_epochs=4" in first and "num_train_epochs=2" in second
+    assert "num_train_epochs=3" in first and "num_train_epochs=2" in second
     assert f"output_dir={tmp_path / 'models/fixed'}" in first and f"model_name_or_path={tmp_path / 'models/fixed'}" in second
     assert "0.2,0.4,0.6,0.8,1.0,policy" in by["eval"].argv
     assert by["train"].argv[1:3] == ["train", "examples/smollm2-135m_demo.yaml"]

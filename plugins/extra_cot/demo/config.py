@@ -1,15 +1,13 @@
 """Options of one demo run (``python -m extra_cot.demo``): sizes, paths, modes.
 
-Time: :data:`TIME_ESTIMATE` (the one estimate; README and Makefile quote it), measured by the
-run recorded in results/demo.md (2026-11-30 15:39-16:09 UTC, commit f954a3f, 2 cores, load average
-1.87 = the demo alone): model conversion 24 s; compress of 48 short traces 47 s; Stage 2 training
-144 steps (48 problems x 6 examples, batch 8, 4 epochs) 570 s, ~4 s per step in bf16 CPU autocast
-(``--precision``; a CPU without native bf16 trains in fp32 at ~8.6 s per step, measured in the
-4111ddf run: ~10 minutes more); held-out evaluation (base 113 s, trained model at six settings,
-2 samples: 244 s, vLLM start-ups ~62 s each included): 16.8 min before Stage 3; the pass@3 sweep of
-40 problems 298 s, build-rl and the composed GPU command: 21.9 min; then 2 CHRPO steps with verl on
-CPU (153 s), the merge and the RL model's evaluation (246 s): 28.7 min. A busy machine multiplies
-the CPU-bound steps (training most: 75-126 s per fp32 step were measured at load 5-9).
+Time: :data:`TIME_ESTIMATE` (the one estimate; README and Makefile quote it). Measured: the run
+recorded in results/demo.md (commit 6faba27, 2026-12-03 09:53-10:52 UTC, ``--precision fp32``, 2
+cores, the demo alone), 3520 s of steps: model 41 s, compress 72 + 54 s, first pass 90 steps 1079 s,
+pass@3 sweep 550 s, second pass 54 steps 619 s, evaluation of base 201 s and of the trained model
+297 s, 2 CHRPO steps 272 s, merge 13 s, RL model evaluation 280 s (vLLM start-ups included). With
+bf16 autocast the training steps take about 1/2.4 of that (benchmarks/sft_precision_step.py; a bf16
+run at 55184cf took 722 s for 120 first-pass and 293 s for 54 second-pass steps), hence the
+estimate of about 45 minutes there. docs/demo.md keeps how the defaults were measured.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ RUN, DATA, TRAIN, EVAL, RL = "run", "data", "stage 2 training", "evaluation", "s
 #: ``--precision`` values (extra_cot.demo.steps.precision_overrides).
 PRECISIONS = ("auto", "fp32", "bf16")
 #: The one time estimate of ``make demo`` (README and Makefile quote it; tests/demo checks they agree).
-TIME_ESTIMATE = "about 29 minutes on 2 idle cores (about 22 before the Stage 3 RL steps)"
+TIME_ESTIMATE = "about 59 minutes on 2 idle cores without native bf16, about 45 with it (estimated)"
 
 
 def _comma_list(text: str) -> list[str]:
@@ -69,8 +67,8 @@ class DemoConfig:
     test: int = option(default=32, cli_default=UNSET, group=DATA, help="held-out evaluation problems (default 32)")
     seed: int = option(default=0, group=DATA)
     epochs: float = option(
-        default=4.0, group=TRAIN,
-        help="epochs of the first pass: the fixed-ratio rows of the SFT problems (default 4; docs/demo.md)")
+        default=3.0, group=TRAIN,
+        help="epochs of the first pass: the fixed-ratio rows of the SFT problems (default 3; docs/demo.md)")
     epochs_second: float = option(
         default=2.0, group=TRAIN,
         help="epochs of the second pass, from the first: the RL problems' fixed-ratio rows plus their <COMP_AUTO> "
@@ -137,6 +135,11 @@ class DemoConfig:
         help="extra-cot build-rl --quotas: none keeps every usable sweep row (default here), method the paper's "
         "shares (build-rl's default; docs/demo.md) [R]",
     )
+    rl_tolerance: float = option(
+        default=0.2, group=RL,
+        help="extra-cot build-rl --tolerance: half-width of the gt_ratio window and the reward's calibration band "
+        "(default here 0.2; build-rl's and the paper's 0.1; docs/demo.md) [R]",
+    )
     n_gpus: int = option(default=8, group=EVAL, help="GPUs per node in the printed CHRPO command")
     rl_steps: int = option(
         default=2,
@@ -155,6 +158,8 @@ class DemoConfig:
                      "rl_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.rl_tolerance < 1.0:
+            raise ValueError(f"--rl-tolerance must be in (0, 1), got {self.rl_tolerance}")
         if not 0.0 <= self.untagged_share <= 1.0:
             raise ValueError(f"--untagged-share must be in [0, 1], got {self.untagged_share}")
         if self.precision not in PRECISIONS:

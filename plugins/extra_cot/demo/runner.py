@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import shlex
 import shutil
 import subprocess
@@ -34,6 +35,21 @@ STEP_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFF
 
 class StepFailed(RuntimeError):
     """A step's command exited non-zero; the message says what and how to rerun."""
+
+
+def machine() -> str:
+    """``nproc``, memory and CPU model of this machine (for the results file)."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(int(x.split()[1]) for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal"))
+        mem = f"{mem_kb / 1024 ** 2:.0f} GiB RAM"
+    except (OSError, StopIteration, ValueError):
+        mem = "unknown RAM"
+    return f"{os.cpu_count()} cores ({model}), {mem}, {platform.system()} {platform.release()}"
 
 
 def load_state(root: Path) -> dict:

@@ -256,7 +256,8 @@ def _stage3_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     build = tool("extra-cot", "extra_cot.cli") + [
         "build-rl", "--sweep", str(p.sweep), "--output-dir", str(p.rl), "--overwrite",
         # one batch size for build-rl's guard and the verl command (extra_cot.demo.rl_command)
-        "--train-batch-size", str(TRAIN_BATCH), "--val-size", str(VAL_ROWS), "--quotas", cfg.rl_quotas]
+        "--train-batch-size", str(TRAIN_BATCH), "--val-size", str(VAL_ROWS), "--quotas", cfg.rl_quotas,
+        "--tolerance", f"{cfg.rl_tolerance:g}"]
     command = [sys.executable, "-m", "extra_cot.demo.rl_command", "--rl-data", str(p.rl), "--model", str(p.trained),
                "--n-gpus", str(cfg.n_gpus), "--out", str(p.rl)]
     plot = tool("extra-cot", "extra_cot.cli") + ["plot", str(p.eval)]

@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
 from extra_cot.demo.rl_train import rl_train_section
+from extra_cot.demo.runner import machine
 from extra_cot.demo.steps import SWEEP_RATIOS, TRAINED_RATIOS
 from extra_cot.fileio import atomic_write_json, atomic_write_text
 from extra_cot.tokens import ratio_dir_name
@@ -34,21 +34,6 @@ ORDER = ("base", *TRAINED_RATIOS)
 FIXED = ("0.2", "0.4", "0.6", "0.8", "1.0")
 #: Issue 10's targets for the trained model (without --force-control).
 TARGETS = {"echo_min": 0.9, "realized_step_min": 0.08, "accuracy_at_1.0_min": 0.3}
-
-
-def machine() -> str:
-    """``nproc``, memory and CPU model of this machine (for the results file)."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        mem_kb = next(int(x.split()[1]) for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal"))
-        mem = f"{mem_kb / 1024 ** 2:.0f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        mem = "unknown RAM"
-    return f"{os.cpu_count()} cores ({model}), {mem}, {platform.system()} {platform.release()}"
 
 
 def load_metrics(dataset_dir: Path) -> dict[str, dict]:

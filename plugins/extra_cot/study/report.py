@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
-from extra_cot.demo.summary import machine
+from extra_cot.demo.runner import machine
 from extra_cot.fileio import atomic_write_json, atomic_write_text, read_jsonl
 from extra_cot.stats import bootstrap_mean, overlaps, wilson
 from extra_cot.tokens import parse_leading_control
