@@ -175,12 +175,12 @@ def precision_overrides(precision: str, native_bf16: Callable[[], bool] = cpu_ha
 
 
 def train_step(cfg, name: str, title: str, start: Path, dataset_dir: Path, dataset: str, out: Path,
-               ctrl: Path, length: list[str]) -> Step:
-    """One ``llamafactory-cli train`` of the demo's YAML (demo and study): ``start`` -> ``out`` on
-    ``dataset``; ``length`` = ``num_train_epochs=…`` or ``max_steps=…``; the check also compares the
-    saved tokenizer with ``ctrl``'s."""
+               ctrl: Path, length: list[str], sft_config: str = DEFAULT_SFT_CONFIG) -> Step:
+    """One ``llamafactory-cli train`` of ``sft_config`` (demo and study; ``cfg`` gives batch size,
+    cutoff, learning rate and precision): ``start`` -> ``out`` on ``dataset``; ``length`` =
+    ``num_train_epochs=…`` or ``max_steps=…``; the check also compares the saved tokenizer with ``ctrl``'s."""
     argv = tool("llamafactory-cli", "llamafactory.cli") + [
-        "train", getattr(cfg, "sft_config", DEFAULT_SFT_CONFIG), f"model_name_or_path={start}",
+        "train", sft_config, f"model_name_or_path={start}",
         f"dataset_dir={dataset_dir}", f"dataset={dataset}", f"output_dir={out}",
         f"per_device_train_batch_size={cfg.batch_size}", f"cutoff_len={cfg.cutoff_len}",
         f"learning_rate={cfg.learning_rate:g}", *length, *precision_overrides(cfg.precision)]
@@ -208,7 +208,7 @@ def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
         Step("prepare-model", "Stage 2: extra-cot prepare-model (6 control tokens, each its own norm-matched row)", prepare,
              lambda: _missing(p.ctrl / "extra_cot_prepare.json"), clean=[p.ctrl]),
         train_step(cfg, "train-fixed", "Stage 2, first pass: llamafactory-cli train on the fixed-ratio rows (CPU)",
-                   p.ctrl, p.sft, FIXED_NAME, p.fixed, p.ctrl, _length(cfg, cfg.epochs)),
+                   p.ctrl, p.sft, FIXED_NAME, p.fixed, p.ctrl, _length(cfg, cfg.epochs), cfg.sft_config),
         Step("sweep", f"γ* and Stage 3 data: sweep of the first-pass model on the RL problems (pass@{cfg.n_samples})",
              _eval_argv(cfg, p.sweep, rl, ",".join(SWEEP_RATIOS), p.fixed, cfg.n_samples),
              lambda: _all_ok([(sweep / r / "metrics.json", cfg.rl * cfg.n_samples) for r in SWEEP_RATIOS]),
@@ -219,7 +219,7 @@ def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
                     ["--policy-ratios", str(p.targets), "--policy-quotas", "none"],
                     "Stage 2 data, second pass: the RL problems' fixed-ratio rows + <COMP_AUTO> rows at γ*"),
         train_step(cfg, "train", "Stage 2, second pass: llamafactory-cli train from the first pass (CPU)",
-                   p.fixed, p.sft, SFT_NAME, p.trained, p.ctrl, _length(cfg, cfg.epochs_second)),
+                   p.fixed, p.sft, SFT_NAME, p.trained, p.ctrl, _length(cfg, cfg.epochs_second), cfg.sft_config),
     ]
 
 

@@ -28,6 +28,7 @@ from extra_cot.demo.rl_train import rl_train_section
 from extra_cot.demo.runner import machine
 from extra_cot.demo.steps import SWEEP_RATIOS, TRAINED_RATIOS
 from extra_cot.fileio import atomic_write_json, atomic_write_text
+from extra_cot.study.report import eval_records, read_grades, run_summary
 from extra_cot.tokens import ratio_dir_name
 
 ORDER = ("base", *TRAINED_RATIOS)
@@ -321,8 +322,6 @@ def _verdict(c: dict) -> str:
 def gamma_section(root: Path, dataset: str) -> tuple[str, dict]:
     """γ* of the swept RL problems (study.gamma's summary) and the policy's chosen ratio per grade
     on the held-out set (study.report.run_summary)."""
-    from extra_cot.study.report import eval_records, read_grades, run_summary
-
     gamma_path = root / "stage1" / "policy_targets.jsonl.summary.json"
     policy_dir = root / "eval" / dataset / "policy"
     if not gamma_path.is_file() or not (policy_dir / "prediction.json").is_file():

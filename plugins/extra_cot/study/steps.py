@@ -13,9 +13,9 @@ from pathlib import Path
 from extra_cot.demo.steps import (
     SERVED_NAME,
     Step,
+    _all_ok,
     _count_lines,
     _eval_argv,
-    _metrics_n,
     _missing,
     tool,
     train_step,
@@ -102,8 +102,7 @@ def _eval_step(cfg: StudyConfig, name: str, title: str, model: Path, out: Path, 
     argv[at:at + 2] = [x for ds, (path, _) in datasets.items() for x in ("--dataset", f"{ds}={path}:gsm8k")]
 
     def check() -> str | None:
-        runs = [(out / ds / r / "metrics.json", n * samples) for ds, (_, n) in datasets.items() for r in ratios]
-        return next((reason for reason in (_metrics_n(path, n) for path, n in runs) if reason), None)
+        return _all_ok([(out / ds / r / "metrics.json", n * samples) for ds, (_, n) in datasets.items() for r in ratios])
 
     return Step(name, title, argv, check, serve=str(model), clean=[out / ds / r for ds in datasets for r in ratios])
 
