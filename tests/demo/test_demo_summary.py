@@ -98,3 +98,27 @@ def test_one_time_estimate_in_readme_makefile_and_help():
     for text in (makefile, demo_line):
         assert not re.search(r"~\s*\d+\s*-\s*\d+\s*min", text)
     assert "30-40 min" not in config_src and "20-40" not in config_src
+
+
+def test_demo_gamma_section_reports_gamma_and_the_policy_choice_by_grade(tmp_path):
+    """The γ* summary of the sweep and the policy's chosen ratio per held-out grade, from the run's files."""
+    from extra_cot.demo.summary import gamma_section
+
+    assert gamma_section(tmp_path, "arith") == ("(not run)", {})
+    (tmp_path / "stage1").mkdir()
+    gamma = {"n_questions": 4, "n_targets": 3, "distribution": {"0.2": 2, "1": 1}, "mean_by_grade": {"1": 0.2, "2": 1.0},
+             "dropped_no_pass_by_grade": {"2": 1}}
+    (tmp_path / "stage1/policy_targets.jsonl.summary.json").write_text(json.dumps(gamma))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/test.jsonl").write_text("".join(json.dumps({"question": f"q{i}", "grade": g}) + "\n"
+                                                      for i, g in enumerate((1, 1, 2, 2))))
+    policy = tmp_path / "eval/arith/policy"
+    policy.mkdir(parents=True)
+    outputs = ("<COMP_20><think>a</think>", "<COMP_20><think>b</think>", "<COMP_100><think>c</think>", "no token")
+    records = [{"index": i, "correct": i == 0, "think_tokens": 5.0, "output": o} for i, o in enumerate(outputs)]
+    (policy / "prediction.json").write_text(json.dumps(records))
+    text, data = gamma_section(tmp_path, "arith")
+    assert data["gamma"] == gamma
+    assert data["policy"]["chosen_by_grade"] == {"1": {"0.2": 1.0}, "2": {"1.0": 0.5, "none": 0.5}}
+    assert data["policy"]["mean_chosen_ratio_by_grade"] == {"1": 0.2, "2": 1.0}
+    assert "γ* of 3 of 4 swept problems" in text and "1: 50.0% (n=2), 2: 0.0% (n=2)" in text
