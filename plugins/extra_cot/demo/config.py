@@ -1,13 +1,13 @@
 """Options of one demo run (``python -m extra_cot.demo``): sizes, paths, modes.
 
 Time: :data:`TIME_ESTIMATE` (the one estimate; README and Makefile quote it). Measured: the run
-recorded in results/demo.md (commit 6faba27, 2026-12-03 09:53-10:52 UTC, ``--precision fp32``, 2
-cores, the demo alone), 3520 s of steps: model 41 s, compress 72 + 54 s, first pass 90 steps 1079 s,
-pass@3 sweep 550 s, second pass 54 steps 619 s, evaluation of base 201 s and of the trained model
-297 s, 2 CHRPO steps 272 s, merge 13 s, RL model evaluation 280 s (vLLM start-ups included). With
-bf16 autocast the training steps take about 1/2.4 of that (benchmarks/sft_precision_step.py; a bf16
-run at 55184cf took 722 s for 120 first-pass and 293 s for 54 second-pass steps), hence the
-estimate of about 45 minutes there. docs/demo.md keeps how the defaults were measured.
+recorded in results/demo.md (commit 6d277c9, 2026-12-03 13:20-14:08 UTC, ``--precision fp32``, 2
+cores, the demo alone), 2746 s of steps: model 32 s, compress 62 + 55 s, first pass 90 steps 1122 s,
+pass@3 sweep 244 s, second pass 54 steps 554 s, evaluation of base 72 s and of the trained model
+134 s, 2 CHRPO steps 269 s, merge 12 s, RL model evaluation 153 s (vLLM start-ups of 26-37 s
+included). With bf16 autocast the training steps take about 1/2.1 of that (a bf16 run at 55184cf:
+722 s for 120 first-pass and 293 s for 54 second-pass steps), hence the estimate of about 32
+minutes there. docs/demo.md keeps how the defaults were measured.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ RUN, DATA, TRAIN, EVAL, RL = "run", "data", "stage 2 training", "evaluation", "s
 #: ``--precision`` values (extra_cot.demo.steps.precision_overrides).
 PRECISIONS = ("auto", "fp32", "bf16")
 #: The one time estimate of ``make demo`` (README and Makefile quote it; tests/demo checks they agree).
-TIME_ESTIMATE = "about 59 minutes on 2 idle cores without native bf16, about 45 with it (estimated)"
+TIME_ESTIMATE = "about 46 minutes on 2 idle cores without native bf16, about 32 with it (estimated)"
 
 
 def _comma_list(text: str) -> list[str]:
