@@ -7,11 +7,12 @@ workload is ``--requests`` completions of ``--max-tokens`` tokens each with ``ig
 setting generates exactly the same number of tokens), ``--concurrency`` at a time, like
 ``extra-cot eval``. Settings:
 
-* ``default``: what the demo runs (vLLM's CPU defaults: a warm-up with graph capture, one core for
-  the model and one reserved for the engine's scheduler on 2 cores);
+* ``default``: vLLM's CPU defaults (a warm-up with graph capture, one core for the model and one
+  reserved for the engine's scheduler on 2 cores);
 * ``eager``: ``--enforce-eager`` (no graph capture at start-up);
 * ``eager+0rsv``: ``--enforce-eager`` and ``VLLM_CPU_NUM_OF_RESERVED_CPU=0`` (the model's threads on
-  every core, the scheduler sharing them).
+  every core, the scheduler sharing them): what the demo and the study run (``--vllm-args``,
+  ``--vllm-reserved-cpus``).
 
 Prints one row per setting and its ratios to the first. Run it alone: other load on 2 cores goes
 straight into the numbers.
@@ -53,22 +54,16 @@ def _complete(base_url: str, i: int, max_tokens: int) -> None:
 
 def run_one(args: argparse.Namespace, name: str, log: Path) -> dict:
     extra, env = SETTINGS[name]
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        load0 = os.getloadavg()[0]
-        server = VLLMServer(args.model, max_model_len=2048, extra_args=extra, log_path=log)
+    load0 = os.getloadavg()[0]
+    server = VLLMServer(args.model, max_model_len=2048, extra_args=extra, env=env, log_path=log)
+    started = time.monotonic()
+    with server:
+        startup = time.monotonic() - started
+        _complete(server.base_url, -1, 8)  # the first request's one-off cost stays out of the rate
         started = time.monotonic()
-        with server:
-            startup = time.monotonic() - started
-            _complete(server.base_url, -1, 8)  # the first request's one-off cost stays out of the rate
-            started = time.monotonic()
-            with ThreadPoolExecutor(args.concurrency) as pool:
-                list(pool.map(lambda i: _complete(server.base_url, i, args.max_tokens), range(args.requests)))
-            gen = time.monotonic() - started
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            list(pool.map(lambda i: _complete(server.base_url, i, args.max_tokens), range(args.requests)))
+        gen = time.monotonic() - started
     tokens = args.requests * args.max_tokens
     return {"setting": name, "startup_s": round(startup, 1), "generate_s": round(gen, 1),
             "tokens_per_s": round(tokens / gen, 1), "load_start": round(load0, 2),

@@ -126,9 +126,8 @@ class ServerPool:
         server = VLLMServer(model_dir, served_model_name=SERVED_NAME, max_model_len=self.cfg.max_model_len,
                             log_path=self.logs / f"vllm_{name}.log", extra_args=shlex.split(self.cfg.vllm_args),
                             env=vllm_env(self.cfg.vllm_reserved_cpus))
-        env = "".join(f"{k}={v} " for k, v in server.env.items())
         print(f"\n--- starting vLLM for {model_dir} (log {server.log_path}; ~40 s for SmolLM2 on 2 cores eager)\n"
-              f"    {env}{display(server.command())}", flush=True)
+              f"    {' '.join([*server.env_words(), display(server.command())])}", flush=True)
         started = time.monotonic()
         server.start()
         wall = time.monotonic() - started

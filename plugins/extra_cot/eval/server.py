@@ -120,6 +120,10 @@ class VLLMServer:
             *self.extra_args,
         ]
 
+    def env_words(self) -> list[str]:
+        """:attr:`env` as the ``VAR=value`` words a shell line puts before :meth:`command`."""
+        return [f"{k}={v}" for k, v in self.env.items()]
+
     def start(self) -> Self:
         self.launch()
         try:
@@ -131,8 +135,7 @@ class VLLMServer:
 
     def launch(self) -> None:
         """Start the process without waiting for it to serve (see :class:`VLLMReplicas`)."""
-        env = " ".join(f"{k}={v}" for k, v in self.env.items())
-        logger.info("starting vLLM: %s (log %s)", " ".join([env, *self.command()]).strip(), self.log_path)
+        logger.info("starting vLLM: %s (log %s)", " ".join([*self.env_words(), *self.command()]), self.log_path)
         self._log_file = open(self.log_path, "wb")  # noqa: SIM115 - open for the server's lifetime, closed in stop()
         # Under extra_cot.lifeline: a SIGKILLed parent (no __exit__, no atexit) still takes the
         # server and its engine processes down instead of leaving them holding port and memory.
