@@ -106,3 +106,25 @@ def test_ratio_one_is_identity(tiny_tokenizer, tiny_count):
     counts = unit_token_counts(LATEX_COT, units, tiny_tokenizer)
     sel = compress_to_ratio(LATEX_COT, units, scores, counts, None, 1.0, tiny_count, SelectOptions())
     assert sel.text == LATEX_COT and sel.realized == 1.0
+
+
+def test_big_unit_plan_keeps_the_best_scored_subset_not_the_largest():
+    """When whole equations must be planned (each bigger than the aim's slack), the plan keeps
+    the highest-scoring subset that lets the small units close the gap: three decisive equations
+    (scores 5; 8, 9, 9 tokens) and one check (score 2), not the 36-token set that trades the
+    8-token decisive equation for a second check (the seed-0 demo row that lost ``3 * 5 = 15``
+    at 0.2)."""
+    from extra_cot.compress.select import _plan_big_units
+
+    counts = [8, 9, 9, 9, 9] + [1] * 10 + [2]  # A, B, C decisive; D, E checks; 10 words; the answer
+    scores = [5.0, 5.0, 5.0, 2.0, 2.0] + [0.0] * 10 + [-1.0]
+    units = [None] * len(counts)  # the plan reads sizes and scores only
+    total = 226
+    ctx = (None, units, scores, counts, {15}, set(), total, None, SelectOptions())
+    chosen = _plan_big_units(ctx, 0.2, SelectOptions().aim)
+    assert chosen is not None and {0, 1, 2} <= chosen and len(chosen & {3, 4}) == 1
+    need = 0.2 * total - counts[15]
+    assert need - 10 <= sum(counts[i] for i in chosen) <= need  # the ten 1-token words close the rest
+    # nothing within the band: no plan
+    assert _plan_big_units((None, units, scores, [60] * 5 + [1] * 10 + [2], {15}, set(), total, None,
+                            SelectOptions()), 0.2, SelectOptions().aim) is None

@@ -140,8 +140,8 @@ def test_demo_precision_overrides(tmp_path):
 
 
 def test_demo_steps_redo_outputs_written_with_other_options(tmp_path):
-    """A build-rl output from another --rl-quotas is not reused; another --untagged-share is another
-    build-sft command line, which the runner redoes (runner._needs_run)."""
+    """A build-rl output from another --rl-quotas is not reused; another --untagged-share (or
+    --decisive-bonus) is another build-sft (compress) command line, which the runner redoes (runner._needs_run)."""
     import json
 
     by = {s.name: s for s in build_steps(DemoConfig(out=str(tmp_path)))}
@@ -157,6 +157,9 @@ def test_demo_steps_redo_outputs_written_with_other_options(tmp_path):
     other = {s.name: s for s in build_steps(DemoConfig(out=str(tmp_path), untagged_share=0.5))}
     for name in ("build-fixed", "build-sft"):
         assert _opt(by[name].argv, "--untagged-share") == "0" and _opt(other[name].argv, "--untagged-share") == "0.5"
+    bonus = {s.name: s for s in build_steps(DemoConfig(out=str(tmp_path), decisive_bonus=0.0))}
+    for name in ("compress", "compress-rl"):
+        assert _opt(by[name].argv, "--decisive-bonus") == "3" and _opt(bonus[name].argv, "--decisive-bonus") == "0"
 
 
 def test_demo_config_validation_names_the_fix(tmp_path):

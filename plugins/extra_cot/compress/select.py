@@ -172,29 +172,38 @@ def _adjust(ctx, kept: set[int], ratio: float) -> tuple[set[int], float]:
 
 def _plan_big_units(ctx, ratio: float, band: float) -> set[int] | None:
     """Units too big for the fine-tuning step (more tokens than the aim's slack: long displays,
-    environments) chosen by subset sum so that the small units can close the rest of the gap.
-    Returns the chosen big units, or ``None`` when no choice comes within ``band`` (a fraction
-    of the source) of the target: the target is unreachable at formula granularity."""
+    environments, the equations of a short CoT) chosen by a 0/1 knapsack: among the subsets whose
+    size lets the small units close the rest of the gap (a miss within ``band``, a fraction of the
+    source), the one of highest total score, so that a decisive equation is not traded for a
+    check of another size. Returns the chosen big units, or ``None`` when no subset comes within
+    ``band`` of the target: the target is unreachable at formula granularity."""
     _, units, scores, counts, mandatory, banned, total, _, opts = ctx
     free = [i for i in range(len(units)) if i not in mandatory and i not in banned and counts[i] > 0]
     big = sorted((i for i in free if counts[i] > opts.aim * total), key=lambda k: (-scores[k], k))
     small_sum = sum(counts[i] for i in free if counts[i] <= opts.aim * total)
     need = ratio * total - sum(counts[i] for i in mandatory)
-    reach: dict[int, tuple[int, int] | None] = {0: None}
-    for i in big:  # in score order: a sum is first reached with the better-scored units
-        for s in list(reach):
-            reach.setdefault(s + counts[i], (s, i))
+    cap = need + band * total  # a larger sum misses by more than the band
 
     def miss(s: int) -> float:
         return max(0.0, s - need) + max(0.0, need - s - small_sum)
 
-    s = min(reach, key=lambda k: (miss(k), -k))
+    best: dict[int, float] = {0: 0.0}  # reachable size -> highest score of a subset of that size
+    took: list[dict[int, int]] = []  # per big unit: size -> size before it, where taking it is best
+    for i in big:
+        layer: dict[int, int] = {}
+        for s, score in list(best.items()):
+            t = s + counts[i]
+            if t <= cap and (t not in best or score + scores[i] > best[t]):
+                best[t], layer[t] = score + scores[i], s
+        took.append(layer)
+    s = min(best, key=lambda k: (miss(k), -best[k], -k))
     if miss(s) > band * total:
         return None
     chosen = set()
-    while reach[s] is not None:
-        s, i = reach[s]
-        chosen.add(i)
+    for i, layer in zip(reversed(big), reversed(took)):
+        if s in layer:
+            chosen.add(i)
+            s = layer[s]
     return chosen
 
 

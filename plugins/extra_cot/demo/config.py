@@ -122,6 +122,12 @@ class DemoConfig:
         group=DATA,
         help="extra-cot compress --formula-bonus: extra score of formula tokens (default here 3; compress's own 1)",
     )
+    decisive_bonus: float = option(
+        default=3.0,
+        group=DATA,
+        help="extra-cot compress --decisive-bonus: extra score of the equations the answer depends on, so the "
+        "low ratios keep them before checks and restatements (default here 3, the study's; compress's own 0)",
+    )
     untagged_share: float = option(
         default=0.0,
         group=DATA,

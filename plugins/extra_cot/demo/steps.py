@@ -125,6 +125,7 @@ def _compress_step(cfg: DemoConfig, p: Paths, name: str, source: Path, out: Path
     argv = tool("extra-cot", "extra_cot.cli") + [
         "compress", "--input", str(source), "--input-format", fmt, "--output", str(out),
         "--tokenizer", str(p.base), "--formula-bonus", f"{cfg.formula_bonus:g}",
+        "--decisive-bonus", f"{cfg.decisive_bonus:g}",
     ] + (["--strip-annotations"] if cfg.gsm8k_train else [])
     if cfg.tiny:
         argv += ["--scorer-model", str(p.base)]  # same lm scorer, the tiny model instead of SmolLM2
@@ -134,7 +135,7 @@ def _compress_step(cfg: DemoConfig, p: Paths, name: str, source: Path, out: Path
         done = _count_lines(out) + _count_lines(skipped)
         return None if done >= n else f"{done}/{n} source rows compressed"
 
-    # another --formula-bonus is another command line, which the runner redoes (runner._needs_run)
+    # another --formula-bonus or --decisive-bonus is another command line, which the runner redoes (runner._needs_run)
     return Step(name, f"Stage 1: extra-cot compress of {source.name} (default lm scorer) to 0.2/0.4/0.6/0.8", argv,
                 check, clean=[out, skipped])
 
