@@ -31,7 +31,7 @@ RUN, DATA, TRAIN, EVAL, RL = "run", "data", "stage 2 training", "evaluation", "s
 #: ``--precision`` values (extra_cot.demo.steps.precision_overrides).
 PRECISIONS = ("auto", "fp32", "bf16")
 #: The one time estimate of ``make demo`` (README and Makefile quote it; tests/demo checks they agree).
-TIME_ESTIMATE = "about 46 minutes on 2 idle cores without native bf16, about 32 with it (estimated)"
+TIME_ESTIMATE = "about 50 minutes on 2 idle cores without native bf16, about 37 with it (estimated)"
 
 
 def _comma_list(text: str) -> list[str]:
