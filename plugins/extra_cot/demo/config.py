@@ -31,6 +31,9 @@ RUN, DATA, TRAIN, EVAL, RL = "run", "data", "stage 2 training", "evaluation", "s
 #: ``--precision`` values (extra_cot.demo.steps.precision_overrides).
 PRECISIONS = ("auto", "fp32", "bf16")
 #: The one time estimate of ``make demo`` (README and Makefile quote it; tests/demo checks they agree).
+#: Stage 1 scoring of the demo and the study (``extra-cot compress`` defaults are 1 and 0): formulas, and
+#: on top the equations the answer depends on, outrank prose (docs/demo.md, docs/study.md).
+FORMULA_BONUS, DECISIVE_BONUS = 3.0, 3.0
 TIME_ESTIMATE = "about 50 minutes on 2 idle cores without native bf16, about 37 with it (estimated)"
 
 
@@ -118,12 +121,12 @@ class DemoConfig:
         "(avx512_bf16 or amx_bf16 in /proc/cpuinfo), else fp32 (step times: docs/demo.md)",
     )
     formula_bonus: float = option(
-        default=3.0,
+        default=FORMULA_BONUS,
         group=DATA,
         help="extra-cot compress --formula-bonus: extra score of formula tokens (default here 3; compress's own 1)",
     )
     decisive_bonus: float = option(
-        default=3.0,
+        default=DECISIVE_BONUS,
         group=DATA,
         help="extra-cot compress --decisive-bonus: extra score of the equations the answer depends on, so the "
         "low ratios keep them before checks and restatements (default here 3, the study's; compress's own 0)",

@@ -16,7 +16,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, option
-from extra_cot.demo.config import _STEP_LIST, PRECISIONS, vllm_args_option, vllm_reserved_cpus_option
+from extra_cot.demo.config import (
+    _STEP_LIST,
+    DECISIVE_BONUS,
+    FORMULA_BONUS,
+    PRECISIONS,
+    vllm_args_option,
+    vllm_reserved_cpus_option,
+)
 
 DEFAULT_OUT = "runs/study"
 RUN, DATA, TRAIN, EVAL = "run", "data", "stage 2 training", "evaluation"
@@ -59,8 +66,8 @@ class StudyConfig:
     learning_rate: float = option(default=5.0e-4, group=TRAIN, help="peak learning rate, cosine schedule (5e-4)")
     precision: str = option(default="auto", group=TRAIN, choices=list(PRECISIONS),
                             help="Stage 2 arithmetic, as the demo's --precision (auto: bf16 where the CPU has it)")
-    formula_bonus: float = option(default=3.0, group=DATA, help="extra-cot compress --formula-bonus (default 3)")
-    decisive_bonus: float = option(default=3.0, group=DATA, help="extra-cot compress --decisive-bonus (default 3)")
+    formula_bonus: float = option(default=FORMULA_BONUS, group=DATA, help="extra-cot compress --formula-bonus (default 3)")
+    decisive_bonus: float = option(default=DECISIVE_BONUS, group=DATA, help="extra-cot compress --decisive-bonus (default 3)")
     scorer: str = option(default="lm", group=DATA, choices=["lm", "heuristic"],
                          help="extra-cot compress --scorer: lm (SmolLM2 surprisal, the default) or heuristic (fast)")
     policy_quotas: str = option(
