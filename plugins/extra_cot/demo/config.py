@@ -1,13 +1,14 @@
 """Options of one demo run (``python -m extra_cot.demo``): sizes, paths, modes.
 
 Time: :data:`TIME_ESTIMATE` (the one estimate; README and Makefile quote it). Measured: the run
-recorded in results/demo.md (commit 6d277c9, 2026-12-03 13:20-14:08 UTC, ``--precision fp32``, 2
-cores, the demo alone), 2746 s of steps: model 32 s, compress 62 + 55 s, first pass 90 steps 1122 s,
-pass@3 sweep 244 s, second pass 54 steps 554 s, evaluation of base 72 s and of the trained model
-134 s, 2 CHRPO steps 269 s, merge 12 s, RL model evaluation 153 s (vLLM start-ups of 26-37 s
-included). With bf16 autocast the training steps take about 1/2.1 of that (a bf16 run at 55184cf:
-722 s for 120 first-pass and 293 s for 54 second-pass steps), hence the estimate of about 32
-minutes there. docs/demo.md keeps how the defaults were measured.
+recorded in results/demo.md (commit 5d1e2fb, 2026-12-03 16:35-17:24 UTC, ``--precision fp32``, 2
+cores, the demo alone), 2985 s of steps: model 31 s, compress 59 + 49 s, first pass 90 steps 1197 s,
+pass@3 sweep 266 s, second pass 54 steps 690 s, evaluation of base 101 s and of the trained model
+148 s, 2 CHRPO steps 250 s, merge 14 s, RL model evaluation 141 s (vLLM start-ups of 35-43 s
+included). With bf16 autocast the two trainings took 757 + 366 s (a bf16 run of the same steps on the
+code of 5d1e2fb, the validation run of docs/demo.md), hence the estimate of about 37 minutes there:
+the record's other steps plus those, not one measured run. docs/demo.md keeps how the defaults were
+measured.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ TINY_SIZES = {"sft": 8, "rl": 3, "test": 3, "max_steps": 2, "max_tokens": 48, "c
 RUN, DATA, TRAIN, EVAL, RL = "run", "data", "stage 2 training", "evaluation", "stage 3 training"
 #: ``--precision`` values (extra_cot.demo.steps.precision_overrides).
 PRECISIONS = ("auto", "fp32", "bf16")
-#: The one time estimate of ``make demo`` (README and Makefile quote it; tests/demo checks they agree).
 #: Stage 1 scoring of the demo and the study (``extra-cot compress`` defaults are 1 and 0): formulas, and
 #: on top the equations the answer depends on, outrank prose (docs/demo.md, docs/study.md).
 FORMULA_BONUS, DECISIVE_BONUS = 3.0, 3.0
+#: The one time estimate of ``make demo`` (README and Makefile quote it; tests/demo checks they agree).
 TIME_ESTIMATE = "about 50 minutes on 2 idle cores without native bf16, about 37 with it (estimated)"
 
 

@@ -66,8 +66,8 @@ class StudyConfig:
     learning_rate: float = option(default=5.0e-4, group=TRAIN, help="peak learning rate, cosine schedule (5e-4)")
     precision: str = option(default="auto", group=TRAIN, choices=list(PRECISIONS),
                             help="Stage 2 arithmetic, as the demo's --precision (auto: bf16 where the CPU has it)")
-    formula_bonus: float = option(default=FORMULA_BONUS, group=DATA, help="extra-cot compress --formula-bonus (default 3)")
-    decisive_bonus: float = option(default=DECISIVE_BONUS, group=DATA, help="extra-cot compress --decisive-bonus (default 3)")
+    formula_bonus: float = option(default=FORMULA_BONUS, group=DATA, help=f"extra-cot compress --formula-bonus (default {FORMULA_BONUS:g})")
+    decisive_bonus: float = option(default=DECISIVE_BONUS, group=DATA, help=f"extra-cot compress --decisive-bonus (default {DECISIVE_BONUS:g})")
     scorer: str = option(default="lm", group=DATA, choices=["lm", "heuristic"],
                          help="extra-cot compress --scorer: lm (SmolLM2 surprisal, the default) or heuristic (fast)")
     policy_quotas: str = option(
