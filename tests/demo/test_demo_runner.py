@@ -203,8 +203,7 @@ def test_demo_server_pool_passes_vllm_args_and_reserved_cpus_to_the_process(tmp_
                                   (["--vllm-args", "", "--vllm-reserved-cpus", "-1"], "<unset>", [])):
         monkeypatch.delenv("VLLM_CPU_NUM_OF_RESERVED_CPU", raising=False)
         cfg = config_from_args(parser().parse_args(["--out", str(tmp_path), *flags]))
-        logs = tmp_path / f"logs{reserved}"
-        logs.mkdir()
+        logs = tmp_path / f"logs{reserved}"  # not created: the pool makes it (a run whose first step serves)
         pool = ServerPool(cfg, logs, {})
         pool.ensure(str(tmp_path))
         pool.stop()

@@ -123,6 +123,7 @@ class ServerPool:
         from extra_cot.eval.server import VLLMServer
 
         name = Path(model_dir).name
+        self.logs.mkdir(parents=True, exist_ok=True)  # a run whose first step serves a model
         server = VLLMServer(model_dir, served_model_name=SERVED_NAME, max_model_len=self.cfg.max_model_len,
                             log_path=self.logs / f"vllm_{name}.log", extra_args=shlex.split(self.cfg.vllm_args),
                             env=vllm_env(self.cfg.vllm_reserved_cpus))
