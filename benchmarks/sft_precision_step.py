@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, help="model folder to start from (with the control tokens)")
     p.add_argument("--dataset-dir", required=True, help="folder with dataset_info.json (extra-cot build-sft)")
     p.add_argument("--dataset", required=True, help="dataset name in that dataset_info.json")
-    p.add_argument("--steps", type=int, default=12, help="optimizer steps per precision")
+    p.add_argument("--steps", type=int, default=12, help="optimizer steps per setting")
     p.add_argument("--batch-size", type=int, default=8, help="per-device batch size (the study's and demo's 8)")
     p.add_argument("--cutoff-len", type=int, default=1024, help="LLaMA-Factory cutoff_len (the study's 1024)")
     p.add_argument(

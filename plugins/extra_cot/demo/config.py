@@ -1,14 +1,13 @@
 """Options of one demo run (``python -m extra_cot.demo``): sizes, paths, modes.
 
 Time: :data:`TIME_ESTIMATE` (the one estimate; README and Makefile quote it). Measured: the run
-recorded in results/demo.md (commit 5d1e2fb, 2026-12-03 16:35-17:24 UTC, ``--precision fp32``, 2
-cores, the demo alone), 2985 s of steps: model 31 s, compress 59 + 49 s, first pass 90 steps 1197 s,
-pass@3 sweep 266 s, second pass 54 steps 690 s, evaluation of base 101 s and of the trained model
-148 s, 2 CHRPO steps 250 s, merge 14 s, RL model evaluation 141 s (vLLM start-ups of 35-43 s
-included). With bf16 autocast the two trainings took 757 + 366 s (a bf16 run of the same steps on the
-code of 5d1e2fb, the validation run of docs/demo.md), hence the estimate of about 37 minutes there:
-the record's other steps plus those, not one measured run. docs/demo.md keeps how the defaults were
-measured.
+recorded in results/demo.md (commit 20c2d20, 2026-12-03 19:40-20:21 UTC, ``--precision fp32``, 2
+cores, the demo alone), 2458 s of steps: model 29 s, compress 54 + 44 s, first pass 90 steps 963 s,
+pass@3 sweep 258 s, second pass 54 steps 483 s, evaluation of base 80 s and of the trained model
+130 s, 2 CHRPO steps 208 s, merge 11 s, RL model evaluation 163 s (vLLM start-ups of 31-40 s
+included). The bf16 figure is an estimate, not one measured run: the record's other steps plus its
+two trainings scaled by the bf16/fp32 step times of benchmarks/sft_precision_step.py (5.21 / 11.07 s
+on the demo's rows, no gradient checkpointing). docs/demo.md keeps how the defaults were measured.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: on top the equations the answer depends on, outrank prose (docs/demo.md, docs/study.md).
 FORMULA_BONUS, DECISIVE_BONUS = 3.0, 3.0
 #: The one time estimate of ``make demo`` (README and Makefile quote it; tests/demo checks they agree).
-TIME_ESTIMATE = "about 50 minutes on 2 idle cores without native bf16, about 37 with it (estimated)"
+TIME_ESTIMATE = "about 41 minutes on 2 idle cores without native bf16, about 28 with it (estimated)"
 
 
 def _comma_list(text: str) -> list[str]:
