@@ -91,15 +91,13 @@ def build_steps(cfg: ValidateConfig) -> list[Step]:
 
 def table(cfg: ValidateConfig) -> dict:
     """Per model and ratio: the study's run summary plus the realized ratio against the model's 1.0."""
-    from extra_cot.study.report import eval_records, read_grades, run_summary
+    from extra_cot.study.report import eval_records, link_realized, read_grades, run_summary
 
     grades = read_grades(Path(cfg.data))
     record: dict = {"data": cfg.data, "n_items": len(grades), "samples": cfg.samples, "models": {}}
     for name, model in cfg.model:
         runs = {r: run_summary(eval_records(cfg.root / name / DATASET / r), grades) for r in cfg.ratios.split(",")}
-        own = runs.get("1.0", {}).get("think_tokens")
-        for summary in runs.values():
-            summary["realized_ratio"] = round(summary["think_tokens"] / own, 4) if own else None
+        link_realized(runs)
         record["models"][name] = {"model": model, "runs": runs}
     return record
 

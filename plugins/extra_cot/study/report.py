@@ -179,6 +179,13 @@ def training_trace_stats(data_dir: Path, tokenizer) -> dict:
                        [count_think_tokens(r["response"], tokenizer) for r in rows], [r["grade"] for r in rows])
 
 
+def link_realized(runs: Mapping[str, dict]) -> None:
+    """Set each run summary's ``realized_ratio``: its think tokens over the ``"1.0"`` run's (None without one)."""
+    own = runs.get("1.0", {}).get("think_tokens")
+    for summary in runs.values():
+        summary["realized_ratio"] = round(summary["think_tokens"] / own, 4) if own else None
+
+
 def collect_runs(root: Path, split: str, grades: list[int], ref_mean: float) -> dict[str, dict]:
     """Every run's summary, linked: realized ratio vs the model's own 1.0 and vs the reference traces."""
     dirs = {name: root / "eval" / split / name for name in ("base", *FIXED, "policy")}
@@ -188,9 +195,8 @@ def collect_runs(root: Path, split: str, grades: list[int], ref_mean: float) -> 
         runs[name] = run_summary(eval_records(run_dir), grades)
         metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
         runs[name]["echo_fidelity"] = metrics.get("echo_fidelity")
-    own = runs["1.0"]["think_tokens"]
+    link_realized(runs)
     for summary in runs.values():
-        summary["realized_ratio"] = round(summary["think_tokens"] / own, 4) if own else None
         summary["realized_vs_reference"] = round(summary["think_tokens"] / ref_mean, 4) if ref_mean else None
     return runs
 
