@@ -102,7 +102,13 @@ def test_demo_steps_cover_the_pipeline_in_order(tmp_path):
     assert build[build.index("--quotas") + 1] == cfg.rl_quotas == "none"  # the demo's few sweep rows (config help)
     assert _opt(build, "--tolerance") == "0.2"  # the window: docs/demo.md
     assert by["rl-merge"].argv[1:4] == ["-m", "verl.model_merger", "merge"]
-    assert by["eval-rl"].serve.endswith("models/rl") and "0.2,0.4,0.6,0.8,1.0,policy" in by["eval-rl"].argv
+    # the RL model at the mode CHRPO trains by default; --rl-eval widens it
+    assert by["eval-rl"].serve.endswith("models/rl") and _opt(by["eval-rl"].argv, "--ratios") == "policy"
+    assert _opt(by["eval"].argv, "--ratios") == "0.2,0.4,0.6,0.8,1.0,policy"
+    wide = config_from_args(parser().parse_args(["--out", str(tmp_path), "--rl-eval", "1.0,policy"]))
+    assert _opt({s.name: s for s in build_steps(wide)}["eval-rl"].argv, "--ratios") == "1.0,policy"
+    with pytest.raises(ValueError, match="--rl-eval 'base'"):
+        config_from_args(parser().parse_args(["--out", str(tmp_path), "--rl-eval", "base"]))
     assert by["eval-base"].serve.endswith("models/base") and by["eval"].serve.endswith("models/sft")
     # two passes (issue 17): the first-pass model is swept on the RL problems; their γ* (study.gamma) labels the
     # second pass's <COMP_AUTO> rows, and the same sweep is build-rl's input

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from extra_cot.cliargs import UNSET, add_dataclass_arguments, dataclass_from_args, option, unset_fields
+from extra_cot.tokens import RATIO_DIRS
 
 #: Where a bare ``make demo`` writes (relative to the working directory).
 DEFAULT_OUT = "runs/demo"
@@ -26,6 +27,9 @@ DEFAULT_SFT_CONFIG = "examples/smollm2-135m_demo.yaml"
 TINY_SIZES = {"sft": 8, "rl": 3, "test": 3, "max_steps": 2, "max_tokens": 48, "cutoff_len": 512,
               "batch_size": 4, "max_model_len": 1024, "eval_samples": 1}
 
+
+#: Modes ``--rl-eval`` takes: the trained model's runs (extra_cot.tokens.RATIO_DIRS without ``base``).
+RL_EVAL_MODES = tuple(name for name in RATIO_DIRS if name != "base")
 
 RUN, DATA, TRAIN, EVAL, RL = "run", "data", "stage 2 training", "evaluation", "stage 3 training"
 #: ``--precision`` values (extra_cot.demo.steps.precision_overrides).
@@ -183,6 +187,14 @@ class DemoConfig:
         group=RL,
         help="CHRPO steps verl trains on this CPU from the SFT model (default 2; docs/demo.md)",
     )
+    rl_eval: list[str] = option(
+        default_factory=lambda: ["policy"],
+        cli_default="policy",
+        parse=_comma_list,
+        group=RL,
+        help="comma list of modes (0.2,0.4,0.6,0.8,1.0,policy) the RL model is evaluated at on the held-out "
+        "set (default policy: the budget choice CHRPO trains; each more mode costs about 20 s in fp32)",
+    )
     force: list[str] = option(help="comma list of steps to redo (and every step after the first)", **_STEP_LIST)
     only: list[str] = option(
         help="comma list of steps to (re)run; the other steps do not run (an earlier one that is not done "
@@ -195,6 +207,9 @@ class DemoConfig:
                      "rl_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        bad = [m for m in self.rl_eval if m not in RL_EVAL_MODES]
+        if bad or not self.rl_eval:
+            raise ValueError(f"--rl-eval {','.join(self.rl_eval)!r}: use a comma list of {','.join(RL_EVAL_MODES)}")
         if not 0.0 < self.rl_tolerance < 1.0:
             raise ValueError(f"--rl-tolerance must be in (0, 1), got {self.rl_tolerance}")
         if not 0.0 <= self.untagged_share <= 1.0:

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from extra_cot.demo.config import DEFAULT_SFT_CONFIG, DemoConfig
+from extra_cot.demo.config import DEFAULT_SFT_CONFIG, RL_EVAL_MODES, DemoConfig
 from extra_cot.demo.rl_command import TRAIN_BATCH, VAL_ROWS
 from extra_cot.fileio import stale_options
-from extra_cot.tokens import FIXED_RATIOS, RATIO_DIRS, ratio_dir_name
+from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
 #: Eval ratio dirs of the trained model (the issue's list, ``base`` evaluated separately).
-TRAINED_RATIOS = tuple(name for name in RATIO_DIRS if name != "base")
+TRAINED_RATIOS = RL_EVAL_MODES
 SWEEP_RATIOS = tuple(ratio_dir_name(r) for r in FIXED_RATIOS)
 SFT_NAME = "extra_cot_demo"  # the second pass's set
 FIXED_NAME = "extra_cot_demo_fixed"  # the first pass's set
@@ -308,9 +308,9 @@ def _rl_train_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
         Step("rl-merge", "Stage 3: python -m verl.model_merger (actor checkpoint -> HF folder models/rl)",
              merge_argv(actor, p.rl_model), merge_check,
              clean=[p.rl_model]),
-        Step("eval-rl", "Evaluation: the RL model at 0.2 0.4 0.6 0.8 1.0 policy (held-out)",
-             _eval_argv(cfg, p.eval_rl, test, ",".join(TRAINED_RATIOS), p.rl_model, cfg.eval_samples),
-             lambda: _all_ok([(ds / r / "metrics.json", cfg.test * cfg.eval_samples) for r in TRAINED_RATIOS]),
+        Step("eval-rl", f"Evaluation: the RL model at {' '.join(cfg.rl_eval)} (held-out)",
+             _eval_argv(cfg, p.eval_rl, test, ",".join(cfg.rl_eval), p.rl_model, cfg.eval_samples),
+             lambda: _all_ok([(ds / r / "metrics.json", cfg.test * cfg.eval_samples) for r in cfg.rl_eval]),
              serve=str(p.rl_model), clean=[p.eval_rl]),
     ]
 
