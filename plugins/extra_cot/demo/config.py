@@ -1,13 +1,15 @@
 """Options of one demo run (``python -m extra_cot.demo``): sizes, paths, modes.
 
 Time: :data:`TIME_ESTIMATE` (the one estimate; README and Makefile quote it). Measured: the run
-recorded in results/demo.md (commit 20c2d20, 2026-12-03 19:40-20:21 UTC, ``--precision fp32``, 2
-cores, the demo alone), 2458 s of steps: model 29 s, compress 54 + 44 s, first pass 90 steps 963 s,
-pass@3 sweep 258 s, second pass 54 steps 483 s, evaluation of base 80 s and of the trained model
-130 s, 2 CHRPO steps 208 s, merge 11 s, RL model evaluation 163 s (vLLM start-ups of 31-40 s
-included). The bf16 figure is an estimate, not one measured run: the record's other steps plus its
-two trainings scaled by the bf16/fp32 step times of benchmarks/sft_precision_step.py (5.21 / 11.07 s
-on the demo's rows, no gradient checkpointing). docs/demo.md keeps how the defaults were measured.
+recorded in results/demo.md (commit dac44ce, 2026-12-04 04:50-05:25 UTC, ``--precision fp32``, 2
+cores, the demo alone), 2116 s of steps: model 28 s, compress 49 + 42 s, first pass 90 steps 855 s,
+pass@3 sweep 202 s, second pass 54 steps 487 s, evaluation of base 68 s and of the trained model
+134 s, 2 CHRPO steps 177 s, merge 8 s, RL model evaluation (policy only) 43 s (vLLM start-ups of
+25-29 s included). The 39 is the record before it (20c2d20, 2458 s) less its RL evaluation at all six
+modes (163 s) plus this one's (43 s): the same steps on a slower day of the same machine. The bf16
+figures are estimates, not measured runs: those steps with the two trainings scaled by the bf16/fp32
+step times of benchmarks/sft_precision_step.py (5.21 / 11.07 s on the demo's rows, no gradient
+checkpointing). docs/demo.md keeps how the defaults were measured.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: on top the equations the answer depends on, outrank prose (docs/demo.md, docs/study.md).
 FORMULA_BONUS, DECISIVE_BONUS = 3.0, 3.0
 #: The one time estimate of ``make demo`` (README and Makefile quote it; tests/demo checks they agree).
-TIME_ESTIMATE = "about 41 minutes on 2 idle cores without native bf16, about 28 with it (estimated)"
+TIME_ESTIMATE = "about 35-39 minutes on 2 idle cores without native bf16, about 23-26 with it (estimated)"
 
 
 def _comma_list(text: str) -> list[str]:
