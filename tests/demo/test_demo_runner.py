@@ -188,10 +188,17 @@ def test_demo_runner_only_runs_the_named_steps(tmp_path, capsys):
         run_steps(_cfg(tmp_path, only=["x"]), steps)
 
 
-def test_demo_server_pool_passes_vllm_args_and_reserved_cpus_to_the_process(tmp_path, monkeypatch):
+@pytest.mark.parametrize("runner", ["extra_cot.demo.config", "extra_cot.study.config", "extra_cot.study.learning"])
+def test_demo_server_pool_passes_vllm_args_and_reserved_cpus_to_the_process(tmp_path, monkeypatch, runner):
     """The launched process itself sees ``--vllm-args`` in its argv and ``--vllm-reserved-cpus`` in
-    its environment (a stand-in command echoes both; readiness is not what is tested)."""
+    its environment (a stand-in command echoes both; readiness is not what is tested), for every run
+    that serves models through the pool: the demo, the study and the CHRPO learning run."""
+    import importlib
+
     from extra_cot.demo.runner import ServerPool
+
+    module = importlib.import_module(runner)
+    parser, config_from_args = module.parser, module.config_from_args
     from extra_cot.eval.server import VLLMServer
 
     real_command = VLLMServer.command

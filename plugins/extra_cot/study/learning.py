@@ -37,7 +37,7 @@ from pathlib import Path
 
 from extra_cot import fileio
 from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, option
-from extra_cot.demo.config import _STEP_LIST
+from extra_cot.demo.config import _STEP_LIST, vllm_args_option, vllm_reserved_cpus_option
 from extra_cot.stats import bootstrap_ratio, overlaps
 from extra_cot.study.report import (
     eval_records,
@@ -90,6 +90,8 @@ class LearningConfig:
              "no faster: benchmarks/chrpo_cpu_step.py --prompt-lengths 384,128)")
     max_tokens: int = option(default=400, group=EVAL, help="new tokens per rollout and evaluation request (400)")
     concurrency: int = option(default=32, group=EVAL, help="concurrent requests per vLLM server (default 32)")
+    vllm_args: str = vllm_args_option(EVAL)
+    vllm_reserved_cpus: int = vllm_reserved_cpus_option(EVAL)
     force: list[str] = option(help="comma list of steps to redo (and every step after the first)", **_STEP_LIST)
     only: list[str] = option(help="comma list of steps to (re)run; the others do not run", **_STEP_LIST)
     max_model_len: int = 2048  # not a flag: vLLM's --max-model-len (the runner's servers)
