@@ -30,8 +30,9 @@ TINY_SIZES = {"sft": 8, "rl": 3, "test": 3, "max_steps": 2, "max_tokens": 48, "c
               "batch_size": 4, "max_model_len": 1024, "eval_samples": 1}
 
 
-#: Modes ``--rl-eval`` takes: the trained model's runs (extra_cot.tokens.RATIO_DIRS without ``base``).
-RL_EVAL_MODES = tuple(name for name in RATIO_DIRS if name != "base")
+#: Eval ratio dirs of a trained model (the issue's list; ``base`` is evaluated separately): the modes of
+#: ``eval`` and the ones ``--rl-eval`` may pick.
+TRAINED_RATIOS = tuple(name for name in RATIO_DIRS if name != "base")
 
 RUN, DATA, TRAIN, EVAL, RL = "run", "data", "stage 2 training", "evaluation", "stage 3 training"
 #: ``--precision`` values (extra_cot.demo.steps.precision_overrides).
@@ -209,9 +210,9 @@ class DemoConfig:
                      "rl_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        bad = [m for m in self.rl_eval if m not in RL_EVAL_MODES]
+        bad = [m for m in self.rl_eval if m not in TRAINED_RATIOS]
         if bad or not self.rl_eval:
-            raise ValueError(f"--rl-eval {','.join(self.rl_eval)!r}: use a comma list of {','.join(RL_EVAL_MODES)}")
+            raise ValueError(f"--rl-eval {','.join(self.rl_eval)!r}: use a comma list of {','.join(TRAINED_RATIOS)}")
         if not 0.0 < self.rl_tolerance < 1.0:
             raise ValueError(f"--rl-tolerance must be in (0, 1), got {self.rl_tolerance}")
         if not 0.0 <= self.untagged_share <= 1.0:

@@ -12,13 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from extra_cot.demo.config import DEFAULT_SFT_CONFIG, RL_EVAL_MODES, DemoConfig
+from extra_cot.demo.config import DEFAULT_SFT_CONFIG, TRAINED_RATIOS, DemoConfig
 from extra_cot.demo.rl_command import TRAIN_BATCH, VAL_ROWS
 from extra_cot.fileio import stale_options
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
-#: Eval ratio dirs of the trained model (the issue's list, ``base`` evaluated separately).
-TRAINED_RATIOS = RL_EVAL_MODES
 SWEEP_RATIOS = tuple(ratio_dir_name(r) for r in FIXED_RATIOS)
 SFT_NAME = "extra_cot_demo"  # the second pass's set
 FIXED_NAME = "extra_cot_demo_fixed"  # the first pass's set
