@@ -59,6 +59,19 @@ def bootstrap_ratio(num: Sequence[float], den: Sequence[float], n_boot: int = 20
     return stats[max(0, math.floor(tail * n_boot))], stats[min(n_boot - 1, math.ceil((1 - tail) * n_boot) - 1)]
 
 
+def bootstrap_mean_diff(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, seed: int = 0,
+                        level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``mean(b) - mean(a)`` for two independent samples (seeded):
+    each is resampled on its own, e.g. the chosen ratio at the hardest grade minus at the easiest."""
+    if not a or not b:
+        raise ValueError(f"bootstrap_mean_diff needs two non-empty samples, got {len(a)} and {len(b)}")
+    rng, na, nb = random.Random(seed), len(a), len(b)
+    diffs = sorted(sum(b[rng.randrange(nb)] for _ in range(nb)) / nb - sum(a[rng.randrange(na)] for _ in range(na)) / na
+                   for _ in range(n_boot))
+    tail = (1 - level) / 2
+    return diffs[max(0, math.floor(tail * n_boot))], diffs[min(n_boot - 1, math.ceil((1 - tail) * n_boot) - 1)]
+
+
 def overlaps(a: Sequence[float], b: Sequence[float]) -> bool:
     """Whether two intervals ``[lo, hi]`` share a point (then a difference is not a result)."""
     return a[0] <= b[1] and b[0] <= a[1]

@@ -7,9 +7,17 @@ import math
 
 import pytest
 
-from extra_cot.stats import bootstrap_mean, overlaps, wilson
+from extra_cot.stats import bootstrap_mean, bootstrap_mean_diff, overlaps, wilson
 from extra_cot.study.gamma import targets as gamma_targets
-from extra_cot.study.report import chosen_ratio, compute_targets, mean_ratio, rises, run_summary
+from extra_cot.study.report import (
+    chosen_ratio,
+    compute_targets,
+    format_rise,
+    mean_ratio,
+    ratio_rise,
+    rises,
+    run_summary,
+)
 
 
 @pytest.mark.parametrize(("k", "n", "lo", "hi"), [(5, 10, 0.2366, 0.7634), (0, 10, 0.0, 0.2775),
@@ -68,8 +76,39 @@ def test_run_summary_accounts_per_grade_and_chosen_ratio():
     assert out["mean_chosen_ratio_by_grade"] == {"1": 0.2, "2": 0.8}
     lo, hi = out["accuracy_ci"]
     assert lo < 0.75 < hi
+    assert out["chosen_ratio_rise"]["value"] == pytest.approx(0.6)  # grade 2 (0.6, 1.0) minus grade 1 (0.2)
     assert chosen_ratio({"output": "<COMP_AUTO> x"}) == "auto"
     assert mean_ratio({"none": 1.0}) is None
+
+
+def test_mean_difference_interval_has_the_sign_of_the_difference_and_holds_zero_for_equal_groups():
+    low, high = [0.2] * 30 + [0.4] * 10, [0.8] * 30 + [0.6] * 10
+    lo, hi = bootstrap_mean_diff(low, high, seed=3)
+    assert 0.4 < lo <= hi < 0.6  # true difference 0.5, far from 0
+    lo, hi = bootstrap_mean_diff(high, low, seed=3)
+    assert -0.6 < lo <= hi < -0.4
+    mixed = [0.2, 0.8] * 20
+    lo, hi = bootstrap_mean_diff(mixed, mixed[::-1], seed=3)
+    assert lo < 0 < hi
+    assert bootstrap_mean_diff([0.2] * 5, [0.2] * 9) == pytest.approx((0.0, 0.0), abs=1e-12)
+    with pytest.raises(ValueError):
+        bootstrap_mean_diff([], [0.2])
+
+
+def test_ratio_rise_compares_the_hardest_with_the_easiest_grade_over_fixed_ratio_outputs():
+    def rows(*outputs):
+        return [{"output": o} for o in outputs]
+    by_grade = {"1": rows(*["<COMP_20> a"] * 20, "no token"), "2": rows("<COMP_100> b"),
+                "3": rows(*["<COMP_80> c"] * 15, *["<COMP_60> d"] * 5, "<COMP_AUTO> e")}
+    rise = ratio_rise(by_grade)
+    assert (rise["easiest"], rise["hardest"]) == ("1", "3")  # by grade number, not by insertion or text
+    assert rise["value"] == pytest.approx(0.55) and rise["ci"][0] > 0.4
+    assert format_rise(rise).startswith("+0.550 [")
+    flat = {"1": rows("<COMP_20> a", "<COMP_80> b") * 10, "10": rows("<COMP_80> b", "<COMP_20> a") * 10}
+    assert ratio_rise(flat)["ci"][0] < 0 < ratio_rise(flat)["ci"][1]
+    assert ratio_rise({"1": rows("none"), "2": rows("<COMP_20> a")}) is None
+    assert ratio_rise({"1": rows("<COMP_20> a")}) is None
+    assert format_rise(None) == "-"
 
 
 @pytest.mark.parametrize(("values", "expected"), [([0.2, 0.4, 0.6], True), ([0.2, 0.2, 0.4], True),

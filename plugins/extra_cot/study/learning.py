@@ -41,6 +41,7 @@ from extra_cot.demo.config import _STEP_LIST, vllm_args_option, vllm_reserved_cp
 from extra_cot.stats import bootstrap_ratio, overlaps
 from extra_cot.study.report import (
     eval_records,
+    format_rise,
     mean_ratio,
     provenance,
     ratio_key,
@@ -462,14 +463,15 @@ def render(rec: Mapping) -> str:
                          f"{s['think_tokens']:.1f} | {kl} | {s['timing_s'].get('step', float('nan')):.0f}")
         lines.append("")
     lines += ["## Held out, policy mode (`<COMP_AUTO>`; 95 % intervals: Wilson, bootstrap, paired bootstrap)", "",
-              "model | accuracy % [CI] | think tokens [CI] | acc per 1k tokens [CI] | chosen | mean ratio by grade",
-              "--- | --- | --- | --- | --- | ---"]
+              ("model | accuracy % [CI] | think tokens [CI] | acc per 1k tokens [CI] | chosen | mean ratio by grade "
+               "| rise hardest - easiest [CI]"),
+              "--- | --- | --- | --- | --- | --- | ---"]
     held = {"sft": rec["sft"]["heldout"], **{a: d.get("heldout") for a, d in rec["arms"].items()}}
     for name, h in held.items():
         if h:
             lines.append(f"{name} | {100 * h['accuracy']:.1f} {_ci(h['accuracy_ci'], 100)} | {h['think_tokens']:.1f} "
                          f"{_ci(h['think_tokens_ci'])} | {h['accuracy_per_1k']} {_ci(h['accuracy_per_1k_ci'], 1, '.2f')} "
-                         f"| {h['chosen']} | {h['mean_chosen_ratio_by_grade']}")
+                         f"| {h['chosen']} | {h['mean_chosen_ratio_by_grade']} | {format_rise(h.get('chosen_ratio_rise'))}")
     lines += ["", "## Where a step's time goes (seconds; mean over steps 2..K, step 1 in brackets)", "",
               "timer | " + " | ".join(rec["arms"]), "--- | " + " | ".join("---" for _ in rec["arms"])]
     for t in TIMERS:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from extra_cot.demo.runner import machine
 from extra_cot.fileio import atomic_write_json, atomic_write_text, read_jsonl
-from extra_cot.stats import bootstrap_mean, overlaps, wilson
+from extra_cot.stats import bootstrap_mean, bootstrap_mean_diff, overlaps, wilson
 from extra_cot.tokens import parse_leading_control
 
 FIXED = ("0.2", "0.4", "0.6", "0.8", "1.0")
@@ -76,7 +76,23 @@ def run_summary(records: Sequence[Mapping], grades: Sequence[int], seed: int = 0
     out["chosen_by_grade"] = {g: _share(Counter(chosen_ratio(r) for r in rows), len(rows))
                               for g, rows in sorted(by_grade.items())}
     out["mean_chosen_ratio_by_grade"] = {g: mean_ratio(d) for g, d in out["chosen_by_grade"].items()}
+    out["chosen_ratio_rise"] = ratio_rise(by_grade, seed=seed)
     return out
+
+
+def ratio_rise(by_grade: Mapping[str, Sequence[Mapping]], seed: int = 0) -> dict | None:
+    """Mean chosen ratio at the hardest grade minus at the easiest, with a two-sample bootstrap 95 %
+    interval: a rise whose interval holds 0 is not a result. Counts the outputs that start with a
+    fixed-ratio token; None when either end grade has none."""
+    fixed = {g: [float(k) for k in map(chosen_ratio, rows) if k not in ("none", "auto")]
+             for g, rows in by_grade.items()}
+    easiest, hardest = min(fixed, key=int), max(fixed, key=int)
+    a, b = fixed[easiest], fixed[hardest]
+    if easiest == hardest or not a or not b:
+        return None
+    lo, hi = bootstrap_mean_diff(a, b, seed=seed)
+    return {"easiest": easiest, "hardest": hardest, "value": round(sum(b) / len(b) - sum(a) / len(a), 4),
+            "ci": [round(lo, 4), round(hi, 4)]}
 
 
 def mean_ratio(shares: Mapping[str, float]) -> float | None:
@@ -317,6 +333,7 @@ def render(record: Mapping) -> str:
     pol = runs["policy"]
     lines += ["", "## `<COMP_AUTO>`: chosen ratios", "", f"- overall: {pol['chosen']}"]
     lines += [f"- grade {g}: {pol['chosen_by_grade'][g]} (mean {pol['mean_chosen_ratio_by_grade'][g]})" for g in grades]
+    lines.append(f"- rise, hardest minus easiest grade: {format_rise(pol.get('chosen_ratio_rise'))}")
     g = record["gamma"]
     lines += ["", "## γ* of the policy rows (first-pass sweep)", "",
               f"- {g['n_targets']} of {g['n_questions']} policy-set questions; distribution {g['distribution']}",
@@ -338,6 +355,13 @@ def render(record: Mapping) -> str:
                   f"{_ci(r['think_tokens_ci'], 1.0)}" for name, r in rec["runs"].items()]
         lines.append("- targets met: " + ", ".join(f"{k} {'yes' if t['met'] else 'NO'}" for k, t in rec["targets"].items()))
     return "\n".join(lines) + "\n"
+
+
+def format_rise(rise: Mapping | None) -> str:
+    """A :func:`ratio_rise` for the reports; records written before it have none."""
+    if rise is None:
+        return "-"
+    return f"{rise['value']:+.3f} [{rise['ci'][0]:+.3f}, {rise['ci'][1]:+.3f}] (grade {rise['hardest']} - {rise['easiest']})"
 
 
 def significant(a: Mapping, b: Mapping, key: str = "accuracy_ci") -> bool:
