@@ -29,17 +29,20 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def _percentile_interval(stats: list[float], level: float) -> tuple[float, float]:
+    """The central ``level`` interval of bootstrap statistics (sorted here)."""
+    stats.sort()
+    n, tail = len(stats), (1 - level) / 2
+    return stats[max(0, math.floor(tail * n))], stats[min(n - 1, math.ceil((1 - tail) * n) - 1)]
+
+
 def bootstrap_mean(values: Sequence[float], n_boot: int = 2000, seed: int = 0,
                    level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (seeded, so records are reproducible)."""
     if not values:
         raise ValueError("bootstrap_mean of no values")
     rng, n = random.Random(seed), len(values)
-    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
-    tail = (1 - level) / 2
-    lo = means[max(0, math.floor(tail * n_boot))]
-    hi = means[min(n_boot - 1, math.ceil((1 - tail) * n_boot) - 1)]
-    return lo, hi
+    return _percentile_interval([sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot)], level)
 
 
 def bootstrap_ratio(num: Sequence[float], den: Sequence[float], n_boot: int = 2000, seed: int = 0,
@@ -54,9 +57,7 @@ def bootstrap_ratio(num: Sequence[float], den: Sequence[float], n_boot: int = 20
         picks = [rng.randrange(n) for _ in range(n)]
         total = sum(den[i] for i in picks)
         stats.append(sum(num[i] for i in picks) / total if total else 0.0)
-    stats.sort()
-    tail = (1 - level) / 2
-    return stats[max(0, math.floor(tail * n_boot))], stats[min(n_boot - 1, math.ceil((1 - tail) * n_boot) - 1)]
+    return _percentile_interval(stats, level)
 
 
 def bootstrap_mean_diff(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, seed: int = 0,
@@ -66,10 +67,8 @@ def bootstrap_mean_diff(a: Sequence[float], b: Sequence[float], n_boot: int = 20
     if not a or not b:
         raise ValueError(f"bootstrap_mean_diff needs two non-empty samples, got {len(a)} and {len(b)}")
     rng, na, nb = random.Random(seed), len(a), len(b)
-    diffs = sorted(sum(b[rng.randrange(nb)] for _ in range(nb)) / nb - sum(a[rng.randrange(na)] for _ in range(na)) / na
-                   for _ in range(n_boot))
-    tail = (1 - level) / 2
-    return diffs[max(0, math.floor(tail * n_boot))], diffs[min(n_boot - 1, math.ceil((1 - tail) * n_boot) - 1)]
+    return _percentile_interval([sum(b[rng.randrange(nb)] for _ in range(nb)) / nb
+                                 - sum(a[rng.randrange(na)] for _ in range(na)) / na for _ in range(n_boot)], level)
 
 
 def overlaps(a: Sequence[float], b: Sequence[float]) -> bool:
