@@ -42,6 +42,10 @@ def ratio_key(ratio: float | None) -> str:
     return "1.0" if ratio == 1 else f"{ratio:g}"
 
 
+#: The :func:`chosen_ratio` keys that are not a fixed ratio: no leading token, or ``<COMP_AUTO>`` echoed.
+NOT_A_RATIO = ("none", "auto")
+
+
 def chosen_ratio(record: Mapping) -> str:
     """The leading control token of an output as a ratio string (``"none"`` without one)."""
     choice = parse_leading_control(str(record.get("output", "")))
@@ -84,7 +88,7 @@ def ratio_rise(by_grade: Mapping[str, Sequence[Mapping]], seed: int = 0) -> dict
     """Mean chosen ratio at the hardest grade minus at the easiest, with a two-sample bootstrap 95 %
     interval: a rise whose interval holds 0 is not a result. Counts the outputs that start with a
     fixed-ratio token; None when either end grade has none."""
-    fixed = {g: [float(k) for k in map(chosen_ratio, rows) if k not in ("none", "auto")]
+    fixed = {g: [float(k) for k in map(chosen_ratio, rows) if k not in NOT_A_RATIO]
              for g, rows in by_grade.items()}
     easiest, hardest = min(fixed, key=int), max(fixed, key=int)
     a, b = fixed[easiest], fixed[hardest]
@@ -97,7 +101,7 @@ def ratio_rise(by_grade: Mapping[str, Sequence[Mapping]], seed: int = 0) -> dict
 
 def mean_ratio(shares: Mapping[str, float]) -> float | None:
     """Mean chosen ratio over the outputs that start with a fixed-ratio token (None if none do)."""
-    fixed = {float(k): v for k, v in shares.items() if k not in ("none", "auto")}
+    fixed = {float(k): v for k, v in shares.items() if k not in NOT_A_RATIO}
     total = sum(fixed.values())
     return round(sum(k * v for k, v in fixed.items()) / total, 4) if total else None
 
@@ -125,7 +129,7 @@ def compute_targets(runs: Mapping[str, dict], traces: Mapping, gamma: Mapping) -
     share = pol["think_tokens"] / full["think_tokens"] if full["think_tokens"] else float("inf")
     out["policy_think_tokens_share_of_1.0"] = _target(round(share, 4), f"<= {t['policy_token_share_max']}",
                                                      share <= t["policy_token_share_max"])
-    distinct = sorted(k for k, v in pol["chosen"].items() if k not in ("none", "auto")
+    distinct = sorted(k for k, v in pol["chosen"].items() if k not in NOT_A_RATIO
                       and v >= t["policy_distinct_share_min"])
     out["policy_distinct_tokens"] = _target(distinct, f">= {t['policy_distinct_min']} ratios each chosen >= "
                                             f"{t['policy_distinct_share_min']:.0%}", len(distinct) >= t["policy_distinct_min"])
