@@ -175,15 +175,16 @@ def _train_args(cfg) -> dict[str, dict[str, str]]:
             for s in build_steps(cfg) if s.name.startswith("train-")}
 
 
-@pytest.mark.parametrize(("schedule", "repeat"), [("updates", 5), ("epochs", 1)])
+@pytest.mark.parametrize(("schedule", "repeat"), [("compute", 3), ("updates", 5), ("epochs", 1)])
 def test_the_no_control_baseline_has_the_method_schedule(tmp_path, schedule, repeat):
-    """Same start model, lr/batch and passes; only the data differ (no tokens, full traces). Under
-    ``updates`` (the default) the baseline, one row per question against the method's one row per
-    fixed ratio, runs 5x the epochs so both take the same optimizer steps."""
+    """Same start model, lr/batch and passes; only the data differ (no tokens, full traces). The baseline
+    has one row per question against the method's one row per fixed ratio: under ``updates`` it runs 5x
+    the epochs (the same optimizer steps), under ``compute`` (the default) 0.2+0.4+0.6+0.8+1.0 = 3x,
+    about the think tokens of the method's rows, which hold ``ratio`` of a full trace each."""
     from extra_cot.study.config import StudyConfig
     from extra_cot.tokens import FIXED_RATIOS
 
-    assert StudyConfig().baseline_schedule == "updates"
+    assert StudyConfig().baseline_schedule == "compute"
     cfg = StudyConfig(out=str(tmp_path), epochs=3.0, epochs_second=1.5, learning_rate=2e-4, baseline_schedule=schedule)
     train = _train_args(cfg)
     method, baseline = (train["train-fixed"], train["train-policy"]), (train["train-no-control-first"],
@@ -196,12 +197,38 @@ def test_the_no_control_baseline_has_the_method_schedule(tmp_path, schedule, rep
     assert method[1]["model_name_or_path"] == method[0]["output_dir"]
     assert baseline[1]["model_name_or_path"] == baseline[0]["output_dir"]
     assert [m["num_train_epochs"] for m in method] == ["3", "1.5"]
+    assert baseline[0]["num_train_epochs"] == f"{3 * repeat:g}"  # printed plainly, no float noise
     assert len(FIXED_RATIOS) == 5
     # 40 questions: the method's first pass has 200 rows, the baseline's 40 -> equal steps under "updates"
     rows_method, rows_baseline, batch = 40 * len(FIXED_RATIOS), 40, cfg.batch_size
     steps = [math.ceil(rows / batch) * float(args["num_train_epochs"])
              for rows, args in ((rows_method, method[0]), (rows_baseline, baseline[0]))]
     assert (steps[0] == steps[1]) == (schedule == "updates")
+    # think tokens seen per question: sum of the ratios for the method, repeat x 1.0 for the baseline
+    assert (sum(FIXED_RATIOS) == pytest.approx(repeat)) == (schedule == "compute")
+
+
+def test_stage2_precision_reads_the_recorded_training_commands():
+    from extra_cot.study.report import stage2_precision
+
+    bf16 = "llamafactory-cli train x.yaml learning_rate=0.0005 bf16=true use_cpu=true"
+    fp32 = "llamafactory-cli train x.yaml learning_rate=0.0005"
+    assert stage2_precision([bf16, bf16]) == "bf16"
+    assert stage2_precision([fp32, fp32]) == "fp32"
+    assert stage2_precision([fp32, bf16]) == "mixed"
+    assert stage2_precision([]) is None
+    assert stage2_precision(["llamafactory-cli train x.yaml bf16=true_not"]) == "fp32"
+
+
+@pytest.mark.parametrize(("wall_s", "precision", "met"), [
+    (5999.0, "fp32", True), (6001.0, "fp32", False), (3000.0, "bf16", False), (3000.0, None, False),
+    (3000.0, "mixed", False)])
+def test_the_time_target_needs_fp32_and_100_minutes(wall_s, precision, met):
+    from extra_cot.study.report import time_target
+
+    target = time_target(wall_s, precision)
+    assert target["met"] is met
+    assert target["value"] == {"minutes": round(wall_s / 60, 1), "stage2_precision": precision}
 
 
 def test_optimizer_steps_reads_each_trainings_global_step(tmp_path):

@@ -4,8 +4,8 @@ The study is the demo's pipeline at a size that carries statistics (issue 17): g
 in four grades, split by ``--seed`` into SFT / policy / validation / test sets; Stage 1 compress;
 a first-pass mixed-ratio SFT model (fixed ratios only) whose sweep on the policy set gives the
 model-based γ*; a second pass that adds the ``<COMP_AUTO>`` rows; a no-control baseline trained on
-the full traces of the same questions in the same two passes (by default with as many optimizer
-updates as the method, see ``--baseline-schedule``); evaluation on the
+the full traces of the same questions in the same two passes (by default with about the method's
+training compute, see ``--baseline-schedule``); evaluation on the
 validation and test splits. Choose options on the validation numbers; the test numbers are the record.
 """
 
@@ -24,11 +24,15 @@ from extra_cot.demo.config import (
     vllm_args_option,
     vllm_reserved_cpus_option,
 )
+from extra_cot.tokens import FIXED_RATIOS
 
 DEFAULT_OUT = "runs/study"
 RUN, DATA, TRAIN, EVAL = "run", "data", "stage 2 training", "evaluation"
 SPLITS = ("val", "test")
-BASELINE_SCHEDULES = ("updates", "epochs")
+#: The no-control baseline's epochs per epoch of the method, by ``--baseline-schedule``. The method's sets
+#: hold one row per question and fixed ratio, each row about ``ratio`` of a full trace's think tokens;
+#: the baseline's one full trace per question.
+BASELINE_REPEAT = {"compute": round(sum(FIXED_RATIOS), 6), "updates": len(FIXED_RATIOS), "epochs": 1}
 
 
 def _splits(text: str) -> list[str]:
@@ -53,15 +57,15 @@ class StudyConfig:
     n_test: int = option(default=200, group=DATA, help="test problems (the record)")
     splits: list[str] = option(default_factory=lambda: list(SPLITS), cli_default="val,test", parse=_splits,
                                group=EVAL, help="held-out splits the evaluation steps use (default val,test)")
-    epochs: float = option(default=4.0, group=TRAIN,
-                           help="epochs of the first pass (fixed-ratio rows of the train split; default 4)")
-    epochs_second: float = option(default=2.0, group=TRAIN,
-                                  help="epochs of the second pass (policy split + <COMP_AUTO> rows; default 2)")
+    epochs: float = option(default=3.0, group=TRAIN,
+                           help="epochs of the first pass (fixed-ratio rows of the train split; default 3)")
+    epochs_second: float = option(default=1.5, group=TRAIN,
+                                  help="epochs of the second pass (policy split + <COMP_AUTO> rows; default 1.5)")
     baseline_schedule: str = option(
-        default="updates", group=TRAIN, choices=list(BASELINE_SCHEDULES),
-        help="what the no-control baseline matches: updates (its epochs x the number of fixed ratios, so it takes "
-             "as many optimizer steps as the method, whose set has one row per ratio; the default) or epochs (the "
-             "method's epochs, hence about 1/5 of its steps)")
+        default="compute", group=TRAIN, choices=list(BASELINE_REPEAT),
+        help="what the no-control baseline matches, as a multiple of the method's epochs over its one row per "
+             "question: compute (x the sum of the fixed ratios, 3: about the method's think tokens; the default), "
+             "updates (x the number of fixed ratios, 5: as many optimizer steps as the method) or epochs (x 1)")
     batch_size: int = option(default=8, group=TRAIN, help="per-device batch size (default 8)")
     learning_rate: float = option(default=5.0e-4, group=TRAIN, help="peak learning rate, cosine schedule (5e-4)")
     precision: str = option(default="auto", group=TRAIN, choices=list(PRECISIONS),

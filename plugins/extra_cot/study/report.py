@@ -33,6 +33,8 @@ TARGETS = {"retention_at_0.2_min": 0.8, "policy_accuracy_gap_max": 0.05, "policy
            "policy_distinct_min": 3, "policy_distinct_share_min": 0.05, "echo_min": 0.9,
            "realized_step_min": 0.08, "accuracy_at_1.0_min": 0.3, "trace_spread_min": 3.0,
            "trace_top_sentence_max": 0.10, "grades_min": 4, "gamma_distinct_min": 3}
+#: Issue 17, item 5: the whole study on 2 cores with Stage 2 in fp32 (no native bf16).
+STUDY_MINUTES_MAX = 100.0
 
 
 def ratio_key(ratio: float | None) -> str:
@@ -237,6 +239,21 @@ def split_record(root: Path, split: str, tokenizer, traces: Mapping, gamma: Mapp
             "targets": compute_targets(runs, traces, gamma)}
 
 
+def stage2_precision(commands: Sequence[str]) -> str | None:
+    """``bf16``/``fp32`` from the training commands the runner recorded (``mixed`` if they differ; None
+    without any): :func:`extra_cot.demo.steps.precision_overrides` adds ``bf16=true`` for bf16."""
+    kinds = {"bf16" if "bf16=true" in command.split() else "fp32" for command in commands}
+    return kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else None)
+
+
+def time_target(total_wall_s: float, precision: str | None) -> dict:
+    """Item 5: the study's wall time, met only when Stage 2 ran fp32 (a bf16 run does not show it)."""
+    minutes = round(total_wall_s / 60, 1)
+    return {"value": {"minutes": minutes, "stage2_precision": precision},
+            "target": f"<= {STUDY_MINUTES_MAX:g} min with Stage 2 in fp32",
+            "met": precision == "fp32" and total_wall_s <= 60 * STUDY_MINUTES_MAX}
+
+
 def provenance(root: Path) -> dict:
     """Where a runner's record came from (``OUT/demo_state.json``): the first invocation's command, date
     and commit, every invocation, the machine, the load it ran under and the step wall times."""
@@ -255,6 +272,8 @@ def provenance(root: Path) -> dict:
         "load": {"mean": round(sum(loads) / len(loads), 2) if loads else None, "max": max(loads, default=None)},
         "step_wall_s": {k: v.get("wall_s") for k, v in state.get("steps", {}).items()},
         "total_wall_s": round(sum(v.get("wall_s") or 0 for v in state.get("steps", {}).values()), 1),
+        "stage2_precision": stage2_precision([v["command"] for k, v in state.get("steps", {}).items()
+                                              if k.startswith("train-") and v.get("command")]),
     }
 
 
@@ -283,11 +302,14 @@ def build_record(root: Path) -> dict:
     gamma = json.loads((root / "stage1" / "policy_targets.jsonl.summary.json").read_text())
     splits = {split: split_record(root, split, tokenizer, traces, gamma) for split in config["splits"]}
     main_split = "test" if "test" in splits else config["splits"][0]
+    prov = provenance(root)
+    targets = {**splits[main_split]["targets"],
+               "study_minutes": time_target(prov["total_wall_s"], prov["stage2_precision"])}
     return {
-        **provenance(root), "seed": config["seed"], "split": main_split, "n_test": splits[main_split]["n"],
+        **prov, "seed": config["seed"], "split": main_split, "n_test": splits[main_split]["n"],
         "reference_think_tokens": splits[main_split]["reference_think_tokens"],
         "config": config, "optimizer_steps": optimizer_steps(root), "traces": traces, "gamma": gamma,
-        "runs": splits[main_split]["runs"], "targets": splits[main_split]["targets"], "splits": splits,
+        "runs": splits[main_split]["runs"], "targets": targets, "splits": splits,
         "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
     }
 
@@ -313,7 +335,8 @@ def render(record: Mapping) -> str:
               (f"- date: {record['date']}; commit {record['commit']} (dirty: {record['dirty']}); report code "
                f"{record['report_code'].get('commit')}"),
               f"- machine: {record['machine']}; load mean {record['load']['mean']}, max {record['load']['max']}",
-              f"- step wall times (s): {record['step_wall_s']} (total {record['total_wall_s']} s)",
+              (f"- step wall times (s): {record['step_wall_s']} (total {record['total_wall_s']} s; Stage 2 in "
+               f"{record.get('stage2_precision')})"),
               *([f"- outputs already in the folder, not produced by the invocation(s) above: {inherited}"]
                 if (inherited := [k for k, v in record["step_wall_s"].items() if v is None]) else []),
               (f"- optimizer steps: {record.get('optimizer_steps')} (no-control baseline schedule: "

@@ -21,7 +21,7 @@ from extra_cot.demo.steps import (
     train_step,
 )
 from extra_cot.fileio import stale_options
-from extra_cot.study.config import StudyConfig
+from extra_cot.study.config import BASELINE_REPEAT, StudyConfig
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
 __all__ = ["SERVED_NAME", "Paths", "build_steps"]
@@ -126,8 +126,7 @@ def build_steps(cfg: StudyConfig) -> list[Step]:
     report = Step("report", "Report: intervals, Pareto table, targets -> study.json / study.md",
                   [sys.executable, "-m", "extra_cot.study.report", "--out", str(p.root)], lambda: "always refreshed")
     full = ["--ratios", "1.0", "--untagged-share", "1"]
-    # the method's sets hold one row per fixed ratio and question, the baseline's one per question
-    repeat = len(FIXED_RATIOS) if cfg.baseline_schedule == "updates" else 1
+    repeat = BASELINE_REPEAT[cfg.baseline_schedule]
     return [
         _data_step(cfg, p), base,
         _compress_step(cfg, p, "train", cfg.n_sft), _compress_step(cfg, p, "policy", cfg.n_policy),
