@@ -209,10 +209,14 @@ def test_the_no_control_baseline_has_the_method_schedule(tmp_path, schedule, rep
 
 
 def test_stage2_precision_reads_the_recorded_training_commands():
+    from extra_cot.demo.steps import precision_overrides
     from extra_cot.study.report import stage2_precision
 
     bf16 = "llamafactory-cli train x.yaml learning_rate=0.0005 bf16=true use_cpu=true"
     fp32 = "llamafactory-cli train x.yaml learning_rate=0.0005"
+    # what the study's training steps actually append, per --precision
+    assert stage2_precision([" ".join(["llamafactory-cli", "train", *precision_overrides("bf16")])]) == "bf16"
+    assert stage2_precision([" ".join(["llamafactory-cli", "train", *precision_overrides("fp32")])]) == "fp32"
     assert stage2_precision([bf16, bf16]) == "bf16"
     assert stage2_precision([fp32, fp32]) == "fp32"
     assert stage2_precision([fp32, bf16]) == "mixed"

@@ -241,8 +241,11 @@ def split_record(root: Path, split: str, tokenizer, traces: Mapping, gamma: Mapp
 
 def stage2_precision(commands: Sequence[str]) -> str | None:
     """``bf16``/``fp32`` from the training commands the runner recorded (``mixed`` if they differ; None
-    without any): :func:`extra_cot.demo.steps.precision_overrides` adds ``bf16=true`` for bf16."""
-    kinds = {"bf16" if "bf16=true" in command.split() else "fp32" for command in commands}
+    without any): bf16 where a command holds the flag :func:`extra_cot.demo.steps.precision_overrides` adds."""
+    from extra_cot.demo.steps import precision_overrides
+
+    flag = precision_overrides("bf16")[0]
+    kinds = {"bf16" if flag in command.split() else "fp32" for command in commands}
     return kinds.pop() if len(kinds) == 1 else ("mixed" if kinds else None)
 
 
