@@ -124,6 +124,42 @@ def test_build_sft_untagged_share_reaches_the_processor(tmp_path, tiny_model_dir
         assert untagged == round(share * len(full))
 
 
+@pytest.mark.parametrize("share", ["0.5", "0.8", "method"])
+def test_build_sft_policy_share_sets_the_repeat_nearest_the_share(tmp_path, tiny_model_dir, share):
+    """--policy-share picks the policy_repeat whose expanded data comes nearest the share (counted
+    here from the examples the processor's mixture makes, for repeats around the chosen one)."""
+    from extra_cot.sft.mixture import ENTRY_KEY, PAPER_POLICY_SHARE, MixtureConfig, expand_row
+
+    inp, out = _write(tmp_path / "in.jsonl", GSM8K_ROWS), tmp_path / "c.jsonl"
+    assert cli_main(["compress", "--input", str(inp), "--output", str(out), "--input-format", "gsm8k",
+                     "--scorer", "heuristic", "--tokenizer", str(tiny_model_dir)]) == 0
+    policy = _write(tmp_path / "gt.jsonl", [{"question": _read(out)[0]["question"], "gt_ratio": 1.0}])
+    assert cli_main(["build-sft", "--input", str(out), "--output-dir", str(tmp_path / "sft"), "--name", "mix",
+                     "--policy-ratios", str(policy), "--policy-quotas", "none", "--policy-share", share,
+                     "--tokenizer", str(tiny_model_dir)]) == 0
+    mixture = MixtureConfig.from_dict(json.loads((tmp_path / "sft" / "dataset_info.json").read_text())["mix"][ENTRY_KEY])
+    rows = _read(tmp_path / "sft" / "mix.jsonl")
+    target = PAPER_POLICY_SHARE if share == "method" else float(share)
+
+    def miss(repeat):
+        controls = [e.control for r in rows
+                    for e in expand_row(r, MixtureConfig.from_dict({**mixture.to_dict(), "policy_repeat": repeat}))]
+        return abs(controls.count("<COMP_AUTO>") / len(controls) - target)
+
+    k = mixture.policy_repeat
+    assert miss(k) <= min(miss(k + 1), miss(max(1, k - 1)))
+    assert k == {"0.5": 14, "0.8": 56, "method": 3}[share]  # 3 rows x 5 ratios less one 0.2 off its bucket
+    saved = json.loads((tmp_path / "sft" / "mix.build_sft.json").read_text())["stats"]
+    assert saved["policy_repeat"] == k and saved["policy_examples"] == 1
+
+
+def test_build_sft_policy_share_and_repeat_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["build-sft", "--input", "x", "--output-dir", str(tmp_path), "--policy-share", "0.2",
+                  "--policy-repeat", "2"])
+    assert "not allowed with" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("shards", ["dir", "glob"])
 def test_build_sft_reads_sharded_compress_output(tmp_path, tiny_model_dir, shards):
     inp, out = _write(tmp_path / "in.jsonl", GSM8K_ROWS), tmp_path / "c.jsonl"

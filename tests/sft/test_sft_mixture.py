@@ -15,6 +15,7 @@ from extra_cot.sft.mixture import (
     expand_row,
     policy_key,
     policy_targets,
+    repeat_for_share,
     row_hash,
     select_policy_rows,
     validate_row,
@@ -33,6 +34,7 @@ def test_paper_defaults_and_round_trip():
 @pytest.mark.parametrize("bad, fix", [
     ({"ratios": [0.3]}, "valid"), ({"untagged_share": 2}, "[0, 1]"), ({"on_bad_row": "drop"}, "'skip'"),
     ({"policy_quotas": {"0.2": 0}}, "not all 0"), ({"ratios": []}, "subset"),
+    ({"policy_repeat": 0}, ">= 1"), ({"policy_repeat": 1.5}, "whole number"), ({"policy_repeat": True}, "whole number"),
 ])
 def test_config_errors_name_the_fix(bad, fix):
     with pytest.raises(ValueError, match=fix.replace("[", r"\[").replace("]", r"\]")):
@@ -56,6 +58,27 @@ def test_expansion_one_per_available_ratio_token_in_and_echoed(sft):
     policy = examples[-1]
     assert policy.user.endswith(" <COMP_AUTO>")
     assert policy.response == build_response(row["compressed"]["0.4"], row["answer"], "<COMP_40>")
+
+
+def test_policy_repeat_copies_only_the_policy_example(sft):
+    row = sft.make_row(3, gt_ratio=0.6)
+    once = expand_row(row, MixtureConfig(untagged_share=0.0, policy_quotas=None))
+    thrice = expand_row(row, MixtureConfig(untagged_share=0.0, policy_quotas=None, policy_repeat=3))
+    assert thrice[:5] == once[:5] and len(once) == 6
+    assert thrice[5:] == [once[5]] * 3 and once[5].control == "<COMP_AUTO>"
+    no_gamma = sft.make_row(4)
+    assert expand_row(no_gamma, MixtureConfig(policy_repeat=3)) == expand_row(no_gamma, MixtureConfig())
+    m = MixtureConfig(policy_repeat=4)
+    assert MixtureConfig.from_dict(json.loads(json.dumps(m.to_dict()))).policy_repeat == 4
+
+
+def test_repeat_for_share():
+    assert repeat_for_share(400, 26, 10 / 58) == 3  # 78 of 478 examples = 16.3 %; 4 would give 20.6 %
+    assert repeat_for_share(400, 26, 0.05) == 1  # already above: never below one copy
+    assert repeat_for_share(400, 0, 0.5) == 1 and repeat_for_share(10, 10, 0.5) == 1
+    assert repeat_for_share(90, 10, 0.5) == 9
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        repeat_for_share(10, 1, 1.0)
 
 
 def test_ratio_subset_and_untagged_all():

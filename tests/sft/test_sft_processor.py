@@ -56,6 +56,10 @@ def test_mixture_settings_come_from_the_entry_and_are_not_served_stale(sft, tiny
     second, tokenizer = sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out")  # same file, cache on
     assert len(second) == 4 + 3
     assert all("<COMP_20><|im_end|>" not in full for full, _ in sft.decode_examples(second, tokenizer))
+    sft.write_dataset(tmp_path / "data", sft_rows, {"ratios": [0.4], "policy_quotas": None, "policy_repeat": 2})
+    third, tokenizer = sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out")
+    assert len(third) == 4 + 3 * 2
+    assert sum("<COMP_AUTO><|im_end|>" in full for full, _ in sft.decode_examples(third, tokenizer)) == 3 * 2
 
 
 def test_bad_row_error_names_file_line_field(sft, tiny_model_dir, tmp_path, sft_rows):

@@ -62,6 +62,21 @@ def test_gamma_is_the_lowest_ratio_of_the_passing_run_ending_at_1_and_counts_gra
     assert summary["by_grade"] == {"1": {"0.2": 1}, "3": {"0.6": 1, "0.8": 1}}
     assert summary["mean_by_grade"] == {"1": 0.2, "3": 0.7}
     assert summary["dropped_no_pass_by_grade"] == {"4": 1}
+    assert summary["unsolved_labelled_by_grade"] == {}
+
+
+def test_unsolved_questions_get_the_largest_budget_only_when_asked_and_only_when_nothing_passes():
+    # q0 passes nowhere; q1 passes at 0.2 only (fails at 1.0: no γ* under either rule); q2 from 0.8 up
+    passes = {0: set(), 1: {0.2}, 2: {0.8, 1.0}}
+    sweep = {r: [_rec(i, r in ok) for i, ok in passes.items()] for r in (0.2, 0.4, 0.6, 0.8, 1.0)}
+    rows, summary = gamma_targets(sweep, grades=[4, 2, 1])
+    assert [(r["question"], r["gt_ratio"]) for r in rows] == [("q2", 0.8)]
+    assert summary["dropped_no_pass_by_grade"] == {"2": 1, "4": 1}
+    rows, summary = gamma_targets(sweep, grades=[4, 2, 1], unsolved=1.0)
+    assert [(r["question"], r["gt_ratio"], r["grade"]) for r in rows] == [("q0", 1.0, 4), ("q2", 0.8, 1)]
+    assert summary["dropped_no_pass_by_grade"] == {"2": 1}
+    assert summary["unsolved_labelled_by_grade"] == {"4": 1}
+    assert summary["mean_by_grade"] == {"1": 0.8, "4": 1.0}
 
 
 def test_run_summary_accounts_per_grade_and_chosen_ratio():
@@ -255,3 +270,34 @@ def test_the_rendered_record_names_steps_it_did_not_run():
     record["step_wall_s"] = {**record["step_wall_s"], "train-fixed": None, "sweep": None}
     line = next(x for x in render(record).splitlines() if "not produced by the invocation" in x)
     assert "['train-fixed', 'sweep']" in line
+
+
+@pytest.mark.parametrize(("share", "flag"), [("method", ["--policy-share", "method"]), ("0.3", ["--policy-share", "0.3"]),
+                                             ("none", [])])
+def test_the_policy_rows_share_reaches_the_second_pass_build(tmp_path, share, flag):
+    from extra_cot.study.config import StudyConfig
+    from extra_cot.study.steps import build_steps
+
+    assert StudyConfig().policy_share == "method"
+    steps = {s.name: s.argv for s in build_steps(StudyConfig(out=str(tmp_path), policy_share=share))}
+    policy = steps["build-policy"]
+    assert (policy[policy.index("--policy-share"):policy.index("--policy-share") + 2] if flag else
+            [a for a in policy if a == "--policy-share"]) == flag
+    assert all("--policy-share" not in argv for name, argv in steps.items() if name != "build-policy")
+
+
+@pytest.mark.parametrize("bad", ["0", "1", "abc", "-0.2"])
+def test_a_policy_share_outside_0_1_is_refused_naming_the_flag(tmp_path, bad):
+    from extra_cot.study.config import config_from_args, parser
+
+    with pytest.raises(ValueError, match="--policy-share"):
+        config_from_args(parser().parse_args(["--policy-share", bad, "--out", str(tmp_path)]))
+
+
+@pytest.mark.parametrize("unsolved", ["drop", "1.0"])
+def test_the_unsolved_rule_reaches_the_gamma_step(tmp_path, unsolved):
+    from extra_cot.study.config import StudyConfig
+    from extra_cot.study.steps import build_steps
+
+    argv = {s.name: s.argv for s in build_steps(StudyConfig(out=str(tmp_path), unsolved=unsolved))}["gamma"]
+    assert argv[argv.index("--unsolved") + 1] == unsolved

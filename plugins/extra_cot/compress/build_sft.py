@@ -16,6 +16,7 @@ the per-bucket table) and prints the table. ``--policy-ratios``: JSONL rows
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from collections import Counter, defaultdict
@@ -24,8 +25,18 @@ from pathlib import Path
 from extra_cot.compress.jsonl import run_command
 from extra_cot.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl, read_jsonl_inputs
 from extra_cot.quotas import parse_quotas
-from extra_cot.sft.mixture import MixtureConfig
-from extra_cot.tokens import FIXED_RATIOS
+from extra_cot.sft.mixture import (
+    PAPER_POLICY_SHARE,
+    BadRowError,
+    MixtureConfig,
+    dataset_info_entry,
+    expand_row,
+    policy_key,
+    repeat_for_share,
+    select_policy_rows,
+    validate_row,
+)
+from extra_cot.tokens import FIXED_RATIOS, POLICY_TOKEN
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy-quotas", default=None,
                    help="share of each gt_ratio among policy examples: 'method' (the paper's 18/24/26/22/10 %%, "
                    "default), 'none' (every row with a gt_ratio) or e.g. '0.2:0.3,0.4:0.7'")
+    repeat = p.add_mutually_exclusive_group()
+    repeat.add_argument("--policy-repeat", type=int, default=None,
+                        help="copies of each kept policy example, written to the dataset entry (default 1)")
+    repeat.add_argument("--policy-share", type=_share, default=None,
+                        help="choose --policy-repeat so that policy examples come nearest this share of all the "
+                        "set's examples ('method': the paper's 10k of ~58k rows, 0.172)")
     return p
+
+
+def _share(text: str) -> float:
+    share = PAPER_POLICY_SHARE if text.strip().lower() == "method" else float(text)
+    if not 0.0 < share < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: use 'method' or a share in (0, 1)")
+    return share
 
 
 def mixture_from_args(args) -> MixtureConfig:
@@ -62,7 +86,18 @@ def mixture_from_args(args) -> MixtureConfig:
         given["ratios"] = tuple(float(r) for r in args.ratios.split(",") if r.strip())
     if args.policy_quotas is not None:
         given["policy_quotas"] = parse_quotas(args.policy_quotas)
+    if args.policy_repeat is not None:
+        given["policy_repeat"] = args.policy_repeat
     return MixtureConfig(**given)
+
+
+def example_counts(rows: list[dict], mixture: MixtureConfig) -> tuple[int, int]:
+    """(fixed-ratio examples, policy examples once each) that ``mixture`` makes of valid SFT ``rows``."""
+    keep = select_policy_rows(rows, mixture)
+    once = dataclasses.replace(mixture, policy_repeat=1)
+    controls = [e.control for r in rows for e in expand_row(r, once, policy_key(r) in keep)]
+    policy = controls.count(POLICY_TOKEN)
+    return len(controls) - policy, policy
 
 
 def load_policy_ratios(path: str | None) -> dict[str, float]:
@@ -142,7 +177,6 @@ def format_table(table: list[dict]) -> str:
 
 def run(args) -> tuple[list[dict], Counter]:
     from extra_cot.compress.models import load_tokenizer, make_counter
-    from extra_cot.sft.mixture import BadRowError, dataset_info_entry, validate_row
 
     mixture = mixture_from_args(args)
     policy = load_policy_ratios(args.policy_ratios)
@@ -160,6 +194,11 @@ def run(args) -> tuple[list[dict], Counter]:
         rows.append(row)
         out_rows.append(sft)
         stats["gt_ratio"] += "gt_ratio" in sft
+    if args.policy_share is not None:
+        n_fixed, n_policy = example_counts(out_rows, mixture)
+        mixture.policy_repeat = repeat_for_share(n_fixed, n_policy, args.policy_share)
+        stats["fixed_examples"], stats["policy_examples"] = n_fixed, n_policy
+        stats["policy_repeat"] = mixture.policy_repeat
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data_path = out_dir / f"{args.name}.jsonl"

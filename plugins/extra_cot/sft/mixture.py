@@ -9,7 +9,8 @@ A row (issue 2)::
 expands (docs/method.md, Stage 2) into one example per *available* ratio in ``MixtureConfig.ratios``
 (token at the end of the user turn and echoed at the start of the response); at 1.0 (the full
 ``cot``) a seeded ``untagged_share`` of rows carries no token at all; and, when ``gt_ratio`` is
-present and selected by the policy quotas, one policy example (``<COMP_AUTO>`` in, γ* token out).
+present and selected by the policy quotas, a policy example (``<COMP_AUTO>`` in, γ* token out;
+``policy_repeat`` copies of it).
 
 Every random choice hashes the row's content with the seed, so each rank, worker and rerun
 builds the same data whatever the order or sharding.
@@ -36,6 +37,8 @@ ENTRY_KEY = "extra_cot"
 FORMATTING = "extra_cot"
 #: Paper: "10k rows" of policy data (docs/method.md, Stage 2).
 PAPER_POLICY_ROWS = 10_000
+#: Paper: ~58k SFT rows in all (docs/method.md, Stage 2), so policy rows are ~17 % of them.
+PAPER_POLICY_SHARE = PAPER_POLICY_ROWS / 58_000
 _REQUIRED = ("question", "cot", "answer")
 _BOXED = re.compile(r"\\boxed\s*\{")
 
@@ -66,6 +69,10 @@ class MixtureConfig:
     policy_quotas: target share of each γ* among policy examples; ``None`` keeps every row
         with a ``gt_ratio``; a ratio absent or at 0 gets no policy example.
     policy_rows: cap on policy examples (paper: 10k); ``None`` = as many as the quotas allow.
+    policy_repeat: copies of each kept policy example (default 1). Our reconstruction, not the
+        paper's: its 10k policy rows are ~17 % of ~58k SFT rows (``PAPER_POLICY_SHARE``); a small
+        policy set (tens of questions with a γ*) is ~5 % of its mixture, and repeating its
+        examples restores that share (:func:`repeat_for_share`, ``build-sft --policy-share``).
     seed: mixed into every per-row hash.
     on_bad_row: ``"error"`` raises naming file/row/field; ``"skip"`` logs the reason and drops it.
     """
@@ -74,6 +81,7 @@ class MixtureConfig:
     untagged_share: float = 0.5
     policy_quotas: dict[float, float] | None = field(default_factory=lambda: dict(PAPER_QUOTAS))
     policy_rows: int | None = PAPER_POLICY_ROWS
+    policy_repeat: int = 1
     seed: int = 42
     on_bad_row: Literal["error", "skip"] = "error"
 
@@ -91,6 +99,9 @@ class MixtureConfig:
             self.policy_quotas = {k: v / total for k, v in sorted(quotas.items())}
         if self.policy_rows is not None and int(self.policy_rows) < 0:
             raise ValueError(f"MixtureConfig.policy_rows={self.policy_rows!r}: use a count >= 0 or null")
+        if isinstance(self.policy_repeat, bool) or int(self.policy_repeat) != self.policy_repeat or self.policy_repeat < 1:
+            raise ValueError(f"MixtureConfig.policy_repeat={self.policy_repeat!r}: use a whole number >= 1")
+        self.policy_repeat = int(self.policy_repeat)
         if self.on_bad_row not in ("error", "skip"):
             raise ValueError(f"MixtureConfig.on_bad_row={self.on_bad_row!r}: use 'error' or 'skip'")
         self.seed = int(self.seed)
@@ -216,7 +227,7 @@ def expand_row(row: dict, mixture: MixtureConfig, policy_keep: bool | None = Non
         quota = 1.0 if mixture.policy_quotas is None else mixture.policy_quotas.get(gt, 0.0)
         if quota > 0:
             think = row["cot"] if gt == 1.0 else _text_at(compressed, gt)
-            examples.append(_example(question, think, answer, POLICY_TOKEN, ratio_to_token(gt)))
+            examples += [_example(question, think, answer, POLICY_TOKEN, ratio_to_token(gt))] * mixture.policy_repeat
     return examples
 
 
@@ -227,6 +238,16 @@ def policy_targets(counts: dict[float, int], mixture: MixtureConfig) -> dict[flo
     if mixture.policy_quotas is None:
         return targets
     return {r: n for r, n in targets.items() if mixture.policy_quotas.get(r, 0) > 0 and counts.get(r, 0) > 0}
+
+
+def repeat_for_share(fixed: int, policy: int, share: float) -> int:
+    """Copies of each policy example (>= 1) that bring ``policy`` examples nearest ``share`` of all
+    examples, next to ``fixed`` examples with a fixed-ratio token (or none)."""
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"policy share {share!r}: use a share in (0, 1)")
+    if policy <= 0:
+        return 1
+    return max(1, round(share * fixed / ((1.0 - share) * policy)))
 
 
 class PolicySelection:

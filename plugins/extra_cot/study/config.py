@@ -33,6 +33,8 @@ SPLITS = ("val", "test")
 #: hold one row per question and fixed ratio, each row about ``ratio`` of a full trace's think tokens;
 #: the baseline's one full trace per question.
 BASELINE_REPEAT = {"compute": round(sum(FIXED_RATIOS), 6), "updates": len(FIXED_RATIOS), "epochs": 1}
+#: ``--unsolved``: the γ* of a policy-set question that passes at no ratio (``None``: no policy row, the paper's rule).
+UNSOLVED = {"drop": None, "1.0": 1.0}
 
 
 def _splits(text: str) -> list[str]:
@@ -41,6 +43,17 @@ def _splits(text: str) -> list[str]:
     if bad or not names:
         raise ValueError(f"--splits {text!r}: use a comma list of {list(SPLITS)}")
     return names
+
+
+def _policy_share(text: str) -> str:
+    text = text.strip().lower()
+    try:
+        ok = text in ("none", "method") or 0.0 < float(text) < 1.0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"--policy-share {text!r}: use none, method or a share in (0, 1)")
+    return text
 
 
 @dataclass
@@ -78,6 +91,15 @@ class StudyConfig:
         default="none", group=DATA,
         help="build-sft --policy-quotas for the <COMP_AUTO> rows: none (one row per question with a γ*, the "
              "default), method (the paper's shares), or a spec")
+    unsolved: str = option(
+        default="drop", group=DATA, choices=list(UNSOLVED),
+        help="python -m extra_cot.study.gamma --unsolved: γ* of a policy-set question that passes at no ratio in the "
+             "sweep: drop (no <COMP_AUTO> row, the paper's rule; the default) or 1.0 (the largest budget)")
+    policy_share: str = option(
+        default="method", group=DATA,
+        help="build-sft --policy-share for the second pass: repeat the <COMP_AUTO> rows until they are about this "
+             "share of its examples; method (the paper's 10k of ~58k rows, 0.172; the default), none (each row "
+             "once) or a share in (0, 1)")
     sweep_samples: int = option(default=2, group=EVAL, help="samples per policy-set question in the γ* sweep (pass@k)")
     max_tokens: int = option(default=400, group=EVAL, help="new tokens per evaluation request (default 400)")
     concurrency: int = option(default=32, group=EVAL, help="concurrent requests per server (default 32)")
@@ -94,6 +116,7 @@ class StudyConfig:
                      "concurrency"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        self.policy_share = _policy_share(str(self.policy_share))
         if self.epochs <= 0 or self.epochs_second <= 0:
             raise ValueError(f"--epochs and --epochs-second must be > 0, got {self.epochs}, {self.epochs_second}")
 

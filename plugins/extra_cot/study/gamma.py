@@ -6,6 +6,11 @@ lowest ratio that passes with every higher ratio passing too (:func:`extra_cot.r
 the paper's RL-data rule applied to the SFT policy rows); a question that fails at 1.0 gets no
 policy row. The compressor's text at γ* then becomes the row's policy response (build-sft).
 
+``--unsolved 1.0`` (ours, not the paper's) labels a question that passes at *no* ratio γ* = 1.0
+(the largest budget) instead of dropping it: with a weak model these are most of the hard
+questions, and without them the policy rows hold almost no hard question to learn from. A question
+that passes below 1.0 but fails at 1.0 stays without a γ* either way.
+
 ``python -m extra_cot.study.gamma --sweep runs/study/sweep/policy --data runs/study/data/policy_gsm8k.jsonl \\
     --out runs/study/stage1/policy_targets.jsonl``
 writes ``{"question", "gt_ratio", "grade"}`` rows and ``<out>.summary.json`` (γ* per grade).
@@ -20,6 +25,7 @@ from pathlib import Path
 
 from extra_cot.fileio import atomic_write_json, atomic_write_jsonl
 from extra_cot.rl.rl_data import aggregate, gt_ratio
+from extra_cot.study.config import UNSOLVED
 from extra_cot.study.report import read_grades
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
@@ -35,13 +41,18 @@ def read_sweep(sweep_dir: Path) -> dict[float, list[dict]]:
     return out
 
 
-def targets(records_by_ratio: dict[float, list[dict]], grades: list[int]) -> tuple[list[dict], dict]:
-    """(target rows, summary): γ* per question and its distribution per grade."""
+def targets(records_by_ratio: dict[float, list[dict]], grades: list[int],
+            unsolved: float | None = None) -> tuple[list[dict], dict]:
+    """(target rows, summary): γ* per question and its distribution per grade; ``unsolved`` is the
+    γ* of a question that passes at no ratio (``None``: dropped)."""
     stats = aggregate("policy", records_by_ratio)
-    rows, by_grade, dropped = [], {}, Counter()
+    rows, by_grade, dropped, labelled = [], {}, Counter(), Counter()
     for index in sorted(stats):
         item, grade = stats[index], grades[index]
         gamma = gt_ratio(item.passed)
+        if gamma is None and unsolved is not None and not any(item.passed.values()):
+            gamma = unsolved
+            labelled[str(grade)] += 1
         if gamma is None:
             dropped[str(grade)] += 1
             continue
@@ -49,6 +60,7 @@ def targets(records_by_ratio: dict[float, list[dict]], grades: list[int]) -> tup
         by_grade.setdefault(str(grade), Counter())[f"{gamma:g}"] += 1
     summary = {
         "n_questions": len(stats), "n_targets": len(rows), "dropped_no_pass_by_grade": dict(sorted(dropped.items())),
+        "unsolved_labelled_by_grade": dict(sorted(labelled.items())),
         "distribution": dict(sorted(Counter(f"{r['gt_ratio']:g}" for r in rows).items())),
         "by_grade": {g: dict(sorted(c.items())) for g, c in sorted(by_grade.items())},
         "mean_by_grade": {g: round(sum(float(k) * v for k, v in c.items()) / sum(c.values()), 4)
@@ -63,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sweep", required=True, help="the swept data set's folder (ratio dirs 0.2 … 1.0 inside)")
     p.add_argument("--data", required=True, help="the swept JSONL (rows carry 'grade', in eval index order)")
     p.add_argument("--out", required=True, help="JSONL of {question, gt_ratio, grade} (build-sft --policy-ratios)")
+    p.add_argument("--unsolved", choices=list(UNSOLVED), default="drop",
+                   help="γ* of a question that passes at no ratio: drop (no policy row, the paper's rule; default) "
+                   "or 1.0 (the largest budget)")
     args = p.parse_args(argv)
-    rows, summary = targets(read_sweep(Path(args.sweep)), read_grades(Path(args.data)))
+    rows, summary = targets(read_sweep(Path(args.sweep)), read_grades(Path(args.data)), UNSOLVED[args.unsolved])
     atomic_write_jsonl(args.out, rows)
     atomic_write_json(f"{args.out}.summary.json", summary)
     print(f"wrote {args.out}: {summary['n_targets']} of {summary['n_questions']} questions; "

@@ -121,7 +121,7 @@ def build_steps(cfg: StudyConfig) -> list[Step]:
                    lambda: _missing(p.ctrl / "extra_cot_prepare.json"), clean=[p.ctrl])
     gamma = Step("gamma", "γ*(x) per policy-set question from the first-pass sweep (pass@k, all higher ratios pass)",
                  [sys.executable, "-m", "extra_cot.study.gamma", "--sweep", str(p.sweep / "policy"),
-                  "--data", str(p.data / "policy_gsm8k.jsonl"), "--out", str(p.targets)],
+                  "--data", str(p.data / "policy_gsm8k.jsonl"), "--out", str(p.targets), "--unsolved", cfg.unsolved],
                  lambda: _missing(p.targets, Path(f"{p.targets}.summary.json")), clean=[p.targets])
     report = Step("report", "Report: intervals, Pareto table, targets -> study.json / study.md",
                   [sys.executable, "-m", "extra_cot.study.report", "--out", str(p.root)], lambda: "always refreshed")
@@ -141,7 +141,8 @@ def build_steps(cfg: StudyConfig) -> list[Step]:
                    p.sweep, {"policy": (p.data / "policy_gsm8k.jsonl", cfg.n_policy)}, FIXED, cfg.sweep_samples),
         gamma,
         _build_step(cfg, p, "policy", policy,
-                    ["--policy-ratios", str(p.targets), "--untagged-share", "0", "--policy-quotas", cfg.policy_quotas],
+                    ["--policy-ratios", str(p.targets), "--untagged-share", "0", "--policy-quotas", cfg.policy_quotas,
+                     *([] if cfg.policy_share == "none" else ["--policy-share", cfg.policy_share])],
                     "Stage 2 data, second pass: policy-set rows + <COMP_AUTO> rows at γ*"),
         _train_step(cfg, p, "train-policy", p.fixed, DATASETS["policy"], p.trained, cfg.epochs_second,
                     "Stage 2, second pass: llamafactory-cli train from the first pass"),
