@@ -13,6 +13,7 @@ from extra_cot.sft.mixture import (
     MixtureConfig,
     dataset_info_entry,
     expand_row,
+    parse_policy_share,
     policy_key,
     policy_targets,
     repeat_for_share,
@@ -70,6 +71,14 @@ def test_policy_repeat_copies_only_the_policy_example(sft):
     assert expand_row(no_gamma, MixtureConfig(policy_repeat=3)) == expand_row(no_gamma, MixtureConfig())
     m = MixtureConfig(policy_repeat=4)
     assert MixtureConfig.from_dict(json.loads(json.dumps(m.to_dict()))).policy_repeat == 4
+
+
+def test_parse_policy_share():
+    assert parse_policy_share("none") is None and parse_policy_share(" Method ") == pytest.approx(10 / 58)
+    assert parse_policy_share("0.25") == 0.25
+    for bad in ("0", "1", "-0.1", "half"):
+        with pytest.raises(ValueError, match=r"none, method or a share in \(0, 1\)"):
+            parse_policy_share(bad)
 
 
 def test_repeat_for_share():

@@ -26,11 +26,11 @@ from extra_cot.compress.jsonl import run_command
 from extra_cot.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl, read_jsonl_inputs
 from extra_cot.quotas import parse_quotas
 from extra_cot.sft.mixture import (
-    PAPER_POLICY_SHARE,
     BadRowError,
     MixtureConfig,
     dataset_info_entry,
     expand_row,
+    parse_policy_share,
     policy_key,
     repeat_for_share,
     select_policy_rows,
@@ -66,15 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="copies of each kept policy example, written to the dataset entry (default 1)")
     repeat.add_argument("--policy-share", type=_share, default=None,
                         help="choose --policy-repeat so that policy examples come nearest this share of all the "
-                        "set's examples ('method': the paper's 10k of ~58k rows, 0.172)")
+                        "set's examples ('method': the paper's 10k of ~58k rows, 0.172; 'none': once each)")
     return p
 
 
-def _share(text: str) -> float:
-    share = PAPER_POLICY_SHARE if text.strip().lower() == "method" else float(text)
-    if not 0.0 < share < 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r}: use 'method' or a share in (0, 1)")
-    return share
+def _share(text: str) -> float | None:
+    try:
+        return parse_policy_share(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def mixture_from_args(args) -> MixtureConfig:

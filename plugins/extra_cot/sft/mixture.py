@@ -240,6 +240,22 @@ def policy_targets(counts: dict[float, int], mixture: MixtureConfig) -> dict[flo
     return {r: n for r, n in targets.items() if mixture.policy_quotas.get(r, 0) > 0 and counts.get(r, 0) > 0}
 
 
+def parse_policy_share(text: str) -> float | None:
+    """``none`` -> None (each policy example once), ``method`` -> the paper's share, else a share in (0, 1)."""
+    text = str(text).strip().lower()
+    if text == "none":
+        return None
+    if text == "method":
+        return PAPER_POLICY_SHARE
+    try:
+        share = float(text)
+    except ValueError:
+        share = -1.0
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"policy share {text!r}: use none, method or a share in (0, 1)")
+    return share
+
+
 def repeat_for_share(fixed: int, policy: int, share: float) -> int:
     """Copies of each policy example (>= 1) that bring ``policy`` examples nearest ``share`` of all
     examples, next to ``fixed`` examples with a fixed-ratio token (or none)."""

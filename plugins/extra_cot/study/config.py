@@ -24,6 +24,7 @@ from extra_cot.demo.config import (
     vllm_args_option,
     vllm_reserved_cpus_option,
 )
+from extra_cot.sft.mixture import parse_policy_share
 from extra_cot.tokens import FIXED_RATIOS
 
 DEFAULT_OUT = "runs/study"
@@ -43,17 +44,6 @@ def _splits(text: str) -> list[str]:
     if bad or not names:
         raise ValueError(f"--splits {text!r}: use a comma list of {list(SPLITS)}")
     return names
-
-
-def _policy_share(text: str) -> str:
-    text = text.strip().lower()
-    try:
-        ok = text in ("none", "method") or 0.0 < float(text) < 1.0
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"--policy-share {text!r}: use none, method or a share in (0, 1)")
-    return text
 
 
 @dataclass
@@ -116,7 +106,11 @@ class StudyConfig:
                      "concurrency"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        self.policy_share = _policy_share(str(self.policy_share))
+        self.policy_share = str(self.policy_share).strip().lower()
+        try:
+            parse_policy_share(self.policy_share)  # build-sft's parser: one rule for both
+        except ValueError as err:
+            raise ValueError(f"--policy-share: {err}") from None
         if self.epochs <= 0 or self.epochs_second <= 0:
             raise ValueError(f"--epochs and --epochs-second must be > 0, got {self.epochs}, {self.epochs_second}")
 
