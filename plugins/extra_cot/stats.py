@@ -1,5 +1,5 @@
 """95 % intervals for experiment records (pure): Wilson for accuracies, a seeded percentile
-bootstrap for means (think tokens).
+bootstrap for means (think tokens), and the p-value of a permutation test.
 
 Both are the standard textbook forms: Wilson's score interval (Wilson 1927) stays inside [0, 1]
 and is sound for small n and accuracies near 0 or 1, where the normal interval is not; the
@@ -29,8 +29,8 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _percentile_interval(stats: list[float], level: float) -> tuple[float, float]:
-    """The central ``level`` interval of bootstrap statistics (sorted here)."""
+def percentile_interval(stats: list[float], level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` interval of bootstrap (or permutation) statistics (sorted here)."""
     stats.sort()
     n, tail = len(stats), (1 - level) / 2
     return stats[max(0, math.floor(tail * n))], stats[min(n - 1, math.ceil((1 - tail) * n) - 1)]
@@ -42,7 +42,7 @@ def bootstrap_mean(values: Sequence[float], n_boot: int = 2000, seed: int = 0,
     if not values:
         raise ValueError("bootstrap_mean of no values")
     rng, n = random.Random(seed), len(values)
-    return _percentile_interval([sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot)], level)
+    return percentile_interval([sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot)], level)
 
 
 def bootstrap_ratio(num: Sequence[float], den: Sequence[float], n_boot: int = 2000, seed: int = 0,
@@ -57,7 +57,7 @@ def bootstrap_ratio(num: Sequence[float], den: Sequence[float], n_boot: int = 20
         picks = [rng.randrange(n) for _ in range(n)]
         total = sum(den[i] for i in picks)
         stats.append(sum(num[i] for i in picks) / total if total else 0.0)
-    return _percentile_interval(stats, level)
+    return percentile_interval(stats, level)
 
 
 def bootstrap_mean_diff(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, seed: int = 0,
@@ -67,10 +67,20 @@ def bootstrap_mean_diff(a: Sequence[float], b: Sequence[float], n_boot: int = 20
     if not a or not b:
         raise ValueError(f"bootstrap_mean_diff needs two non-empty samples, got {len(a)} and {len(b)}")
     rng, na, nb = random.Random(seed), len(a), len(b)
-    return _percentile_interval([sum(b[rng.randrange(nb)] for _ in range(nb)) / nb
+    return percentile_interval([sum(b[rng.randrange(nb)] for _ in range(nb)) / nb
                                  - sum(a[rng.randrange(na)] for _ in range(na)) / na for _ in range(n_boot)], level)
 
 
 def overlaps(a: Sequence[float], b: Sequence[float]) -> bool:
     """Whether two intervals ``[lo, hi]`` share a point (then a difference is not a result)."""
     return a[0] <= b[1] and b[0] <= a[1]
+
+
+def permutation_p(null: Sequence[float], observed: float, two_sided: bool = False) -> float:
+    """p-value of ``observed`` against statistics drawn under the null (a permutation test):
+    the share of draws at least as extreme, counting the observation itself (so never 0).
+    One-sided: draws ``>= observed``; two-sided: ``|draw| >= |observed|`` (a null centred at 0)."""
+    if not null:
+        raise ValueError("permutation_p of no null draws")
+    hits = sum(1 for x in null if (abs(x) >= abs(observed) - 1e-12 if two_sided else x >= observed - 1e-12))
+    return (1 + hits) / (1 + len(null))

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from extra_cot.stats import bootstrap_mean, bootstrap_mean_diff, overlaps, wilson
+from extra_cot.stats import bootstrap_mean, bootstrap_mean_diff, overlaps, permutation_p, wilson
+from extra_cot.study.gamma import null_test
 from extra_cot.study.gamma import targets as gamma_targets
 from extra_cot.study.report import (
     chosen_ratio,
@@ -77,6 +78,92 @@ def test_unsolved_questions_get_the_largest_budget_only_when_asked_and_only_when
     assert summary["dropped_no_pass_by_grade"] == {"2": 1}
     assert summary["unsolved_labelled_by_grade"] == {"4": 1}
     assert summary["mean_by_grade"] == {"1": 0.8, "4": 1.0}
+
+
+def test_permutation_p_counts_draws_at_least_as_extreme_and_the_observation():
+    assert permutation_p([0.0, 1.0, 2.0, 3.0], 3.0) == pytest.approx(2 / 5)
+    assert permutation_p([0.0, 1.0, 2.0, 3.0], 4.0) == pytest.approx(1 / 5)  # never 0
+    assert permutation_p([-3.0, -1.0, 0.0, 2.0], -2.5, two_sided=True) == pytest.approx(2 / 5)
+    assert permutation_p([-3.0, -1.0, 0.0, 2.0], -2.5) == pytest.approx(4 / 5)
+    with pytest.raises(ValueError):
+        permutation_p([], 1.0)
+
+
+#: Per-sample accuracy by grade of a simulated sweep: harder questions are solved less often.
+_SOLVE = {1: 0.8, 2: 0.5, 3: 0.25, 4: 0.1}
+_RATIOS = (0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def _simulated_sweep(seed: int, needs: dict[int, float] | None, n: int = 240, k: int = 2):
+    """(flags, grades) of a pass@k sweep. ``needs=None``: the ratio does not matter, a sample is right
+    with the grade's ``_SOLVE`` rate; else grade -> the lowest ratio that solves the question (right
+    90 % of the time from there up, 5 % below)."""
+    import random
+
+    rng, flags, grades = random.Random(seed), {}, []
+    for i in range(n):
+        grade = 1 + i % 4
+        grades.append(grade)
+        flags[i] = {r: [rng.random() < (_SOLVE[grade] if needs is None else 0.9 if r >= needs[grade] else 0.05)
+                        for _ in range(k)] for r in _RATIOS}
+    return flags, grades
+
+
+def test_the_null_test_calls_a_gamma_that_rises_by_chance_noise():
+    """Where the ratio does not matter, pass@2 still gives γ* that rise with the grade (hard questions
+    rarely pass at every ratio, so their run of passes starts high): the null test must say so."""
+    ps = []
+    for seed in range(4):
+        flags, grades = _simulated_sweep(seed, needs=None)
+        _, summary = gamma_targets({r: [{"index": i, "question": f"q{i}", "gold": "1", "correct": f[r][j]}
+                                        for i, f in flags.items() for j in range(2)] for r in _RATIOS}, grades)
+        means = summary["mean_by_grade"]
+        assert means["4"] > means["1"] + 0.2  # the rise is there ...
+        null = null_test(flags, grades, rounds=300, seed=seed)
+        assert null["mean_by_grade"] == pytest.approx({g: float(v) for g, v in means.items()}, abs=1e-4)
+        # ... chance alone gives it (the observed means sit inside the null's ranges) ...
+        assert all(lo <= means[g] <= hi for g, (lo, hi) in null["mean_by_grade_null_ci"].items())
+        ps += [null["gain"]["p"], null["gain_slope"]["p"]]
+        assert null["gain"]["null_ci"][0] < 0 < null["gain"]["null_ci"][1]
+    assert sum(p < 0.05 for p in ps) <= 1 and sorted(ps)[1] > 0.1  # ... and neither test finds a ratio effect
+
+
+def test_the_null_test_finds_gamma_that_follows_the_ratio():
+    """Where hard questions need a high ratio, 1.0 beats 0.2 and more so on hard grades, beyond the null."""
+    flags, grades = _simulated_sweep(0, needs={1: 0.2, 2: 0.4, 3: 0.6, 4: 0.8})
+    null = null_test(flags, grades, rounds=300, seed=0)
+    gain, slope = null["gain"], null["gain_slope"]
+    assert gain["value"] > gain["null_ci"][1] and gain["p"] < 0.01
+    assert slope["value"] > slope["null_ci"][1] and slope["p"] < 0.01
+    assert null["sweep_accuracy_by_ratio"]["1"] - null["sweep_accuracy_by_ratio"]["0.2"] == pytest.approx(gain["value"])
+    assert null == null_test(flags, grades, rounds=300, seed=0)  # seeded
+    flags[0].pop(0.4)
+    with pytest.raises(ValueError, match="every ratio"):
+        null_test(flags, grades, rounds=10)
+
+
+def test_the_gamma_step_writes_its_null_test_unless_told_not_to(tmp_path):
+    from extra_cot.study.gamma import main
+
+    flags, grades = _simulated_sweep(1, needs=None, n=40)
+    for r in _RATIOS:
+        folder = tmp_path / "sweep" / f"{r:.1f}"
+        folder.mkdir(parents=True)
+        folder.joinpath("prediction.json").write_text(json.dumps(
+            [{"index": i, "sample": j, "question": f"q{i}", "gold": "1", "correct": f[r][j]}
+             for i, f in flags.items() for j in range(2)]))
+    data = tmp_path / "policy.jsonl"
+    data.write_text("".join(json.dumps({"question": f"q{i}", "answer": "#### 1", "grade": g}) + "\n"
+                            for i, g in enumerate(grades)))
+    out = tmp_path / "targets.jsonl"
+    argv = ["--sweep", str(tmp_path / "sweep"), "--data", str(data), "--out", str(out), "--null-rounds", "50"]
+    assert main(argv) == 0
+    null = json.loads(out.with_name("targets.jsonl.summary.json").read_text())["null"]
+    assert null["rounds"] == 50 and null == null_test(flags, grades, rounds=50, seed=0)
+    assert main([*argv[:-1], "0"]) == 0
+    assert "null" not in json.loads(out.with_name("targets.jsonl.summary.json").read_text())
+    with pytest.raises(SystemExit):
+        main([*argv[:-1], "-1"])
 
 
 def test_run_summary_accounts_per_grade_and_chosen_ratio():
@@ -270,6 +357,21 @@ def test_the_rendered_record_names_steps_it_did_not_run():
     record["step_wall_s"] = {**record["step_wall_s"], "train-fixed": None, "sweep": None}
     line = next(x for x in render(record).splitlines() if "not produced by the invocation" in x)
     assert "['train-fixed', 'sweep']" in line
+    assert "ratio-shuffled null (python -m extra_cot.study.gamma): -" in render(record)  # recorded before it
+
+
+def test_the_rendered_record_reports_the_gamma_null_test():
+    from pathlib import Path
+
+    from extra_cot.study.report import render
+
+    record = json.loads((Path(__file__).parents[2] / "results" / "study.json").read_text())
+    flags, grades = _simulated_sweep(2, needs=None, n=40)
+    record["gamma"]["null"] = null_test(flags, grades, rounds=20)
+    line = next(x for x in render(record).splitlines() if "ratio-shuffled null" in x)
+    s = record["gamma"]["null"]["gain_slope"]
+    assert f"its slope over grade {s['value']:+} (null 95 % {s['null_ci']}, p = {s['p']})" in line
+    assert "20 rounds" in line
 
 
 @pytest.mark.parametrize(("share", "flag"), [("method", ["--policy-share", "method"]), ("0.3", ["--policy-share", "0.3"]),

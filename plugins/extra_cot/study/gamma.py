@@ -11,22 +11,35 @@ policy row. The compressor's text at γ* then becomes the row's policy response 
 questions, and without them the policy rows hold almost no hard question to learn from. A question
 that passes below 1.0 but fails at 1.0 stays without a γ* either way.
 
+Is γ* more than sampling noise? (ours, not the paper's; ``--null-rounds``.) With k samples per
+ratio, a question whose accuracy does not depend on the ratio still gets a γ*: "this and every
+higher ratio passed" happens by chance, and it happens at a higher ratio the less often the
+question is solved, so γ* rises with difficulty even when compression costs nothing.
+:func:`null_test` measures that: it shuffles each question's k x 5 correctness flags across the
+ratios (the null: the ratio does not matter, the question's difficulty is kept) and reports where
+the sweep's gain from 0.2 to 1.0, and that gain's slope over grade, fall among the shuffled draws
+(95 % range and permutation p-value), and what mean γ* per grade chance alone gives.
+
 ``python -m extra_cot.study.gamma --sweep runs/study/sweep/policy --data runs/study/data/policy_gsm8k.jsonl \\
     --out runs/study/stage1/policy_targets.jsonl``
-writes ``{"question", "gt_ratio", "grade"}`` rows and ``<out>.summary.json`` (γ* per grade).
+writes ``{"question", "gt_ratio", "grade"}`` rows and ``<out>.summary.json`` (γ* per grade, and the
+null test under ``"null"``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from extra_cot.fileio import atomic_write_json, atomic_write_jsonl
 from extra_cot.rl.rl_data import aggregate, gt_ratio
+from extra_cot.stats import percentile_interval, permutation_p
 from extra_cot.study.config import UNSOLVED
-from extra_cot.study.report import read_grades
+from extra_cot.study.report import format_null, read_grades
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
 
@@ -41,6 +54,15 @@ def read_sweep(sweep_dir: Path) -> dict[float, list[dict]]:
     return out
 
 
+def label(passed: Mapping[float, bool], unsolved: float | None = None) -> float | None:
+    """γ* of one question from its pass@k per ratio; ``unsolved`` is the γ* of a question that
+    passes at no ratio (``None``: no γ*, the question is dropped)."""
+    gamma = gt_ratio(passed)
+    if gamma is None and unsolved is not None and not any(passed.values()):
+        return unsolved
+    return gamma
+
+
 def targets(records_by_ratio: dict[float, list[dict]], grades: list[int],
             unsolved: float | None = None) -> tuple[list[dict], dict]:
     """(target rows, summary): γ* per question and its distribution per grade; ``unsolved`` is the
@@ -49,9 +71,8 @@ def targets(records_by_ratio: dict[float, list[dict]], grades: list[int],
     rows, by_grade, dropped, labelled = [], {}, Counter(), Counter()
     for index in sorted(stats):
         item, grade = stats[index], grades[index]
-        gamma = gt_ratio(item.passed)
-        if gamma is None and unsolved is not None and not any(item.passed.values()):
-            gamma = unsolved
+        gamma = label(item.passed, unsolved)
+        if gamma is not None and gt_ratio(item.passed) is None:
             labelled[str(grade)] += 1
         if gamma is None:
             dropped[str(grade)] += 1
@@ -69,6 +90,93 @@ def targets(records_by_ratio: dict[float, list[dict]], grades: list[int],
     return rows, summary
 
 
+def sample_flags(records_by_ratio: Mapping[float, Sequence[Mapping]]) -> dict[int, dict[float, list[bool]]]:
+    """Each question's correctness per sample at each ratio: eval ``index`` -> ratio -> flags."""
+    flags: dict[int, dict[float, list[bool]]] = {}
+    for ratio, records in records_by_ratio.items():
+        for rec in records:
+            flags.setdefault(int(rec["index"]), {}).setdefault(ratio, []).append(bool(rec["correct"]))
+    return flags
+
+
+def _slope(x: Sequence[float], y: Sequence[float]) -> float:
+    """Least-squares slope of ``y`` on ``x`` (0.0 without two distinct ``x``)."""
+    n = len(x)
+    mx, my = sum(x) / max(n, 1), sum(y) / max(n, 1)
+    sxx = sum((a - mx) ** 2 for a in x)
+    return 0.0 if sxx == 0 else sum((a - mx) * (b - my) for a, b in zip(x, y)) / sxx
+
+
+def _accuracy(flags: Mapping[int, Mapping[float, Sequence[bool]]], ratio: float) -> float:
+    return sum(sum(per[ratio]) for per in flags.values()) / sum(len(per[ratio]) for per in flags.values())
+
+
+def _null_stats(flags: Mapping[int, Mapping[float, Sequence[bool]]], grades: Sequence[int],
+                unsolved: float | None) -> tuple[dict[int, float], float, float]:
+    """(γ* per question, accuracy at 1.0 minus at 0.2, slope over grade of that gain per question)."""
+    labels = {i: g for i, per in flags.items()
+              if (g := label({r: any(v) for r, v in per.items()}, unsolved)) is not None}
+    low, high = min(FIXED_RATIOS), max(FIXED_RATIOS)
+    gain = {i: sum(per[high]) / len(per[high]) - sum(per[low]) / len(per[low]) for i, per in flags.items()}
+    return labels, _accuracy(flags, high) - _accuracy(flags, low), _slope([grades[i] for i in gain], list(gain.values()))
+
+
+def null_test(flags: Mapping[int, Mapping[float, Sequence[bool]]], grades: Sequence[int],
+              unsolved: float | None = None, rounds: int = 2000, seed: int = 0) -> dict:
+    """The ratio-shuffled null of γ* (module doc): each round shuffles every question's flags across
+    the ratios (k per ratio kept, so each question's difficulty stays) and relabels.
+
+    Tests (permutation p-values): ``gain`` = the sweep's accuracy at 1.0 minus at 0.2 (two-sided:
+    does the budget matter at all?) and ``gain_slope`` = the least-squares slope over grade of each
+    question's gain (one-sided: do harder questions gain more from a larger budget, which is what
+    a γ* rising with grade should mean?). Description: the 95 % range of mean γ* per grade and of
+    the number of γ* under the null, i.e. what chance alone gives. A p above 0.05 means the sweep
+    does not show the effect; the slope of γ* itself is not used as a test, because a γ* rise comes
+    from difficulty alone (tests/study/test_study_stats.py simulates both cases)."""
+    if rounds < 1:
+        raise ValueError(f"null_test needs rounds >= 1, got {rounds}")
+    if any(set(per) != set(FIXED_RATIOS) for per in flags.values()):
+        raise ValueError(f"null_test needs every question swept at every ratio {list(FIXED_RATIOS)}")
+    labels, gain, gain_slope = _null_stats(flags, grades, unsolved)
+    rng, draws = random.Random(seed), {"gain": [], "gain_slope": [], "n": [], "grade": {}}
+    for _ in range(rounds):
+        shuffled = {}
+        for i, per in flags.items():
+            pool = [f for r in FIXED_RATIOS for f in per[r]]
+            rng.shuffle(pool)
+            at, shuffled[i] = 0, {}
+            for r in FIXED_RATIOS:
+                shuffled[i][r], at = pool[at:at + len(per[r])], at + len(per[r])
+        null_labels, null_gain, null_slope = _null_stats(shuffled, grades, unsolved)
+        draws["gain"].append(null_gain)
+        draws["gain_slope"].append(null_slope)
+        draws["n"].append(float(len(null_labels)))
+        for grade, mean in _mean_by_grade(null_labels, grades).items():
+            draws["grade"].setdefault(grade, []).append(mean)
+
+    def _ci(values: list[float]) -> list[float]:
+        return [round(v, 4) for v in percentile_interval(values)]
+
+    return {
+        "rounds": rounds, "seed": seed,
+        "sweep_accuracy_by_ratio": {f"{r:g}": round(_accuracy(flags, r), 4) for r in FIXED_RATIOS},
+        "gain": {"value": round(gain, 4), "null_ci": _ci(draws["gain"]),
+                 "p": round(permutation_p(draws["gain"], gain, two_sided=True), 4)},
+        "gain_slope": {"value": round(gain_slope, 4), "null_ci": _ci(draws["gain_slope"]),
+                       "p": round(permutation_p(draws["gain_slope"], gain_slope), 4)},
+        "mean_by_grade": {g: round(v, 4) for g, v in sorted(_mean_by_grade(labels, grades).items(), key=lambda kv: int(kv[0]))},
+        "mean_by_grade_null_ci": {g: _ci(v) for g, v in sorted(draws["grade"].items(), key=lambda kv: int(kv[0]))},
+        "n_targets": len(labels), "n_targets_null_ci": _ci(draws["n"]),
+    }
+
+
+def _mean_by_grade(labels: Mapping[int, float], grades: Sequence[int]) -> dict[str, float]:
+    by: dict[str, list[float]] = {}
+    for i, g in labels.items():
+        by.setdefault(str(grades[i]), []).append(g)
+    return {g: sum(v) / len(v) for g, v in by.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m extra_cot.study.gamma", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,12 +186,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unsolved", choices=list(UNSOLVED), default="drop",
                    help="γ* of a question that passes at no ratio: drop (no policy row, the paper's rule; default) "
                    "or 1.0 (the largest budget)")
+    p.add_argument("--null-rounds", type=int, default=2000,
+                   help="rounds of the ratio-shuffled null test of γ* (see above) written under 'null' in the "
+                   "summary; 0 skips it")
+    p.add_argument("--null-seed", type=int, default=0, help="seed of the null test's shuffles")
     args = p.parse_args(argv)
-    rows, summary = targets(read_sweep(Path(args.sweep)), read_grades(Path(args.data)), UNSOLVED[args.unsolved])
+    if args.null_rounds < 0:
+        p.error(f"--null-rounds must be >= 0, got {args.null_rounds}")
+    sweep, grades, unsolved = read_sweep(Path(args.sweep)), read_grades(Path(args.data)), UNSOLVED[args.unsolved]
+    rows, summary = targets(sweep, grades, unsolved)
+    if args.null_rounds:
+        summary["null"] = null_test(sample_flags(sweep), grades, unsolved, args.null_rounds, args.null_seed)
     atomic_write_jsonl(args.out, rows)
     atomic_write_json(f"{args.out}.summary.json", summary)
     print(f"wrote {args.out}: {summary['n_targets']} of {summary['n_questions']} questions; "
           f"γ* {summary['distribution']}; mean by grade {summary['mean_by_grade']}")
+    if "null" in summary:
+        print(f"ratio-shuffled null: {format_null(summary['null'])}")
     return 0
 
 

@@ -367,7 +367,8 @@ def render(record: Mapping) -> str:
     g = record["gamma"]
     lines += ["", "## γ* of the policy rows (first-pass sweep)", "",
               f"- {g['n_targets']} of {g['n_questions']} policy-set questions; distribution {g['distribution']}",
-              f"- by grade: {g['by_grade']}; mean by grade {g['mean_by_grade']}; no pass: {g['dropped_no_pass_by_grade']}"]
+              f"- by grade: {g['by_grade']}; mean by grade {g['mean_by_grade']}; no pass: {g['dropped_no_pass_by_grade']}",
+              f"- against the ratio-shuffled null (python -m extra_cot.study.gamma): {format_null(g.get('null'))}"]
     t = record["traces"]
     lines += ["", "## Training traces", "",
               (f"- n {t['n']}; think tokens p10 {t['think_tokens_p10']}, p90 {t['think_tokens_p90']}; shortest 10 % "
@@ -392,6 +393,17 @@ def format_rise(rise: Mapping | None) -> str:
     if rise is None:
         return "-"
     return f"{rise['value']:+.3f} [{rise['ci'][0]:+.3f}, {rise['ci'][1]:+.3f}] (grade {rise['hardest']} - {rise['easiest']})"
+
+
+def format_null(null: Mapping | None) -> str:
+    """One line of :func:`extra_cot.study.gamma.null_test`'s result (``-`` for records without one)."""
+    if not null:
+        return "-"
+    g, s = null["gain"], null["gain_slope"]
+    return (f"sweep accuracy by ratio {null['sweep_accuracy_by_ratio']}; gain 1.0 minus 0.2 {g['value']:+} (null 95 % "
+            f"{g['null_ci']}, p = {g['p']}); its slope over grade {s['value']:+} (null 95 % {s['null_ci']}, p = {s['p']}); "
+            f"mean γ* by grade {null['mean_by_grade']}, under the null {null['mean_by_grade_null_ci']}; "
+            f"{null['rounds']} rounds")
 
 
 def significant(a: Mapping, b: Mapping, key: str = "accuracy_ci") -> bool:
