@@ -1,0 +1,70 @@
+"""extra_cot.study.choice: the policy's choice distribution read from the model, and its summary."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from extra_cot.study.choice import choice_probs, expected_ratio, summarize
+
+RATIOS = ("0.2", "0.4", "0.6", "0.8", "1.0")
+
+
+def _p(**weights):
+    total = sum(weights.values())
+    return {**{r: 0.0 for r in RATIOS}, **{k.replace("r", "").replace("_", "."): v / total for k, v in weights.items()},
+            "mass": 0.9}
+
+
+def test_summary_finds_a_choice_that_rises_with_grade_and_none_where_it_is_flat():
+    easy, hard = _p(r0_2=9, r1_0=1), _p(r0_2=1, r0_8=4, r1_0=5)
+    assert expected_ratio(easy) == pytest.approx(0.28) and expected_ratio(hard) == pytest.approx(0.84)
+    rising = summarize([easy] * 20 + [hard] * 20, [1] * 20 + [4] * 20, labels=[0.2] * 20 + [1.0] * 20)
+    assert rising["by_grade"]["1"]["expected_ratio"] == pytest.approx(0.28)
+    assert rising["by_grade"]["4"]["probs"]["0.8"] == pytest.approx(0.4)
+    assert rising["by_grade"]["1"]["argmax_not_0.2"] == 0 and rising["by_grade"]["4"]["argmax_not_0.2"] == 1
+    assert rising["rise"]["value"] == pytest.approx(0.56) and rising["rise"]["ci"][0] > 0.5
+    assert rising["expected_ratio_by_label"] == {"0.2": {"n": 20, "expected_ratio": 0.28},
+                                                 "1": {"n": 20, "expected_ratio": 0.84}}
+    mixed = [easy, hard] * 20
+    flat = summarize(mixed, [1, 4] * 10 + [4, 1] * 10)
+    assert flat["rise"]["ci"][0] < 0 < flat["rise"]["ci"][1] and "expected_ratio_by_label" not in flat
+    with pytest.raises(ValueError):
+        summarize([easy], [1, 2])
+
+
+def test_choice_probs_reads_the_first_response_token_after_the_policy_prompt(tiny_model_dir):
+    """Checked against transformers' own generate(): its first-step scores, over the five tokens."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from extra_cot.prompt import build_messages
+
+    questions = ["Tom has 3 apples and buys 4 more. How many now?", "What is 12 * 7 - 5?"]
+    got = choice_probs(tiny_model_dir, questions)
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()
+    ids = [tok.convert_tokens_to_ids(f"<COMP_{n}>") for n in (20, 40, 60, 80, 100)]
+    for question, probs in zip(questions, got):
+        enc = tok.apply_chat_template(build_messages(question, "<COMP_AUTO>"), add_generation_prompt=True,
+                                      return_tensors="pt", return_dict=True)
+        out = model.generate(**enc, max_new_tokens=1, do_sample=False, output_scores=True, return_dict_in_generate=True)
+        ref = torch.softmax(out.scores[0][0].float(), dim=-1)[ids]
+        assert probs["mass"] == pytest.approx(float(ref.sum()), rel=1e-4)
+        assert [probs[r] for r in RATIOS] == pytest.approx((ref / ref.sum()).tolist(), rel=1e-4)
+    assert got[0] != got[1]  # the question is read, not only the template
+
+
+def test_choice_refuses_a_model_without_control_tokens_and_names_bad_rows(tiny_base_model_dir, tmp_path):
+    from extra_cot.study.choice import main
+
+    with pytest.raises(ValueError, match="control tokens"):
+        choice_probs(tiny_base_model_dir, ["q"])
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"question": "q", "grade": "hard"}) + "\n")
+    with pytest.raises(ValueError, match=r"d.jsonl:1: field 'grade'"):
+        main(["--model", str(tiny_base_model_dir), "--data", str(data)])
+    data.write_text(json.dumps({"grade": 2}) + "\n")
+    with pytest.raises(SystemExit, match=r"d.jsonl:1: field 'question'"):
+        main(["--model", str(tiny_base_model_dir), "--data", str(data)])
