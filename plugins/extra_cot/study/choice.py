@@ -23,11 +23,11 @@ from extra_cot.fileio import atomic_write_json, read_jsonl
 from extra_cot.prompt import build_messages
 from extra_cot.stats import bootstrap_mean_diff
 from extra_cot.study.report import read_grades
-from extra_cot.tokens import FIXED_RATIOS, POLICY_TOKEN, ratio_to_token
+from extra_cot.tokens import FIXED_RATIOS, POLICY_TOKEN, ratio_dir_name, ratio_to_token
 
 
 def choice_probs(model_dir: str | Path, questions: Sequence[str]) -> list[dict[str, float]]:
-    """Per question: ``{"0.2": p, …, "1.0": p}`` renormalised over the fixed-ratio tokens, plus
+    """Per question: ``{"0.2": p, …, "1.0": p}`` (keys: the run folder names) renormalised over the fixed-ratio tokens, plus
     ``"mass"``, the unnormalised probability of all five (how much of the next token they hold)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -44,16 +44,12 @@ def choice_probs(model_dir: str | Path, questions: Sequence[str]) -> list[dict[s
         with torch.no_grad():
             probs = torch.softmax(model(**enc).logits[0, -1].float(), dim=-1)[ids]
         mass = float(probs.sum())
-        out.append({**{_key(r): float(p) / mass for r, p in zip(FIXED_RATIOS, probs)}, "mass": mass})
+        out.append({**{ratio_dir_name(r): float(p) / mass for r, p in zip(FIXED_RATIOS, probs)}, "mass": mass})
     return out
 
 
-def _key(ratio: float) -> str:
-    return f"{ratio:.1f}"
-
-
 def expected_ratio(probs: Mapping[str, float]) -> float:
-    return sum(r * probs[_key(r)] for r in FIXED_RATIOS)
+    return sum(r * probs[ratio_dir_name(r)] for r in FIXED_RATIOS)
 
 
 def summarize(probs: Sequence[Mapping[str, float]], grades: Sequence[int],
@@ -71,9 +67,9 @@ def summarize(probs: Sequence[Mapping[str, float]], grades: Sequence[int],
         return round(sum(r[key] for r in rows) / len(rows), 4)
 
     out = {"n": len(probs), "mean_mass": _mean(probs, "mass"),
-           "by_grade": {g: {"n": len(by[g]), "probs": {_key(r): _mean(by[g], _key(r)) for r in FIXED_RATIOS},
+           "by_grade": {g: {"n": len(by[g]), "probs": {ratio_dir_name(r): _mean(by[g], ratio_dir_name(r)) for r in FIXED_RATIOS},
                             "expected_ratio": round(sum(map(expected_ratio, by[g])) / len(by[g]), 4),
-                            "argmax_not_0.2": round(sum(max(FIXED_RATIOS, key=lambda r, p=p: p[_key(r)]) != 0.2
+                            "argmax_not_0.2": round(sum(max(FIXED_RATIOS, key=lambda r, p=p: p[ratio_dir_name(r)]) != 0.2
                                                         for p in by[g]) / len(by[g]), 4)} for g in order}}
     if len(order) > 1:
         a, b = [expected_ratio(p) for p in by[order[0]]], [expected_ratio(p) for p in by[order[-1]]]
