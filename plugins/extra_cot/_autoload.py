@@ -3,7 +3,9 @@
 ``extra_cot_autoload.pth`` (installed at the site-packages root) imports this module at start-up.
 It only installs a ``sys.meta_path`` finder that waits for ``llamafactory.data`` and
 ``llamafactory.model``; right after each has executed, :func:`extra_cot.sft.plugin.register`
-runs for that part. So the plugin is active in
+runs for that part (or, when an adapter module such as ``extra_cot.sft.processor`` was imported
+first and imported LLaMA-Factory itself, right after that module has finished executing). So the
+plugin is active in
 ``llamafactory-cli train/chat/export``, in torchrun ranks and in preprocessing workers, while an
 interpreter that never imports LLaMA-Factory imports nothing more.
 
@@ -41,6 +43,13 @@ class AutoloadError(RuntimeError):
 
 #: module -> callbacks run with the module right after it executes (:func:`when_imported`)
 _HOOKS: dict[str, list[Callable[[ModuleType], None]]] = {}
+#: Modules that registering imports (extra_cot.sft.plugin, .processor, .template, .embedding).
+#: When one of them is being imported and itself imports ``llamafactory.data`` (``import
+#: extra_cot.sft.processor`` first), registering at once would read it half-initialized: the
+#: part waits until the outermost of them has finished executing.
+ADAPTER_PREFIX = "extra_cot.sft."
+_importing: list[str] = []  # adapter modules executing now, outermost first
+_pending: list[str] = []  # parts whose target was imported while an adapter module was executing
 
 
 def _register(part: str) -> None:
@@ -68,11 +77,34 @@ class _Loader(importlib.abc.Loader):
         return self.inner.create_module(spec)
 
     def exec_module(self, module) -> None:
+        if self.fullname.startswith(ADAPTER_PREFIX):
+            _exec_adapter(self.inner, module, self.fullname)
+            return
         self.inner.exec_module(module)
         if self.fullname in TARGETS:
-            _register(TARGETS[self.fullname])
+            if _importing:
+                _pending.append(TARGETS[self.fullname])  # registered when the adapter module is whole
+            else:
+                _register(TARGETS[self.fullname])
         for hook in _HOOKS.get(self.fullname, ()):
             hook(module)  # an adapter's own check (e.g. hostcheck) must be able to stop the process
+
+
+def _exec_adapter(inner: importlib.abc.Loader, module: ModuleType, fullname: str) -> None:
+    """Execute an adapter module; when the outermost one is done, register the parts it deferred."""
+    _importing.append(fullname)
+    try:
+        inner.exec_module(module)
+    except BaseException:
+        if len(_importing) == 1:
+            _pending.clear()  # the import failed: that error is the one to see
+        raise
+    finally:
+        _importing.pop()
+    if _importing:
+        return
+    while _pending:
+        _register(_pending.pop(0))
 
     def __getattr__(self, name):  # get_resource_reader, is_package, ... of the real loader
         return getattr(self.inner, name)
@@ -82,7 +114,7 @@ class PostImportFinder(importlib.abc.MetaPathFinder):
     """Finds the :data:`TARGETS` through the other finders and wraps their loaders."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname not in TARGETS and fullname not in _HOOKS:
+        if fullname not in TARGETS and fullname not in _HOOKS and not fullname.startswith(ADAPTER_PREFIX):
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):

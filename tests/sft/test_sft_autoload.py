@@ -138,3 +138,12 @@ def test_registration_failure_stops_the_llamafactory_import():
     assert proc.returncode != 0 and "imported" not in proc.stdout, proc.stdout[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("extra_cot._autoload.AutoloadError") and "OSError: disk gone" in last, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("first", ["extra_cot.sft.processor", pytest.param("extra_cot.sft.template", marks=pytest.mark.slow)])
+def test_importing_the_adapter_before_llamafactory_registers_it(first):
+    """``import extra_cot.sft.processor`` first: it imports ``llamafactory.data`` half-way through its
+    own execution, so the data part waits until the module is whole, then registers (it raised
+    AutoloadError, reading the half-initialized module, before)."""
+    proc = _run(f"import {first};" + CHECK)
+    assert proc.returncode == 0 and _last(proc) == ["True", "True", "True"], proc.stderr[-2000:]
