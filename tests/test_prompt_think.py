@@ -33,4 +33,5 @@ def test_count_think_tokens_excludes_special(tiny_tokenizer):
     assert plain == len(tok.encode("12 + 3 = 15", add_special_tokens=False)) > 0
     with_special = count_think_tokens("<think>\n12 + 3 = 15<COMP_20></think>", tok)
     assert with_special == plain
-    assert count_think_tokens("<think>\nnever closed", tok) == 0
+    # an unclosed block is counted (docs/method.md, "Think accounting"), not read as 0
+    assert count_think_tokens("<think>\nnever closed", tok) == len(tok.encode("never closed", add_special_tokens=False))

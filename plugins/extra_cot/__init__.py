@@ -6,7 +6,7 @@ transformers: the shared pieces here are pure Python. Host adapters live in ``ex
 """
 
 from extra_cot.prompt import INSTRUCTION, SYSTEM_PROMPT, build_messages, build_response, build_user_text
-from extra_cot.think import count_think_tokens, split_think
+from extra_cot.think import count_think_tokens, split_think, think_span
 from extra_cot.tokens import (
     CONTROL_TOKENS,
     FIXED_RATIOS,
@@ -35,5 +35,6 @@ __all__ = [
     "parse_leading_control",
     "ratio_to_token",
     "split_think",
+    "think_span",
     "token_to_ratio",
 ]

@@ -38,6 +38,21 @@ def test_run_metrics_hand_computed():
     assert m["act_ratio"] is None and m["realized_ratio"] is None
 
 
+def test_truncated_share_counts_outputs_cut_off_inside_the_think_block():
+    """docs/method.md, "Think accounting": an unclosed block is truncated; other malformed layouts are not."""
+    outputs = [
+        "<COMP_100>\n<think>\nstill thinking",  # truncated
+        "<COMP_100>\n<think>\nx</think>\n\n\\boxed{1}",  # closed
+        "<COMP_100>\n<think>\nx</think><think>y</think>\\boxed{1}",  # two blocks: not truncated
+        "\\boxed{1}",  # no block
+    ]
+    records = [{**rec(i, closed="</think>" in out), "output": out} for i, out in enumerate(outputs)]
+    m = run_metrics(records, 1.0, "d", "1.0")
+    assert m["truncated_share"] == pytest.approx(1 / 4)
+    assert run_metrics(records[1:], 1.0, "d", "1.0")["truncated_share"] == 0.0
+    assert run_metrics([], 1.0, "d", "1.0")["truncated_share"] == 0.0
+
+
 def test_no_answers_gives_null_acc_answered():
     m = run_metrics([rec(0, pred=None)], 1.0, "d", "base")
     assert m["acc_answered"] is None and m["acc_all"] == 0.0

@@ -129,6 +129,21 @@ def test_rl_control_token_weight_folds_into_first_token():
     assert torch.equal(folded * (1 - mask), torch.zeros_like(folded))
 
 
+def test_rl_control_token_factor_counts_only_non_empty_rows():
+    """B in α·N/B is the number of non-empty responses: an empty row (all masked) is not a sequence."""
+    scores = torch.tensor([2.5, 1.0, 2.0, 0.0])
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1]], dtype=torch.float32)
+    index = np.array(["g"] * 4, dtype=object)
+    plain = chrpo_advantage(scores, mask, index, ChrpoAdvantageConfig(control_token_weight=None))
+    folded = chrpo_advantage(scores, mask, index, ChrpoAdvantageConfig(control_token_weight=1e-3))
+    expected = 1e-3 * 9 / 3  # N = 9 valid tokens over B = 3 non-empty rows (not 4)
+    for row in (0, 1, 3):
+        assert folded[row, 0] == pytest.approx(plain[row, 0] * expected)
+        assert plain[row, 0] != 0
+    assert torch.equal(folded[2], torch.zeros(4))
+    assert control_token_factor(mask, 1e-3) == pytest.approx(expected)
+
+
 def test_rl_score_contract_round_trip():
     cfg = ChrpoRewardConfig()
     for tier in (cfg.tier_invalid, cfg.tier_wrong, cfg.tier_correct):

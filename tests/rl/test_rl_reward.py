@@ -43,6 +43,35 @@ def test_rl_tiers_and_bonus():
     assert _outcome(correct=False, ratio=0.6, config=no_constraint).score == CFG.tier_wrong
 
 
+def test_rl_wrong_at_exactly_gt_ratio_is_not_too_small():
+    """γ_c = γ*(x) is the budget the reference passed with: the safe fraction, not the penalty."""
+    for ratio in (0.2, 0.4, 0.6, 0.8, 1.0):
+        at = _outcome(correct=False, ratio=ratio, gt_ratio=ratio)
+        assert at.score == pytest.approx(CFG.tier_wrong + CFG.safe_wrong_fraction), ratio
+    below = _outcome(correct=False, ratio=0.4, gt_ratio=0.6)
+    assert below.score == CFG.tier_wrong
+    # as read from a row: the parquet's γ* and the token's ratio are the same float
+    same = score_response(_response("<COMP_40>", 20, "\\boxed{41}"), "42", think_tokens=40, extra_info=INFO)
+    assert same.ratio == INFO["gt_ratio"] and same.score == pytest.approx(CFG.tier_wrong + CFG.safe_wrong_fraction)
+
+
+def test_rl_row_comp_tolerance_decides_calibration():
+    """A row's comp_tolerance replaces the config's tolerance (unless use_row_tolerance is off)."""
+    response = _response("<COMP_20>", 20)
+    # r̂ = 35 / 100 = 0.35: outside τ = 0.1 around 0.2, inside τ = 0.2
+    wide = score_response(response, "42", think_tokens=35, extra_info={**INFO, "comp_tolerance": 0.2})
+    assert wide.calibrated and wide.score == pytest.approx(CFG.tier_correct + CFG.max_bonus)
+    default = score_response(response, "42", think_tokens=35, extra_info={**INFO, "comp_tolerance": None})
+    assert not default.calibrated and default.score == CFG.tier_correct
+    # r̂ = 0.25: inside the default τ = 0.1, outside a row's τ = 0.01
+    tight = score_response(response, "42", think_tokens=25, extra_info={**INFO, "comp_tolerance": 0.01})
+    assert not tight.calibrated and tight.score == CFG.tier_correct
+    ignore_rows = ChrpoRewardConfig(use_row_tolerance=False)
+    fixed = score_response(response, "42", think_tokens=25, extra_info={**INFO, "comp_tolerance": 0.01},
+                           config=ignore_rows)
+    assert fixed.calibrated
+
+
 def test_rl_reward_options_validated():
     with pytest.raises(ValueError, match="max_bonus"):
         ChrpoRewardConfig(max_bonus=1.0)

@@ -341,17 +341,17 @@ class ThinkCounter:
         return "local tokenizer" if self.tokenizer is not None else f"/tokenize of {', '.join(self.pool.roots)}"
 
     async def count(self, client: httpx.AsyncClient, response: str) -> tuple[int, bool]:
-        """(think tokens, whether the think block is closed)."""
-        from extra_cot.think import count_think_tokens, split_think
+        """(think tokens, whether the first think block is closed): the tokens of the text
+        ``extra_cot.think.think_span`` counts (reasoning outside the block and an unclosed block
+        included; docs/method.md, "Think accounting")."""
+        from extra_cot.think import count_tokens, think_span
 
-        think, _ = split_think(response)
-        if think is None:
-            return 0, False
+        span = think_span(response)
         if self.tokenizer is not None:
-            return count_think_tokens(response, self.tokenizer), True
-        text = _SPECIAL_RE.sub("", think)
-        if not text:
-            return 0, True
+            return count_tokens(span.counted, self.tokenizer), span.closed
+        text = _SPECIAL_RE.sub("", span.counted)
+        if not text.strip():
+            return 0, span.closed
         body = {"model": self.model, "prompt": text, "add_special_tokens": False}
         data = await self.pool.post(client, "/tokenize", body, retries=3, backoff_s=1.0)
-        return int(data["count"]), True
+        return int(data["count"]), span.closed

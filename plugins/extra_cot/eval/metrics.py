@@ -2,7 +2,8 @@
 
 Definitions (``n`` = number of records = items × samples):
 
-* ``tokens``: mean think tokens (non-special tokens inside a closed ``<think>`` block, 0 if unclosed).
+* ``tokens``: mean think tokens (``extra_cot.think.think_span``'s count: the think block plus any
+  reasoning outside it; an unclosed block counts in full; docs/method.md, "Think accounting").
 * ``acc_all``: correct / n (no prediction counts as wrong).
 * ``acc_answered``: correct / records with an extracted answer (``None`` if none answered).
 * ``act_ratio``: tokens(this run) / tokens(base run of the same data set): a ratio of means.
@@ -10,6 +11,8 @@ Definitions (``n`` = number of records = items × samples):
   the control token actually achieved (same ratio-of-means definition).
 * ``latency_s``: wall time of all requests (concurrent) / number of items.
 * ``closed_think_share``: share of outputs with a closed think block.
+* ``truncated_share``: share of outputs cut off inside their think block (``<think>`` never
+  closed); their tokens count in ``tokens``, so a high share means ``max_tokens`` caps the run.
 * ``control_distribution``: share of each first control token in the outputs (``"none"``).
 * ``echo_fidelity``: fixed ratios only (``None`` for policy/base): share of outputs whose leading
   token (leading whitespace ignored) is the requested ``<COMP_xx>``; with ``--force-control`` the
@@ -23,6 +26,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
+from extra_cot.think import think_span
 from extra_cot.tokens import canonical_text, parse_control, parse_leading_control
 
 #: Two targets whose realized ratios differ by less than this have "collapsed" (issue 4);
@@ -79,6 +83,7 @@ def run_metrics(records: Sequence[Mapping], wall_s: float, dataset: str, ratio: 
         "act_ratio": None,
         "latency_s": wall_s / n_items if n_items else 0.0,
         "closed_think_share": _mean([float(r["closed_think"]) for r in records]) if records else 0.0,
+        "truncated_share": _mean([float(think_span(str(r.get("output", ""))).truncated) for r in records]),
         "control_distribution": {k: v / n for k, v in sorted(controls.items())} if n else {},
         "echo_fidelity": echo_fidelity(records, ratio),
         "chosen_ratio_distribution": {k: v / n for k, v in sorted(leading.items())} if n else {},

@@ -4,13 +4,16 @@ docs/method.md Stage 3 ([R], our reconstruction). The score follows the contract
 ``extra_cot.rl.advantage``: ``score = tier + fraction`` with an integer tier and a fraction in
 [0, 1):
 
-* invalid (no leading fixed-ratio token, or the think block is unclosed) -> ``tier_invalid``;
+* invalid (no leading fixed-ratio token, or a think layout other than one ``<think>`` then one
+  ``</think>``: unclosed, missing, a second block, nested or stray tags) -> ``tier_invalid``;
 * wrong answer -> ``tier_wrong``; with the accuracy constraint, the fraction is
   ``safe_wrong_fraction`` when the chosen ratio γ_c >= γ*(x) (the reference pass map says that
   budget suffices) and 0 when γ_c < γ*(x): failing under a too-small budget costs more;
 * correct answer -> ``tier_correct`` plus a bonus that rises as γ_c falls,
   ``max_bonus * (1 - γ_c) / (1 - min_ratio)``, paid only when calibrated:
-  ``|r̂ - γ_c| <= τ`` with ``r̂ = think tokens / ref_full_len``.
+  ``|r̂ - γ_c| <= τ`` with ``r̂ = think tokens / ref_full_len``, think tokens counted by
+  ``extra_cot.think.think_span`` (reasoning outside the block counts; docs/method.md,
+  "Think accounting").
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from extra_cot.think import split_think
+from extra_cot.think import think_span
 from extra_cot.tokens import FIXED_RATIOS, parse_leading_control
 
 __all__ = ["ChrpoRewardConfig", "RewardResult", "compose_score", "score_outcome", "score_response"]
@@ -96,6 +99,8 @@ class RewardResult:
     calibrated: bool
     bonus: float
     think_tokens: int
+    #: cut off inside the think block (its tokens are counted; the response is invalid)
+    truncated: bool = False
 
     def as_dict(self) -> dict[str, float]:
         return {k: float(v) for k, v in asdict(self).items()}
@@ -125,6 +130,7 @@ def score_outcome(
     tolerance: float,
     config: ChrpoRewardConfig,
     think_tokens: int = 0,
+    truncated: bool = False,
 ) -> RewardResult:
     """The hierarchical reward from an already-parsed outcome (numbers in, numbers out)."""
     calibrated = bool(
@@ -151,6 +157,7 @@ def score_outcome(
         calibrated=calibrated,
         bonus=fraction if tier == config.tier_correct else 0.0,
         think_tokens=int(think_tokens),
+        truncated=bool(truncated),
     )
 
 
@@ -174,6 +181,8 @@ def score_response(
 
     ``think_tokens`` is counted by the caller with the policy's tokenizer
     (``extra_cot.think.count_think_tokens``), the same count ``ref_full_len`` was built with.
+    Only the layout ``<think>…</think>`` once is valid (``ThinkSpan.well_formed``); the answer
+    graded is the text after its ``</think>``.
     ``extra_info`` carries ``gt_ratio``, ``ref_full_len`` and ``comp_tolerance`` (RL parquet).
     """
     from extra_cot.grading import grade  # lazy: math-verify is only needed when scoring
@@ -182,11 +191,11 @@ def score_response(
     info = dict(extra_info or {})
     choice = parse_leading_control(response)
     ratio = None if choice is None else choice.ratio  # the policy token is not a ratio choice
-    think, answer = split_think(response)
-    valid = ratio is not None and think is not None
-    correct = bool(valid and grade(answer, str(ground_truth)))
+    span = think_span(response)
+    valid = ratio is not None and span.well_formed
+    correct = bool(valid and grade(span.answer, str(ground_truth)))
     ref_len = _positive_float(info.get("ref_full_len"))
-    realized = think_tokens / ref_len if (ref_len and think is not None) else None
+    realized = think_tokens / ref_len if ref_len else None
     tolerance = config.tolerance
     if config.use_row_tolerance and info.get("comp_tolerance") is not None:
         tolerance = float(info["comp_tolerance"])
@@ -200,4 +209,5 @@ def score_response(
         tolerance=tolerance,
         config=config,
         think_tokens=think_tokens,
+        truncated=span.truncated,
     )

@@ -10,7 +10,9 @@ change options through ``reward_kwargs`` or to start from ``reward_fns/chrpo_rew
 manager keeps the ratio token in ``solution_str`` and puts ``think_tokens`` into
 ``extra_info``. verl's stock managers do neither (they decode with
 ``skip_special_tokens=True``, so every response would score "invalid"): with them, pass
-``tokenizer=<model dir>`` in ``reward_kwargs`` and expect invalid tiers (logged once).
+``tokenizer=<model dir>`` in ``reward_kwargs`` and expect invalid tiers (logged once). Without
+``extra_info["think_tokens"]`` the count is ``extra_cot.think.count_think_tokens`` with that
+tokenizer, the same rule the manager uses (docs/method.md, "Think accounting").
 """
 
 from __future__ import annotations

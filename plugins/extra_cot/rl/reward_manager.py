@@ -1,5 +1,10 @@
 """verl reward-loop manager ``chrpo``: decodes keeping the ratio token, counts think tokens.
 
+Think tokens follow ``extra_cot.think.think_span`` (reasoning outside the block counts;
+docs/method.md, "Think accounting"). ``reward_extra_info`` always carries ``truncated`` (1.0 when
+the response was cut off inside its think block), so verl's validation metrics and rollout dumps
+report the truncated share.
+
 verl's ``naive`` manager decodes with ``skip_special_tokens=True`` (the ratio token vanishes)
 and passes no token counts (docs/hosts.md), so CHRPO needs its own manager. Options come from
 ``reward.reward_kwargs.chrpo`` (fields of ``extra_cot.rl.reward.ChrpoRewardConfig``); with
@@ -29,7 +34,7 @@ from extra_cot.rl import calllog
 from extra_cot.rl.registration import replace_stale
 from extra_cot.rl.reward import ChrpoRewardConfig
 from extra_cot.rl.reward_fn import compute_score as chrpo_compute_score
-from extra_cot.think import count_think_tokens
+from extra_cot.think import count_tokens, think_span
 from extra_cot.tokens import CONTROL_TOKENS
 
 #: What ChrpoRewardManager relies on in verl 0.9.1's RewardManagerBase (super().__init__, run_single).
@@ -99,15 +104,17 @@ class ChrpoRewardManager(RewardManagerBase):
             self.compute_score = functools.partial(chrpo_compute_score, **reward_options(config))
         self.is_async = inspect.iscoroutinefunction(self.compute_score)
 
-    def _decode(self, data_item: Any) -> tuple[str, int]:
+    def _decode(self, data_item: Any) -> tuple[str, int, bool]:
+        """(text, think tokens, truncated) of one response."""
         response_ids = data_item.batch["responses"]
         length = int(data_item.batch["attention_mask"][-response_ids.shape[-1] :].sum())
         text = decode_keeping_control(self.tokenizer, response_ids[:length].tolist())
-        return text, count_think_tokens(text, self.tokenizer)
+        span = think_span(text)
+        return text, count_tokens(span.counted, self.tokenizer), span.truncated
 
     async def run_single(self, data: DataProto) -> dict:
         data_item = data[-1:][0]  # multi-sequence outputs: score the last one, as verl's managers do
-        text, think_tokens = await self.loop.run_in_executor(None, lambda: self._decode(data_item))
+        text, think_tokens, truncated = await self.loop.run_in_executor(None, lambda: self._decode(data_item))
         extra_info = dict(data_item.non_tensor_batch.get("extra_info", None) or {})
         extra_info["think_tokens"] = think_tokens
         kwargs = {
@@ -121,6 +128,7 @@ class ChrpoRewardManager(RewardManagerBase):
         else:
             result = await self.loop.run_in_executor(None, lambda: self.compute_score(**kwargs))
         info = dict(result) if isinstance(result, dict) else {"score": float(result)}
+        info.setdefault("truncated", float(truncated))  # a custom function may not report it
         # no-op unless EXTRA_COT_CALL_LOG; index and gt_ratio let a report group rollouts by question
         calllog.record("reward", split=extra_info.get("split"), index=extra_info.get("index"),
                        gt_ratio=extra_info.get("gt_ratio"), **info)
