@@ -94,3 +94,24 @@ def test_summary_table_has_a_row_per_run():
     m = link_runs({"base": run_metrics([rec(0, 0, True, tokens=8)], 2.0, "gsm8k", "base")})
     table = summary_table(m.values())
     assert "| gsm8k | base | 1 | 8.0 | 1.00 | 100.0 | 100.0 | 2.000 |" in table
+
+
+def test_eval_think_counter_follows_the_think_accounting(tiny_model_dir, tiny_tokenizer):
+    """Eval's count (local tokenizer path) is think_span's: reasoning after the block and an unclosed
+    block count; ``closed`` is whether the first block closed."""
+    import asyncio
+
+    from extra_cot.eval.client import ThinkCounter
+    from extra_cot.think import count_think_tokens, count_tokens
+
+    counter = ThinkCounter(str(tiny_model_dir), "http://127.0.0.1:9", "m")  # local path: no request
+    reasoning = "First 12 + 30 = 42, then the total costs 42 dollars."
+    cases = {
+        f"<COMP_40>\n<think>\n{reasoning}</think>\n\n\\boxed{{42}}": True,
+        f"<COMP_40>\n<think>\nok</think>\n\n{reasoning}\n\\boxed{{42}}": True,
+        f"<COMP_40>\n<think>\n{reasoning}": False,
+    }
+    for response, closed in cases.items():
+        tokens, was_closed = asyncio.run(counter.count(None, response))
+        assert was_closed is closed
+        assert tokens == count_think_tokens(response, tiny_tokenizer) >= count_tokens(reasoning, tiny_tokenizer)
