@@ -14,6 +14,21 @@ pytest.importorskip("llamafactory")
 from extra_cot.sft.mixture import BadRowError, MixtureConfig, expand_row, policy_key, select_policy_rows
 
 
+@pytest.fixture
+def skip_warnings():
+    """Messages of the "skipping bad row" warnings. Captured on LLaMA-Factory's logger itself: the
+    host's logging setup stops its records from propagating to the root logger (and caplog)."""
+    import logging
+
+    records: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: records.append(record.getMessage())
+    host = logging.getLogger("llamafactory")
+    host.addHandler(handler)
+    yield lambda: [m for m in records if "skipping bad row" in m]
+    host.removeHandler(handler)
+
+
 def _expected(rows, mixture):
     keep = select_policy_rows(rows, mixture)
     return [e for r in rows for e in expand_row(r, mixture, policy_key(r) in keep)]
@@ -69,15 +84,28 @@ def test_bad_row_error_names_file_line_field(sft, tiny_model_dir, tmp_path, sft_
         sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out")
 
 
-def test_bad_rows_skipped_with_logged_reason(sft, tiny_model_dir, tmp_path, sft_rows, caplog):
+def test_bad_rows_skipped_with_logged_reason(sft, tiny_model_dir, tmp_path, sft_rows, skip_warnings):
     lines = [json.dumps(sft_rows[0]), json.dumps({k: v for k, v in sft_rows[1].items() if k != "cot"}),
              json.dumps(dict(sft_rows[2], compressed={"0.5": "x"}))]
     data = sft.write_dataset(tmp_path / "data", [], {"on_bad_row": "skip"}, raw_lines=lines)
-    caplog.set_level("WARNING", logger="llamafactory.extra_cot")
     dataset, _ = sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out")
     assert len(dataset) == len(_expected([sft_rows[0]], MixtureConfig()))
-    reasons = [r.getMessage() for r in caplog.records if "skipping bad row" in r.getMessage()]
-    assert any("mix.jsonl:2, field 'cot'" in m for m in reasons) and any("'compressed.0.5'" in m for m in reasons)
+    reasons = skip_warnings()
+    assert any("mix.jsonl:2, field 'cot'" in m for m in reasons), reasons
+    assert any("'compressed.0.5'" in m for m in reasons)
+
+
+def test_skip_drops_only_the_bad_row_not_good_rows_sharing_its_key(sft, tiny_model_dir, tmp_path, sft_rows,
+                                                                    skip_warnings):
+    """A bad row with the same question, cot, answer and gt_ratio as a good one (the policy key)
+    is skipped alone: the good row keeps all its examples, and the bad one is reported once."""
+    bad_twin = dict(sft_rows[0], compressed={**sft_rows[0]["compressed"], "0.5": "x"})
+    lines = [json.dumps(bad_twin), json.dumps(sft_rows[0]), json.dumps(sft_rows[1])]
+    data = sft.write_dataset(tmp_path / "data", [], {"on_bad_row": "skip"}, raw_lines=lines)
+    dataset, _ = sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out")
+    assert len(dataset) == len(_expected(sft_rows[:2], MixtureConfig()))
+    reasons = skip_warnings()
+    assert len(reasons) == 1 and "mix.jsonl:1, field 'compressed.0.5'" in reasons[0], reasons
 
 
 def test_other_formattings_pass_through(sft, tiny_model_dir, tmp_path, sft_rows):

@@ -137,14 +137,16 @@ class ExtraCotConverter(DatasetConverter):
         example = dict(example)  # datasets hands a LazyRow
         key = policy_key(example)
         try:
-            if not _contains(self.bad_rows, key):  # already reported by the scan, with its line
-                validate_row(example, f"dataset {self.entry!r} row with question {str(example.get('question'))[:60]!r}")
-                keep = None if self.policy_keep is None else _contains(self.policy_keep, key)
-                examples = expand_row(example, self.mixture, policy_keep=keep)
+            validate_row(example, f"dataset {self.entry!r} row with question {str(example.get('question'))[:60]!r}")
+            keep = None if self.policy_keep is None else _contains(self.policy_keep, key)
+            examples = expand_row(example, self.mixture, policy_keep=keep)
         except BadRowError as err:
             if self.mixture.on_bad_row == "error":
                 raise
-            logger.warning("skipping bad row (on_bad_row=skip): %s", err)
+            # every row is checked: a good row may share its key (question, cot, answer, gt_ratio)
+            # with a bad one; a bad row the scan reported (with its line) is not reported again
+            if not _contains(self.bad_rows, key):
+                logger.warning("skipping bad row (on_bad_row=skip): %s", err)
         return {
             "_prompt": [{"role": "user", "content": e.user} for e in examples],
             "_response": [{"role": "assistant", "content": e.response} for e in examples],
