@@ -22,6 +22,11 @@ def test_paper_hyperparameters():
     assert ds["zero_optimization"]["stage"] == 3
 
 
+def test_attention_is_one_the_gpu_install_has():
+    """SDPA, not LLaMA-Factory's `auto` (the GPU install has no flash-attn: docs/hosts.md, "The GPU recipe")."""
+    assert yaml.safe_load(RECIPE.read_text())["flash_attn"] == "sdpa"
+
+
 def test_every_key_is_a_llamafactory_argument():
     pytest.importorskip("llamafactory")
     from dataclasses import fields
