@@ -43,6 +43,13 @@ demo: setup
 study: setup
 	$(PY) -m extra_cot.study --seed $(or $(SEED),0) --out runs/study$(if $(SEED),-$(SEED)) $(if $(SEED),,--results results) $(STUDY_ARGS)
 
+# The resolver test (tests/test_install.py, marked network): pip resolves README's GPU install lines against the
+# package index as it was on the test's INDEX_SNAPSHOT date (--uploaded-prior-to), nothing installed. It needs
+# the index (2.5-8 minutes on 2 cores), so `make test` (CI) skips it and this target runs it.
+.PHONY: test-install
+test-install: setup
+	EXTRA_COT_INDEX_TESTS=1 $(PY) -m pytest -m network tests/test_install.py $(PYTEST_ARGS)
+
 demo-results: setup
 	$(PY) -m extra_cot.demo.summary --out runs/demo --results results
 
