@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 from importlib import metadata
 
 from hydra.experimental.callback import Callback
@@ -25,6 +26,8 @@ from hydra.experimental.callback import Callback
 from extra_cot.hostcheck import require_version
 
 logger = logging.getLogger(__name__)
+# verl sets the root logger to WARNING; the passed check must still show (EXTRA_COT_LOG_LEVEL overrides).
+logger.setLevel(os.getenv("EXTRA_COT_LOG_LEVEL", "INFO"))
 
 PLUGIN_MODULE = "extra_cot.rl.verl_plugin"
 
