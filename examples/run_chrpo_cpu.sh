@@ -16,6 +16,7 @@ if [ $# -lt 2 ]; then
     echo "usage: $0 MODEL_DIR RL_DATA_DIR [hydra overrides...]" >&2
     exit 2
 fi
-# The project venv (make setup) when run from the repository root, else the active python.
-PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
+# The project venv (make setup) next to this script's repository, else the active python; from any directory.
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PYTHON=${PYTHON:-$( [ -x "$REPO/.venv/bin/python" ] && echo "$REPO/.venv/bin/python" || echo python )}
 exec "$PYTHON" -m extra_cot.rl.cpu_launch "$@"

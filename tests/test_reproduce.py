@@ -263,3 +263,18 @@ def test_verl_config_composes_with_cfg_job(tmp_path):
         assert (sampling["temperature"], sampling["top_p"], sampling["top_k"]) == (0.6, 0.95, 20)
     assert cfg["data"]["max_response_length"] == RL_MAX_RESPONSE
     assert arr["actor"]["ppo_max_token_len_per_gpu"] >= cfg["data"]["max_prompt_length"] + RL_MAX_RESPONSE
+
+
+def test_cpu_example_script_finds_the_project_venv_from_any_directory(tmp_path):
+    """examples/run_chrpo_cpu.sh takes the venv from its own location, not from the current directory."""
+    if not (REPO / ".venv" / "bin" / "python").is_file():
+        pytest.skip("no project venv (make setup)")
+    for name in ("train.parquet", "val.parquet"):
+        (tmp_path / name).write_bytes(b"")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON"}
+    env["PATH"] = "/usr/bin:/bin"  # no venv on PATH
+    done = subprocess.run(["bash", str(REPO / "examples/run_chrpo_cpu.sh"), str(tmp_path), str(tmp_path),
+                           "--print-command"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          check=False, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "-m verl.trainer.main_ppo +algorithm=chrpo" in done.stdout
