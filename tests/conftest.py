@@ -39,12 +39,15 @@ def tiny_tokenizer(tiny_model_dir):
 
 @pytest.fixture(scope="session")
 def vllm_server(tiny_model_dir, tmp_path_factory):
-    """A REAL vLLM OpenAI server (CPU) serving the tiny control-token model as local_core_model.
+    """A REAL vLLM OpenAI server (CPU) serving the tiny control-token model as local_core_model,
+    with our think markers as its reasoning config (requests may set ``thinking_token_budget``;
+    requests without it are served as without the flag).
 
     Start-up takes 45-80 s on 2 cores (docs/hosts.md); use only from tests marked ``slow``.
     """
-    from extra_cot.eval.server import VLLMServer
+    from extra_cot.eval.server import VLLMServer, reasoning_config_args
 
     log = tmp_path_factory.mktemp("vllm") / "server.log"
-    with VLLMServer(tiny_model_dir, served_model_name="local_core_model", max_model_len=2048, log_path=log) as server:
+    with VLLMServer(tiny_model_dir, served_model_name="local_core_model", max_model_len=2048, log_path=log,
+                    extra_args=reasoning_config_args()) as server:
         yield server

@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from extra_cot.chat_template import with_comp_ratio
 from extra_cot.prompt import INSTRUCTION, SYSTEM_PROMPT, build_response
 from extra_cot.tokens import CONTROL_TOKENS, FIXED_RATIOS
 
@@ -71,7 +72,8 @@ def build_tokenizer(out_dir: str | Path, control_tokens: bool = True, vocab_size
     fast.add_tokens(list(THINK_TOKENS), special_tokens=False)
     if control_tokens:
         fast.add_special_tokens({"additional_special_tokens": list(SPECIAL_TOKENS[1:]) + list(CONTROL_TOKENS)})
-    fast.chat_template = CHAT_TEMPLATE
+    # a tokenizer with the control tokens is a prepared one: its template takes comp_ratio (as prepare-model's)
+    fast.chat_template = with_comp_ratio(CHAT_TEMPLATE) if control_tokens else CHAT_TEMPLATE
     fast.save_pretrained(str(out_dir))
     return fast
 

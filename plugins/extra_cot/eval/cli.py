@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from dataclasses import asdict
@@ -17,6 +18,7 @@ from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args
 from extra_cot.eval.config import DATA, SERVER, EvalConfig
 from extra_cot.eval.datasets import EvalItem, load_items
 from extra_cot.eval.runner import run_sweep, write_dataset_metrics, write_summary
+from extra_cot.eval.server import REASONING_CONFIG
 
 logger = logging.getLogger("extra_cot.eval")
 
@@ -33,12 +35,19 @@ EXAMPLES = """examples:
   # the same sweep over two servers (requests spread by load; one that dies is retried elsewhere)
   extra-cot eval --endpoints node1:8000,node2:8000 --output_dir out/eval --dataset gsm8k=data/gsm8k_test.jsonl
 
+  # think budget: the server forces </think> after 512 think tokens (vLLM thinking_token_budget);
+  # start it with our think markers as its reasoning config (not a --reasoning-parser):
+  #   python -m vllm.entrypoints.openai.api_server --model DIR --served-model-name local_core_model \\
+  #       --reasoning-config '<REASONING_CONFIG>'
+  extra-cot eval --port 8000 --output_dir out/budget512 --dataset gsm8k=data/gsm8k_test.jsonl \\
+      --ratios 1.0,policy,base --think-budget 512
+
   # re-grade stored outputs after a grader change (no server needed)
   extra-cot eval --output_dir out/eval --regrade
 
   # generic jsonl with other field names: NAME=PATH:generic:QUESTION_FIELD:ANSWER_FIELD
   extra-cot eval --port 8000 --output_dir out/mm --dataset metamath=mm1k.jsonl:generic:query:response
-"""
+""".replace("<REASONING_CONFIG>", json.dumps(REASONING_CONFIG))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -106,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     except ServerError as err:
         print(f"extra-cot eval: {err}", file=sys.stderr)
         return 1
+    except ValueError as err:  # e.g. resuming a run with another --think-budget
+        print(f"extra-cot eval: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(
             "extra-cot eval: interrupted; finished items are kept, rerun the same command to complete",

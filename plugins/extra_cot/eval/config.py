@@ -113,5 +113,7 @@ class EvalConfig:
         ):
             if value < low:
                 raise ValueError(f"{name} must be >= {low}, got {value}")
+        if self.sampling.think_budget is not None and self.sampling.think_budget < 0:
+            raise ValueError(f"--think-budget must be >= 0 think tokens, got {self.sampling.think_budget}")
         if not 0 < self.sampling.top_p <= 1 or self.sampling.temperature < 0:
             raise ValueError("need 0 < --top-p <= 1 and --temperature >= 0")

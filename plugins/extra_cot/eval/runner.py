@@ -66,7 +66,7 @@ async def _one_item(
                 "forced_prefix": prefix,
             }
         )
-    return {"index": item.index, "records": records}
+    return {"index": item.index, "records": records, "think_budget": cfg.sampling.think_budget}
 
 
 async def run_ratio(
@@ -75,6 +75,7 @@ async def run_ratio(
     run_dir = Path(cfg.output_dir) / spec.name / ratio
     partial = run_dir / store.PARTIAL
     done = store.read_partial(partial)
+    check_budget(done, cfg.sampling.think_budget, partial)
     odd = sorted(i for i, e in done.items() if len(e["records"]) != cfg.n_samples)
     if odd:
         logger.warning(
@@ -114,6 +115,25 @@ async def run_ratio(
     wanted = {item.index for item in items}
     records = store.records_of({i: e for i, e in done.items() if i in wanted})
     atomic_write_json(run_dir / store.PREDICTION, [store.public_record(r) for r in records])
+
+
+def run_budget(done: dict[int, dict]) -> int | None:
+    """The ``--think-budget`` the finished items of a run were requested with (``None``: no cap)."""
+    budgets = {entry.get("think_budget") for entry in done.values()}
+    if len(budgets) > 1:
+        raise ValueError(f"items requested with different --think-budget values {sorted(budgets, key=str)}")
+    return budgets.pop() if budgets else None
+
+
+def check_budget(done: dict[int, dict], budget: int | None, partial: Path) -> None:
+    """Refuse to resume a run whose finished items were requested with another ``--think-budget``."""
+    try:
+        before = run_budget(done)
+    except ValueError as err:
+        raise ValueError(f"{partial}: {err}; use a new --output_dir") from None
+    if done and before != budget:
+        raise ValueError(f"{partial}: its {len(done)} finished items were requested with --think-budget "
+                         f"{before}, this run asks {budget}; use a new --output_dir or the same budget")
 
 
 async def run_sweep(cfg: EvalConfig, spec: DatasetSpec, items: list[EvalItem], down: tuple[str, ...] = ()) -> None:
@@ -173,6 +193,7 @@ def write_dataset_metrics(ds_dir: Path, dataset: str, base_run: str = "base") ->
         by_ratio[run_dir.name] = M.run_metrics(
             store.records_of(done), store.wall_time(done), dataset, run_dir.name
         )
+        by_ratio[run_dir.name]["think_budget"] = run_budget(done)  # None: no cap
     linked = M.link_runs(by_ratio, base=base_run)
     for name, metrics in linked.items():
         atomic_write_json(ds_dir / name / store.METRICS, metrics)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Self
 
 from extra_cot import lifeline
+from extra_cot.think import THINK_CLOSE, THINK_OPEN
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,17 @@ DEFAULT_KV_CACHE_BYTES = 1 << 30
 DEFAULT_STARTUP_TIMEOUT_S = 600.0
 _POLL_S = 1.0
 _LOG_TAIL_CHARS = 4000
+#: vLLM's reasoning config for our think markers: it enables per-request ``thinking_token_budget``
+#: (``extra-cot eval --think-budget``; vLLM 0.28 ``config/reasoning.py`` tokenizes these strings,
+#: the budget forces the end string). Given as ``--reasoning-config`` rather than through
+#: ``--reasoning-parser deepseek_r1``/``qwen3`` (same markers): a parser also moves the think block
+#: into ``reasoning`` and drops the text before ``<think>``, our echoed control token (measured).
+REASONING_CONFIG = {"reasoning_start_str": THINK_OPEN, "reasoning_end_str": THINK_CLOSE}
+
+
+def reasoning_config_args() -> tuple[str, str]:
+    """The server flags that let requests carry ``thinking_token_budget`` (see :data:`REASONING_CONFIG`)."""
+    return ("--reasoning-config", json.dumps(REASONING_CONFIG))
 
 
 def free_port() -> int:
@@ -55,7 +67,8 @@ class VLLMServer:
 
     ``extra_args`` are appended to the command line verbatim (e.g. ``("--dtype", "float32")``);
     ``env`` adds variables to the server's environment (e.g. ``{"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}``);
-    ``kv_cache_memory_bytes=None`` lets vLLM size its cache itself (GPU machines).
+    ``kv_cache_memory_bytes=None`` lets vLLM size its cache itself (GPU machines);
+    ``extra_args=reasoning_config_args()`` lets requests set ``thinking_token_budget``.
     The server runs in its own process group, so stopping it also stops its engine workers; it
     runs under :mod:`extra_cot.lifeline`, so the group also goes when this process is killed.
     """

@@ -33,6 +33,7 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from extra_cot.chat_template import with_comp_ratio
 from extra_cot.fileio import atomic_output, atomic_write_json
 from extra_cot.tokens import CONTROL_TOKENS, token_to_ratio
 
@@ -169,6 +170,8 @@ def prepare_model(src_dir: str | Path, out_dir: str | Path, *, init: str = DEFAU
     model = hub.from_pretrained(AutoModelForCausalLM, src_dir, dtype=dtype)
     n_old = len(tokenizer)
     new_tokens = _add_tokens(tokenizer, cfg.tokens)
+    if isinstance(tokenizer.chat_template, str):  # the served template takes comp_ratio (extra_cot.chat_template)
+        tokenizer.chat_template = with_comp_ratio(tokenizer.chat_template)
     cfg.new_ids = init_rows(model, tokenizer, new_tokens, min(n_old, model.get_input_embeddings().weight.shape[0]), cfg.init)
     logger.info("added %d tokens to %s: %s", len(new_tokens), src_dir, cfg.new_ids)
     with atomic_output(out) as tmp:
