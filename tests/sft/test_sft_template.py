@@ -84,3 +84,16 @@ def test_register_is_idempotent():
     register()
     assert register() is False and register_template() is False
     assert "qwen3_comp" in TEMPLATES
+
+
+def test_llamafactory_keeps_the_tokenizers_comp_ratio_template(template_and_tokenizer):
+    """The SFT output serves the tokenizer's template: LLaMA-Factory must not replace it for qwen3_comp."""
+    from extra_cot.chat_template import with_comp_ratio
+    from extra_cot.testing import CHAT_TEMPLATE
+
+    template, tokenizer = template_and_tokenizer
+    assert template.replace_jinja_template is False
+    assert tokenizer.chat_template == with_comp_ratio(CHAT_TEMPLATE)
+    own = tokenizer.apply_chat_template(build_messages(QUESTION), add_generation_prompt=True, tokenize=False,
+                                        comp_ratio=0.4)
+    assert own == EXPECTED_PROMPT

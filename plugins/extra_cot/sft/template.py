@@ -11,6 +11,11 @@ the installed LLaMA-Factory. Differences from ``qwen3``:
 - Removing a thought (history turns, or ``enable_thinking: false``) keeps a leading control
   token and matches our ``<think>\\n…</think>`` layout, which has no newline before
   ``</think>`` (the host's pattern wants ``\\n</think>\\n\\n``).
+
+This template only builds training rows: the Jinja chat template a served model uses is the
+tokenizer's own, which LLaMA-Factory keeps for ``qwen3_comp`` (no ``replace_jinja_template``), so
+the ``comp_ratio`` variable that ``extra-cot prepare-model`` adds to it (:mod:`extra_cot.chat_template`)
+reaches the SFT output unchanged.
 """
 
 from __future__ import annotations
