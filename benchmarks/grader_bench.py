@@ -14,16 +14,25 @@ with its default signal timeouts, in the main thread and in a worker thread (whe
 workers call scorers); verl's MATH scorer ``verl.utils.reward_score.math_reward.compute_score``
 (the lm-eval string normaliser verl uses for MATH data sources).
 
+``--hostile`` adds the hostile-corpus row (issue 37): whole responses of 10,000, 50,000 and
+200,000 characters (:func:`hostile_corpus`: runs of digits, spaces and newlines after "answer is",
+repeated ``\\boxed{`` and ``</think>``, unclosed and nested LaTeX, long numbers with words, ...)
+graded by ``extra_cot.grading.grade``, each case 3 times: the worst seconds per call (wall clock,
+and CPU seconds of the grading thread, which other processes on the machine do not inflate),
+printed against the pairs' row (target: under 0.05 s at 200,000 characters).
+
 Usage::
 
     python benchmarks/grader_bench.py --math500 data/math500_test.jsonl --gsm8k data/gsm8k_test.jsonl \\
-        --amc data/amc23_test.jsonl [--limit 200] [--output-json bench.json]
+        --amc data/amc23_test.jsonl [--limit 200] [--scorers extra_cot.grading] [--hostile] \\
+        [--output-json bench.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import statistics
@@ -34,6 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
+#: Hostile *answers* for the pair table (each boxed in a normal response).
 HOSTILE = [
     r"10^{10^{10^{10^{10}}}}",
     "9" * 100_000,
@@ -41,6 +51,52 @@ HOSTILE = [
     "__import__('os').system('true')",
     r"2^{2^{2^{2^{2^{2}}}}}",
 ]
+
+
+#: Response lengths of the hostile-corpus row: a short output, a long one, the grader's scan cap
+#: (``grading.MAX_SCAN_CHARS``; longer responses are scanned in their last 200,000 characters).
+HOSTILE_SIZES = (10_000, 50_000, 200_000)
+
+
+def _fill(head: str, unit: str, tail: str, size: int) -> str:
+    """``head + unit * k + tail``, exactly ``size`` characters (the repeated part is cut to fit)."""
+    body = size - len(head) - len(tail)
+    return head + (unit * (body // len(unit) + 1))[:body] + tail
+
+
+def hostile_corpus(size: int) -> dict[str, tuple[str, str]]:
+    """Whole responses of ``size`` characters built to make a regex or a scan re-read a run:
+    name -> (response, gold). Each targets one pattern of ``extra_cot.grading`` (or all of them);
+    none holds the right answer, so a correct grader says False to every one."""
+    k = size // 16
+    cases = {
+        "digits after 'answer is'": ("The answer is ", "7", "!"),  # number-then-words was quadratic here
+        "digits then words": ("The answer is " + "7" * (size // 2) + " ", "apples ", "!"),
+        "long numbers with words": ("The answer is ", "12345678901234567890 apples ", "9!"),
+        "newlines after 'answer is'": ("The answer is", "\n", ""),
+        "spaces and colons after 'answer is'": ("The answer is", " : ", "\n"),
+        "repeated 'answer is'": ("", "the answer is ", ""),
+        "'####' then newlines": ("####", "\n", ""),
+        "run of '#'": ("", "#", ""),
+        "repeated \\boxed{": ("", "\\boxed{", ""),
+        "\\boxed then spaces": ("", "\\boxed" + " " * 64, ""),
+        "unclosed box of braces": ("\\boxed{", "{", ""),
+        "backslash run in a box": ("\\boxed{", "\\", ""),
+        "nested \\frac (closed)": ("\\boxed{" + "\\frac{" * k + "1", "}{2}", "}"),
+        "nested \\sqrt (unclosed)": ("", "\\boxed{\\sqrt{", ""),
+        "\\text{ then spaces": ("\\boxed{\\text{", " ", "{}}}"),
+        "box of digits": ("\\boxed{", "9", "}"),
+        "box of 1,000,000,...": ("\\boxed{1", ",000", "}"),
+        "degree sign then spaces": ("\\boxed{30^", " ", "\\circ!}"),
+        "repeated </think>": ("<think>", "</think>", ""),
+        "dollar run": ("", "$", ""),
+    }
+    corpus = {name: (_fill(head, unit, tail, size), "1") for name, (head, unit, tail) in cases.items()}
+    rng = random.Random(size)
+    pieces = [unit for _, unit, _ in cases.values()] + ["The answer is 7", "#### 7", "\\boxed{7}", "}"]
+    mixed = "".join(rng.choice(pieces) for _ in range(size // 4))
+    corpus["mixture of all"] = (mixed[:size], "1")
+    return corpus
 
 
 def load_golds(args) -> list[str]:
@@ -151,6 +207,65 @@ def run(scorer, pairs) -> tuple[list[bool], list[float]]:
     return verdicts, times
 
 
+#: Target of the hostile-corpus row (issue 37): worst seconds per call at 200,000 characters.
+HOSTILE_TARGET_S = 0.05
+
+
+def run_hostile(sizes=HOSTILE_SIZES, repeat: int = 3) -> dict[int, dict]:
+    """Per size: calls, mean and worst wall seconds per call, worst CPU seconds, the worst case,
+    and the cases graded correct (none should be: no response holds the gold)."""
+    from extra_cot.grading import grade
+
+    out = {}
+    for size in sizes:
+        walls, cpus, correct = [], [], set()
+        for name, (resp, gold) in hostile_corpus(size).items():
+            for _ in range(repeat):
+                wall, cpu = time.perf_counter(), time.thread_time()
+                if grade(resp, gold):
+                    correct.add(name)
+                walls.append((time.perf_counter() - wall, name))
+                cpus.append(time.thread_time() - cpu)
+        worst = max(walls)
+        out[size] = {
+            "calls": len(walls),
+            "mean_s": statistics.mean(w for w, _ in walls),
+            "worst_s": worst[0],
+            "worst_case": worst[1],
+            "worst_cpu_s": max(cpus),
+            "graded_correct": sorted(correct),
+        }
+    return out
+
+
+def hostile_table(times: list[float], hostile: dict[int, dict]) -> str:
+    """The hostile-corpus rows under the pairs' row of ``extra_cot.grading`` (its ``times``)."""
+    lines = [
+        "| extra_cot.grading on | chars per response | calls | mean ms | worst s/call | worst CPU s/call | worst case |",
+        "|---|---|---|---|---|---|---|",
+        (
+            f"| the pairs above (baseline) | < 1,000 | {len(times)} | {1000 * statistics.mean(times):.2f} | "
+            f"{max(times):.3f} | | |"
+        ),
+    ]
+    for size, row in hostile.items():
+        lines.append(
+            f"| hostile corpus | {size:,} | {row['calls']} | {1000 * row['mean_s']:.2f} | {row['worst_s']:.3f} | "
+            f"{row['worst_cpu_s']:.3f} | {row['worst_case']} |"
+        )
+    top = hostile[max(hostile)]
+    verdict = {True: "met", False: "MISSED"}
+    lines.append(
+        f"\ntarget: worst < {HOSTILE_TARGET_S} s per call at {max(hostile):,} characters: "
+        f"{verdict[top['worst_cpu_s'] < HOSTILE_TARGET_S]} in CPU seconds, "
+        f"{verdict[top['worst_s'] < HOSTILE_TARGET_S]} in wall seconds "
+        f"(machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: other work inflates wall time)"
+    )
+    wrong = {size: row["graded_correct"] for size, row in hostile.items() if row["graded_correct"]}
+    lines.append(f"hostile responses graded correct (should be none): {wrong or 'none'}")
+    return "\n".join(lines)
+
+
 def table(pairs, results) -> str:
     cats = sorted({p[0] for p in pairs})
     counts = {c: sum(p[0] == c for p in pairs) for c in cats}
@@ -182,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--math500"), p.add_argument("--gsm8k"), p.add_argument("--amc")
     p.add_argument("--limit", type=int, default=None, help="first N items of each file")
     p.add_argument("--scorers", default=",".join(SCORERS), help=f"comma list of {list(SCORERS)}")
+    p.add_argument(
+        "--hostile", action="store_true", help="also the hostile-corpus row (10k/50k/200k characters)"
+    )
     p.add_argument("--output-json", default=None)
     args = p.parse_args(argv)
     golds = load_golds(args)
@@ -199,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scoring {len(pairs)} pairs with {name} ...", file=sys.stderr, flush=True)
         results[name] = run(SCORERS[name], pairs)
     print(table(pairs, results))
+    hostile = None
+    if args.hostile:
+        print("grading the hostile corpus ...", file=sys.stderr, flush=True)
+        hostile = run_hostile()
+        print("\n" + hostile_table(results["extra_cot.grading"][1], hostile))
     disagreements = [
         (p[0], p[1][:60], p[2][:60], results["extra_cot.grading"][0][i])
         for i, p in enumerate(pairs)
@@ -208,9 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     for row in disagreements[:20]:
         print("  ", row)
     if args.output_json:
-        Path(args.output_json).write_text(
-            json.dumps({name: {"verdicts": v, "times": t} for name, (v, t) in results.items()}, indent=1)
-        )
+        record = {name: {"verdicts": v, "times": t} for name, (v, t) in results.items()}
+        if hostile is not None:
+            record["hostile"] = hostile
+        Path(args.output_json).write_text(json.dumps(record, indent=1))
     _worker.shutdown()
     return 0
 

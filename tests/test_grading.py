@@ -1,16 +1,33 @@
-"""The shared grader: extraction, equivalence, hostile inputs, thread safety, bounded time."""
+"""The shared grader: extraction, equivalence, hostile inputs, thread safety, bounded time.
+
+No assertion here reads the wall clock against a fixed budget (the suite shares its machine):
+linearity is a ratio of this thread's CPU time at two input sizes, deadlines are checked by what
+happened (verdict, log, killed worker), and absolute speed lives in ``benchmarks/grader_bench.py``.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from extra_cot.grading import extract_answer, extract_boxed, grade, is_equivalent
+from extra_cot import grading
+from extra_cot.grading import extract_answer, extract_boxed, grade, grade_response, is_equivalent
+
+_BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "grader_bench.py"
+_spec = importlib.util.spec_from_file_location("grader_bench", _BENCH)
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
 
 EQUIVALENT = [
     ("42", "42"),
@@ -130,26 +147,202 @@ def test_grade_reads_the_answer_after_think():
     assert not grade(None, "1") and not grade("\\boxed{1}", None)
 
 
+#: A box inside the think block is reasoning, not the answer: graded on the part after </think>.
+BOX_IN_THINK = [
+    ("<COMP_40>\n<think>\nit is \\boxed{4}</think>\n\nI am not sure.", "4", None),
+    ("<think>\n\\boxed{4}</think>\n\nThe answer is 3", "4", "3"),
+    ("<think>\n\\boxed{4}</think>\n\n#### 5", "4", "5"),
+]
+
+
+@pytest.mark.parametrize("response,gold,pred", BOX_IN_THINK)
+def test_a_box_inside_the_think_block_is_not_graded(response, gold, pred):
+    assert grade_response(response, gold) == (pred, False)
+    assert not grade(response, gold)
+
+
+@pytest.mark.parametrize("response,gold,pred", BOX_IN_THINK)
+def test_eval_grades_with_the_same_rule(response, gold, pred):
+    from extra_cot.eval.runner import _grade
+
+    assert _grade(response, gold) == (pred, False)
+    assert _grade(response.replace("</think>", "</think> \\boxed{4}", 1), gold) == ("4", True)
+
+
+#: The one HOSTILE answer that math-verify may see (short, no power tower, no digit run): harmless.
+HOSTILE_FOR_MATH_VERIFY = {"\x00\uffff\ud800" * 100}
+
+
 @pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
-def test_hostile_inputs_are_bounded_and_never_raise(text, tmp_path):
-    start = time.perf_counter()
+def test_hostile_answers_never_raise_and_never_reach_math_verify(text, monkeypatch):
+    """The input guards keep sympy away from these (it would run for minutes on most of them)."""
+    calls = []
+
+    class Recorder:
+        def call(self, pred, gold, seconds):
+            calls.append(pred)
+            return False
+
+    monkeypatch.setattr(grading, "_workers", Recorder)
     assert is_equivalent(text, "1") is False
     assert is_equivalent("1", text) is False
     extract_boxed(text)
     extract_answer(text)
-    grade(f"\\boxed{{{text}}}", "1")
-    # The guards keep sympy away from these: well under the 3 s math-verify deadline.
-    assert time.perf_counter() - start < 3.0
+    assert grade(f"\\boxed{{{text}}}", "1") is False
+    assert calls == [] or text in HOSTILE_FOR_MATH_VERIFY
 
 
-def test_model_output_is_never_executed():
-    marker = "/tmp/extra_cot_pwned"
-    if os.path.exists(marker):
-        os.remove(marker)
-    for text in HOSTILE:
-        grade(f"\\boxed{{{text}}}", "0")
-        is_equivalent(text, "0")
-    assert not os.path.exists(marker)
+def _cpu_s_per_call(fn, *args, repeat: int = 5) -> float:
+    """Fastest of ``repeat`` calls, in this thread's CPU seconds (other processes do not count)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.thread_time()
+        fn(*args)
+        best = min(best, time.thread_time() - start)
+    return max(best, 1e-5)
+
+
+#: Input sizes of the linearity check; 8x the characters costs ~8x the CPU when linear, 64x when
+#: quadratic. The limit, 24x, is 3x above linear: cache effects and the fixed cost per call stay
+#: well under it, and the quadratic patterns of issue 37 measured 40-70x between these sizes.
+LINEAR_SIZES, LINEAR_LIMIT = (2_000, 16_000), 24.0
+
+
+@pytest.mark.parametrize("case", list(bench.hostile_corpus(LINEAR_SIZES[0])))
+def test_grading_time_is_linear_in_the_response(case):
+    """benchmarks/grader_bench.py's hostile corpus (runs of digits, spaces, newlines, braces,
+    repeated boxes and tags, nested LaTeX): 8x the characters may cost at most 24x the CPU, for
+    the whole path and for extract_answer alone (which sees the text unstripped)."""
+    small, large = (bench.hostile_corpus(n)[case] for n in LINEAR_SIZES)
+    assert grade(*small) is False and grade(*large) is False
+    for fn, args in ((grade, (small, large)), (extract_answer, ((small[0],), (large[0],)))):
+        ratio = _cpu_s_per_call(fn, *args[1]) / _cpu_s_per_call(fn, *args[0])
+        times = LINEAR_SIZES[1] // LINEAR_SIZES[0]
+        assert ratio < LINEAR_LIMIT, f"{fn.__name__}, {case}: {ratio:.0f}x the CPU for {times}x the text"
+
+
+#: The patterns as they were before issue 37 (greedy, backtracking) and the linear ones now: each
+#: must give the same result wherever the old one finishes (short strings). Not here: the two
+#: fallbacks ('####', 'answer is'), which now skip a match that is only white space or ':' (it
+#: was cleaned to "" or graded as the answer ":") in favour of the previous real one.
+OLD_PATTERNS = [
+    (grading._NUMBER_THEN_WORDS_RE, r"\\?\$?\s*(-?[\d,]*\.?\d+)\s*(?:[A-Za-z][A-Za-z .]*)?", "fullmatch"),
+    (grading._TOWER_RE, r"\^\s*\{?[^{}]*\^|\^\s*\{[^}]*\{[^}]*\^|\*\*[^*]*\*\*", "search"),
+    (grading._BIG_EXP_RE, r"\^\s*\{?\s*-?\d{5,}", "search"),
+    (grading._BOX_RE, r"\\(?:boxed|fbox)\s*\{", "finditer"),
+    (grading._STRIP_SUBS[2][0], r"\^\s*\{?\\circ\}?|°", "finditer"),
+    (
+        grading._STRIP_SUBS[5][0],
+        r"\\text\{\s*([^{}]*)\}|\\mathrm\{\s*([^{}]*)\}|\\textbf\{\s*([^{}]*)\}",
+        "finditer",
+    ),
+]
+_PIECES = st.sampled_from(
+    [
+        "1",
+        "23",
+        ",",
+        ".",
+        "-",
+        "$",
+        "\\",
+        " ",
+        "\n",
+        "a",
+        "bc",
+        "^",
+        "{",
+        "}",
+        "*",
+        "**",
+        "12345",
+        "\\boxed",
+        "\\fbox",
+        "!",
+        "\\circ",
+        "°",
+        "\\text{",
+        "\\mathrm{",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=14))
+def test_linear_patterns_match_what_the_old_ones_matched(pieces):
+    text = "".join(pieces)
+    for new, old, how in OLD_PATTERNS:
+        old = re.compile(old)
+        if how == "fullmatch":
+            a, b = new.fullmatch(text), old.fullmatch(text)
+            assert (a and a.group(1)) == (b and b.group(1)), (new.pattern, text)
+        elif how == "search":  # used as a yes/no test only
+            assert bool(new.search(text)) == bool(old.search(text)), (new.pattern, text)
+        else:
+            assert [m.groups() + m.span() for m in new.finditer(text)] == [
+                m.groups() + m.span() for m in old.finditer(text)
+            ], (new.pattern, text)
+
+
+def _grade_in_thread(*args, **kwargs):
+    """``grade_response`` called from a thread that is not the main thread (as verl and eval do)."""
+    out = {}
+    thread = threading.Thread(target=lambda: out.update(result=grade_response(*args, **kwargs)))
+    thread.start()
+    thread.join(timeout=300)
+    assert not thread.is_alive(), "grading stalled"
+    assert threading.current_thread() is threading.main_thread()
+    return out["result"]
+
+
+def test_a_call_past_its_deadline_is_graded_wrong_and_logged(caplog, monkeypatch):
+    """One deadline covers extraction too; it is a clock, so it works off the main thread."""
+    response = "<think>\n" + "reasoning " * 20_000 + "</think>\n\nThe answer is \\boxed{1}."
+    assert _grade_in_thread(response, "1") == ("1", True)
+    with caplog.at_level(logging.WARNING, logger="extra_cot.grading"):
+        assert _grade_in_thread(response, "1", deadline_s=1e-6) == (None, False)  # 200 kB in 1 µs: never
+    assert "deadline" in caplog.text and "graded (None, False)" in caplog.text
+    monkeypatch.setattr(grading, "GRADE_DEADLINE_S", 1e-6)  # the module default, read at each call
+    assert _grade_in_thread(response, "1") == (None, False)
+    padded = "1.0" + " " * 200_000  # equal to "1" once spaces are normalized away
+    assert extract_answer(response) is None and is_equivalent(padded, "1") is False
+    assert is_equivalent(padded, "1", deadline_s=60) is True
+
+
+def test_the_deadline_is_set_by_the_environment(tmp_path):
+    code = "from extra_cot import grading; print(grading.GRADE_DEADLINE_S)"
+    env = {**os.environ, grading.DEADLINE_ENV: "0.25"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.strip() == "0.25", out.stderr
+    env[grading.DEADLINE_ENV] = "soon"
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode != 0 and f"{grading.DEADLINE_ENV}='soon'" in out.stderr
+
+
+#: Payloads that do their harm when evaluated as Python (``{marker}``: a path they create): one
+#: that the input guard stops ("__"), one that passes it and reaches math-verify.
+EXECUTABLE = [
+    "__import__('os').system('touch {marker}')",
+    "exec('import os; os.system(\"touch {marker}\")')",
+]
+
+
+def test_model_output_is_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    payloads = [p.format(marker=marker) for p in EXECUTABLE]
+    for payload in payloads:  # the check can fail: evaluated, each payload leaves the marker
+        subprocess.run([sys.executable, "-c", payload], check=False, timeout=120)
+        assert marker.exists(), payload
+        marker.unlink()
+    for payload in payloads:
+        assert grade(f"<think>x</think> \\boxed{{{payload}}}", "0") is False
+        assert is_equivalent(payload, "0") is False and extract_answer(f"The answer is {payload}") == payload
+        assert grading._workers().call(payload, "0", 30.0) is False  # past the guard, into math-verify
+    assert not marker.exists()
 
 
 def test_calls_from_worker_threads_agree_with_main_thread():
@@ -172,36 +365,47 @@ def test_calls_from_worker_threads_agree_with_main_thread():
 
 
 #: Inputs on which math-verify itself runs for minutes (measured: > 20 s for the tower). The grader's
-#: input filter keeps them from math-verify; these tests hand them to the deadline path directly.
+#: input filter keeps them from math-verify; these tests let them through to reach the deadline path.
 SLOW_FOR_MATH_VERIFY = [r"2^{2^{2^{2^{2^{2}}}}}", r"10^{10^{10^{10^{10}}}}", "9" * 100_000]
 
 
 def _warm_workers():
-    from extra_cot import grading
-
     for _ in range(grading._POOL_WORKERS):  # start every worker: start-up is not the deadline's business
-        assert grading._math_verify_with_deadline(r"2\sqrt{2}", r"\sqrt{8}") is True
+        assert is_equivalent(r"2\sqrt{2}", r"\sqrt{8}") is True
 
 
-def test_deadline_bounds_a_slow_math_verify(monkeypatch):
-    """A comparison that outlives the deadline is graded wrong and returns on time."""
-    from extra_cot import grading
+def _worker_pids() -> list[int]:
+    """The pool's processes: each worker's lifeline and the math-verify process under it."""
+    lifelines = [w.proc.pid for w in grading._workers().all if w.proc is not None]
+    return lifelines + [c for pid in lifelines for c in _children(pid)]
 
+
+@pytest.fixture
+def unguarded(monkeypatch):
+    """Let every answer through the input guard, so slow ones reach math-verify and its deadline."""
+    monkeypatch.setattr(grading, "_symbolic_safe", lambda s: True)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads /proc (Linux)")
+def test_deadline_stops_a_slow_math_verify_in_a_thread(unguarded, caplog):
+    """A comparison past the deadline, called off the main thread: graded wrong, logged, and its
+    worker process killed (nothing keeps computing)."""
     _warm_workers()
-    monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 0.5)
-    start = time.perf_counter()
-    assert grading._math_verify_with_deadline(SLOW_FOR_MATH_VERIFY[0], "1") is False
-    assert time.perf_counter() - start < 1.5
+    before = _worker_pids()
+    with caplog.at_level(logging.WARNING, logger="extra_cot.grading"):
+        response = f"<think>x</think> \\boxed{{{SLOW_FOR_MATH_VERIFY[0]}}}"
+        assert _grade_in_thread(response, "1", deadline_s=0.5) == (SLOW_FOR_MATH_VERIFY[0], False)
+    assert "deadline in math-verify" in caplog.text
+    # one worker killed: its lifeline and its math-verify process (a SIGKILLed process may take a
+    # moment to vanish; one never killed would stay forever)
+    _wait_for(lambda: sum(_state(pid) in ("gone", "Z") for pid in before) == 2, "the late worker killed")
+    assert sum(_state(pid) in ("gone", "Z") for pid in before) == 2
 
 
-def test_a_stuck_comparison_does_not_block_later_calls(monkeypatch):
-    from extra_cot import grading
-
-    monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 0.3)
+def test_a_stuck_comparison_does_not_block_later_calls(unguarded):
     for _ in range(grading._POOL_WORKERS + 1):  # more stuck calls than workers
-        assert grading._math_verify_with_deadline(SLOW_FOR_MATH_VERIFY[0], "1") is False
-    monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 3.0)
-    assert grading.is_equivalent(r"2\sqrt{2}", r"\sqrt{8}") is True
+        assert is_equivalent(SLOW_FOR_MATH_VERIFY[0], "1", deadline_s=0.3) is False
+    assert is_equivalent(r"2\sqrt{2}", r"\sqrt{8}") is True
 
 
 def _children(pid: int) -> list[int]:
@@ -238,24 +442,20 @@ def _state(pid: int) -> str:
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads /proc (Linux)")
-def test_late_calls_leave_nothing_burning_cpu(monkeypatch):
-    """Hostile answers in a loop: no thread or process keeps computing after its deadline."""
-    from extra_cot import grading
-
-    _warm_workers()
+def test_late_calls_leave_nothing_running(unguarded):
+    """Hostile answers in a loop: every late call's worker is killed with its lifeline, no thread
+    is left behind, and grading goes on."""
     threads_before = threading.active_count()
-    monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 0.3)
-    for i in range(8):
-        assert grading._math_verify_with_deadline(SLOW_FOR_MATH_VERIFY[i % 3], "1") is False
-        assert len(_children(os.getpid())) <= grading._POOL_WORKERS
+    for i in range(4):  # each slow input at least once, one twice
+        _warm_workers()  # restarts the worker the last late call killed
+        before = set(_worker_pids())
+        assert is_equivalent(SLOW_FOR_MATH_VERIFY[i % 3], "1", deadline_s=0.3) is False
+        killed = before - set(_worker_pids())  # no longer the pool's: its lifeline and its process
+        assert len(killed) == 2
+        _wait_for(lambda: all(_state(pid) in ("gone", "Z") for pid in killed), "the late worker killed")  # noqa: B023
+        assert len(_worker_pids()) <= 2 * grading._POOL_WORKERS
     assert threading.active_count() <= threads_before
-    kids = _descendants(os.getpid())
-    own, theirs = time.process_time(), {k: _cpu_s(k) for k in kids}
-    time.sleep(1.0)
-    burned = time.process_time() - own + sum(_cpu_s(k) - c for k, c in theirs.items())
-    assert burned < 0.25, f"{burned:.2f} CPU-seconds burned in 1 s of idling after 8 late calls"
-    monkeypatch.setattr(grading, "MATH_VERIFY_DEADLINE_S", 3.0)
-    assert grading.is_equivalent(r"2\sqrt{2}", r"\sqrt{8}") is True  # still grading
+    assert is_equivalent(r"2\sqrt{2}", r"\sqrt{8}") is True  # still grading
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads /proc (Linux)")
@@ -273,7 +473,7 @@ def test_a_worker_lost_between_calls_is_replaced():
     for pid in leaves:
         os.kill(pid, signal.SIGKILL)
     for _ in range(grading._POOL_WORKERS + 1):  # every worker is found dead and restarted, verdicts right
-        assert grading._math_verify_with_deadline(r"2\sqrt{2}", r"\sqrt{8}") is True
+        assert is_equivalent(r"2\sqrt{2}", r"\sqrt{8}") is True
 
 
 def test_a_worker_that_cannot_start_stops_grading_instead_of_grading_wrong(tmp_path, monkeypatch):
@@ -296,30 +496,35 @@ def test_a_worker_that_cannot_start_stops_grading_instead_of_grading_wrong(tmp_p
         grading._workers().close()
 
 
-def test_grader_workers_exit_with_their_parent(tmp_path):
+def _wait_for(condition, what: str, timeout: float = 120.0) -> None:
+    """Poll until ``condition()``; the generous timeout only bounds a broken run (load-independent)."""
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, f"not within {timeout:.0f} s: {what}"
+        time.sleep(0.1)
+
+
+def test_grader_workers_exit_with_their_parent():
     """A killed parent leaves no math-verify worker behind, even one busy on a hostile input."""
     code = (
-        "import os, sys, threading; from extra_cot import grading; grading.MATH_VERIFY_DEADLINE_S = 600;"
-        "threading.Thread(target=grading._math_verify_with_deadline, args=(sys.argv[1], '1'), daemon=True).start();"
+        "import sys, threading; from extra_cot import grading;"
+        "grading._workers().all[0]._start(); print('started', flush=True);"  # the worker the call below gets
+        "threading.Thread(target=grading._workers().call, args=(sys.argv[1], '1', 600), daemon=True).start();"
         "import time; time.sleep(600)"
     )
-    parent = subprocess.Popen([sys.executable, "-c", code, SLOW_FOR_MATH_VERIFY[0]])
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code, SLOW_FOR_MATH_VERIFY[0]], stdout=subprocess.PIPE, text=True
+    )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(_descendants(parent.pid)) < 2:
-            time.sleep(0.2)
+        assert parent.stdout.readline() == "started\n"
         workers = _descendants(parent.pid)  # the lifeline and its math-verify worker
         assert len(workers) == 2, "the parent started no worker"
-        time.sleep(3.0)  # the worker is now inside sympy
-        assert max(_cpu_s(w) for w in workers) > 0.5
+        started = sum(_cpu_s(w) for w in workers)  # start-up (imports) done: what follows is sympy's work
+        _wait_for(lambda: sum(_cpu_s(w) for w in workers) > started + 0.5, "the worker computing")
     finally:
         parent.kill()
         parent.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{w}") for w in workers):
-        time.sleep(0.2)
-    alive = [w for w in workers if os.path.exists(f"/proc/{w}") and _state(w) != "Z"]
-    assert not alive
+    _wait_for(lambda: all(_state(w) in ("gone", "Z") for w in workers), "the workers gone with their parent")
 
 
 @pytest.mark.slow

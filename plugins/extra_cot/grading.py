@@ -2,16 +2,27 @@
 
 Why not the authors' regex: it never matches ``\\boxed{42}`` and cannot follow nested braces
 (docs/method.md, "Evaluation"). Here extraction is a brace-matching scan for the *last*
-``\\boxed``/``\\fbox``, then GSM8K ``#### x``, then "The answer is x".
+``\\boxed``/``\\fbox``, then GSM8K ``#### x``, then "The answer is x", in the part of the response
+after its first ``</think>`` (``extra_cot.think.split_think``): a box inside the reasoning is not
+an answer.
 
 Equivalence is a cheap exact/numeric path first, then math-verify for LaTeX forms. Safety:
 
+* One deadline per grading call (:data:`GRADE_DEADLINE_S`, env ``EXTRA_COT_GRADE_DEADLINE_S``, or
+  ``deadline_s=`` per call) over extraction, the exact path and math-verify together: a call past
+  it is graded wrong (no answer), and logged with the step it was in. It is a clock, not a signal,
+  so it works in any thread (verl's reward workers and eval's grading threads are not the main
+  thread). Extraction checks it between steps; each step is linear in the scanned text (at most
+  :data:`MAX_SCAN_CHARS` characters: every pattern here is possessive or atomic where a run could
+  otherwise be re-scanned, so no step backtracks), so a call overruns by at most one step
+  (``benchmarks/grader_bench.py --hostile``). Not charged: waiting for a free math-verify worker
+  and starting one (a cold start takes ~1 s; charging it would make the first symbolic pair of a
+  process depend on that).
 * math-verify's own timeouts use ``signal.alarm`` and fail off the main thread (docs/hosts.md), so
   they are switched off; instead inputs that can make sympy run for minutes (power towers, huge
   exponents or digit runs, deep nesting, long strings) never reach it, and every math-verify call
-  runs in a small pool of worker processes behind a deadline (``MATH_VERIFY_DEADLINE_S``); a late
-  call kills its worker (no CPU keeps burning), counts as "not equivalent" and is logged with its
-  inputs.
+  runs in a small pool of worker processes: a call past the deadline kills its worker (no CPU
+  keeps burning) and counts as "not equivalent".
 * Only LaTeX extraction is used (latex2sympy is a parser); sympy's ``parse_expr`` (which uses
   ``eval``) is never given model text.
 * No public function raises on an input: an unexpected error on one pair is logged with the pair
@@ -25,6 +36,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import math
 import os
 import queue
 import re
@@ -38,9 +50,11 @@ from fractions import Fraction
 
 logger = logging.getLogger(__name__)
 
-#: Deadline for one math-verify comparison. A normal pair takes ~8 ms (docs/hosts.md); the slowest
+#: Environment variable that sets :data:`GRADE_DEADLINE_S` for a process (seconds, > 0).
+DEADLINE_ENV = "EXTRA_COT_GRADE_DEADLINE_S"
+#: Default deadline of one grading call. A normal pair takes ~8 ms (docs/hosts.md); the slowest
 #: legitimate pairs in tests/test_grading.py take < 0.5 s on 2 cores, so 3 s leaves headroom.
-MATH_VERIFY_DEADLINE_S = 3.0
+DEFAULT_DEADLINE_S = 3.0
 #: Longest answer string math-verify sees. MATH-500/AMC gold answers are < 100 characters;
 #: longer extracted answers are compared exactly only.
 MAX_SYMBOLIC_CHARS = 300
@@ -53,39 +67,106 @@ MAX_SCAN_CHARS = 200_000
 #: math-verify worker processes per process; 2 = this project's core count (more would only queue on CPU).
 _POOL_WORKERS = 2
 
-_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
-_GSM_RE = re.compile(r"####\s*([^\n]+)")
-_ANSWER_IS_RE = re.compile(r"answer\s+is\s*:?\s*(.+)", re.IGNORECASE)
-_TOWER_RE = re.compile(r"\^\s*\{?[^{}]*\^|\^\s*\{[^}]*\{[^}]*\^|\*\*[^*]*\*\*")
-_BIG_EXP_RE = re.compile(r"\^\s*\{?\s*-?\d{5,}")
+
+def _deadline_from_env() -> float:
+    raw = os.environ.get(DEADLINE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_DEADLINE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(
+            f"{DEADLINE_ENV}={raw!r}: expected a positive number of seconds (default {DEFAULT_DEADLINE_S})"
+        )
+    return value
+
+
+#: Deadline of one grading call in seconds (module docstring); read at each call, so assigning it
+#: changes it for the process.
+GRADE_DEADLINE_S = _deadline_from_env()
+
+# Linear patterns (Python >= 3.11): ``*+``/``++`` never give back what they matched and ``(?>..)``
+# commits to its first match, so a long run (digits, spaces, newlines) is scanned once per start,
+# not once per way to split it (the number-then-words pattern was quadratic on a digit run:
+# 8,000 digits took 1.7 s). Each possessive form matches exactly what the greedy form matched.
+_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*+\{")
+_GSM_RE = re.compile(r"####\s*+([^\n]+)")
+_ANSWER_IS_RE = re.compile(r"answer\s++is\s*+:?+\s*+(.+)", re.IGNORECASE)
+_TOWER_RE = re.compile(r"\^\s*+\{?+[^{}^]*+\^|\^\s*+\{[^{}]*+\{[^}^]*+\^|\*\*[^*]*+\*\*")
+_BIG_EXP_RE = re.compile(r"\^\s*+\{?+\s*+-?\d{5,}")
 _DIGITS_RE = re.compile(r"\d+")
 #: A number followed only by words (units, "years ago"), as seen in SmolLM2 outputs.
-_NUMBER_THEN_WORDS_RE = re.compile(r"\\?\$?\s*(-?[\d,]*\.?\d+)\s*(?:[A-Za-z][A-Za-z .]*)?")
+_NUMBER_THEN_WORDS_RE = re.compile(r"\\?\$?\s*+((?>-?[\d,]*\.?\d+))\s*+(?:[A-Za-z][A-Za-z .]*+)?+")
 _NUM_RE = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:/[-+]?\d+)?")
 
 
-def extract_boxed(text: str) -> str | None:
+class _PastDeadline(Exception):
+    """A grading call's deadline passed (its message: the step it was in); caught by the public
+    functions, which grade the call wrong (``partial``: their result so far, e.g. the answer)."""
+
+    def __init__(self, step: str, partial: object = None) -> None:
+        super().__init__(step)
+        self.partial = partial
+
+
+def _check(deadline: float, step: str) -> None:
+    if time.monotonic() > deadline:
+        raise _PastDeadline(step)
+
+
+def _shown(value: object) -> str:
+    """An input as the logs show it: its length and ends, never all of a 200 kB string."""
+    if not isinstance(value, str) or len(value) <= 160:
+        return repr(value)
+    return f"{len(value)} chars {value[:80]!r}…{value[-80:]!r}"
+
+
+def _bounded(what: str, default, deadline_s: float | None, step, *args):
+    """``step(*args, deadline)`` under one call's deadline; ``default`` (logged) when it is past
+    or when ``step`` fails on the input. Only :class:`GraderUnavailableError` propagates."""
+    seconds = GRADE_DEADLINE_S if deadline_s is None else deadline_s
+    try:
+        return step(*args, time.monotonic() + seconds)
+    except _PastDeadline as late:
+        result = default if late.partial is None else late.partial
+        logger.warning(
+            "grading: %s passed its %.3g s deadline in %s; graded %r: %s",
+            what, seconds, late, result, ", ".join(map(_shown, args)),
+        )  # fmt: skip
+        return result
+    except GraderUnavailableError:
+        raise
+    except Exception:  # never raise on model output
+        logger.exception("grading: %s failed on %s", what, ", ".join(map(_shown, args)))
+    return default
+
+
+def extract_boxed(text: str, *, deadline_s: float | None = None) -> str | None:
     """Content of the last ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces, ``\\boxed {x}``).
 
-    Returns ``None`` when there is none or its braces never close. Only boxed forms: the
-    ``####`` and "The answer is" fallbacks live in :func:`extract_answer`.
+    Returns ``None`` when there is none, its braces never close, or the deadline passed. Only
+    boxed forms: the ``####`` and "The answer is" fallbacks live in :func:`extract_answer`.
     """
-    try:
-        if not isinstance(text, str):
-            return None
-        text = text[-MAX_SCAN_CHARS:]
-        # An unclosed box at p means no earlier box can close after p (its depth there is >= 1
-        # and never falls back): scan each earlier box only up to the last failed start. O(n).
-        limit = len(text)
-        for match in reversed(list(_BOX_RE.finditer(text))):
-            content = _balanced(text, match.end(), limit)
-            if content is not None:
-                return content.strip()
-            limit = match.start()
-        return None
-    except Exception:  # never raise on model output
-        logger.exception("extract_boxed failed on %r", str(text)[:200])
-        return None
+    return _bounded("extract_boxed", None, deadline_s, _boxed, text) if isinstance(text, str) else None
+
+
+def _boxed(text: str, deadline: float) -> str | None:
+    text = text[-MAX_SCAN_CHARS:]
+    # An unclosed box at p means no earlier box can close after p (its depth there is >= 1
+    # and never falls back): scan each earlier box only up to the last failed start. O(n).
+    limit = len(text)
+    starts = list(_BOX_RE.finditer(text))
+    _check(deadline, "the box search")
+    for k, match in enumerate(reversed(starts)):
+        if not k % 1024:
+            _check(deadline, "the box scan")
+        content = _balanced(text, match.end(), limit)
+        if content is not None:
+            return content.strip()
+        limit = match.start()
+    return None
 
 
 def _balanced(text: str, start: int, limit: int) -> str | None:
@@ -107,25 +188,27 @@ def _balanced(text: str, start: int, limit: int) -> str | None:
     return None
 
 
-def extract_answer(text: str) -> str | None:
-    """The final answer of a response: last boxed, then ``#### x``, then "The answer is x"."""
-    try:
-        if not isinstance(text, str):
-            return None
-        text = text[-MAX_SCAN_CHARS:]
-        boxed = extract_boxed(text)
-        if boxed is not None:
-            return boxed
-        for regex in (_GSM_RE, _ANSWER_IS_RE):
-            matches = regex.findall(text)
-            if matches:
-                answer = _clean_fallback(matches[-1])
-                if answer:
-                    return answer
-        return None
-    except Exception:
-        logger.exception("extract_answer failed on %r", str(text)[:200])
-        return None
+def extract_answer(text: str, *, deadline_s: float | None = None) -> str | None:
+    """The final answer of a response: last boxed, then ``#### x``, then "The answer is x".
+
+    ``None`` when there is none or the deadline (:data:`GRADE_DEADLINE_S`) passed (logged).
+    """
+    return _bounded("extract_answer", None, deadline_s, _answer, text) if isinstance(text, str) else None
+
+
+def _answer(text: str, deadline: float) -> str | None:
+    text = text[-MAX_SCAN_CHARS:]
+    boxed = _boxed(text, deadline)
+    if boxed is not None:
+        return boxed
+    for name, regex in (("'####'", _GSM_RE), ("'answer is'", _ANSWER_IS_RE)):
+        _check(deadline, f"the {name} fallback")
+        matches = regex.findall(text)
+        if matches:
+            answer = _clean_fallback(matches[-1])
+            if answer:
+                return answer
+    return None
 
 
 def _clean_fallback(answer: str) -> str:
@@ -140,11 +223,13 @@ def _clean_fallback(answer: str) -> str:
 _STRIP_SUBS = (
     (re.compile(r"\\left|\\right|\\!|\\,|\\;|\\:|\\ |~"), ""),
     (re.compile(r"\\[dt]frac"), r"\\frac"),
-    (re.compile(r"\^\s*\{?\\circ\}?|°"), ""),
+    (re.compile(r"\^\s*+\{?\\circ\}?|°"), ""),
     (re.compile(r"\\%|%"), ""),
     (re.compile(r"\\\$|\$"), ""),
-    (re.compile(r"\\text\{\s*([^{}]*)\}|\\mathrm\{\s*([^{}]*)\}|\\textbf\{\s*([^{}]*)\}"), r"\1\2\3"),
+    (re.compile(r"\\text\{\s*+([^{}]*+)\}|\\mathrm\{\s*+([^{}]*+)\}|\\textbf\{\s*+([^{}]*+)\}"), r"\1\2\3"),
 )
+_THOUSANDS_RE = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_SPACE_RE = re.compile(r"\s+")
 
 
 def _normalize(answer: str) -> str:
@@ -152,8 +237,8 @@ def _normalize(answer: str) -> str:
     s = answer.strip()
     for regex, repl in _STRIP_SUBS:
         s = regex.sub(repl, s)
-    s = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", s)  # 1,000 -> 1000
-    s = re.sub(r"\s+", "", s)
+    s = _THOUSANDS_RE.sub("", s)  # 1,000 -> 1000
+    s = _SPACE_RE.sub("", s)
     s = s.rstrip(".")
     if s.startswith(("x=", "y=", "n=", "k=")) and "=" not in s[2:]:
         s = s[2:]  # "x = 5" answers a question about x
@@ -193,50 +278,73 @@ class GraderUnavailableError(RuntimeError):
     """math-verify cannot run in this environment (its worker process does not start)."""
 
 
-def is_equivalent(pred: str | None, gold: str | None) -> bool:
-    """Whether answer ``pred`` equals answer ``gold`` (both already extracted).
+def is_equivalent(pred: str | None, gold: str | None, *, deadline_s: float | None = None) -> bool:
+    """Whether answer ``pred`` equals answer ``gold`` (both already extracted); ``False`` past the
+    deadline (:data:`GRADE_DEADLINE_S`, logged).
 
     Raises :class:`GraderUnavailableError` when math-verify cannot start; never on an input.
     """
-    try:
-        if not isinstance(pred, str) or not isinstance(gold, str):
-            return False
-        pred, gold = pred.strip(), gold.strip()
-        if not pred or not gold:
-            return False
-        if pred == gold:
-            return True
-        norm_pred, norm_gold = _normalize(pred), _normalize(gold)
-        if norm_pred == norm_gold and norm_pred:
-            return True
-        num_pred, num_gold = _as_number(norm_pred), _as_number(norm_gold)
-        if num_pred is not None and num_gold is not None:
-            return num_pred == num_gold
-        if not (_symbolic_safe(pred) and _symbolic_safe(gold)):
-            logger.debug("grading: unsafe for math-verify, exact only: %r vs %r", pred[:80], gold[:80])
-            return False
-        return _math_verify_with_deadline(pred, gold)
-    except GraderUnavailableError:
-        raise
-    except Exception:
-        logger.exception("is_equivalent failed on %r vs %r", str(pred)[:200], str(gold)[:200])
+    if not isinstance(pred, str) or not isinstance(gold, str):
         return False
+    return _bounded("is_equivalent", False, deadline_s, _equivalent, pred, gold)
 
 
-def grade(response: str, gold: str) -> bool:
-    """Whether ``response`` answers ``gold``: the answer after ``</think>`` (or anywhere if unclosed)."""
-    try:
-        if not isinstance(response, str) or not isinstance(gold, str):
-            return False
-        answer_part = response.rsplit("</think>", 1)[-1]
-        pred = extract_answer(answer_part)
-        gold_answer = extract_answer(gold) if ("\\boxed" in gold or "####" in gold) else gold
-        return is_equivalent(pred, gold_answer)
-    except GraderUnavailableError:
-        raise
-    except Exception:
-        logger.exception("grade failed on %r vs %r", str(response)[-200:], str(gold)[:200])
+def _equivalent(pred: str, gold: str, deadline: float) -> bool:
+    pred, gold = pred.strip(), gold.strip()
+    if not pred or not gold:
         return False
+    if pred == gold:
+        return True
+    norm_pred, norm_gold = _normalize(pred), _normalize(gold)
+    _check(deadline, "the normalization")
+    if norm_pred == norm_gold and norm_pred:
+        return True
+    num_pred, num_gold = _as_number(norm_pred), _as_number(norm_gold)
+    if num_pred is not None and num_gold is not None:
+        return num_pred == num_gold
+    if not (_symbolic_safe(pred) and _symbolic_safe(gold)):
+        logger.debug("grading: unsafe for math-verify, exact only: %r vs %r", pred[:80], gold[:80])
+        return False
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _PastDeadline("the exact path, before math-verify")
+    verdict = _workers().call(pred, gold, left)
+    if verdict is None:
+        raise _PastDeadline("math-verify (its worker process was killed and is replaced)")
+    return verdict
+
+
+def grade(response: str, gold: str, *, deadline_s: float | None = None) -> bool:
+    """Whether ``response`` answers ``gold``: see :func:`grade_response`."""
+    return grade_response(response, gold, deadline_s=deadline_s)[1]
+
+
+def grade_response(response: str, gold: str, *, deadline_s: float | None = None) -> tuple[str | None, bool]:
+    """``(answer, correct)``: the answer of ``response`` (:func:`extract_answer` on the text after
+    its first ``</think>``, the whole response when no think block is closed) and whether it equals
+    ``gold`` (extracted first when it is a boxed or GSM8K ``####`` solution).
+
+    One deadline (:data:`GRADE_DEADLINE_S` or ``deadline_s``) covers the whole call; past it the
+    response is graded wrong (logged). Raises :class:`GraderUnavailableError` only.
+    """
+    if not isinstance(response, str) or not isinstance(gold, str):
+        return None, False
+    return _bounded("grade", (None, False), deadline_s, _grade, response, gold)
+
+
+def _grade(response: str, gold: str, deadline: float) -> tuple[str | None, bool]:
+    from extra_cot.think import split_think
+
+    answer_part = split_think(response)[1]
+    _check(deadline, "the think split")
+    pred = _answer(answer_part, deadline)
+    gold_answer = _answer(gold, deadline) if ("\\boxed" in gold or "####" in gold) else gold
+    if not isinstance(pred, str) or not isinstance(gold_answer, str):
+        return pred, False
+    try:
+        return pred, _equivalent(pred, gold_answer, deadline)
+    except _PastDeadline as late:
+        raise _PastDeadline(str(late), (pred, False)) from None
 
 
 # --- math-verify behind a deadline, in worker processes ----------------------------------------
@@ -388,20 +496,6 @@ def _math_verify(pred: str, gold: str) -> bool:
     if not gold_parsed or not pred_parsed:
         return False
     return bool(verify(gold_parsed, pred_parsed, timeout_seconds=None))
-
-
-def _math_verify_with_deadline(pred: str, gold: str) -> bool:
-    verdict = _workers().call(pred, gold, MATH_VERIFY_DEADLINE_S)
-    if verdict is None:
-        logger.warning(
-            "grading: math-verify exceeded %.1f s on %r vs %r; graded wrong (its worker process was "
-            "killed and is replaced; report this input)",
-            MATH_VERIFY_DEADLINE_S,
-            pred[:80],
-            gold[:80],
-        )
-        return False
-    return verdict
 
 
 def _worker_main() -> int:

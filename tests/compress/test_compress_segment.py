@@ -52,6 +52,45 @@ def test_pandoc_dollar_rule(text, expected):
     assert formulas(text) == expected
 
 
+_ENV_TAG = re.compile(r"\\(begin|end)\{([^{}]*)\}")
+
+
+def _mismatched_env(formula: str) -> str | None:
+    """The first ``\\end{Y}`` closing a ``\\begin{X}`` with Y != X inside one atom (a plain
+    stack over the tags, independent of the segmenter); ``None`` when every pair matches."""
+    stack: list[str] = []
+    for kind, name in _ENV_TAG.findall(formula):
+        if kind == "begin":
+            stack.append(name)
+        elif stack and stack.pop() != name:
+            return name
+    return None
+
+
+@pytest.mark.parametrize(("text", "matched"), [
+    ("so \\begin{align} x = 1 \\end{equation} done", None),
+    ("so \\begin{align} x = 1 \\end{align*} done", None),
+    ("so \\begin{align} \\begin{cases} x \\end{matrix} \\end{align} done", None),
+    ("so $\\begin{cases} x \\end{matrix}$ done", None),
+    ("so \\(\\begin{cases} x \\end{matrix}\\) done", None),
+    ("so \\boxed{\\begin{cases} x \\end{matrix}} done", None),
+    # controls: the same text with the names matching is one atom
+    ("so \\begin{align} x = 1 \\end{align} done", "\\begin{align} x = 1 \\end{align}"),
+    ("so \\begin{align} \\begin{cases} x \\end{cases} \\end{align} done",
+     "\\begin{align} \\begin{cases} x \\end{cases} \\end{align}"),
+    ("so $\\begin{cases} x \\end{cases}$ done", "$\\begin{cases} x \\end{cases}$"),
+])
+def test_mismatched_environments_are_never_one_atom(text, matched):
+    """``\\begin{X}..\\end{Y}`` is not an environment: no atom spans it (it is cut like text);
+    with the names matching, the whole environment is one atom."""
+    found = formulas(text)
+    assert [f for f in found if _mismatched_env(f)] == []
+    if matched is None:
+        assert not any("\\begin" in f and "\\end" in f for f in found), found
+    else:
+        assert matched in found
+
+
 def test_units_cover_text_exactly():
     for text in [LATEX_COT] + [r["answer"] for r in GSM8K_ROWS]:
         units = segment(text)

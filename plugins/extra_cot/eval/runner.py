@@ -23,10 +23,9 @@ logger = logging.getLogger(__name__)
 
 
 def _grade(output: str, gold: str) -> tuple[str | None, bool]:
-    from extra_cot.grading import extract_answer, is_equivalent
+    from extra_cot.grading import grade_response  # the one grading rule (answer after </think>)
 
-    pred = extract_answer(output.rsplit("</think>", 1)[-1])  # same rule as grading.grade
-    return pred, is_equivalent(pred, gold)
+    return grade_response(output, gold)
 
 
 async def _one_item(
