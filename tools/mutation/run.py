@@ -4,9 +4,9 @@ mutmut 3 imports the mutated code from ``mutants/`` beside ``src/``, ``source/``
 ours lives under ``plugins/``, and ``extra_cot_autoload.pth`` imports ``extra_cot`` at interpreter
 start-up, before mutmut could put its copy first on ``sys.path``. So this script lays out a staging
 folder (``build/mutation`` by default: ``src/extra_cot`` = a copy of ``plugins/extra_cot``, ``tests/``,
-``pyproject.toml``, whose ``[tool.mutmut]`` table names the files to mutate and the tests that judge
-them) and runs mutmut there in an interpreter started with ``-S`` (no ``.pth`` files; the venv's
-site-packages on ``PYTHONPATH``), so every test imports the mutated copy.
+``benchmarks/`` (tests read some), ``pyproject.toml``, whose ``[tool.mutmut]`` table names the files
+to mutate and the tests that judge them) and runs mutmut there in an interpreter started with ``-S``
+(no ``.pth`` files; the venv's site-packages on ``PYTHONPATH``), so every test imports the mutated copy.
 
 Score = (killed + timeout) / (all mutants - skipped): a mutant no test reaches counts as a survivor.
 The table per file and every survivor's diff are written to ``<out>/mutation-report.md``; the run
@@ -43,11 +43,13 @@ def stage(out: Path, fresh: bool) -> None:
     if fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("src", "tests"):
+    for name in ("src", "tests", "benchmarks"):
         shutil.rmtree(out / name, ignore_errors=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "plugins" / "extra_cot", out / "src" / "extra_cot", ignore=ignore)
     shutil.copytree(ROOT / "tests", out / "tests", ignore=ignore)
+    # tests/test_grading.py reads its hostile corpus from benchmarks/grader_bench.py
+    shutil.copytree(ROOT / "benchmarks", out / "benchmarks", ignore=ignore)
     shutil.copy2(ROOT / "pyproject.toml", out / "pyproject.toml")
 
 
