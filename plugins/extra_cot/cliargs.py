@@ -24,6 +24,34 @@ UNSET: Any = None
 _FIELD_DEFAULT: Any = object()
 
 
+#: What a command reports as one line and exit status 2 instead of a traceback: bad input data or
+#: options (ValueError; UnicodeDecodeError is one) and paths the user gave that cannot be used
+#: (OSError: missing, unreadable, unwritable, a folder where a file is expected, or the reverse).
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
+
+
+def user_error_line(err: BaseException) -> str:
+    """One line for a :data:`USER_ERRORS` exception, naming the path of an OSError."""
+    if isinstance(err, FileExistsError) and err.filename is not None:  # os.mkdir of a folder to write into
+        return f"{err.filename}: a file is in the way (a folder was expected there)"
+    if isinstance(err, OSError) and err.filename is not None:
+        paths = " -> ".join(str(p) for p in (err.filename, err.filename2) if p is not None)
+        return f"{paths}: {err.strerror or type(err).__name__}"
+    return " ".join(str(err).split("\n")) or type(err).__name__
+
+
+def non_negative_int(text: str) -> int:
+    """argparse ``type`` of a count such as ``--limit``: a whole number >= 0 (``-1`` is refused,
+    not read as "all but the last row")."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number >= 0")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class Option:
     """How one dataclass field appears on the command line."""

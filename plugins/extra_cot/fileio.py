@@ -1,14 +1,17 @@
-"""File I/O shared by every command: JSONL reading with row-named errors, atomic writes
-(a crash never leaves a half-written file), and the one check that a resumed output was written
-with this run's options."""
+"""File I/O shared by every command: JSONL reading with row-named errors, the typed field checks
+that refuse (never coerce) a bad value, the check that no output is, or lies inside, an input,
+atomic writes (a crash never leaves a half-written file), and the one check that a resumed output
+was written with this run's options."""
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import json
+import math
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,15 +36,21 @@ def read_records(path: str | Path) -> Iterator[tuple[int, Any]]:
     record that is not JSON raises naming ``path:n``. Values are not checked to be objects
     (the caller reports that like any other bad row).
     """
-    with open(path, encoding="utf-8") as fh:
-        if str(path).endswith(".json"):
-            head = fh.read(_CHUNK)
-            if head.lstrip().startswith("["):
-                yield from _array_records(fh, head, path)
-                return
-            del head  # JSON lines in a .json file, as datasets' json loader also accepts
-            fh.seek(0)
-        for n, line in enumerate(fh, 1):
+    if str(path).endswith(".json"):
+        with open(path, encoding="utf-8") as fh:
+            try:
+                head = fh.read(_CHUNK)
+                if head.lstrip().startswith("["):
+                    yield from _array_records(fh, head, path)
+                    return
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start} of a read chunk)") from None
+    with open(path, "rb") as fh:  # bytes, so that a non-UTF-8 line is named by its number
+        for n, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}:{n}: not UTF-8 ({exc.reason} at byte {exc.start} of the line)") from None
             if line.strip():
                 try:
                     yield n, json.loads(line)
@@ -103,6 +112,76 @@ def read_jsonl_inputs(spec: str | Path) -> Iterator[tuple[Path, int, dict]]:
     for path in expand_inputs(spec):
         for n, row in read_jsonl(path):
             yield path, n, row
+
+
+def refuse_overlap(input_spec: str | Path, outputs: Iterable[str | Path], flag: str) -> None:
+    """Raise ValueError when an output is, or lies inside, an input: the input file, its folder of
+    parts, or a path its glob matches. Writing there would overwrite or append to the input, or
+    make the next run read its own output back as input."""
+    spec = Path(input_spec)
+    roots = [spec.resolve()] if spec.exists() else []
+    pattern = None if roots else os.path.abspath(input_spec)
+    for output in outputs:
+        out = Path(output).resolve()
+        hit = next((r for r in roots if out == r or r in out.parents), None)
+        if hit is None and pattern is not None and fnmatch.fnmatch(str(out), pattern):
+            hit = pattern
+        if hit is not None:
+            raise ValueError(f"{flag} {output}: is, or lies inside, the input {hit}; a run would overwrite or "
+                             f"reread its own input. Fix: write the output somewhere else")
+
+
+# ---- typed fields of input rows: refuse a bad value, never coerce it (errors name file, row, field)
+
+
+def field_error(where: str, field: str, problem: str) -> ValueError:
+    """The one form of a bad-field error: ``FILE:ROW: field 'NAME': PROBLEM``."""
+    return ValueError(f"{where}: field {field!r}: {problem}")
+
+
+def require_text(row: Mapping, field: str, where: str) -> str:
+    """A non-empty string (leading/trailing white space kept)."""
+    value = row.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise field_error(where, field, f"expected a non-empty string, got {_shown(value)}")
+    return value
+
+
+def require_bool(row: Mapping, field: str, where: str) -> bool:
+    """A JSON ``true``/``false``; ``"false"``, ``0`` or ``null`` are refused (``bool("false")`` is True)."""
+    value = row.get(field)
+    if not isinstance(value, bool):
+        raise field_error(where, field, f"expected true or false, got {_shown(value)}")
+    return value
+
+
+def require_count(row: Mapping, field: str, where: str, nullable: bool = False) -> int | None:
+    """A whole number >= 0 (``null`` too when ``nullable``); bools and floats are refused."""
+    value = row.get(field)
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise field_error(where, field, f"expected a whole number >= 0, got {_shown(value)}")
+    return value
+
+
+def require_gold(row: Mapping, field: str, where: str) -> str:
+    """A gold answer as text: a non-empty string or a finite number. A missing, null, empty,
+    boolean, list or object gold is refused: its ``str()`` (``"None"``, ``"[1, 2]"``) would be
+    graded as an answer, and ``\\boxed{None}`` rewarded."""
+    value = row.get(field)
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return str(value)
+    raise field_error(where, field, f"expected a non-empty string or a finite number, got {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "null (or missing)"
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return f"{type(value).__name__} {text[:60]}{'…' if len(text) > 60 else ''}"
 
 
 class Appender:

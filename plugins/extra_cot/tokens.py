@@ -48,6 +48,25 @@ def ratio_to_token(ratio: float) -> str:
     raise ValueError(f"ratio {ratio!r} has no control token; valid ratios: {list(FIXED_RATIOS)}")
 
 
+def ratio_value(value: object, what: str, allowed: tuple[float, ...] = FIXED_RATIOS) -> float:
+    """A ratio read from data (a field such as ``gt_ratio``, or a ``compressed`` key): a number,
+    or a string holding one, that is one of ``allowed``; returned as that canonical float.
+
+    Refused, naming ``what`` and the valid ratios: booleans (``float(True)`` is 1.0), NaN, other
+    types, and numbers outside ``allowed``.
+    """
+    ratio = None
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            ratio = float(value)
+        except ValueError:
+            ratio = None
+    for r in allowed:
+        if ratio is not None and abs(ratio - r) < 1e-9:
+            return r
+    raise ValueError(f"{what}: {value!r} is not a ratio; valid: {list(allowed)}")
+
+
 def token_to_ratio(token: str) -> float | None:
     """Map a token to its ratio; the policy token (or an alias) maps to ``None``."""
     return parse_control(token).ratio

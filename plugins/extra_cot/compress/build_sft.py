@@ -7,9 +7,11 @@ Examples::
         --policy-ratios data/rl/gt_ratios.jsonl --tokenizer /models/Qwen3-1.7B --name gsm8k_mix
 
 Writes ``DIR/<name>.jsonl`` (rows ``{question, cot, answer, compressed{0.2..0.8}, gt_ratio?}``,
-the contract of ``extra_cot.sft.mixture``), merges ``DIR/dataset_info.json`` with the entry of
-``extra_cot.sft.mixture.dataset_info_entry``, saves ``DIR/<name>.build_sft.json`` (config and
-the per-bucket table) and prints the table. ``--policy-ratios``: JSONL rows
+the contract of ``extra_cot.sft.mixture``), ``DIR/<name>.skipped.jsonl`` (file, line and reason of
+each row left out: bad_row, duplicate, too_long over --cutoff-len), ``DIR/<name>.build_sft.json``
+(config and the per-bucket table), and last merges ``DIR/dataset_info.json`` with the entry of
+``extra_cot.sft.mixture.dataset_info_entry``: every file is written whole (atomically) after every
+row was read and checked, so a failed run registers nothing. Prints the table. ``--policy-ratios``: JSONL rows
 ``{"question", "gt_ratio"}`` (e.g. from the RL sweep) or one JSON object ``{question: ratio}``.
 """
 
@@ -23,10 +25,19 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from extra_cot.compress.jsonl import run_command
-from extra_cot.fileio import atomic_write_json, atomic_write_jsonl, read_jsonl, read_jsonl_inputs
+from extra_cot.fileio import (
+    SIDE_FILE_SUFFIXES,
+    atomic_write_json,
+    atomic_write_jsonl,
+    read_jsonl,
+    read_jsonl_inputs,
+    refuse_overlap,
+    require_text,
+)
 from extra_cot.quotas import parse_quotas
 from extra_cot.sft.mixture import (
     BadRowError,
+    Example,
     MixtureConfig,
     dataset_info_entry,
     expand_row,
@@ -36,9 +47,13 @@ from extra_cot.sft.mixture import (
     select_policy_rows,
     validate_row,
 )
-from extra_cot.tokens import FIXED_RATIOS, POLICY_TOKEN
+from extra_cot.tokens import FIXED_RATIOS, POLICY_TOKEN, ratio_value
 
 logger = logging.getLogger(__name__)
+
+#: ``cutoff_len`` of examples/qwen3-1.7b_mixed.yaml (a test checks they agree): LLaMA-Factory cuts
+#: a longer example silently, losing its answer and the end of its think block.
+RECIPE_CUTOFF_LEN = 6144
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="extra_cot_sft", help="dataset name (file <name>.jsonl and dataset_info key)")
     p.add_argument("--policy-ratios", default=None, help="gt_ratio per question (JSONL rows or a JSON object)")
     p.add_argument("--tokenizer", default=None,
-                   help="tokenizer dir for the think-token column (default: SmolLM2-135M-Instruct's)")
+                   help="the trained model's tokenizer (folder or hub id), for the think-token column and "
+                   "--cutoff-len (default: SmolLM2-135M-Instruct's)")
     p.add_argument("--untagged-share", type=float, default=None,
                    help="share of rows whose 1.0 example carries no control token, written to the dataset "
                    "entry (default: the paper's 0.5, extra_cot.sft.mixture.MixtureConfig)")
@@ -61,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy-quotas", default=None,
                    help="share of each gt_ratio among policy examples: 'method' (the paper's 18/24/26/22/10 %%, "
                    "default), 'none' (every row with a gt_ratio) or e.g. '0.2:0.3,0.4:0.7'")
+    p.add_argument("--cutoff-len", type=int, default=RECIPE_CUTOFF_LEN,
+                   help="skip rows whose longest example (system + user + response as the qwen3 chat template "
+                   "lays it out, counted with --tokenizer) is over this many tokens, logging each in "
+                   "DIR/<name>.skipped.jsonl, instead of letting LLaMA-Factory truncate them; match the "
+                   f"training YAML's cutoff_len (default {RECIPE_CUTOFF_LEN}, examples/qwen3-1.7b_mixed.yaml); "
+                   "0 = no filter")
     repeat = p.add_mutually_exclusive_group()
     repeat.add_argument("--policy-repeat", type=int, default=None,
                         help="copies of each kept policy example, written to the dataset entry (default 1)")
@@ -101,38 +123,51 @@ def example_counts(rows: list[dict], mixture: MixtureConfig) -> tuple[int, int]:
 
 
 def load_policy_ratios(path: str | None) -> dict[str, float]:
-    """question -> gt_ratio; a value that is not a fixed ratio raises naming the row."""
+    """question -> gt_ratio; a value that is not a fixed ratio, or one question given two ratios,
+    raises naming the file, row and field."""
     if path is None:
         return {}
-    text = Path(path).read_text(encoding="utf-8")
     try:
-        whole = json.loads(text)
+        whole = json.loads(Path(path).read_bytes())
+    except UnicodeDecodeError:
+        whole = None  # reported by the row reader, with the line
     except json.JSONDecodeError:
         whole = None  # JSONL
     if isinstance(whole, dict) and "question" not in whole:
-        pairs = list(whole.items())
+        pairs = [(q, f"{path}: question {str(q)[:60]!r}", r) for q, r in whole.items()]
     else:
-        pairs = [(_field(row, "question", path, n), _field(row, "gt_ratio", path, n)) for n, row in read_jsonl(path)]
-    out = {}
-    for question, ratio in pairs:
-        if not any(abs(float(ratio) - r) < 1e-9 for r in FIXED_RATIOS):
-            raise ValueError(f"{path}: gt_ratio {ratio!r} for {question[:60]!r} is not one of {list(FIXED_RATIOS)}")
-        out[question.strip()] = float(ratio)
+        pairs = [(require_text(row, "question", f"{path}:{n}"), f"{path}:{n}", row.get("gt_ratio"))
+                 for n, row in read_jsonl(path)]
+    out: dict[str, float] = {}
+    for question, where, value in pairs:
+        ratio = ratio_value(value, f"{where}: field 'gt_ratio'")
+        key = question.strip()
+        if out.get(key, ratio) != ratio:
+            raise ValueError(f"{where}: field 'gt_ratio': {question[:60]!r} was given {out[key]} earlier, now {ratio}")
+        out[key] = ratio
     return out
 
 
-def _field(row: dict, name: str, path: str, n: int):
-    if row.get(name) is None:
-        raise ValueError(f"{path}:{n}: field {name!r} is missing")
-    return row[name]
+def sft_row(row: dict, where: str, policy: dict[str, float]) -> tuple[dict, str | None]:
+    """The SFT row for one compress row, and a note when its ``gt_ratio`` had to be dropped.
 
-
-def sft_row(row: dict, gt_ratio: float | None) -> tuple[dict, str | None]:
-    """The SFT row for one compress row, and a note when ``gt_ratio`` had to be dropped."""
-    compressed = {k: v for k, v in (row.get("compressed") or {}).items() if float(k) < 1.0}
+    Raises :class:`BadRowError` naming ``where`` and the field for a row the SFT data cannot hold:
+    the checks of :func:`extra_cot.sft.mixture.validate_row`, and ``compressed`` / ``realized`` /
+    ``dropped`` that are not objects keyed by a fixed ratio. A ``compressed`` text at 1.0 (a
+    compression that landed at full length) is left out: the row's ``cot`` is its 1.0 example.
+    """
+    compressed = {}
+    for key, text in _ratio_map(row, "compressed", where).items():
+        if ratio_value(key, "") < 1.0:
+            compressed[key] = text
+    for name, kind in (("realized", (int, float)), ("dropped", str)):
+        for key, value in _ratio_map(row, name, where).items():
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise BadRowError(f"{where}, field '{name}.{key}': got {type(value).__name__} {value!r}")
     out = {"question": row.get("question"), "cot": row.get("cot"), "answer": row.get("answer"),
            "compressed": compressed}
-    note = None
+    validate_row(out, where)
+    gt_ratio, note = policy.get(out["question"].strip()), None
     if gt_ratio is not None:
         if gt_ratio == 1.0 or f"{gt_ratio:g}" in compressed:
             out["gt_ratio"] = gt_ratio
@@ -141,27 +176,65 @@ def sft_row(row: dict, gt_ratio: float | None) -> tuple[dict, str | None]:
     return out, note
 
 
-def bucket_table(rows: list[dict], count) -> list[dict]:
+def _ratio_map(row: dict, name: str, where: str) -> dict:
+    """``row[name]`` checked to be an object whose keys are fixed ratios (absent or null: empty)."""
+    value = row.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRowError(f"{where}, field {name!r}: expected an object of ratio -> value, got {type(value).__name__}")
+    for key in value:
+        try:
+            ratio_value(key, "")
+        except ValueError:
+            raise BadRowError(f"{where}, field '{name}.{key}': {key!r} is not a ratio key; valid: "
+                              f"{', '.join(f'{r:g}' for r in FIXED_RATIOS)}") from None
+    return value
+
+
+def chat_text(example: Example) -> str:
+    """One SFT example as LLaMA-Factory's ``qwen3`` formatters (which ``qwen3_comp`` reuses) lay it
+    out: system, user and assistant turns in ChatML, the response closed by ``<|im_end|>``."""
+    return (f"<|im_start|>system\n{example.system}<|im_end|>\n<|im_start|>user\n{example.user}<|im_end|>\n"
+            f"<|im_start|>assistant\n{example.response}<|im_end|>\n")
+
+
+def longest_example(sft: dict, mixture: MixtureConfig, encode_len) -> int:
+    """Tokens of the row's longest SFT example as the template renders it (:func:`chat_text`):
+    the example LLaMA-Factory's ``cutoff_len`` would cut. The longest is taken by characters (the
+    full ``cot`` example, unless the mixture leaves 1.0 out), then counted exactly."""
+    examples = expand_row(sft, dataclasses.replace(mixture, policy_repeat=1), policy_keep=True)
+    if not examples:
+        return 0
+    return encode_len(chat_text(max(examples, key=lambda e: len(e.user) + len(e.response))))
+
+
+def think_token_counts(sft: dict, encode_len) -> dict[str, int]:
+    """Tokens of the row's think texts: ``"1"`` (``cot``) and each compressed key."""
+    counts = {"1": encode_len(sft["cot"].strip())}
+    counts.update({k: encode_len(t.strip()) for k, t in sft["compressed"].items() if t and t.strip()})
+    return counts
+
+
+def bucket_table(rows: list[dict], sft_rows: list[dict], tokens: list[dict[str, int]]) -> list[dict]:
     """Per bucket: rows, mean realized ratio, mean think tokens, filtered rows and why."""
-    kept, realized, tokens = Counter(), defaultdict(list), defaultdict(list)
+    kept, realized, think = Counter(), defaultdict(list), defaultdict(list)
     filtered: dict[str, Counter] = defaultdict(Counter)
-    for row in rows:
-        tokens["1"].append(count(row["cot"]))
-        kept["1"] += 1
-        realized["1"].append(1.0)
-        for key, text in row["compressed"].items():
-            kept[key] += 1
-            realized[key].append(row.get("realized", {}).get(key, float("nan")))
-            tokens[key].append(count(text))
+    for row, sft, counts in zip(rows, sft_rows, tokens, strict=True):
+        for key, n in counts.items():
+            ratio_key = f"{ratio_value(key, ''):g}"
+            kept[ratio_key] += 1
+            realized[ratio_key].append(1.0 if key == "1" else (row.get("realized") or {}).get(key, float("nan")))
+            think[ratio_key].append(n)
         for key, why in (row.get("dropped") or {}).items():
-            filtered[key][why.split("(")[0]] += 1
+            filtered[f"{ratio_value(key, ''):g}"][why.split("(")[0]] += 1
     table = []
     for r in FIXED_RATIOS:
         key = f"{r:g}"
         n = kept[key]
         table.append({"bucket": key, "rows": n,
                       "mean_realized": round(sum(realized[key]) / n, 4) if n else None,
-                      "mean_think_tokens": round(sum(tokens[key]) / n, 1) if n else None,
+                      "mean_think_tokens": round(sum(think[key]) / n, 1) if n else None,
                       "filtered": dict(filtered[key])})
     return table
 
@@ -175,40 +248,99 @@ def format_table(table: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run(args) -> tuple[list[dict], Counter]:
-    from extra_cot.compress.models import load_tokenizer, make_counter
+def output_paths(args) -> dict[str, Path]:
+    """Every file build-sft writes; ``dataset_info.json`` last (it registers the dataset)."""
+    out_dir = Path(args.output_dir)
+    return {"data": out_dir / f"{args.name}.jsonl", "skipped": out_dir / f"{args.name}{SIDE_FILE_SUFFIXES[0]}",
+            "report": out_dir / f"{args.name}.build_sft.json", "info": out_dir / "dataset_info.json"}
 
-    mixture = mixture_from_args(args)
-    policy = load_policy_ratios(args.policy_ratios)
-    rows, out_rows, stats = [], [], Counter()
+
+def _read_info(path: Path) -> dict:
+    """The dataset_info.json build-sft merges into (read before anything is written)."""
+    if not path.exists():
+        return {}
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a JSON object ({err}); fix or remove it") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: expected a JSON object of dataset entries, got {type(info).__name__}")  # noqa: TRY004
+    return info
+
+
+def read_rows(args, policy: dict[str, float], mixture: MixtureConfig, encode_len) -> dict:
+    """Every input row checked: the kept compress and SFT rows with their think-token counts, and
+    one skip-log row per row left out (``bad_row``, ``duplicate``, ``too_long``), with stats."""
+    got: dict = {"rows": [], "sft": [], "tokens": [], "skipped": [], "stats": Counter()}
+    seen: dict[str, str] = {}
     for path, n, row in read_jsonl_inputs(args.input):
-        sft, note = sft_row(row, policy.get(str(row.get("question", "")).strip()))
-        if note:
-            stats[note] += 1
+        where = f"{path}:{n}"
         try:
-            validate_row(sft, f"{path}:{n}")
+            sft, note = sft_row(row, where, policy)
         except BadRowError as exc:
             logger.warning("skipping row: %s", exc)
-            stats["bad_row"] += 1
+            _skip(got, path, n, "bad_row", detail=str(exc))
             continue
-        rows.append(row)
-        out_rows.append(sft)
-        stats["gt_ratio"] += "gt_ratio" in sft
+        key = policy_key(sft)
+        if key in seen:
+            _skip(got, path, n, "duplicate", detail=f"same question, cot and answer as {seen[key]}")
+            continue
+        seen[key] = where
+        tokens = longest_example(sft, mixture, encode_len) if args.cutoff_len else 0
+        if tokens > args.cutoff_len:
+            _skip(got, path, n, "too_long", tokens=tokens, cutoff_len=args.cutoff_len)
+            continue
+        got["stats"].update([note] if note else [])
+        got["stats"]["gt_ratio"] += "gt_ratio" in sft
+        got["rows"].append(row)
+        got["sft"].append(sft)
+        got["tokens"].append(think_token_counts(sft, encode_len))
+    too_long = got["stats"]["skipped:too_long"]
+    if too_long:
+        logger.warning("%d row(s) skipped: their longest example is over --cutoff-len %d tokens (LLaMA-Factory "
+                       "would truncate it); see the skip log", too_long, args.cutoff_len)
+    if not got["sft"]:
+        raise ValueError(f"--input {args.input}: no row to write ({len(got['skipped'])} skipped, "
+                         f"reasons logged above)")
+    return got
+
+
+def _skip(got: dict, path: Path, line: int, reason: str, **detail) -> None:
+    got["skipped"].append({"file": str(path), "line": line, "reason": reason, **detail})
+    got["stats"][f"skipped:{reason}"] += 1
+
+
+def run(args) -> tuple[list[dict], Counter]:
+    from extra_cot.compress.models import load_tokenizer
+
+    if args.cutoff_len < 0:
+        raise ValueError(f"--cutoff-len {args.cutoff_len}: use a token count >= 1, or 0 for no length filter")
+    mixture = mixture_from_args(args)
+    paths = output_paths(args)
+    refuse_overlap(args.input, [Path(args.output_dir), *paths.values()], "--output-dir")
+    if args.policy_ratios:
+        refuse_overlap(args.policy_ratios, paths.values(), "--output-dir")
+    policy = load_policy_ratios(args.policy_ratios)
+    info = _read_info(paths["info"])
+    tokenizer = load_tokenizer(args.tokenizer)
+
+    def encode_len(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False))
+
+    got = read_rows(args, policy, mixture, encode_len)
+    stats = got["stats"]
     if args.policy_share is not None:
-        n_fixed, n_policy = example_counts(out_rows, mixture)
+        n_fixed, n_policy = example_counts(got["sft"], mixture)
         mixture.policy_repeat = repeat_for_share(n_fixed, n_policy, args.policy_share)
         stats["fixed_examples"], stats["policy_examples"] = n_fixed, n_policy
         stats["policy_repeat"] = mixture.policy_repeat
-    out_dir = Path(args.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data_path = out_dir / f"{args.name}.jsonl"
-    atomic_write_jsonl(data_path, out_rows)
-    info_path = out_dir / "dataset_info.json"
-    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.exists() else {}
-    info[args.name] = dataset_info_entry(data_path.name, mixture)
-    atomic_write_json(info_path, info)
-    table = bucket_table(rows, make_counter(load_tokenizer(args.tokenizer)))
-    atomic_write_json(out_dir / f"{args.name}.build_sft.json", {"args": vars(args), "table": table, "stats": dict(stats)})
+    table = bucket_table(got["rows"], got["sft"], got["tokens"])
+    # every check is done: write the rows, the skip log and the report, then register the dataset
+    atomic_write_jsonl(paths["data"], got["sft"])
+    atomic_write_jsonl(paths["skipped"], got["skipped"])
+    atomic_write_json(paths["report"], {"args": vars(args), "table": table, "stats": dict(stats)})
+    info[args.name] = dataset_info_entry(paths["data"].name, mixture)
+    atomic_write_json(paths["info"], info)
     return table, stats
 
 

@@ -30,7 +30,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args
+from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, non_negative_int
 from extra_cot.compress.filters import FilterOptions
 from extra_cot.compress.jsonl import prepare_append, run_command
 from extra_cot.compress.pipeline import READERS, CompressOptions
@@ -39,7 +39,7 @@ from extra_cot.compress.ray_compress import RayOptions
 from extra_cot.compress.rows import RowCompressor, RowJob, batched, input_key, integrity_skips, outcome_stats
 from extra_cot.compress.scorers import SCORERS, ScorerOptions
 from extra_cot.compress.select import SelectOptions
-from extra_cot.fileio import Appender, atomic_write_json, read_jsonl, stale_options
+from extra_cot.fileio import Appender, atomic_write_json, read_jsonl, refuse_overlap, stale_options
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--input-format", choices=sorted(READERS), default="responses",
                     help="responses: {question, response, gold}; gsm8k: {question, answer '... #### 72'}")
     io.add_argument("--strip-annotations", action="store_true", help="remove GSM8K <<a*b=c>> calculator annotations")
-    io.add_argument("--limit", type=int, default=None, help="read at most this many input rows")
+    io.add_argument("--limit", type=non_negative_int, default=None, help="read at most this many input rows")
     sc = p.add_argument_group("scoring")
     sc.add_argument("--scorer", choices=sorted(SCORERS), default="lm")
     sc.add_argument("--scorer-model", default=None,
@@ -138,14 +138,18 @@ def run(args) -> Counter:
     out = Path(args.output)
     skip_path = out.with_name(out.name + ".skipped.jsonl")
     config_path = out.with_name(out.name + ".config.json")
+    refuse_overlap(args.input, [out, skip_path, config_path], "--output")
+    rows = list(read_jsonl(args.input))  # the whole input read before anything is written
+    if not rows:
+        raise ValueError(f"--input {args.input}: no rows (an empty file)")
+    rows = rows[: args.limit]
     done = prepare_append(out) | prepare_append(skip_path)
     if done:
         _refuse_stale_resume(out, config_path, job)
     atomic_write_json(config_path, {"args": vars(args), "compress": dataclasses.asdict(job.compress),
                                     "scorer": dataclasses.asdict(job.scorer), "output_options": _output_options(job)})
-    rows = list(read_jsonl(args.input))[: args.limit]
-    todo = [(n, row) for n, row in rows if input_key(row) not in done]
-    stats: Counter = +Counter(already_done=len(rows) - len(todo))  # unary + drops a zero count
+    todo, duplicates = new_rows(rows, done)
+    stats: Counter = +Counter(already_done=len(rows) - len(todo) - len(duplicates))  # unary + drops a zero count
     if ray_opts is not None:
         from extra_cot.compress.ray_compress import ray_outcomes
 
@@ -153,6 +157,9 @@ def run(args) -> Counter:
     else:
         outcomes = batched(RowCompressor(job), todo)
     with Appender(out) as good, Appender(skip_path) as skipped:
+        for record in duplicates:
+            skipped.write(record)
+            stats.update(outcome_stats("skip", record))
         for kind, record in tqdm(outcomes, total=len(todo), desc="compress", unit="row"):
             if kind == "error":
                 raise ValueError(record["error"])
@@ -161,6 +168,22 @@ def run(args) -> Counter:
                 skipped.write(skip)
             stats.update(outcome_stats(kind, record))
     return stats
+
+
+def new_rows(rows: list[tuple[int, dict]], done: set[str]) -> tuple[list[tuple[int, dict]], list[dict]]:
+    """The rows to compress (not in ``done``), and a skip-log row for each repeat of an earlier
+    input row (same question and response), which would be compressed twice under one key."""
+    todo, duplicates, first = [], [], {}
+    for n, row in rows:
+        key = input_key(row)
+        if key in done:
+            continue
+        if key in first:
+            duplicates.append({"key": key, "line": n, "reason": "duplicate", "first_line": first[key]})
+            continue
+        first[key] = n
+        todo.append((n, row))
+    return todo, duplicates
 
 
 def main(argv: list[str] | None = None) -> int:

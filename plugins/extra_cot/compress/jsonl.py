@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from extra_cot.cliargs import USER_ERRORS, user_error_line
+
 logger = logging.getLogger("extra_cot.compress")
 
 
@@ -52,14 +54,15 @@ def run_command(
     argv: list[str] | None,
     report: Callable[[Any], None] = print_counts,
 ) -> int:
-    """``main`` of a Stage 1 command: parse, ``run``; an input error is logged and exits 2,
+    """``main`` of a Stage 1 command: parse, ``run``; a user error (:data:`extra_cot.cliargs.USER_ERRORS`:
+    bad data or options, a path that cannot be read or written) is logged as one line and exits 2,
     else ``report`` prints the result (default: outcome counts)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parser.parse_args(argv)
     try:
         result = run(args)
-    except (ValueError, FileNotFoundError) as exc:
-        logger.error("%s", exc)
+    except USER_ERRORS as exc:
+        logger.error("%s", user_error_line(exc))
         return 2
     report(result)
     return 0

@@ -143,19 +143,18 @@ def read_gsm8k(row: dict, where: str, strip_annotations: bool = False) -> tuple[
 
 def read_response(row: dict, where: str, strip_annotations: bool = False) -> tuple[Source | None, str | None]:
     """A model output ``{"question", "response", "gold"}``; wrong or unclosed traces are skipped."""
+    from extra_cot.fileio import require_gold
     from extra_cot.grading import grade
     from extra_cot.think import split_think
 
     question, response = _need(row, "question", where), _need(row, "response", where)
-    gold = row.get("gold")
-    if gold is None or str(gold).strip() == "":
-        raise ValueError(f"{where}: field 'gold' is missing (needed to drop wrong source traces)")
+    gold = require_gold(row, "gold", where)  # needed to drop wrong source traces; a list or bool is refused
     think, answer = split_think(response)
     if think is None or not think.strip():
         return None, "no_closed_think"
-    if not grade(answer, str(gold)):
+    if not grade(answer, gold):
         return None, "wrong_answer"
-    return Source(question.strip(), think, answer, str(gold)), None
+    return Source(question.strip(), think, answer, gold), None
 
 
 #: --input-format name -> reader(row, where, strip_annotations) -> (Source | None, skip reason)

@@ -30,7 +30,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from extra_cot.fileio import atomic_output, atomic_write_json
+from extra_cot.cliargs import USER_ERRORS, user_error_line
+from extra_cot.fileio import (
+    atomic_output,
+    atomic_write_json,
+    refuse_overlap,
+    require_bool,
+    require_count,
+    require_gold,
+    require_text,
+)
 from extra_cot.prompt import build_messages
 from extra_cot.quotas import parse_quotas
 from extra_cot.rl.rl_data import (
@@ -79,8 +88,8 @@ class BuildRlConfig:
 def load_predictions(path: Path) -> list[dict]:
     """One prediction.json, checked for the fields build-rl reads (errors name file/row/field)."""
     try:
-        records = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        records = json.loads(path.read_bytes())
+    except (OSError, ValueError) as err:  # ValueError: not JSON, or not UTF-8
         raise ValueError(f"{path}: cannot read a JSON list of prediction records ({err})") from None
     if not isinstance(records, list):
         raise ValueError(f"{path}: expected a JSON list of records, got {type(records).__name__}")  # noqa: TRY004 (bad input file, reported like every other input error)
@@ -88,7 +97,18 @@ def load_predictions(path: Path) -> list[dict]:
         missing = [f for f in REQUIRED_FIELDS if not isinstance(rec, dict) or f not in rec]
         if missing:
             raise ValueError(f"{path}:{n}: record lacks field(s) {missing} (eval prediction.json contract)")
+        check_record(rec, f"{path}:{n}")
     return records
+
+
+def check_record(rec: dict, where: str) -> None:
+    """Refuse (never coerce) a record's fields: a missing or non-scalar gold would become the
+    answer ``"None"`` or ``"[1, 2]"`` in the parquet, ``"false"`` would count as correct."""
+    require_count(rec, "index", where)
+    require_text(rec, "question", where)
+    rec["gold"] = require_gold(rec, "gold", where)  # a number becomes its text, as the grader reads it
+    require_bool(rec, "correct", where)
+    require_count(rec, "think_tokens", where, nullable=True)
 
 
 def discover(sweep: Path, datasets: tuple[str, ...] | None) -> list[str]:
@@ -259,35 +279,38 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        cfg = BuildRlConfig(
-            sweep=args.sweep,
-            output_dir=args.output_dir,
-            datasets=tuple(d.strip() for d in args.datasets.split(",") if d.strip())
-            if args.datasets
-            else None,
-            tolerance=args.tolerance,
-            quotas=args.quotas,
-            num_rows=args.num_rows,
-            val_size=args.val_size,
-            seed=args.seed,
-            train_batch_size=args.train_batch_size,
-        )
-        out = Path(cfg.output_dir)
-        config_path = out / "build_rl_config.json"
-        resolved = {**asdict(cfg), "ratios": list(FIXED_RATIOS)}
-        if config_path.exists() and not args.overwrite:
-            if json.loads(config_path.read_text()) == json.loads(json.dumps(resolved)):
-                print(f"{out}: already built with these options (pass --overwrite to rebuild)")
-                return 0
-            raise ValueError(
-                f"{out} holds a build with other options: pass --overwrite or another --output-dir"
-            )
-        kept, decisions, counts = select(cfg)
-        rows = split_rows(kept, decisions, cfg)
-    except ValueError as err:
-        print(f"extra-cot build-rl: {err}", file=sys.stderr)
+        return _run(args)
+    except USER_ERRORS as err:
+        print(f"extra-cot build-rl: {user_error_line(err)}", file=sys.stderr)
         return 2
+
+
+def _config(args) -> BuildRlConfig:
+    datasets = tuple(d.strip() for d in args.datasets.split(",") if d.strip()) if args.datasets else None
+    return BuildRlConfig(sweep=args.sweep, output_dir=args.output_dir, datasets=datasets, tolerance=args.tolerance,
+                         quotas=args.quotas, num_rows=args.num_rows, val_size=args.val_size, seed=args.seed,
+                         train_batch_size=args.train_batch_size)
+
+
+def _run(args) -> int:
+    cfg = _config(args)
+    out = Path(cfg.output_dir)
+    refuse_overlap(cfg.sweep, [out], "--output-dir")
+    config_path = out / "build_rl_config.json"
+    resolved = {**asdict(cfg), "ratios": list(FIXED_RATIOS)}
+    if config_path.exists() and not args.overwrite:
+        try:
+            saved = json.loads(config_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            saved = None
+        if saved == json.loads(json.dumps(resolved)):
+            print(f"{out}: already built with these options (pass --overwrite to rebuild)")
+            return 0
+        raise ValueError(f"{out} holds a build with other options: pass --overwrite or another --output-dir")
+    kept, decisions, counts = select(cfg)
+    rows = split_rows(kept, decisions, cfg)
     out.mkdir(parents=True, exist_ok=True)
+    config_path.unlink(missing_ok=True)  # a rebuild that fails part way must not look finished
     for split, split_rows_ in rows.items():
         _write_parquet(split_rows_, out / f"{split}.parquet")
     table = stats_table(counts, kept, rows)

@@ -48,14 +48,18 @@ class Decision:
 
 
 def aggregate(dataset: str, records_by_ratio: Mapping[float, Iterable[Mapping]]) -> dict[int, QuestionStats]:
-    """Group prediction records (eval contract) by ``index``: pass@n and mean correct think tokens."""
+    """Group prediction records (eval contract, fields checked by ``build_rl.check_record``) by
+    ``index``: pass@n and mean correct think tokens."""
     stats: dict[int, QuestionStats] = {}
     correct_think: dict[tuple[int, float], list[int]] = {}
     for ratio, records in records_by_ratio.items():
         for rec in records:
             idx = int(rec["index"])
-            item = stats.setdefault(idx, QuestionStats(dataset, idx, str(rec["question"]), str(rec["gold"])))
-            ok = bool(rec["correct"])
+            item = stats.setdefault(idx, QuestionStats(dataset, idx, rec["question"], rec["gold"]))
+            if (item.question, item.gold) != (rec["question"], rec["gold"]):
+                raise ValueError(f"{dataset} index {idx}: records at ratio {ratio:g} disagree on the question or "
+                                 f"gold ({rec['gold']!r} vs {item.gold!r}): the sweep mixes two question sets")
+            ok = rec["correct"] is True  # checked to be a bool by build_rl.check_record: never bool("false")
             item.passed[ratio] = item.passed.get(ratio, False) or ok
             if ok and int(rec.get("think_tokens") or 0) > 0:
                 correct_think.setdefault((idx, ratio), []).append(int(rec["think_tokens"]))

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from extra_cot.prompt import SYSTEM_PROMPT, build_response, build_user_text
 from extra_cot.quotas import PAPER_QUOTAS, allocate
-from extra_cot.tokens import FIXED_RATIOS, POLICY_TOKEN, ratio_to_token
+from extra_cot.tokens import FIXED_RATIOS, POLICY_TOKEN, ratio_to_token, ratio_value
 
 #: Key of the mixture settings inside a ``dataset_info.json`` entry.
 ENTRY_KEY = "extra_cot"
@@ -52,12 +52,7 @@ def _ratio_key(ratio: float) -> str:
 
 
 def _as_ratio(value: Any, what: str) -> float:
-    try:
-        ratio = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what}: {value!r} is not a ratio; valid: {list(FIXED_RATIOS)}") from None
-    ratio_to_token(ratio)  # raises naming the valid ratios
-    return round(ratio, 1)
+    return round(ratio_value(value, what), 1)  # a bool or NaN is refused, not read as 1.0 / dropped
 
 
 @dataclass
