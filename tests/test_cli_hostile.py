@@ -257,6 +257,17 @@ def test_build_sft_duplicates_and_rows_over_the_cutoff_are_logged_skips(tmp_path
     assert len(_read(tmp_path / "sft2" / "mix.jsonl")) == 3
 
 
+def test_demo_build_sft_steps_use_the_demo_sft_cutoff():
+    from extra_cot.demo.config import DemoConfig
+    from extra_cot.demo.steps import _build_step
+
+    class P:
+        sft, base = Path("sft"), Path("base")
+
+    argv = _build_step(DemoConfig(), P, "build-sft", "mix", Path("c.jsonl"), [], "t").argv
+    assert argv[argv.index("--cutoff-len") + 1] == str(DemoConfig().cutoff_len)
+
+
 def test_build_sft_cutoff_default_is_the_recipe_cutoff_len():
     import yaml
 

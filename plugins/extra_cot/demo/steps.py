@@ -142,10 +142,11 @@ def _build_step(cfg: DemoConfig, p: Paths, name: str, dataset: str, source: Path
                 title: str) -> Step:
     argv = tool("extra-cot", "extra_cot.cli") + [
         "build-sft", "--input", str(source), "--output-dir", str(p.sft), "--name", dataset,
-        "--tokenizer", str(p.base), "--untagged-share", f"{cfg.untagged_share:g}", *extra]
+        "--tokenizer", str(p.base), "--untagged-share", f"{cfg.untagged_share:g}",
+        "--cutoff-len", str(cfg.cutoff_len), *extra]  # rows the SFT step would truncate are skipped, logged
     # other options -> another command line, which the runner redoes (runner._needs_run)
     return Step(name, title, argv, lambda: _missing(p.sft / f"{dataset}.jsonl", p.sft / f"{dataset}.build_sft.json"),
-                clean=[p.sft / f"{dataset}.jsonl", p.sft / f"{dataset}.build_sft.json"])
+                clean=[p.sft / f"{dataset}.jsonl", p.sft / f"{dataset}.build_sft.json", p.sft / f"{dataset}.skipped.jsonl"])
 
 
 def _stage1_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
