@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from itertools import pairwise
 
 #: Two-sided 95 % normal quantile.
 Z95 = 1.959963984540054
@@ -84,3 +85,17 @@ def permutation_p(null: Sequence[float], observed: float, two_sided: bool = Fals
         raise ValueError("permutation_p of no null draws")
     hits = sum(1 for x in null if (abs(x) >= abs(observed) - 1e-12 if two_sided else x >= observed - 1e-12))
     return (1 + hits) / (1 + len(null))
+
+
+def interpolate(points: Sequence[tuple[float, float]], x: float) -> float:
+    """``y`` at ``x`` on the polyline through ``points`` ``(x, y)`` sorted by ``x`` (plain linear
+    interpolation between neighbours, no hull); outside their range, the nearest end point's ``y``."""
+    if not points:
+        raise ValueError("interpolate needs at least one point")
+    pts = sorted(points)
+    if x <= pts[0][0]:
+        return pts[0][1]
+    for (x0, y0), (x1, y1) in pairwise(pts):
+        if x <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return pts[-1][1]

@@ -142,6 +142,54 @@ def test_the_null_test_finds_gamma_that_follows_the_ratio():
         null_test(flags, grades, rounds=10)
 
 
+def _rising_sweep(seed: int, hard_rises: bool, n: int = 200, k: int = 4):
+    """(flags, grades): easy grades (1, 2) right 80 % of the time at every ratio; hard grades (4, 6)
+    right from 10 % at 0.2 to 90 % at 1.0 (linear in the ratio) when ``hard_rises``, else 50 % flat."""
+    import random
+
+    rng, flags, grades = random.Random(seed), {}, []
+    for i in range(n):
+        grade = (1, 2, 4, 6)[i % 4]
+        grades.append(grade)
+        flags[i] = {r: [rng.random() < (0.8 if grade <= 2 else 0.1 + (r - 0.2) if hard_rises else 0.5)
+                        for _ in range(k)] for r in _RATIOS}
+    return flags, grades
+
+
+def test_the_trend_is_a_least_squares_slope_over_all_five_ratios():
+    from extra_cot.study.gamma import _trend
+
+    # per-ratio accuracy 0, 0, 0, 1, 1: slope 0.6 / 0.4 = 1.5 per unit ratio, x 0.8 = 1.2 (the ends alone: 1.0)
+    assert _trend({r: [r >= 0.8] for r in _RATIOS}) == pytest.approx(1.2)
+    assert _trend({r: [True, False] for r in _RATIOS}) == pytest.approx(0.0)
+    assert _trend({0.2: [True], 0.4: [False], 0.6: [False], 0.8: [False], 1.0: [True]}) == pytest.approx(0.0)
+
+
+def test_the_positive_control_finds_a_budget_that_pays_only_on_hard_grades():
+    from extra_cot.study.gamma import positive_control
+
+    flags, grades = _rising_sweep(0, hard_rises=True)
+    pc = positive_control(flags, grades, null_test(flags, grades, rounds=300, seed=0))
+    assert pc["gain_p"] < 0.01 and pc["gain_slope_p"] < 0.01
+    assert pc["gain"] == pytest.approx(0.4, abs=0.08)  # half the questions gain 0.8
+    assert pc["n_questions"] == 200 and pc["samples"] == 4 and pc["rounds"] == 300
+    assert set(pc["sweep_accuracy"]) == {"0.2", "0.4", "0.6", "0.8", "1.0"}
+    acc = pc["sweep_accuracy"]
+    assert acc["0.2"]["6"] < 0.25 and acc["1.0"]["6"] > 0.75 and abs(acc["1.0"]["1"] - acc["0.2"]["1"]) < 0.15
+
+
+def test_the_positive_control_calls_a_flat_sweep_flat():
+    from extra_cot.study.gamma import positive_control
+
+    ps = []
+    for seed in range(3):
+        flags, grades = _rising_sweep(seed, hard_rises=False)
+        pc = positive_control(flags, grades, null_test(flags, grades, rounds=300, seed=seed))
+        ps += [pc["gain_p"], pc["gain_slope_p"]]
+        assert abs(pc["gain"]) < 0.06
+    assert sum(p < 0.01 for p in ps) <= 1 and sorted(ps)[1] > 0.05, ps  # uniform under the null: one low p may happen
+
+
 def test_the_gamma_step_writes_its_null_test_unless_told_not_to(tmp_path):
     from extra_cot.study.gamma import main
 
@@ -158,8 +206,10 @@ def test_the_gamma_step_writes_its_null_test_unless_told_not_to(tmp_path):
     out = tmp_path / "targets.jsonl"
     argv = ["--sweep", str(tmp_path / "sweep"), "--data", str(data), "--out", str(out), "--null-rounds", "50"]
     assert main(argv) == 0
-    null = json.loads(out.with_name("targets.jsonl.summary.json").read_text())["null"]
+    summary = json.loads(out.with_name("targets.jsonl.summary.json").read_text())
+    null = summary["null"]
     assert null["rounds"] == 50 and null == null_test(flags, grades, rounds=50, seed=0)
+    assert summary["positive_control"]["gain_p"] == null["trend_gain"]["p"]
     assert main([*argv[:-1], "0"]) == 0
     assert "null" not in json.loads(out.with_name("targets.jsonl.summary.json").read_text())
     with pytest.raises(SystemExit):
@@ -246,7 +296,9 @@ def test_targets_met_and_missed():
     assert t["policy_ratio_rises_with_grade"]["met"]
     # 0.6 / 40 tokens = 15 per 1k, but 0.2 gives 0.5 / 20 = 25 per 1k: the policy does not beat every ratio
     assert not t["policy_accuracy_per_token_beats_every_fixed_ratio"]["met"]
-    assert t["realized_ratio_steps"]["met"] and t["echo_fidelity"]["met"] and t["gamma_rises_with_grade"]["met"]
+    assert t["realized_ratio_steps"]["met"] and t["echo_fidelity"]["met"]
+    assert "gamma_rises_with_grade" not in t  # issue 36: pass@k meets it by chance
+    assert "trace_spread" in t and "trace_spread" not in compute_targets(_runs(), traces, gamma, task="chains")
     worse = compute_targets(_runs(policy_acc=0.5, policy_tokens=70.0, chosen={"0.2": 0.97, "0.4": 0.03},
                                   by_grade={"1": 0.4, "2": 0.2}), traces, gamma)
     for name in ("policy_accuracy_within_5_points_of_1.0", "policy_think_tokens_share_of_1.0",

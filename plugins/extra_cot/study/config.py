@@ -25,6 +25,7 @@ from extra_cot.demo.config import (
     vllm_reserved_cpus_option,
 )
 from extra_cot.sft.mixture import parse_policy_share
+from extra_cot.tasks import TASKS
 from extra_cot.tokens import FIXED_RATIOS
 
 DEFAULT_OUT = "runs/study"
@@ -52,6 +53,9 @@ class StudyConfig:
 
     out: str = option(default=DEFAULT_OUT, group=RUN, help="output folder of everything (default: runs/study)")
     seed: int = option(default=0, group=DATA, help="seed of the problems and of their split (default 0)")
+    task: str = option(default="varied", group=DATA, choices=sorted(TASKS),
+                       help="problem generator (extra_cot.tasks): varied (word problems with varied traces; the "
+                            "default) or chains (1/2/4/6 bare ± steps after fixed prose: the budget matters)")
     n_sft: int = option(default=80, group=DATA, help="problems whose traces train the first pass (fixed ratios)")
     n_policy: int = option(
         default=80, group=DATA,
@@ -131,6 +135,8 @@ def parser() -> argparse.ArgumentParser:
         "  python -m extra_cot.study --seed 0 --results results   # the record (runs/study)\n"
         "  python -m extra_cot.study --seed 1 --splits val --out runs/study-val1   # choose options on val only\n"
         "  python -m extra_cot.study --seed 5 --out runs/s5 --only data   # just the traces (DIR/data/)\n"
+        "  python -m extra_cot.study --task chains --out runs/c0 --only data,model,compress-train,chain-kept"
+        "   # Level-0 check\n"
         "  python -m extra_cot.study --list                   # print every step's command\n",
     )
     groups = add_dataclass_arguments(p, StudyConfig, group_order=(RUN, DATA, TRAIN, EVAL))

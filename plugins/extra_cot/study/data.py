@@ -1,11 +1,11 @@
 """Study step ``data``: the problem sets of one study, split by seed, under ``OUT/data``.
 
-``python -m extra_cot.study.data --out runs/study/data --seed 0``
+``python -m extra_cot.study.data --out runs/study/data --seed 0 [--task chains]``
 
 * ``train.jsonl``, ``policy.jsonl``: training traces ``{"question", "response", "gold", "grade"}``
   (``response`` = ``<think>\\n…</think>\\n\\n…\\boxed{N}``; ``extra-cot compress --input-format
-  responses``): the first pass trains on ``train``; ``policy`` is swept for γ*, then trains the
-  second pass.
+  responses``; ``chains`` rows also carry the GSM8K-format ``answer``): the first pass trains on
+  ``train``; ``policy`` is swept for γ*, then trains the second pass.
 * ``policy_gsm8k.jsonl``, ``val.jsonl``, ``test.jsonl``: GSM8K-format rows (+ ``grade``) for eval.
 * ``val_traces.jsonl``, ``test_traces.jsonl``: the held-out problems' reference traces (realized ratio
   against the reference).
@@ -18,16 +18,18 @@ import argparse
 from pathlib import Path
 
 from extra_cot import fileio
-from extra_cot.demo.problems import generate, to_gsm8k, to_trace
+from extra_cot.demo.problems import to_gsm8k
+from extra_cot.tasks import TASKS, generate, trace_row
 
 CONFIG_NAME = "data_config.json"
 #: split name -> size flag, in generation order (the seed decides every row of every split).
 SPLIT_ORDER = ("train", "policy", "val", "test")
 
 
-def build_splits(seed: int, sizes: dict[str, int]) -> dict[str, list[dict]]:
-    """Generated problems, disjoint questions, cut in :data:`SPLIT_ORDER`."""
-    rows = generate(sum(sizes[s] for s in SPLIT_ORDER), seed=seed)
+def build_splits(seed: int, sizes: dict[str, int], task: str = "varied") -> dict[str, list[dict]]:
+    """Generated problems of ``task`` (:data:`extra_cot.tasks.TASKS`), disjoint questions, cut in
+    :data:`SPLIT_ORDER`."""
+    rows = generate(task, sum(sizes[s] for s in SPLIT_ORDER), seed=seed)
     out, start = {}, 0
     for name in SPLIT_ORDER:
         out[name] = rows[start:start + sizes[name]]
@@ -35,8 +37,12 @@ def build_splits(seed: int, sizes: dict[str, int]) -> dict[str, list[dict]]:
     return out
 
 
-def write_sets(out: Path, seed: int, sizes: dict[str, int]) -> dict[str, int]:
-    splits = build_splits(seed, sizes)
+def write_sets(out: Path, seed: int, sizes: dict[str, int], task: str = "varied") -> dict[str, int]:
+    splits = build_splits(seed, sizes, task)
+
+    def to_trace(row: dict) -> dict:
+        return trace_row(task, row)
+
     files = {"train.jsonl": [to_trace(r) for r in splits["train"]],
              "policy.jsonl": [to_trace(r) for r in splits["policy"]],
              "policy_gsm8k.jsonl": [to_gsm8k(r) for r in splits["policy"]],
@@ -55,13 +61,15 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--seed", type=int, default=0, help="generator and split seed (default 0)")
+    p.add_argument("--task", choices=sorted(TASKS), default="varied",
+                   help="problem generator (extra_cot.tasks): varied (the default) or chains")
     for name, default in (("train", 96), ("policy", 96), ("val", 100), ("test", 200)):
         p.add_argument(f"--{name}", type=int, default=default, help=f"problems in the {name} split ({default})")
     args = p.parse_args(argv)
     sizes = {name: getattr(args, name) for name in SPLIT_ORDER}
     if any(v < 1 for v in sizes.values()):
         p.error(f"every split needs >= 1 problem, got {sizes}")
-    counts = write_sets(Path(args.out), args.seed, sizes)
+    counts = write_sets(Path(args.out), args.seed, sizes, args.task)
     fileio.atomic_write_json(Path(args.out) / CONFIG_NAME, {**vars(args), "counts": counts})
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0

@@ -111,14 +111,27 @@ def _accuracy(flags: Mapping[int, Mapping[float, Sequence[bool]]], ratio: float)
     return sum(sum(per[ratio]) for per in flags.values()) / sum(len(per[ratio]) for per in flags.values())
 
 
+def _trend(per: Mapping[float, Sequence[bool]]) -> float:
+    """One question's least-squares slope of accuracy on the ratio, times the sweep's span (1.0 - 0.2):
+    the fitted accuracy at 1.0 minus at 0.2, from all five ratios (a trend, not two end points)."""
+    ratios = sorted(per)
+    return _slope(ratios, [sum(per[r]) / len(per[r]) for r in ratios]) * (ratios[-1] - ratios[0])
+
+
 def _null_stats(flags: Mapping[int, Mapping[float, Sequence[bool]]], grades: Sequence[int],
-                unsolved: float | None) -> tuple[dict[int, float], float, float]:
-    """(γ* per question, accuracy at 1.0 minus at 0.2, slope over grade of that gain per question)."""
+                unsolved: float | None) -> tuple[dict[int, float], dict[str, float]]:
+    """(γ* per question, statistics): ``gain`` = accuracy at 1.0 minus at 0.2, ``gain_slope`` = slope
+    over grade of that gain per question; ``trend_gain`` = the mean per-question trend over all five
+    ratios (:func:`_trend`), ``trend_gain_slope`` = its slope over grade."""
     labels = {i: g for i, per in flags.items()
               if (g := label({r: any(v) for r, v in per.items()}, unsolved)) is not None}
     low, high = min(FIXED_RATIOS), max(FIXED_RATIOS)
     gain = {i: sum(per[high]) / len(per[high]) - sum(per[low]) / len(per[low]) for i, per in flags.items()}
-    return labels, _accuracy(flags, high) - _accuracy(flags, low), _slope([grades[i] for i in gain], list(gain.values()))
+    trend = {i: _trend(per) for i, per in flags.items()}
+    x = [grades[i] for i in gain]
+    return labels, {"gain": _accuracy(flags, high) - _accuracy(flags, low), "gain_slope": _slope(x, list(gain.values())),
+                    "trend_gain": sum(trend.values()) / max(len(trend), 1),
+                    "trend_gain_slope": _slope(x, [trend[i] for i in gain])}
 
 
 def null_test(flags: Mapping[int, Mapping[float, Sequence[bool]]], grades: Sequence[int],
@@ -137,8 +150,8 @@ def null_test(flags: Mapping[int, Mapping[float, Sequence[bool]]], grades: Seque
         raise ValueError(f"null_test needs rounds >= 1, got {rounds}")
     if any(set(per) != set(FIXED_RATIOS) for per in flags.values()):
         raise ValueError(f"null_test needs every question swept at every ratio {list(FIXED_RATIOS)}")
-    labels, gain, gain_slope = _null_stats(flags, grades, unsolved)
-    rng, draws = random.Random(seed), {"gain": [], "gain_slope": [], "n": [], "grade": {}}
+    labels, observed = _null_stats(flags, grades, unsolved)
+    rng, draws = random.Random(seed), {**{k: [] for k in observed}, "n": [], "grade": {}}
     for _ in range(rounds):
         shuffled = {}
         for i, per in flags.items():
@@ -147,9 +160,9 @@ def null_test(flags: Mapping[int, Mapping[float, Sequence[bool]]], grades: Seque
             at, shuffled[i] = 0, {}
             for r in FIXED_RATIOS:
                 shuffled[i][r], at = pool[at:at + len(per[r])], at + len(per[r])
-        null_labels, null_gain, null_slope = _null_stats(shuffled, grades, unsolved)
-        draws["gain"].append(null_gain)
-        draws["gain_slope"].append(null_slope)
+        null_labels, null_stats = _null_stats(shuffled, grades, unsolved)
+        for key, value in null_stats.items():
+            draws[key].append(value)
         draws["n"].append(float(len(null_labels)))
         for grade, mean in _mean_by_grade(null_labels, grades).items():
             draws["grade"].setdefault(grade, []).append(mean)
@@ -157,16 +170,39 @@ def null_test(flags: Mapping[int, Mapping[float, Sequence[bool]]], grades: Seque
     def _ci(values: list[float]) -> list[float]:
         return [round(v, 4) for v in percentile_interval(values)]
 
+    def _test(key: str, two_sided: bool = False) -> dict:
+        return {"value": round(observed[key], 4), "null_ci": _ci(draws[key]),
+                "p": round(permutation_p(draws[key], observed[key], two_sided=two_sided), 4)}
+
     return {
         "rounds": rounds, "seed": seed,
         "sweep_accuracy_by_ratio": {f"{r:g}": round(_accuracy(flags, r), 4) for r in FIXED_RATIOS},
-        "gain": {"value": round(gain, 4), "null_ci": _ci(draws["gain"]),
-                 "p": round(permutation_p(draws["gain"], gain, two_sided=True), 4)},
-        "gain_slope": {"value": round(gain_slope, 4), "null_ci": _ci(draws["gain_slope"]),
-                       "p": round(permutation_p(draws["gain_slope"], gain_slope), 4)},
+        "gain": _test("gain", two_sided=True), "gain_slope": _test("gain_slope"),
+        "trend_gain": _test("trend_gain"), "trend_gain_slope": _test("trend_gain_slope"),
         "mean_by_grade": {g: round(v, 4) for g, v in sorted(_mean_by_grade(labels, grades).items(), key=lambda kv: int(kv[0]))},
         "mean_by_grade_null_ci": {g: _ci(v) for g, v in sorted(draws["grade"].items(), key=lambda kv: int(kv[0]))},
         "n_targets": len(labels), "n_targets_null_ci": _ci(draws["n"]),
+    }
+
+
+def positive_control(flags: Mapping[int, Mapping[float, Sequence[bool]]], grades: Sequence[int],
+                     null: Mapping) -> dict:
+    """Issue 36's positive control from a sweep and its :func:`null_test`: accuracy per ratio and grade,
+    and the trend tests over all five ratios (one-sided: does accuracy rise with the budget, and more
+    on harder grades?). ``gain`` = the mean per-question least-squares slope of accuracy on the ratio
+    times 0.8 (fitted accuracy at 1.0 minus at 0.2); ``gain_slope`` = that gain's slope over grade."""
+    by: dict[str, dict[str, list[bool]]] = {}
+    for i, per in flags.items():
+        for r, values in per.items():
+            by.setdefault(f"{r:g}" if r != 1 else "1.0", {}).setdefault(str(grades[i]), []).extend(values)
+    samples = sorted({len(v) for per in flags.values() for v in per.values()})
+    return {
+        "sweep_accuracy": {r: {g: round(sum(v) / len(v), 4) for g, v in sorted(by_g.items(), key=lambda kv: int(kv[0]))}
+                           for r, by_g in sorted(by.items(), key=lambda kv: float(kv[0]))},
+        "n_questions": len(flags), "samples": samples[0] if len(samples) == 1 else samples,
+        "gain": null["trend_gain"]["value"], "gain_p": null["trend_gain"]["p"],
+        "gain_slope": null["trend_gain_slope"]["value"], "gain_slope_p": null["trend_gain_slope"]["p"],
+        "rounds": null["rounds"],
     }
 
 
@@ -196,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     sweep, grades, unsolved = read_sweep(Path(args.sweep)), read_grades(Path(args.data)), UNSOLVED[args.unsolved]
     rows, summary = targets(sweep, grades, unsolved)
     if args.null_rounds:
-        summary["null"] = null_test(sample_flags(sweep), grades, unsolved, args.null_rounds, args.null_seed)
+        flags = sample_flags(sweep)
+        summary["null"] = null_test(flags, grades, unsolved, args.null_rounds, args.null_seed)
+        summary["positive_control"] = positive_control(flags, grades, summary["null"])
     atomic_write_jsonl(args.out, rows)
     atomic_write_json(f"{args.out}.summary.json", summary)
     print(f"wrote {args.out}: {summary['n_targets']} of {summary['n_questions']} questions; "

@@ -118,8 +118,9 @@ def _target(value, target, met: bool) -> dict:
     return {"value": value, "target": target, "met": bool(met)}
 
 
-def compute_targets(runs: Mapping[str, dict], traces: Mapping, gamma: Mapping) -> dict[str, dict]:
-    """Issue 17's targets, each ``{"value", "target", "met"}``."""
+def compute_targets(runs: Mapping[str, dict], traces: Mapping, gamma: Mapping, task: str = "varied") -> dict[str, dict]:
+    """Issue 17's targets, each ``{"value", "target", "met"}``; the trace-spread target is the varied
+    task's (``chains`` keeps its words the same length at every grade by design)."""
     t, out = TARGETS, {}
     full, pol, low = runs["1.0"], runs["policy"], runs["0.2"]
     retention = low["accuracy"] / full["accuracy"] if full["accuracy"] else 0.0
@@ -153,15 +154,15 @@ def compute_targets(runs: Mapping[str, dict], traces: Mapping, gamma: Mapping) -
                                           steps is not None and all(s >= t["realized_step_min"] for s in steps))
     out["accuracy_at_1.0"] = _target(round(full["accuracy"], 4), f">= {t['accuracy_at_1.0_min']}",
                                      full["accuracy"] >= t["accuracy_at_1.0_min"])
-    out["trace_spread"] = _target(traces["spread"], f">= {t['trace_spread_min']}", traces["spread"] >= t["trace_spread_min"])
+    if task == "varied":
+        out["trace_spread"] = _target(traces["spread"], f">= {t['trace_spread_min']}",
+                                      traces["spread"] >= t["trace_spread_min"])
     out["trace_top_sentence_share"] = _target(traces["top_sentence_share"], f"<= {t['trace_top_sentence_max']}",
                                               traces["top_sentence_share"] <= t["trace_top_sentence_max"])
     out["difficulty_grades"] = _target(len(traces["grades"]), f">= {t['grades_min']}", len(traces["grades"]) >= t["grades_min"])
     out["gamma_distinct_ratios"] = _target(sorted(gamma["distribution"]), f">= {t['gamma_distinct_min']}",
                                            len(gamma["distribution"]) >= t["gamma_distinct_min"])
-    means = gamma["mean_by_grade"]
-    out["gamma_rises_with_grade"] = _target(means, "non-decreasing, hardest > easiest",
-                                            rises([means[g] for g in sorted(means, key=int)]))
+    # gamma_rises_with_grade is gone (issue 36): the null test showed pass@k meets it by chance
     return out
 
 
@@ -228,15 +229,44 @@ def _state(root: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def split_record(root: Path, split: str, tokenizer, traces: Mapping, gamma: Mapping) -> dict:
-    """Runs and targets of one held-out split."""
+def split_record(root: Path, split: str, tokenizer, traces: Mapping, gamma: Mapping, task: str = "varied",
+                 chosen: Mapping[str, str] | None = None) -> dict:
+    """Runs and targets of one held-out split; ``chosen``: the oracle-by-grade ratios (from validation)."""
     grades = read_grades(root / "data" / f"{split}.jsonl")
     traces_path = root / "data" / f"{split}_traces.jsonl"
     refs = reference_tokens(traces_path, tokenizer) if traces_path.is_file() else []
     ref_mean = sum(refs) / len(refs) if refs else 0.0
     runs = collect_runs(root, split, grades, ref_mean)
+    records = {name: eval_records(root / "eval" / split / name) for name in (*FIXED, "policy")}
+    frontier, extra = frontier_targets(records, grades, runs, chosen)
     return {"n": len(grades), "reference_think_tokens": round(ref_mean, 2) if refs else None, "runs": runs,
-            "targets": compute_targets(runs, traces, gamma)}
+            "frontier": frontier, "targets": {**compute_targets(runs, traces, gamma, task), **extra}}
+
+
+def frontier_targets(records: Mapping[str, Sequence[Mapping]], grades: Sequence[int], runs: dict[str, dict],
+                     chosen: Mapping[str, str] | None) -> tuple[dict, dict]:
+    """(frontier block, targets) of issue 36 (:mod:`extra_cot.study.frontier`); adds the
+    ``oracle_by_grade`` run to ``runs`` when ``chosen`` is given."""
+    from extra_cot.study import frontier as fr
+
+    n = len(grades)
+    fixed = {r: fr.per_question(records[r], n) for r in FIXED}
+    policy = fr.frontier_gap(fixed, fr.per_question(records["policy"], n))
+    block = {"interpolation": "plain (linear between neighbouring fixed ratios sorted by think tokens)",
+             "points": {r: [round(runs[r]["think_tokens"], 2), round(runs[r]["accuracy"], 4)] for r in FIXED},
+             "policy": policy, "oracle_by_grade": None, "policy_share_of_oracle_gain": None}
+    if chosen:
+        picked = fr.oracle_records(records, grades, chosen)
+        runs["oracle_by_grade"] = {**run_summary(picked, grades), "chosen": dict(chosen), "echo_fidelity": None,
+                                   "realized_ratio": None, "realized_vs_reference": None}
+        own = runs.get("1.0", {}).get("think_tokens")
+        runs["oracle_by_grade"]["realized_ratio"] = round(runs["oracle_by_grade"]["think_tokens"] / own, 4) if own else None
+        block["oracle_by_grade"] = fr.frontier_gap(fixed, fr.per_question(picked, n))
+        block["policy_share_of_oracle_gain"] = fr.realized_share(policy["value"], block["oracle_by_grade"]["value"])
+    targets = {"policy_above_frontier": {"value": policy["value"], "ci": policy["ci"],
+                                         "target": "> 0 with the 95 % interval above 0", "met": policy["ci"][0] > 0},
+               "policy_within_3_points_at_60pct_tokens": fr.within_points(runs["policy"], runs["1.0"])}
+    return block, targets
 
 
 def stage2_precision(commands: Sequence[str]) -> str | None:
@@ -303,13 +333,28 @@ def build_record(root: Path) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(str(root / "models/base"))
     traces = training_trace_stats(root / "data", tokenizer)
     gamma = json.loads((root / "stage1" / "policy_targets.jsonl.summary.json").read_text())
-    splits = {split: split_record(root, split, tokenizer, traces, gamma) for split in config["splits"]}
+    task = config.get("task", "varied")
+    splits = {}
+    for split in sorted(config["splits"], key=lambda s: s != "val"):  # validation first: it sets the oracle
+        chosen = None
+        if split != "val" and "val" in splits:
+            from extra_cot.study.frontier import oracle_choice
+
+            val = splits["val"]["runs"]
+            chosen = oracle_choice({r: {g: v["accuracy"] for g, v in val[r]["by_grade"].items()} for r in FIXED})
+        splits[split] = split_record(root, split, tokenizer, traces, gamma, task, chosen)
     main_split = "test" if "test" in splits else config["splits"][0]
     prov = provenance(root)
     targets = {**splits[main_split]["targets"],
                "study_minutes": time_target(prov["total_wall_s"], prov["stage2_precision"])}
+    chain_kept = root / "stage1" / "train_chain_kept.json"
+    kept = json.loads(chain_kept.read_text()) if chain_kept.is_file() else None
+    if kept:
+        targets["stage1_chain_kept"] = kept["check"]
     return {
-        **prov, "seed": config["seed"], "split": main_split, "n_test": splits[main_split]["n"],
+        **prov, "task": task, "seed": config["seed"], "split": main_split, "n_test": splits[main_split]["n"],
+        "stage1_chain_kept": kept and kept["share"], "stage1_chain_kept_n": kept and kept["n"],
+        "positive_control": gamma.get("positive_control"), "frontier": splits[main_split]["frontier"],
         "reference_think_tokens": splits[main_split]["reference_think_tokens"],
         "config": config, "optimizer_steps": optimizer_steps(root), "traces": traces, "gamma": gamma,
         "runs": splits[main_split]["runs"], "targets": targets, "splits": splits,
@@ -347,7 +392,8 @@ def render(record: Mapping) -> str:
               "## Runs (95 % intervals: Wilson for accuracy, bootstrap for think tokens)", "",
               "run | accuracy % [CI] | think tokens [CI] | realized vs own 1.0 | vs reference | echo | acc per 1k tokens",
               "--- | --- | --- | --- | --- | --- | ---"]
-    for name in RUNS:
+    shown = [name for name in (*RUNS, "oracle_by_grade") if name in runs]
+    for name in shown:
         r = runs[name]
         per_k = 1000 * r["accuracy"] / r["think_tokens"] if r["think_tokens"] else float("nan")
         echo = "-" if r.get("echo_fidelity") is None else _pct(r["echo_fidelity"])
@@ -357,7 +403,7 @@ def render(record: Mapping) -> str:
     grades = sorted(runs["1.0"]["by_grade"], key=int)
     lines += ["", "## Accuracy % by grade (number of operations)", "", "run | " + " | ".join(grades),
               "--- | " + " | ".join("---" for _ in grades)]
-    for name in RUNS:
+    for name in shown:
         bg = runs[name]["by_grade"]
         lines.append(f"{name} | " + " | ".join(f"{_pct(bg[g]['accuracy'])} (n={bg[g]['n']})" for g in grades))
     pol = runs["policy"]
@@ -370,6 +416,7 @@ def render(record: Mapping) -> str:
               f"- by grade: {g['by_grade']}; mean by grade {g['mean_by_grade']}; no pass: {g['dropped_no_pass_by_grade']}",
               f"- against the ratio-shuffled null (python -m extra_cot.study.gamma): {format_null(g.get('null'))}"]
     t = record["traces"]
+    lines += render_issue36(record)
     lines += ["", "## Training traces", "",
               (f"- n {t['n']}; think tokens p10 {t['think_tokens_p10']}, p90 {t['think_tokens_p90']}; shortest 10 % "
                f"mean {t['shortest_10pct_mean']}, longest 10 % mean {t['longest_10pct_mean']} (spread {t['spread']}x)"),
@@ -386,6 +433,35 @@ def render(record: Mapping) -> str:
                   f"{_ci(r['think_tokens_ci'], 1.0)}" for name, r in rec["runs"].items()]
         lines.append("- targets met: " + ", ".join(f"{k} {'yes' if t['met'] else 'NO'}" for k, t in rec["targets"].items()))
     return "\n".join(lines) + "\n"
+
+
+def render_issue36(record: Mapping) -> list[str]:
+    """The task, the Level-0 chain check, the positive control and the frontier (absent in older records)."""
+    lines = [] if "task" not in record else ["", f"Task: `{record['task']}` (extra_cot.tasks)"]
+    kept = record.get("stage1_chain_kept")
+    if kept:
+        grades = sorted({g for by in kept.values() for g in by}, key=int)
+        lines += ["", "## Stage 1: share of train traces keeping their complete gold chain (Level-0 check)", "",
+                  "ratio | " + " | ".join(f"grade {g}" for g in grades), "--- | " + " | ".join("---" for _ in grades)]
+        lines += [f"{r} | " + " | ".join(_pct(by[g]) if g in by else "-" for g in grades) for r, by in kept.items()]
+    pc = record.get("positive_control")
+    if pc:
+        lines += ["", f"## Positive control: the first-pass sweep ({pc['n_questions']} questions x {pc['samples']} samples)",
+                  "", f"- accuracy by ratio and grade: {pc['sweep_accuracy']}",
+                  (f"- trend over the five ratios (fitted 1.0 minus 0.2): gain {pc['gain']:+} (p = {pc['gain_p']}); its "
+                   f"slope over grade {pc['gain_slope']:+} (p = {pc['gain_slope_p']}); one-sided, ratio-shuffled null")]
+    fr = record.get("frontier")
+    if fr:
+        pol, orc = fr["policy"], fr.get("oracle_by_grade")
+        lines += ["", "## The fixed-ratio frontier", "",
+                  f"- {fr['interpolation']}; points (think tokens, accuracy): {fr['points']}",
+                  (f"- policy: {pol['value']:+} {_ci(pol['ci'], 1.0, '+.4f')} above the frontier "
+                   f"({pol['frontier_accuracy']}) at its {pol['think_tokens']} think tokens")]
+        if orc:
+            lines += [(f"- oracle by grade (chosen on validation: {record['runs']['oracle_by_grade']['chosen']}): "
+                       f"{orc['value']:+} {_ci(orc['ci'], 1.0, '+.4f')} at {orc['think_tokens']} think tokens; the policy "
+                       f"realizes {fr['policy_share_of_oracle_gain']} of its gain")]
+    return lines
 
 
 def format_rise(rise: Mapping | None) -> str:

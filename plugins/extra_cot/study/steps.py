@@ -45,6 +45,7 @@ class Paths:
         self.full_first, self.full = r / "models/no_control_first", r / "models/no_control"
         self.sweep, self.eval, self.eval_full = r / "sweep", r / "eval", r / "eval_no_control"
         self.targets = self.stage1 / "policy_targets.jsonl"
+        self.chain_kept = self.stage1 / "train_chain_kept.json"
         #: the four trainings: the method's first and second pass, the baseline's
         self.trainings = (self.fixed, self.trained, self.full_first, self.full)
 
@@ -54,17 +55,27 @@ class Paths:
 
 def _data_step(cfg: StudyConfig, p: Paths) -> Step:
     argv = [sys.executable, "-m", "extra_cot.study.data", "--out", str(p.data), "--seed", str(cfg.seed),
-            "--train", str(cfg.n_sft), "--policy", str(cfg.n_policy), "--val", str(cfg.n_val), "--test", str(cfg.n_test)]
+            "--task", cfg.task, "--train", str(cfg.n_sft), "--policy", str(cfg.n_policy), "--val", str(cfg.n_val), "--test", str(cfg.n_test)]
 
     def check() -> str | None:
         conf = p.data / "data_config.json"
         if not conf.is_file():
             return f"missing {conf}"
-        want = {"seed": cfg.seed, "train": cfg.n_sft, "policy": cfg.n_policy, "val": cfg.n_val, "test": cfg.n_test}
+        want = {"seed": cfg.seed, "task": cfg.task, "train": cfg.n_sft, "policy": cfg.n_policy, "val": cfg.n_val, "test": cfg.n_test}
         return stale_options(conf, json.loads(conf.read_text()), want)
 
-    return Step("data", "Data: generated problems in 4 grades, varied traces; train/policy/val/test by seed",
+    return Step("data", f"Data: generated problems ({cfg.task}) in 4 grades; train/policy/val/test by seed",
                 argv, check, clean=[p.data])
+
+
+def _chain_kept_step(cfg: StudyConfig, p: Paths) -> Step:
+    """The Level-0 check on the train split's Stage 1 output (:mod:`extra_cot.study.chain_kept`); on the
+    ``chains`` task a failed check stops the study before any training."""
+    argv = [sys.executable, "-m", "extra_cot.study.chain_kept", "--data", str(p.data), "--split", "train",
+            "--compressed", str(p.compressed("train")), "--out", str(p.chain_kept),
+            *(["--require"] if cfg.task == "chains" else [])]
+    return Step("chain-kept", "Level-0: share of traces whose complete gold chain survives Stage 1, per ratio and grade",
+                argv, lambda: _missing(p.chain_kept), clean=[p.chain_kept])
 
 
 def _compress_step(cfg: StudyConfig, p: Paths, split: str, n: int) -> Step:
@@ -129,7 +140,8 @@ def build_steps(cfg: StudyConfig) -> list[Step]:
     repeat = BASELINE_REPEAT[cfg.baseline_schedule]
     return [
         _data_step(cfg, p), base,
-        _compress_step(cfg, p, "train", cfg.n_sft), _compress_step(cfg, p, "policy", cfg.n_policy),
+        _compress_step(cfg, p, "train", cfg.n_sft), _chain_kept_step(cfg, p),
+        _compress_step(cfg, p, "policy", cfg.n_policy),
         _build_step(cfg, p, "fixed", train, ["--untagged-share", "0"],
                     "Stage 2 data, first pass: fixed-ratio rows of the train split"),
         _build_step(cfg, p, "full-train", train, full, "Baseline data, first pass: full traces of train, no token"),

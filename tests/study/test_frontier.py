@@ -1,0 +1,127 @@
+"""The frontier measure (extra_cot.study.frontier, extra_cot.stats.interpolate): hand-computed cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from extra_cot.stats import interpolate
+from extra_cot.study import frontier as fr
+
+#: (think tokens, accuracy) of the five fixed ratios, as a record lists them: 0.4 thinks less than 0.2 here.
+POINTS = {"0.2": (30.0, 0.5), "0.4": (20.0, 0.4), "0.6": (60.0, 0.7), "0.8": (80.0, 0.7), "1.0": (100.0, 0.8)}
+
+
+@pytest.mark.parametrize(("x", "y"), [(20.0, 0.4), (25.0, 0.45), (45.0, 0.6), (57.0, 0.68), (90.0, 0.75),
+                                      (10.0, 0.4), (120.0, 0.8), (80.0, 0.7)])
+def test_interpolate_is_linear_between_neighbours_by_tokens_and_flat_outside(x, y):
+    assert interpolate(list(POINTS.values()), x) == pytest.approx(y)
+
+
+def test_interpolate_edge_cases():
+    assert interpolate([(5.0, 0.3)], 1.0) == 0.3 and interpolate([(5.0, 0.3)], 9.0) == 0.3
+    assert interpolate([(5.0, 0.3), (5.0, 0.5)], 5.0) in (0.3, 0.5)
+    with pytest.raises(ValueError):
+        interpolate([], 1.0)
+
+
+def _columns(tokens: float, acc: float, n: int = 20) -> fr.Columns:
+    """n questions whose mean think tokens and accuracy are exactly ``tokens`` and ``acc``."""
+    k = round(acc * n)
+    return [1.0] * k + [0.0] * (n - k), [tokens] * n
+
+
+def _fixed(n: int = 20) -> dict[str, fr.Columns]:
+    return {r: _columns(t, a, n) for r, (t, a) in POINTS.items()}
+
+
+def test_frontier_gap_is_the_policy_minus_the_interpolated_frontier_at_its_tokens():
+    got = fr.frontier_gap(_fixed(), _columns(45.0, 0.75), n_boot=200)
+    assert got["frontier_accuracy"] == pytest.approx(0.6) and got["value"] == pytest.approx(0.15)
+    assert got["think_tokens"] == 45.0 and got["ci"][0] <= 0.15 <= got["ci"][1]
+    on = fr.frontier_gap(_fixed(), _columns(60.0, 0.7), n_boot=200)  # a fixed ratio lies on the frontier
+    assert on["value"] == pytest.approx(0.0)
+    assert fr.frontier_gap(_fixed(), _columns(45.0, 0.75), n_boot=200) == got  # seeded
+
+
+def test_the_paired_bootstrap_resamples_questions_jointly():
+    """Every run answers the same questions; a policy that is right exactly where the frontier's runs
+    are right, at the tokens of 0.6, is on the frontier in every resample (interval [0, 0])."""
+    n = 40
+    correct = [float(i % 3 == 0) for i in range(n)]
+    fixed = {r: (correct, [t] * n) for r, (t, _) in POINTS.items()}
+    got = fr.frontier_gap(fixed, (correct, [60.0] * n), n_boot=300)
+    assert got["value"] == 0.0 and got["ci"] == [0.0, 0.0]  # independent resampling would spread it
+    better = fr.frontier_gap(_fixed(100), _columns(45.0, 0.85, 100), n_boot=300)
+    assert better["ci"][0] > 0
+
+
+def test_per_question_averages_samples_and_names_a_missing_index():
+    records = [{"index": 1, "correct": True, "think_tokens": 10}, {"index": 0, "correct": False, "think_tokens": 4},
+               {"index": 1, "correct": False, "think_tokens": 20}]
+    assert fr.per_question(records, 2) == ([0.0, 0.5], [4.0, 15.0])
+    with pytest.raises(ValueError, match=r"question index \[2\]"):
+        fr.per_question(records, 3)
+    with pytest.raises(ValueError, match="same non-empty questions"):
+        fr.frontier_gap(_fixed(20), _columns(45.0, 0.5, 10))
+
+
+def test_within_3_points_at_60pct_tokens():
+    full = {"accuracy": 0.80, "think_tokens": 100.0}
+    assert fr.within_points({"accuracy": 0.77, "think_tokens": 60.0}, full)["met"]
+    assert not fr.within_points({"accuracy": 0.76, "think_tokens": 50.0}, full)["met"]
+    assert not fr.within_points({"accuracy": 0.80, "think_tokens": 61.0}, full)["met"]
+    assert fr.within_points({"accuracy": 0.77, "think_tokens": 60.0}, full)["value"] == {
+        "accuracy_below_1.0": 0.03, "think_token_share": 0.6}
+
+
+def test_the_oracle_chooses_each_grades_lowest_ratio_within_3_points_and_reuses_the_runs():
+    val = {"0.2": {"1": 0.90, "4": 0.10}, "0.4": {"1": 0.95, "4": 0.50}, "0.6": {"1": 0.9, "4": 0.77},
+           "0.8": {"1": 0.9, "4": 0.79}, "1.0": {"1": 0.93, "4": 0.80}}
+    chosen = fr.oracle_choice(val)
+    assert chosen == {"1": "0.2", "4": "0.6"}
+    grades = [1, 4, 4, 1]
+    records = {r: [{"index": i, "correct": r == "0.6", "think_tokens": float(r) * 100} for i in range(4)]
+               for r in POINTS}
+    picked = fr.oracle_records(records, grades, chosen)
+    assert sorted((p["index"], p["think_tokens"]) for p in picked) == [(0, 20.0), (1, 60.0), (2, 60.0), (3, 20.0)]
+    assert fr.realized_share(0.05, 0.1) == 0.5 and fr.realized_share(0.05, 0.0) is None
+
+
+def test_report_frontier_targets_add_the_oracle_run_and_the_two_targets():
+    from extra_cot.study.report import frontier_targets, run_summary
+
+    n, grades = 20, [1, 4] * 10
+    records = {r: [{"index": i, "correct": i < round(a * n), "think_tokens": t, "output": ""} for i in range(n)]
+               for r, (t, a) in POINTS.items()}
+    records["policy"] = [{"index": i, "correct": i < 15, "think_tokens": 45.0, "output": "<COMP_40>"} for i in range(n)]
+    runs = {name: run_summary(recs, grades) for name, recs in records.items()}
+    block, targets = frontier_targets(records, grades, runs, {"1": "0.2", "4": "1.0"})
+    assert block["policy"]["value"] == pytest.approx(0.15) and targets["policy_above_frontier"]["value"] == block[
+        "policy"]["value"]
+    assert targets["policy_above_frontier"]["met"] is (block["policy"]["ci"][0] > 0)
+    assert targets["policy_within_3_points_at_60pct_tokens"]["met"] is False  # 0.75 vs 0.8 at 45 %
+    oracle = runs["oracle_by_grade"]
+    assert oracle["chosen"] == {"1": "0.2", "4": "1.0"} and oracle["think_tokens"] == pytest.approx(65.0)
+    assert block["oracle_by_grade"]["value"] == pytest.approx(oracle["accuracy"] - interpolate(list(POINTS.values()), 65.0))
+
+
+def test_the_report_renders_the_new_blocks_and_old_records_without_them():
+    import json
+    from pathlib import Path
+
+    from extra_cot.study.report import render
+
+    old = json.loads((Path(__file__).parents[2] / "results" / "study.json").read_text())
+    text = render(old)  # a record written before issue 36 renders as before
+    assert "Level-0" not in text and "Positive control" not in text and "frontier" not in text
+    record = {**old, "task": "chains", "stage1_chain_kept": {"0.2": {"1": 1.0, "6": 0.0}, "0.6": {"1": 1.0, "6": 0.95}},
+              "positive_control": {"sweep_accuracy": {"0.2": {"1": 0.9}}, "n_questions": 200, "samples": 4,
+                                   "gain": 0.31, "gain_p": 0.0005, "gain_slope": 0.06, "gain_slope_p": 0.001},
+              "frontier": {"interpolation": "plain", "points": {}, "policy": {"value": 0.05, "ci": [0.01, 0.09],
+                                                                               "think_tokens": 40.0, "frontier_accuracy": 0.6},
+                           "oracle_by_grade": None, "policy_share_of_oracle_gain": None}}
+    lines = render(record).splitlines()
+    assert "Task: `chains` (extra_cot.tasks)" in lines
+    assert "0.2 | 100.0 | 0.0" in lines and "0.6 | 100.0 | 95.0" in lines
+    assert any("gain +0.31 (p = 0.0005)" in x and "slope over grade +0.06 (p = 0.001)" in x for x in lines)
+    assert any(x.startswith("- policy: +0.05 [+0.0100, +0.0900] above the frontier (0.6)") for x in lines)
