@@ -132,7 +132,9 @@ echo "# CHRPO: verl on $N_GPUS GPUs; batch $RL_TRAIN_BATCH prompts x 4 responses
 run extra-cot compress --input "$TRACES" --input-format responses --output "$COMPRESSED" \
     --ratios 0.2,0.4,0.6,0.8 --tokenizer "$BASE_MODEL"
 # Stage 2: SFT data, control tokens, mixed-ratio SFT on N_GPUS ranks (torchrun through LLaMA-Factory)
-run extra-cot build-sft --input "$COMPRESSED" --output-dir "$SFT_DATA"
+# rows longer than the SFT cutoff (counted with the base model's tokenizer) are skipped and logged, not truncated
+run extra-cot build-sft --input "$COMPRESSED" --output-dir "$SFT_DATA" --tokenizer "$BASE_MODEL" \
+    --cutoff-len "$SFT_CUTOFF"
 run extra-cot prepare-model --src "$BASE_MODEL" --out "$PREPARED"
 run env FORCE_TORCHRUN=1 NPROC_PER_NODE="$N_GPUS" llamafactory-cli train "$HERE/qwen3-1.7b_mixed.yaml" \
     model_name_or_path="$PREPARED" dataset_dir="$SFT_DATA" output_dir="$SFT_MODEL" \

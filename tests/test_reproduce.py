@@ -188,6 +188,9 @@ def test_lengths_and_sampling_are_qwen3s():
     for serve in by["serve"]:
         assert int(_opt(serve, "--max-model-len")) == MAX_MODEL_LEN >= EVAL_MAX_TOKENS + 2048  # room for the prompt
     cutoff = int(_kv(by["train"][0])["cutoff_len"])
+    # build-sft skips rows over the same cutoff, counted with the model's own tokenizer
+    assert int(_opt(by["build-sft"][0], "--cutoff-len")) == cutoff
+    assert _opt(by["build-sft"][0], "--tokenizer") == _opt(by["prepare-model"][0], "--src")
     assert int(_kv(by["chrpo"][0])["MAX_RESPONSE_LENGTH"]) == RL_MAX_RESPONSE >= cutoff >= 6144
     assert min(EVAL_MAX_TOKENS, RL_MAX_RESPONSE) > 10 * 2092
 
