@@ -199,14 +199,30 @@ def chat_text(example: Example) -> str:
             f"<|im_start|>assistant\n{example.response}<|im_end|>\n")
 
 
-def longest_example(sft: dict, mixture: MixtureConfig, encode_len) -> int:
+#: Tokens by which a summed count (frame + think text) may miss the rendered example's own count
+#: (merges at the think text's two edges); rows this near the cutoff are counted whole.
+_EDGE_TOKENS = 8
+
+
+def longest_example(sft: dict, mixture: MixtureConfig, encode_len, think_tokens: dict[str, int],
+                    cutoff: int) -> int:
     """Tokens of the row's longest SFT example as the template renders it (:func:`chat_text`):
     the example LLaMA-Factory's ``cutoff_len`` would cut. The longest is taken by characters (the
-    full ``cot`` example, unless the mixture leaves 1.0 out), then counted exactly."""
+    full ``cot`` example, unless the mixture leaves 1.0 out). Its think text's tokens are those
+    already counted for the bucket table (``think_tokens``) plus the rest of the example counted
+    once; a row within a few tokens of ``cutoff`` is counted whole, so the skip decision is exact."""
     examples = expand_row(sft, dataclasses.replace(mixture, policy_repeat=1), policy_keep=True)
     if not examples:
         return 0
-    return encode_len(chat_text(max(examples, key=lambda e: len(e.user) + len(e.response))))
+    longest = max(examples, key=lambda e: len(e.user) + len(e.response))
+    texts = {"1": sft["cot"], **{k: t for k, t in sft["compressed"].items() if t and t.strip()}}
+    key = max((k for k, t in texts.items() if f"<think>\n{t.strip()}</think>" in longest.response),
+              key=lambda k: len(texts[k]))
+    frame = dataclasses.replace(longest, response=longest.response.replace(texts[key].strip(), "", 1))
+    total = encode_len(chat_text(frame)) + think_tokens[key]
+    if abs(total - cutoff) <= _EDGE_TOKENS:
+        total = encode_len(chat_text(longest))
+    return total
 
 
 def think_token_counts(sft: dict, encode_len) -> dict[str, int]:
@@ -286,7 +302,8 @@ def read_rows(args, policy: dict[str, float], mixture: MixtureConfig, encode_len
             _skip(got, path, n, "duplicate", detail=f"same question, cot and answer as {seen[key]}")
             continue
         seen[key] = where
-        tokens = longest_example(sft, mixture, encode_len) if args.cutoff_len else 0
+        think = think_token_counts(sft, encode_len)
+        tokens = longest_example(sft, mixture, encode_len, think, args.cutoff_len) if args.cutoff_len else 0
         if tokens > args.cutoff_len:
             _skip(got, path, n, "too_long", tokens=tokens, cutoff_len=args.cutoff_len)
             continue
@@ -294,7 +311,7 @@ def read_rows(args, policy: dict[str, float], mixture: MixtureConfig, encode_len
         got["stats"]["gt_ratio"] += "gt_ratio" in sft
         got["rows"].append(row)
         got["sft"].append(sft)
-        got["tokens"].append(think_token_counts(sft, encode_len))
+        got["tokens"].append(think)
     too_long = got["stats"]["skipped:too_long"]
     if too_long:
         logger.warning("%d row(s) skipped: their longest example is over --cutoff-len %d tokens (LLaMA-Factory "
