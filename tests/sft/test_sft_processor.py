@@ -170,3 +170,24 @@ def test_encode_memo_hands_out_copies_and_encodes_a_string_once(tiny_tokenizer):
     assert again == tiny_tokenizer.encode("the same system turn", add_special_tokens=False) and -1 not in again
     assert calls == ["the same system turn"]
     assert memo.encode("other", add_special_tokens=False) and len(calls) == 2
+
+
+def test_build_sft_cutoff_count_matches_the_examples_llamafactory_tokenizes(sft, tiny_model_dir, tmp_path, sft_rows):
+    """build-sft's --cutoff-len counts a row's longest example as LLaMA-Factory's qwen3_comp renders
+    it: the count equals the longest input_ids the host makes of that row (no truncation here)."""
+    from transformers import AutoTokenizer
+
+    from extra_cot.compress.build_sft import longest_example, think_token_counts
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+
+    def encode_len(text):
+        return len(tokenizer.encode(text, add_special_tokens=False))
+
+    for row in (sft_rows[0], sft_rows[3]):
+        data = sft.write_dataset(tmp_path / f"data{row['gt_ratio']}", [row])
+        dataset, _ = sft.lf_train_dataset(tiny_model_dir, data, tmp_path / "out", cutoff_len=4096)
+        host = max(len(ex["input_ids"]) for ex in dataset)
+        counts = think_token_counts(row, encode_len)
+        assert longest_example(row, MixtureConfig(), encode_len, counts, cutoff=0) == host
+        assert longest_example(row, MixtureConfig(), encode_len, counts, cutoff=host) == host

@@ -207,21 +207,24 @@ _EDGE_TOKENS = 8
 def longest_example(sft: dict, mixture: MixtureConfig, encode_len, think_tokens: dict[str, int],
                     cutoff: int) -> int:
     """Tokens of the row's longest SFT example as the template renders it (:func:`chat_text`):
-    the example LLaMA-Factory's ``cutoff_len`` would cut. The longest is taken by characters (the
-    full ``cot`` example, unless the mixture leaves 1.0 out). Its think text's tokens are those
-    already counted for the bucket table (``think_tokens``) plus the rest of the example counted
-    once; a row within a few tokens of ``cutoff`` is counted whole, so the skip decision is exact."""
+    the example LLaMA-Factory's ``cutoff_len`` would cut. Each example is its think text's tokens,
+    already counted for the bucket table (``think_tokens``), plus the rest of it (system, user,
+    control tokens, markup, answer) counted once; a row within a few tokens of ``cutoff`` has its
+    longest example counted whole, so the skip decision is exact."""
     examples = expand_row(sft, dataclasses.replace(mixture, policy_repeat=1), policy_keep=True)
-    if not examples:
-        return 0
-    longest = max(examples, key=lambda e: len(e.user) + len(e.response))
     texts = {"1": sft["cot"], **{k: t for k, t in sft["compressed"].items() if t and t.strip()}}
-    key = max((k for k, t in texts.items() if f"<think>\n{t.strip()}</think>" in longest.response),
-              key=lambda k: len(texts[k]))
-    frame = dataclasses.replace(longest, response=longest.response.replace(texts[key].strip(), "", 1))
-    total = encode_len(chat_text(frame)) + think_tokens[key]
-    if abs(total - cutoff) <= _EDGE_TOKENS:
-        total = encode_len(chat_text(longest))
+    frames: dict[str, int] = {}
+    best, total = None, 0
+    for example in examples:
+        key = max((k for k, t in texts.items() if f"<think>\n{t.strip()}</think>" in example.response),
+                  key=lambda k: len(texts[k]))
+        frame = chat_text(dataclasses.replace(example, response=example.response.replace(texts[key].strip(), "", 1)))
+        if frame not in frames:
+            frames[frame] = encode_len(frame)
+        if frames[frame] + think_tokens[key] > total:
+            best, total = example, frames[frame] + think_tokens[key]
+    if best is not None and abs(total - cutoff) <= _EDGE_TOKENS:
+        total = encode_len(chat_text(best))
     return total
 
 
