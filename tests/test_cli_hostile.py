@@ -122,6 +122,17 @@ def test_compress_unwritable_output_is_one_line_naming_the_path(tmp_path, compre
     assert ("a file is in the way" if where == "under_a_file" else "Is a directory") in message, message
 
 
+@pytest.mark.parametrize("ratios", ["true", "nan", "0.3", "1.5"])
+def test_compress_and_build_sft_refuse_a_ratio_outside_the_set(tmp_path, compress, build_sft, caplog, ratios):
+    inp = _write(tmp_path / "in.jsonl", GSM8K)
+    assert compress(inp, None, "--ratios", f"0.4,{ratios}") == 2
+    assert f"--ratios: {ratios!r} is not a ratio; valid" in _one_error(caplog)
+    caplog.clear()
+    assert build_sft(_write(tmp_path / "c.jsonl", [_sft_row(1)]), None, "--ratios", ratios) == 2
+    assert f"--ratios: {ratios!r} is not a ratio; valid" in _one_error(caplog)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "sft").exists()
+
+
 def test_compress_negative_limit_is_refused(tmp_path, compress, capsys):
     inp = _write(tmp_path / "in.jsonl", GSM8K)
     with pytest.raises(SystemExit) as info:

@@ -105,7 +105,7 @@ def mixture_from_args(args) -> MixtureConfig:
     if args.untagged_share is not None:
         given["untagged_share"] = args.untagged_share
     if args.ratios is not None:
-        given["ratios"] = tuple(float(r) for r in args.ratios.split(",") if r.strip())
+        given["ratios"] = tuple(ratio_value(r.strip(), "--ratios") for r in args.ratios.split(",") if r.strip())
     if args.policy_quotas is not None:
         given["policy_quotas"] = parse_quotas(args.policy_quotas)
     if args.policy_repeat is not None:

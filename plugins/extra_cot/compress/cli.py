@@ -40,6 +40,7 @@ from extra_cot.compress.rows import RowCompressor, RowJob, batched, input_key, i
 from extra_cot.compress.scorers import SCORERS, ScorerOptions
 from extra_cot.compress.select import SelectOptions
 from extra_cot.fileio import Appender, atomic_write_json, read_jsonl, refuse_overlap, stale_options
+from extra_cot.tokens import ratio_value
 
 logger = logging.getLogger(__name__)
 
