@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _options(args) -> tuple[CompressOptions, ScorerOptions]:
-    ratios = tuple(float(r) for r in args.ratios.split(",") if r.strip())
+    ratios = tuple(ratio_value(r.strip(), "--ratios") for r in args.ratios.split(",") if r.strip())
     select = SelectOptions(tolerance=args.tolerance, aim=min(0.02, args.tolerance))
     compress = CompressOptions(ratios=ratios, formula_bonus=args.formula_bonus, decisive_bonus=args.decisive_bonus,
                                select=select, filters=FilterOptions())
