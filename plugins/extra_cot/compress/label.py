@@ -29,11 +29,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from extra_cot.cliargs import non_negative_int
 from extra_cot.compress import teacher
 from extra_cot.compress.jsonl import prepare_append, run_command
 from extra_cot.compress.pipeline import READERS, Source
 from extra_cot.compress.rows import input_key
-from extra_cot.fileio import Appender, atomic_write_json, read_jsonl_inputs
+from extra_cot.fileio import Appender, atomic_write_json, read_jsonl_inputs, refuse_overlap
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ def run(args) -> Counter:
                            args.temperature, args.max_tokens, args.retries, args.timeout_s)
     out = Path(args.output)
     skip_path = out.with_name(out.name + ".skipped.jsonl")
+    refuse_overlap(args.input, [out, skip_path, out.with_name(out.name + ".config.json")], "--output")
     done = prepare_append(out) | prepare_append(skip_path)
     atomic_write_json(out.with_name(out.name + ".config.json"),
                       {"args": vars(args), "options": asdict(options) | {"api_key": "<hidden>"}})
@@ -146,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True)
     p.add_argument("--input-format", choices=sorted(READERS), default="responses")
     p.add_argument("--strip-annotations", action="store_true")
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--limit", type=non_negative_int, default=None, help="read at most this many input rows")
     t = p.add_argument_group("teacher")
     t.add_argument("--base-url", required=True, help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1")
     t.add_argument("--model", required=True, help="served model name")
