@@ -434,3 +434,46 @@ def test_label_negative_limit_is_refused(tmp_path, label, capsys):
     with pytest.raises(SystemExit) as info:
         label(_write(tmp_path / "in.jsonl", GSM8K), tmp_path / "l.jsonl", "--limit", "-1")
     assert info.value.code == 2 and "--limit" in capsys.readouterr().err
+
+
+# ---- extra-cot eval (a local stand-in answers /v1/models only: every case fails before a request) ---
+
+
+@pytest.fixture
+def models_server():
+    """``http://127.0.0.1:PORT/v1`` serving ``GET /v1/models`` = ``[local_core_model]``."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Models(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"data": [{"id": "local_core_model"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Models)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("where", ["output_under_a_file", "dataset_is_a_folder"])
+def test_eval_path_errors_are_one_line(tmp_path, capsys, models_server, where):
+    data = tmp_path / "gsm8k_test.jsonl"
+    data.write_text(json.dumps({"question": "What is 1 + 1?", "answer": "1 + 1 = 2\n#### 2"}) + "\n")
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "eval" if where == "output_under_a_file" else tmp_path / "eval"
+    if where == "dataset_is_a_folder":
+        data = tmp_path / "folder.jsonl"
+        data.mkdir()
+    assert cli_main(["eval", "--port", str(models_server), "--output_dir", str(out), "--dataset",
+                     f"gsm8k={data}", "--ratios", "1.0"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("extra-cot eval:")]
+    assert len(err) == 1 and str(tmp_path / ("file" if where == "output_under_a_file" else "folder.jsonl")) in err[0], err

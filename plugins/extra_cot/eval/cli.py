@@ -14,7 +14,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args
+from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, user_error_line
 from extra_cot.eval.config import DATA, SERVER, EvalConfig
 from extra_cot.eval.datasets import EvalItem, load_items
 from extra_cot.eval.runner import run_sweep, write_dataset_metrics, write_summary
@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_from_args(args)
         items: dict[str, list[EvalItem]] = {d.name: load_items(d, cfg.limit) for d in cfg.datasets}
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f"extra-cot eval: {err}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as err:
+        print(f"extra-cot eval: {user_error_line(err)}", file=sys.stderr)
         return 2
     from extra_cot.eval.client import ServerError, check_servers
     from extra_cot.fileio import atomic_write_json
@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     except ServerError as err:
         print(f"extra-cot eval: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # an --output_dir that cannot be written: one line, not a traceback
+        print(f"extra-cot eval: {user_error_line(err)}", file=sys.stderr)
+        return 2
     except ValueError as err:  # e.g. resuming a run with another --think-budget
         print(f"extra-cot eval: {err}", file=sys.stderr)
         return 2
