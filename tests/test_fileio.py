@@ -97,3 +97,19 @@ def test_stale_options_names_what_differs_and_compares_as_json():
     problem = stale_options("out.jsonl", saved, {"ratios": (0.2,), "seed": 1, "new": True})
     assert problem == ("out.jsonl was written with {'ratios': [0.2, 0.4], 'new': None}, "
                        "this run wants {'ratios': [0.2], 'new': True}")
+
+
+def test_refuse_overlap_sees_through_links_folders_and_globs(tmp_path):
+    from extra_cot.fileio import refuse_overlap
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.jsonl").write_text("{}\n")
+    (tmp_path / "link.jsonl").symlink_to(data / "a.jsonl")
+    for spec, output in ((data / "a.jsonl", tmp_path / "link.jsonl"), (data, data / "sub" / "out.jsonl"),
+                         (f"{data}/*.jsonl", data / "b.jsonl"), (data / "a.jsonl", data / "a.jsonl")):
+        with pytest.raises(ValueError, match="is, or lies inside, the input"):
+            refuse_overlap(spec, [output], "--output")
+    for spec, output in ((data / "a.jsonl", data / "b.jsonl"), (f"{data}/*.jsonl", data / "b.json"),
+                         (data, tmp_path / "data2")):
+        refuse_overlap(spec, [output], "--output")  # beside the input, not in it
