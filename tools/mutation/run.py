@@ -43,14 +43,21 @@ def stage(out: Path, fresh: bool) -> None:
     if fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("src", "tests", "benchmarks"):
+    extra = _also_copy()
+    for name in ("src", "tests", *extra):
         shutil.rmtree(out / name, ignore_errors=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "plugins" / "extra_cot", out / "src" / "extra_cot", ignore=ignore)
-    shutil.copytree(ROOT / "tests", out / "tests", ignore=ignore)
-    # tests/test_grading.py reads its hostile corpus from benchmarks/grader_bench.py
-    shutil.copytree(ROOT / "benchmarks", out / "benchmarks", ignore=ignore)
+    for name in ("tests", *extra):  # the folders tests read beside themselves, from [tool.mutmut] also_copy
+        shutil.copytree(ROOT / name, out / name, ignore=ignore)
     shutil.copy2(ROOT / "pyproject.toml", out / "pyproject.toml")
+
+
+def _also_copy() -> list[str]:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+    return [name.rstrip("/") for name in config.get("also_copy", [])]
 
 
 def mutmut(out: Path, *args: str, capture: bool = False) -> subprocess.CompletedProcess:
