@@ -37,6 +37,7 @@ except UntestedHostError as _err:
 from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 
 from extra_cot.rl import calllog
+from extra_cot.rl import lora as _lora  # noqa: F401  (LoRA RL: trainable control-token rows, patches at engine load)
 from extra_cot.rl.advantage import ChrpoAdvantageConfig, chrpo_advantage
 from extra_cot.rl.registration import replace_stale
 
