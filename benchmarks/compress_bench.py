@@ -14,6 +14,17 @@ hand-written adversarial sources of ``tests/fixtures/adversarial_stage1.jsonl`` 
 math, CJK, markdown, shredded environments, ...) as a dataset; for every dataset the gate's
 rejections are also counted per reason (``gate_reasons``, the names ``compress`` logs).
 
+``--long 1000,4000,16000,40000`` instead times one long CoT per size and shape (issue 37: Stage 1
+must stay about linear in the CoT): ``varied``, generated traces of the demo's problems
+(``extra_cot.demo.problems``, seed 0) joined until the size is reached, ``repetitive``, the
+first trace repeated, and (``--long-shapes ...,gsm8k`` with ``--data``) GSM8K solutions joined
+(currency dollars: the gate's reading used to re-walk the text per literal dollar); seconds per
+row are scoring (heuristic) + selection at the four ratios + the gate, as ``extra-cot compress``
+runs them, with the --tokenizer's counts (model load excluded)::
+
+    .venv/bin/python benchmarks/compress_bench.py --long 1000,4000,16000,40000 \\
+        --long-shapes varied,repetitive,gsm8k --data ../shared/data/gsm8k_train.jsonl
+
     .venv/bin/python benchmarks/compress_bench.py --data ../shared/data/gsm8k_train.jsonl --rows 500 \\
         --math500 ../shared/data/math500_test.jsonl --adversarial
 
@@ -127,6 +138,48 @@ def bench(dataset, name, scorer_opts, sources, tokenizer, count, opts):
     return _ratio_rows(dataset, name, per_ratio, common, reasons)
 
 
+def long_source(shape: str, tokens: int, count, gsm8k: str | None = None) -> Source:
+    """A CoT of at least ``tokens`` target tokens: generated traces joined (``varied``), the first
+    one repeated (``repetitive``), or GSM8K train solutions joined (``gsm8k``: currency dollars,
+    ``<<..>>`` annotations; needs --data); grown by doubling, then bisected to the fewest pieces."""
+    from extra_cot.demo.problems import generate
+
+    if shape == "gsm8k":
+        traces = [s.cot for s in gsm8k_sources(gsm8k, 4000)]
+    else:
+        traces = [r["cot"] for r in generate(2000, seed=0)]
+    pieces = [traces[0]] * len(traces) if shape == "repetitive" else traces
+    n = 1
+    while count("\n".join(pieces[:n])) < tokens:
+        n *= 2
+        if n > len(pieces):
+            pieces = pieces * 2
+    lo, hi = n // 2, n  # the fewest traces that reach the size
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if count("\n".join(pieces[:mid])) < tokens else (lo, mid)
+    return Source("How many are there now?", "\n".join(pieces[:hi]), "", None)
+
+
+def long_bench(sizes: list[int], tokenizer, count, shapes=("varied", "repetitive"), gsm8k: str | None = None) -> list[dict]:
+    """Seconds per row of ``compress_source`` (heuristic scorer, four ratios, gate) per size and shape."""
+    from extra_cot.compress.pipeline import compress_source
+    from extra_cot.compress.scorers import HeuristicScorer
+
+    results = []
+    for shape in shapes:
+        for size in sizes:
+            src = long_source(shape, size, count, gsm8k)
+            t = time.perf_counter()
+            out = compress_source(src, HeuristicScorer(), tokenizer, count, CompressOptions())
+            seconds = time.perf_counter() - t
+            results.append({"shape": shape, "target_tokens": size, "tokens": count(src.cot), "chars": len(src.cot),
+                            "seconds_per_row": round(seconds, 3), "written": sorted(out["compressed"]),
+                            "realized": out["realized"]})
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    return results
+
+
 def _scorer_options(name: str, tmp: str) -> ScorerOptions:
     model = None
     if name == "classifier":
@@ -154,11 +207,22 @@ def main(argv=None) -> int:
     p.add_argument("--score-batch-sizes", default=None,
                    help="time the model scorers' rows/s at these --score-batch-size values, e.g. 1,4,16 "
                         "(GSM8K rows; size 1 is the baseline; benchmarks/compress_batch_bench.py)")
+    p.add_argument("--long", default=None,
+                   help="time one long CoT per size (target tokens, e.g. 1000,4000,16000,40000) and shape instead")
+    p.add_argument("--long-shapes", default="varied,repetitive",
+                   help="--long: which shapes (varied, repetitive, gsm8k: GSM8K solutions joined, needs --data)")
     p.add_argument("--table-from", default=None, help="only print the README summary of an earlier --json")
     args = p.parse_args(argv)
     if args.table_from:
         with open(args.table_from, encoding="utf-8") as fh:
             print(summary_table(json.load(fh)))
+        return 0
+    if args.long:
+        tokenizer = load_tokenizer(args.tokenizer)
+        sizes, shapes = [int(n) for n in args.long.split(",")], args.long_shapes.split(",")
+        if "gsm8k" in shapes and not args.data:
+            p.error("--long-shapes gsm8k joins GSM8K solutions: give --data")
+        _print_table(long_bench(sizes, tokenizer, make_counter(tokenizer), shapes, args.data), args.json)
         return 0
     if args.ray:
         from compress_ray_bench import ray_bench

@@ -163,3 +163,126 @@ def test_label_against_real_vllm_server(tmp_path, tiny_model_dir, vllm_server):
     assert len(rows) + len(skipped) == 2
     assert all(s["reason"].startswith(("malformed", "http_error")) for s in skipped)
     assert any(s["reason"].startswith("malformed") for s in skipped)
+
+
+# ---- nothing lost on an outage (issue 37): retries with backoff, failed rows, resume ----------
+
+class _Flaky(BaseHTTPRequestHandler):
+    """A teacher that answers ``plan`` in order (an HTTP status to fail with, or ``"drop"``: close
+    the connection without a reply), then well-formed keep lists; a question about ``bad_for``
+    gets a 400 every time (a permanent error of that row)."""
+
+    plan: ClassVar[list] = []
+    bad_for: ClassVar[str | None] = None
+    requests: ClassVar[int] = 0
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        user = body["messages"][-1]["content"]
+        type(self).requests += 1
+        failure = self.plan.pop(0) if self.plan else None
+        if failure == "drop":
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if self.bad_for and self.bad_for in user.split("Solution chunk:")[0]:
+            failure = 400
+        if failure is not None:
+            self.send_error(failure, "teacher says no")
+            return
+        chunk = user.split("Solution chunk:\n", 1)[1].rsplit("\n\nReturn the JSON", 1)[0]
+        data = json.dumps({"choices": [{"message": {"content": json.dumps({"keep": [chunk.split("\n")[0]]})}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def _serve(handler):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+@pytest.fixture
+def flaky():
+    handler = type("Flaky", (_Flaky,), {"plan": [], "bad_for": None, "requests": 0})
+    server, url = _serve(handler)
+    yield handler, url
+    server.shutdown()
+    server.server_close()
+
+
+def _label(tmp_path, tiny_model_dir, url, *extra):
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in GSM8K_ROWS))
+    argv = ["label", "--input", str(inp), "--output", str(tmp_path / "labels.jsonl"), "--input-format", "gsm8k",
+            "--base-url", url, "--model", "teacher", "--tokenizer", str(tiny_model_dir), "--backoff-s", "0.001",
+            "--timeout-s", "5", "--workers", "1", *extra]
+    code = cli_main(argv)
+    logs = {name: _rows(tmp_path / f"labels.jsonl{name}") if (tmp_path / f"labels.jsonl{name}").exists() else []
+            for name in ("", ".skipped.jsonl", ".failed.jsonl")}
+    return code, logs[""], logs[".skipped.jsonl"], logs[".failed.jsonl"]
+
+
+def _dead_url() -> str:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on once closed: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def test_transient_errors_are_retried_with_backoff(tmp_path, tiny_model_dir, flaky):
+    handler, url = flaky
+    handler.plan = [503, 429, "drop", 502]  # four transient failures on the first rows, then healthy
+    code, rows, skipped, failed = _label(tmp_path, tiny_model_dir, url, "--attempts", "5")
+    assert code == 0 and len(rows) == 3 and skipped == [] and failed == []
+    assert handler.requests == 3 + 4  # every failure was retried, nothing else was sent twice
+
+
+def test_outage_fails_rows_exits_nonzero_and_resume_completes_them(tmp_path, tiny_model_dir, flaky, caplog):
+    code, rows, skipped, failed = _label(tmp_path, tiny_model_dir, _dead_url(), "--attempts", "3")
+    assert code == 1 and rows == [] and skipped == []  # failed, not done and not skipped
+    assert len(failed) == 3 and all(f["reason"].startswith("teacher_down: URLError") for f in failed)
+    assert "3 row(s) failed" in caplog.text
+    handler, url = flaky  # the teacher is back: a rerun of the same command labels exactly those rows
+    code, rows, skipped, failed = _label(tmp_path, tiny_model_dir, url)
+    assert code == 0 and len(rows) == 3 and skipped == [] and failed == []
+    assert sorted(r["line"] for r in rows) == [1, 2, 3] and handler.requests == 3
+
+
+def test_exhausted_retries_and_permanent_errors_fail_with_their_reason(tmp_path, tiny_model_dir, flaky):
+    handler, url = flaky
+    handler.plan, handler.bad_for = [500, 500], "pen"  # row 1: 500 twice with 2 attempts; row 2: a 400
+    code, rows, skipped, failed = _label(tmp_path, tiny_model_dir, url, "--attempts", "2")
+    assert code == 1 and [r["line"] for r in rows] == [3] and skipped == []
+    reasons = {f["line"]: f["reason"] for f in failed}
+    assert reasons[1].startswith("teacher_down: HTTP 500") and reasons[2].startswith("teacher_error: HTTP 400")
+    assert handler.requests == 2 + 1 + 1  # a 400 is not retried
+    handler.bad_for = None  # resume: only the two failed rows are sent again
+    code, rows, _, failed = _label(tmp_path, tiny_model_dir, url)
+    assert code == 0 and sorted(r["line"] for r in rows) == [1, 2, 3] and failed == [] and handler.requests == 6
+
+
+def test_a_down_teacher_stops_being_asked(tmp_path, tiny_model_dir):
+    code, rows, _, failed = _label(tmp_path, tiny_model_dir, _dead_url(), "--attempts", "1",
+                                   "--max-consecutive-failures", "1")
+    assert code == 1 and rows == [] and len(failed) == 3
+    assert [f["reason"].split(":")[0] for f in failed] == ["teacher_down", "not_sent", "not_sent"]
+
+
+def test_old_http_error_skips_are_retried_on_resume(tmp_path, tiny_model_dir, flaky):
+    """A skip log written before failed rows had their own file held outages as ``http_error``."""
+    from extra_cot.compress.rows import input_key
+
+    (tmp_path / "labels.jsonl.skipped.jsonl").write_text(
+        json.dumps({"key": input_key(GSM8K_ROWS[0]), "line": 1, "reason": "http_error: timed out"}) + "\n"
+        + json.dumps({"key": input_key(GSM8K_ROWS[1]), "line": 2, "reason": "malformed: no JSON"}) + "\n")
+    _, url = flaky
+    code, rows, _, _ = _label(tmp_path, tiny_model_dir, url)
+    assert code == 0 and sorted(r["line"] for r in rows) == [1, 3]  # the malformed skip stays done

@@ -220,3 +220,64 @@ def test_gsm8k_currency_never_opens_math(gsm8k_train_rows, tiny_tokenizer, tiny_
             _, sels = _compress(src, _RandomScorer(seed), tiny_tokenizer, tiny_count)
             for sel in sels:
                 assert math_problems(src.cot, sel.text) == [], sel.text
+
+
+def _reference_reading(text: str):
+    """The gate's reading as it was before issue 37: re-walk the whole text after blanking each
+    literal dollar (quadratic in the dollars); the node-at-a-time walk must read the same."""
+    import re
+
+    from pylatexenc.latexwalker import LatexWalker
+
+    from extra_cot.compress import integrity
+
+    prepared = re.sub(r"(?<!\\)((?:\\\\)*)%", lambda m: m.group(1) + " ", text)
+    while True:
+        nodes = LatexWalker(prepared, tolerant_parsing=True).get_latex_nodes()[0]
+        bad = integrity._first_literal_dollar(prepared, nodes)
+        if bad is None:
+            math = [(n.pos, n.pos + n.len) for n in integrity._outside_math(nodes) if type(n).__name__ in
+                    ("LatexMathNode", "LatexEnvironmentNode")]
+            return prepared, math, integrity._marks(nodes)
+        width = len(bad.delimiters[0])
+        prepared = prepared[:bad.pos] + " " * width + prepared[bad.pos + width:]
+
+
+def _currency_heavy(gsm8k_train_rows, n: int) -> str:
+    return "\n".join(r["answer"].split("####")[0] for r in gsm8k_train_rows[:n])
+
+
+def test_gate_reads_as_the_whole_text_rewalk(gsm8k_train_rows, math500_rows):
+    from extra_cot.compress.integrity import _marks, _math_nodes, _outside_math
+
+    from .test_compress_adversarial import ROWS
+
+    texts = [*HARD.values(), LATEX_COT, *(r["solution"] for r in math500_rows), *(r["source"] for r in ROWS.values()),
+             *(bad for r in ROWS.values() for bad, _ in r["bad"]), _currency_heavy(gsm8k_train_rows, 30)]
+    for text in texts:
+        prepared, nodes = _math_nodes(text)
+        math = [(n.pos, n.pos + n.len) for n in _outside_math(nodes)
+                if type(n).__name__ in ("LatexMathNode", "LatexEnvironmentNode")]
+        assert (prepared, math, _marks(nodes)) == _reference_reading(text), text[:80]
+
+
+def test_gate_reading_is_linear_in_literal_dollars(gsm8k_train_rows, monkeypatch):
+    """Characters pylatexenc reads for a text with many currency dollars: a small multiple of its
+    length (the whole-text re-walk read it once per literal dollar: 149 times for these rows)."""
+    from pylatexenc.latexwalker import LatexWalker
+
+    from extra_cot.compress import integrity
+
+    read_chars = [0]
+
+    class Counting(LatexWalker):
+        def get_latex_nodes(self, *args, **kwargs):
+            got = super().get_latex_nodes(*args, **kwargs)
+            read_chars[0] += got[2]
+            return got
+
+    monkeypatch.setattr(integrity, "LatexWalker", Counting)
+    text = _currency_heavy(gsm8k_train_rows, 50)
+    assert text.count("$") > 100
+    integrity._math_nodes(text)
+    assert read_chars[0] < 3 * len(text), read_chars[0] / len(text)

