@@ -11,33 +11,12 @@ Resumable: rerun the same command after an interruption; ``--force STEP`` redoes
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-from extra_cot.demo.runner import print_steps, run_main
-from extra_cot.study.learning import build_steps, config_from_args, parser, write_report
+from extra_cot import experiment
+from extra_cot.study.learning import LEARNING
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser().parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-    except ValueError as err:
-        print(f"chrpo_learning: {err}", file=sys.stderr)
-        return 2
-    steps = build_steps(cfg)
-    if args.list:
-        print_steps(steps)
-        return 0
-
-    def finish() -> str:
-        if args.results:
-            write_report(cfg.root, Path(args.results))
-        return f"report: {cfg.root / 'chrpo_learning.md'}"
-
-    return run_main(cfg, steps, argv, name="CHRPO learning run", prog=["python", "benchmarks/chrpo_learning.py"],
-                    config_file="learning_config.json", finish=finish)
+    return experiment.main(LEARNING, argv)
 
 
 if __name__ == "__main__":

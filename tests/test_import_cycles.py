@@ -1,4 +1,9 @@
-"""The package has no import cycle (module-level, function-level or TYPE_CHECKING imports alike)."""
+"""The package has no import cycle, and no import runs upward (module-level, function-level or
+TYPE_CHECKING imports alike).
+
+Upward: the study builds on the demo and on the stages (rl/, compress/, ...), the demo on the stages;
+so rl/ imports neither demo/ nor study/, and demo/ does not import study/ (shared pieces, such as the
+γ* rule in ``extra_cot.gamma``, live at the top level)."""
 
 from __future__ import annotations
 
@@ -49,6 +54,35 @@ def test_no_import_cycles():
     edges = _graph()
     assert "extra_cot.eval.runner" in edges and "extra_cot.compress.lm_scorer" in edges  # the graph is read
     assert _cycle(edges) is None, " -> ".join(_cycle(edges))
+
+
+#: package -> the packages above it, which it must not import
+ABOVE = {"extra_cot.rl": ("extra_cot.demo", "extra_cot.study"), "extra_cot.demo": ("extra_cot.study",)}
+#: Upward imports not yet removed (issue 36 item 6): the demo's summaries read the study's per-run summary.
+KNOWN_UPWARD = {("extra_cot.demo.summary", "extra_cot.study.report"), ("extra_cot.demo.validate", "extra_cot.study.report")}
+
+
+def _in(module: str, package: str) -> bool:
+    return module == package or module.startswith(f"{package}.")
+
+
+def _upward(edges: dict[str, set[str]]) -> set[tuple[str, str]]:
+    return {(a, b) for a, targets in edges.items() for b in targets
+            for pkg, above in ABOVE.items() if _in(a, pkg) and any(_in(b, up) for up in above)}
+
+
+def test_no_import_runs_upward():
+    edges = _graph()
+    assert "extra_cot.rl.rl_data" in edges and "extra_cot.gamma" in edges["extra_cot.rl.rl_data"]  # the shared γ*
+    assert _upward(edges) <= KNOWN_UPWARD, sorted(_upward(edges) - KNOWN_UPWARD)
+
+
+def test_the_checker_finds_an_upward_import():
+    edges = {"extra_cot.rl.build_rl": {"extra_cot.study.gamma"}, "extra_cot.demo.steps": {"extra_cot.study.gamma"},
+             "extra_cot.study.steps": {"extra_cot.demo.steps", "extra_cot.gamma"}, "extra_cot.studyx": set(),
+             "extra_cot.demo.x": {"extra_cot.studyx", "extra_cot.gamma"}}
+    assert _upward(edges) == {("extra_cot.rl.build_rl", "extra_cot.study.gamma"),
+                              ("extra_cot.demo.steps", "extra_cot.study.gamma")}
 
 
 def test_the_checker_finds_a_cycle():

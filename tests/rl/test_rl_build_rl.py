@@ -7,8 +7,9 @@ import json
 import pandas as pd
 import pytest
 
+from extra_cot.gamma import gt_ratio
 from extra_cot.rl.build_rl import main
-from extra_cot.rl.rl_data import QuestionStats, decide, gt_ratio
+from extra_cot.rl.rl_data import QuestionStats, decide
 from extra_cot.tokens import FIXED_RATIOS
 
 REF = 200  # think tokens at <COMP_100>

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
+from extra_cot.gamma import null_test
 from extra_cot.stats import bootstrap_mean, bootstrap_mean_diff, overlaps, permutation_p, wilson
-from extra_cot.study.gamma import null_test
 from extra_cot.study.gamma import targets as gamma_targets
 from extra_cot.study.report import (
     chosen_ratio,
@@ -157,7 +157,7 @@ def _rising_sweep(seed: int, hard_rises: bool, n: int = 200, k: int = 4):
 
 
 def test_the_trend_is_a_least_squares_slope_over_all_five_ratios():
-    from extra_cot.study.gamma import _trend
+    from extra_cot.gamma import _trend
 
     # per-ratio accuracy 0, 0, 0, 1, 1: slope 0.6 / 0.4 = 1.5 per unit ratio, x 0.8 = 1.2 (the ends alone: 1.0)
     assert _trend({r: [r >= 0.8] for r in _RATIOS}) == pytest.approx(1.2)
@@ -166,7 +166,7 @@ def test_the_trend_is_a_least_squares_slope_over_all_five_ratios():
 
 
 def test_the_positive_control_finds_a_budget_that_pays_only_on_hard_grades():
-    from extra_cot.study.gamma import positive_control
+    from extra_cot.gamma import positive_control
 
     flags, grades = _rising_sweep(0, hard_rises=True)
     pc = positive_control(flags, grades, null_test(flags, grades, rounds=300, seed=0))
@@ -179,7 +179,7 @@ def test_the_positive_control_finds_a_budget_that_pays_only_on_hard_grades():
 
 
 def test_the_positive_control_calls_a_flat_sweep_flat():
-    from extra_cot.study.gamma import positive_control
+    from extra_cot.gamma import positive_control
 
     ps = []
     for seed in range(3):

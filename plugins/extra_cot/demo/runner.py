@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from extra_cot.demo.config import DemoConfig, vllm_env
@@ -78,7 +77,7 @@ def display(argv: list[str]) -> str:
 def print_steps(steps: list[Step]) -> None:
     """``--list``: every step's name, title, served model and command (demo and study)."""
     for i, step in enumerate(steps, 1):
-        serve = f"   [served model: {step.serve}]" if step.serve else ""
+        serve = f"   [served model: {' '.join([step.serve, *map(shlex.quote, step.serve_args)])}]" if step.serve else ""
         print(f"[{i}/{len(steps)}] {step.name}: {step.title}{serve}\n    {display(step.argv)}")
 
 
@@ -114,10 +113,12 @@ class ServerPool:
         self.cfg, self.logs = cfg, logs
         self.server = None
         self.model: str | None = None
+        self.args: tuple[str, ...] = ()
         self.starts: list[dict] = state.setdefault("server_starts", [])
 
-    def ensure(self, model_dir: str):
-        if self.server is not None and self.model == model_dir:
+    def ensure(self, model_dir: str, args: tuple[str, ...] = ()):
+        """The server of ``model_dir`` started with ``args`` beyond ``--vllm-args`` (restarted for other args)."""
+        if self.server is not None and self.model == model_dir and self.args == tuple(args):
             return self.server
         self.stop()
         from extra_cot.eval.server import VLLMServer
@@ -134,7 +135,7 @@ class ServerPool:
         wall = time.monotonic() - started
         print(f"--- vLLM ready at {server.base_url} after {wall:.0f} s", flush=True)
         self.starts.append({"model": model_dir, "startup_s": round(wall, 1)})
-        self.server, self.model = server, model_dir
+        self.server, self.model, self.args = server, model_dir, tuple(args)
         return server
 
     def stop(self) -> None:
@@ -148,7 +149,8 @@ def _rerun_hint(cfg: DemoConfig, step: Step) -> str:
     alone = display(step.argv)
     if step.serve:
         alone = (f"(with a server: {sys.executable} -m vllm.entrypoints.openai.api_server --model {step.serve} "
-                 f"--served-model-name {SERVED_NAME} --port 8000)  then  " + alone.replace(PORT, "8000"))
+                 f"--served-model-name {SERVED_NAME} --port 8000{''.join(' ' + shlex.quote(a) for a in step.serve_args)})  then  "
+                 + alone.replace(PORT, "8000"))
     return f"rerun the demo (resumes here): {again}\n  or this step alone: {alone}"
 
 
@@ -239,27 +241,6 @@ def code_version() -> dict:
     return {"commit": commit, "dirty": bool(dirty) if dirty is not None else None}
 
 
-def run_main(cfg, steps: list[Step], argv: list[str], *, name: str, prog: list[str], config_file: str,
-             finish: Callable[[], str]) -> int:
-    """The shared body of a step runner's main (demo, study, CHRPO learning run): save the config,
-    record the invocation, run the steps; ``finish()`` runs after them (e.g. writes the record) and
-    returns where the result is. Exit codes: 0 done, 1 a step failed, 130 interrupted (rerun resumes)."""
-    atomic_write_json(cfg.root / config_file, cfg.to_dict())
-    record_invocation(cfg.root, argv, prog)
-    started = time.monotonic()
-    try:
-        run_steps(cfg, steps)
-    except StepFailed as err:
-        print(f"\n{name.upper()} FAILED: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; rerun the same command to resume (outputs in {cfg.root})", file=sys.stderr)
-        return 130
-    where = finish()
-    print(f"\n{name} finished in {time.monotonic() - started:.0f} s; {where}")
-    return 0
-
-
 class LoadSampler:
     """Samples the 1-minute load average every ``every_s`` seconds while the demo runs, into
     ``state["load_samples"]`` as ``[time.time(), load]`` (the results name the load they ran under)."""
@@ -290,7 +271,7 @@ def _run_one(cfg: DemoConfig, step: Step, pool: ServerPool, state: dict) -> None
     argv = list(step.argv)
     started = time.monotonic()
     if step.serve:
-        server = pool.ensure(step.serve)
+        server = pool.ensure(step.serve, step.serve_args)
         argv = [a.replace(PORT, str(server.port)) for a in argv]
     else:
         pool.stop()  # free the cores for CPU-heavy steps

@@ -17,11 +17,10 @@ test split for the record (docs/demo.md).
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from extra_cot import fileio
+from extra_cot import experiment, fileio
 from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, option
 from extra_cot.demo.config import _STEP_LIST, vllm_args_option, vllm_reserved_cpus_option
 from extra_cot.demo.steps import TRAINED_RATIOS, Step, _all_ok, _eval_argv
@@ -125,31 +124,22 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def finish(cfg: ValidateConfig, args: argparse.Namespace) -> str:
+    """After the steps: the table -> ``OUT/validation.{json,md}``."""
+    record = table(cfg)
+    text = render(record)
+    fileio.atomic_write_json(cfg.root / "validation.json", record)
+    fileio.atomic_write_text(cfg.root / "validation.md", text)
+    print(text)
+    return f"table: {cfg.root / 'validation.md'}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    from extra_cot.demo.runner import print_steps, run_main
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser().parse_args(argv)
-    try:
-        cfg = dataclass_from_args(ValidateConfig, args)
-        steps = build_steps(cfg)
-    except (ValueError, OSError) as err:
-        print(f"extra_cot.demo.validate: {err}", file=sys.stderr)
-        return 2
-    if args.list:
-        print_steps(steps)
-        return 0
-
-    def finish() -> str:
-        record = table(cfg)
-        text = render(record)
-        fileio.atomic_write_json(cfg.root / "validation.json", record)
-        fileio.atomic_write_text(cfg.root / "validation.md", text)
-        print(text)
-        return f"table: {cfg.root / 'validation.md'}"
-
-    return run_main(cfg, steps, argv, name="validation", prog=["python", "-m", "extra_cot.demo.validate"],
-                    config_file="validate_config.json", finish=finish)
+    return experiment.main(experiment.Experiment(
+        name="validation", prog=("python", "-m", "extra_cot.demo.validate"), error_name="extra_cot.demo.validate",
+        config_file="validate_config.json", parser=parser,
+        config_from_args=lambda args: dataclass_from_args(ValidateConfig, args), build_steps=build_steps,
+        finish=finish, user_errors=(ValueError, OSError), steps_checked=True), argv)
 
 
 if __name__ == "__main__":

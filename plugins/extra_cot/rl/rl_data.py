@@ -3,7 +3,8 @@
 For each question, from the SFT model's sweep at every fixed ratio (pass@n over ``sample``s):
 
 * pass map: ratio -> any sample correct;
-* γ*(x): the lowest ratio that passes with every higher ratio passing too (else drop x);
+* γ*(x): the lowest ratio that passes with every higher ratio passing too (else drop x;
+  the rule: :func:`extra_cot.gamma.gt_ratio`);
 * ``ref_full_len``: mean think tokens of the correct samples at ``<COMP_100>``;
 * window: ρ = (mean think tokens of the correct samples at γ*) / ref_full_len must lie in
   [γ* − τ, γ* + τ) with τ = 0.1 (``comp_tolerance``);
@@ -16,6 +17,7 @@ import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from extra_cot.gamma import gt_ratio
 from extra_cot.quotas import allocate
 from extra_cot.tokens import FIXED_RATIOS
 
@@ -68,16 +70,6 @@ def aggregate(dataset: str, records_by_ratio: Mapping[float, Iterable[Mapping]])
             lengths = correct_think.get((item.index, ratio))
             item.think[ratio] = sum(lengths) / len(lengths) if lengths else None
     return stats
-
-
-def gt_ratio(passed: Mapping[float, bool], ratios: Iterable[float] = FIXED_RATIOS) -> float | None:
-    """γ*: the lowest ratio of the longest passing run that ends at the highest ratio."""
-    best = None
-    for ratio in sorted(ratios, reverse=True):
-        if not passed.get(ratio, False):
-            break
-        best = ratio
-    return best
 
 
 def in_window(rho: float, target: float, tolerance: float) -> bool:

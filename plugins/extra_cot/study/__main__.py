@@ -5,35 +5,30 @@ See ``python -m extra_cot.study --help`` and :mod:`extra_cot.study.config`.
 
 from __future__ import annotations
 
-import sys
+import argparse
 
-from extra_cot.demo.runner import print_steps, run_main
-from extra_cot.study.config import config_from_args, parser
+from extra_cot import experiment
+from extra_cot.study.config import StudyConfig, config_from_args, parser
 from extra_cot.study.steps import build_steps
 
 
+def finish(cfg: StudyConfig, args: argparse.Namespace) -> str:
+    """``--results``: the report step's record, written into RESULTS too (unless ``--only`` skips the report)."""
+    if args.results and (not cfg.only or "report" in cfg.only):
+        from extra_cot.study.report import main as report
+
+        report(["--out", str(cfg.root), "--results", args.results])
+    return f"report: {cfg.root / 'study.md'}"
+
+
+STUDY = experiment.Experiment(
+    name="study", prog=("python", "-m", "extra_cot.study"), error_name="extra_cot.study",
+    config_file="study_config.json", parser=parser, config_from_args=config_from_args, build_steps=build_steps,
+    finish=finish)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser().parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-    except ValueError as err:
-        print(f"extra_cot.study: {err}", file=sys.stderr)
-        return 2
-    steps = build_steps(cfg)
-    if args.list:
-        print_steps(steps)
-        return 0
-
-    def finish() -> str:
-        if args.results and (not cfg.only or "report" in cfg.only):
-            from extra_cot.study.report import main as report
-
-            report(["--out", str(cfg.root), "--results", args.results])
-        return f"report: {cfg.root / 'study.md'}"
-
-    return run_main(cfg, steps, argv, name="study", prog=["python", "-m", "extra_cot.study"],
-                    config_file="study_config.json", finish=finish)
+    return experiment.main(STUDY, argv)
 
 
 if __name__ == "__main__":

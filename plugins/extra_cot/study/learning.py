@@ -38,6 +38,7 @@ from pathlib import Path
 from extra_cot import fileio
 from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, option
 from extra_cot.demo.config import _STEP_LIST, vllm_args_option, vllm_reserved_cpus_option
+from extra_cot.experiment import Experiment
 from extra_cot.stats import bootstrap_ratio, overlaps
 from extra_cot.study.report import (
     eval_records,
@@ -492,6 +493,20 @@ def write_report(root: Path, results: Path | None = None) -> dict:
         plot(record, folder / "chrpo_learning.png")
     print(text)
     return record
+
+
+def finish(cfg: LearningConfig, args: argparse.Namespace) -> str:
+    """After the steps: ``--results`` also writes the record there."""
+    if args.results:
+        write_report(cfg.root, Path(args.results))
+    return f"report: {cfg.root / 'chrpo_learning.md'}"
+
+
+#: ``python benchmarks/chrpo_learning.py`` (:func:`extra_cot.experiment.main`).
+LEARNING = Experiment(
+    name="CHRPO learning run", prog=("python", "benchmarks/chrpo_learning.py"), error_name="chrpo_learning",
+    config_file="learning_config.json", parser=parser, config_from_args=config_from_args,
+    build_steps=build_steps, finish=finish)
 
 
 def main(argv: list[str] | None = None) -> int:
