@@ -27,8 +27,8 @@ from pathlib import Path
 from extra_cot.demo.rl_train import rl_train_section
 from extra_cot.demo.runner import machine
 from extra_cot.demo.steps import SWEEP_RATIOS, TRAINED_RATIOS
+from extra_cot.evalsummary import eval_records, read_grades, run_summary
 from extra_cot.fileio import atomic_write_json, atomic_write_text
-from extra_cot.study.report import eval_records, read_grades, run_summary
 from extra_cot.tokens import ratio_dir_name
 
 ORDER = ("base", *TRAINED_RATIOS)

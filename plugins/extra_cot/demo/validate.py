@@ -90,7 +90,7 @@ def build_steps(cfg: ValidateConfig) -> list[Step]:
 
 def table(cfg: ValidateConfig) -> dict:
     """Per model and ratio: the study's run summary plus the realized ratio against the model's 1.0."""
-    from extra_cot.study.report import eval_records, link_realized, read_grades, run_summary
+    from extra_cot.evalsummary import eval_records, link_realized, read_grades, run_summary
 
     grades = read_grades(Path(cfg.data))
     record: dict = {"data": cfg.data, "n_items": len(grades), "samples": cfg.samples, "models": {}}

@@ -27,11 +27,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from extra_cot.evalsummary import read_grades
 from extra_cot.fileio import atomic_write_json, atomic_write_jsonl
 from extra_cot.gamma import gt_ratio, label, null_test, positive_control, sample_flags
 from extra_cot.rl.rl_data import aggregate
 from extra_cot.study.config import UNSOLVED
-from extra_cot.study.report import format_null, read_grades
+from extra_cot.study.report import format_null
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
 

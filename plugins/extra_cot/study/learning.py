@@ -38,18 +38,10 @@ from pathlib import Path
 from extra_cot import fileio
 from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, option
 from extra_cot.demo.config import _STEP_LIST, vllm_args_option, vllm_reserved_cpus_option
+from extra_cot.evalsummary import eval_records, mean_ratio, ratio_key, read_grades, run_summary
 from extra_cot.experiment import Experiment
 from extra_cot.stats import bootstrap_ratio, overlaps
-from extra_cot.study.report import (
-    eval_records,
-    format_rise,
-    mean_ratio,
-    provenance,
-    ratio_key,
-    read_grades,
-    rises,
-    run_summary,
-)
+from extra_cot.study.report import format_rise, provenance, rises
 
 DEFAULT_OUT = "runs/chrpo_learning"
 ARMS = ("chrpo", "grpo")

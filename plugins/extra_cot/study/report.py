@@ -15,16 +15,25 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
 from extra_cot.demo.runner import machine
+from extra_cot.evalsummary import (  # noqa: F401 (re-exported: the study's pieces read them here)
+    NOT_A_RATIO,
+    chosen_ratio,
+    eval_records,
+    link_realized,
+    mean_ratio,
+    ratio_key,
+    ratio_rise,
+    read_grades,
+    run_summary,
+)
 from extra_cot.fileio import atomic_write_json, atomic_write_text, read_jsonl
-from extra_cot.stats import bootstrap_mean, bootstrap_mean_diff, overlaps, wilson
-from extra_cot.tokens import parse_leading_control
+from extra_cot.stats import overlaps
 
 FIXED = ("0.2", "0.4", "0.6", "0.8", "1.0")
 RUNS = ("base", *FIXED, "policy", "no_control")
@@ -35,77 +44,6 @@ TARGETS = {"retention_at_0.2_min": 0.8, "policy_accuracy_gap_max": 0.05, "policy
            "trace_top_sentence_max": 0.10, "grades_min": 4, "gamma_distinct_min": 3}
 #: Issue 17, item 5: the whole study on 2 cores with Stage 2 in fp32 (no native bf16).
 STUDY_MINUTES_MAX = 100.0
-
-
-def ratio_key(ratio: float | None) -> str:
-    """A chosen ratio as the records' key: ``"0.2"`` … ``"1.0"``, ``"none"`` for no (or a negative) ratio."""
-    if ratio is None or ratio < 0:
-        return "none"
-    return "1.0" if ratio == 1 else f"{ratio:g}"
-
-
-#: The :func:`chosen_ratio` keys that are not a fixed ratio: no leading token, or ``<COMP_AUTO>`` echoed.
-NOT_A_RATIO = ("none", "auto")
-
-
-def chosen_ratio(record: Mapping) -> str:
-    """The leading control token of an output as a ratio string (``"none"`` without one)."""
-    choice = parse_leading_control(str(record.get("output", "")))
-    if choice is None:
-        return "none"
-    return "auto" if choice.is_policy else ratio_key(choice.ratio)
-
-
-def _share(counter: Counter, n: int) -> dict[str, float]:
-    return {k: round(v / n, 4) for k, v in sorted(counter.items())} if n else {}
-
-
-def run_summary(records: Sequence[Mapping], grades: Sequence[int], seed: int = 0) -> dict:
-    """Accuracy (Wilson), think tokens (bootstrap), per grade; chosen ratios (share and per grade)."""
-    n = len(records)
-    if n == 0:
-        raise ValueError("run_summary of no records")
-    correct = sum(bool(r["correct"]) for r in records)
-    tokens = [float(r["think_tokens"]) for r in records]
-    out = {"n": n, "accuracy": correct / n, "accuracy_ci": list(wilson(correct, n)),
-           "think_tokens": sum(tokens) / n, "think_tokens_ci": list(bootstrap_mean(tokens, seed=seed))}
-    by_grade: dict[str, list[Mapping]] = {}
-    for r in records:
-        by_grade.setdefault(str(grades[int(r["index"])]), []).append(r)
-    out["by_grade"] = {}
-    for g, rows in sorted(by_grade.items()):
-        k = sum(bool(r["correct"]) for r in rows)
-        out["by_grade"][g] = {"n": len(rows), "accuracy": k / len(rows), "accuracy_ci": list(wilson(k, len(rows))),
-                              "think_tokens": sum(float(r["think_tokens"]) for r in rows) / len(rows)}
-    chosen = Counter(chosen_ratio(r) for r in records)
-    out["chosen"] = _share(chosen, n)
-    out["chosen_by_grade"] = {g: _share(Counter(chosen_ratio(r) for r in rows), len(rows))
-                              for g, rows in sorted(by_grade.items())}
-    out["mean_chosen_ratio_by_grade"] = {g: mean_ratio(d) for g, d in out["chosen_by_grade"].items()}
-    out["chosen_ratio_rise"] = ratio_rise(by_grade, seed=seed)
-    return out
-
-
-def ratio_rise(by_grade: Mapping[str, Sequence[Mapping]], seed: int = 0) -> dict | None:
-    """Mean chosen ratio at the hardest grade minus at the easiest, with a two-sample bootstrap 95 %
-    interval: a rise whose interval holds 0 is not a result. Counts the outputs that start with a
-    fixed-ratio token; None when either end grade has none."""
-    fixed = {g: [float(k) for k in map(chosen_ratio, rows) if k not in NOT_A_RATIO]
-             for g, rows in by_grade.items()}
-    easiest, hardest = min(fixed, key=int), max(fixed, key=int)
-    a, b = fixed[easiest], fixed[hardest]
-    if easiest == hardest or not a or not b:
-        return None
-    lo, hi = bootstrap_mean_diff(a, b, seed=seed)
-    return {"easiest": easiest, "hardest": hardest, "value": round(sum(b) / len(b) - sum(a) / len(a), 4),
-            "ci": [round(lo, 4), round(hi, 4)]}
-
-
-def mean_ratio(shares: Mapping[str, float]) -> float | None:
-    """Mean chosen ratio over the outputs that start with a fixed-ratio token (None if none do)."""
-    fixed = {float(k): v for k, v in shares.items() if k not in NOT_A_RATIO}
-    total = sum(fixed.values())
-    return round(sum(k * v for k, v in fixed.items()) / total, 4) if total else None
 
 
 def rises(values: Sequence[float | None]) -> bool:
@@ -169,22 +107,6 @@ def compute_targets(runs: Mapping[str, dict], traces: Mapping, gamma: Mapping, t
 # --- reading a study folder ----------------------------------------------------------------------------------
 
 
-def read_grades(path: Path) -> list[int]:
-    grades = []
-    for n, row in read_jsonl(path):
-        if not isinstance(row.get("grade"), int):
-            raise ValueError(f"{path}:{n}: field 'grade' is missing or not an integer")  # noqa: TRY004 (bad input file)
-        grades.append(row["grade"])
-    return grades
-
-
-def eval_records(run_dir: Path) -> list[dict]:
-    path = run_dir / "prediction.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run the study's evaluation steps first")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def reference_tokens(traces_path: Path, tokenizer) -> list[int]:
     """Think tokens of the reference traces (the generator's full traces of the held-out items)."""
     from extra_cot.think import count_think_tokens
@@ -200,13 +122,6 @@ def training_trace_stats(data_dir: Path, tokenizer) -> dict:
     rows = [row for name in ("train.jsonl", "policy.jsonl") for _, row in read_jsonl(data_dir / name)]
     return trace_stats([split_think(r["response"])[0] or "" for r in rows],
                        [count_think_tokens(r["response"], tokenizer) for r in rows], [r["grade"] for r in rows])
-
-
-def link_realized(runs: Mapping[str, dict]) -> None:
-    """Set each run summary's ``realized_ratio``: its think tokens over the ``"1.0"`` run's (None without one)."""
-    own = runs.get("1.0", {}).get("think_tokens")
-    for summary in runs.values():
-        summary["realized_ratio"] = round(summary["think_tokens"] / own, 4) if own else None
 
 
 def collect_runs(root: Path, split: str, grades: list[int], ref_mean: float) -> dict[str, dict]:
@@ -472,7 +387,7 @@ def format_rise(rise: Mapping | None) -> str:
 
 
 def format_null(null: Mapping | None) -> str:
-    """One line of :func:`extra_cot.study.gamma.null_test`'s result (``-`` for records without one)."""
+    """One line of :func:`extra_cot.gamma.null_test`'s result (``-`` for records without one)."""
     if not null:
         return "-"
     g, s = null["gain"], null["gain_slope"]

@@ -1,0 +1,115 @@
+"""Per-run summaries of evaluation records: the study's, the demo's and the learning run's tables.
+
+One run = one ``extra-cot eval`` output folder (``prediction.json``, records with ``index``,
+``correct``, ``think_tokens`` and ``output``) over a data set whose rows carry an integer ``grade``.
+:func:`run_summary` gives accuracy (Wilson 95 %), think tokens (bootstrap 95 %), per grade, and the
+chosen ratios (the leading control token of each output) overall and per grade, with the rise of
+the mean chosen ratio from the easiest to the hardest grade (bootstrap 95 %).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from extra_cot.fileio import read_jsonl
+from extra_cot.stats import bootstrap_mean, bootstrap_mean_diff, wilson
+from extra_cot.tokens import parse_leading_control
+
+
+def ratio_key(ratio: float | None) -> str:
+    """A chosen ratio as the records' key: ``"0.2"`` … ``"1.0"``, ``"none"`` for no (or a negative) ratio."""
+    if ratio is None or ratio < 0:
+        return "none"
+    return "1.0" if ratio == 1 else f"{ratio:g}"
+
+
+#: The :func:`chosen_ratio` keys that are not a fixed ratio: no leading token, or ``<COMP_AUTO>`` echoed.
+NOT_A_RATIO = ("none", "auto")
+
+
+def chosen_ratio(record: Mapping) -> str:
+    """The leading control token of an output as a ratio string (``"none"`` without one)."""
+    choice = parse_leading_control(str(record.get("output", "")))
+    if choice is None:
+        return "none"
+    return "auto" if choice.is_policy else ratio_key(choice.ratio)
+
+
+def _share(counter: Counter, n: int) -> dict[str, float]:
+    return {k: round(v / n, 4) for k, v in sorted(counter.items())} if n else {}
+
+
+def run_summary(records: Sequence[Mapping], grades: Sequence[int], seed: int = 0) -> dict:
+    """Accuracy (Wilson), think tokens (bootstrap), per grade; chosen ratios (share and per grade)."""
+    n = len(records)
+    if n == 0:
+        raise ValueError("run_summary of no records")
+    correct = sum(bool(r["correct"]) for r in records)
+    tokens = [float(r["think_tokens"]) for r in records]
+    out = {"n": n, "accuracy": correct / n, "accuracy_ci": list(wilson(correct, n)),
+           "think_tokens": sum(tokens) / n, "think_tokens_ci": list(bootstrap_mean(tokens, seed=seed))}
+    by_grade: dict[str, list[Mapping]] = {}
+    for r in records:
+        by_grade.setdefault(str(grades[int(r["index"])]), []).append(r)
+    out["by_grade"] = {}
+    for g, rows in sorted(by_grade.items()):
+        k = sum(bool(r["correct"]) for r in rows)
+        out["by_grade"][g] = {"n": len(rows), "accuracy": k / len(rows), "accuracy_ci": list(wilson(k, len(rows))),
+                              "think_tokens": sum(float(r["think_tokens"]) for r in rows) / len(rows)}
+    chosen = Counter(chosen_ratio(r) for r in records)
+    out["chosen"] = _share(chosen, n)
+    out["chosen_by_grade"] = {g: _share(Counter(chosen_ratio(r) for r in rows), len(rows))
+                              for g, rows in sorted(by_grade.items())}
+    out["mean_chosen_ratio_by_grade"] = {g: mean_ratio(d) for g, d in out["chosen_by_grade"].items()}
+    out["chosen_ratio_rise"] = ratio_rise(by_grade, seed=seed)
+    return out
+
+
+def ratio_rise(by_grade: Mapping[str, Sequence[Mapping]], seed: int = 0) -> dict | None:
+    """Mean chosen ratio at the hardest grade minus at the easiest, with a two-sample bootstrap 95 %
+    interval: a rise whose interval holds 0 is not a result. Counts the outputs that start with a
+    fixed-ratio token; None when either end grade has none."""
+    fixed = {g: [float(k) for k in map(chosen_ratio, rows) if k not in NOT_A_RATIO]
+             for g, rows in by_grade.items()}
+    easiest, hardest = min(fixed, key=int), max(fixed, key=int)
+    a, b = fixed[easiest], fixed[hardest]
+    if easiest == hardest or not a or not b:
+        return None
+    lo, hi = bootstrap_mean_diff(a, b, seed=seed)
+    return {"easiest": easiest, "hardest": hardest, "value": round(sum(b) / len(b) - sum(a) / len(a), 4),
+            "ci": [round(lo, 4), round(hi, 4)]}
+
+
+def mean_ratio(shares: Mapping[str, float]) -> float | None:
+    """Mean chosen ratio over the outputs that start with a fixed-ratio token (None if none do)."""
+    fixed = {float(k): v for k, v in shares.items() if k not in NOT_A_RATIO}
+    total = sum(fixed.values())
+    return round(sum(k * v for k, v in fixed.items()) / total, 4) if total else None
+
+
+def read_grades(path: Path) -> list[int]:
+    grades = []
+    for n, row in read_jsonl(path):
+        if not isinstance(row.get("grade"), int):
+            raise ValueError(f"{path}:{n}: field 'grade' is missing or not an integer")  # noqa: TRY004 (bad input file)
+        grades.append(row["grade"])
+    return grades
+
+
+def eval_records(run_dir: Path) -> list[dict]:
+    path = run_dir / "prediction.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run the study's evaluation steps first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def link_realized(runs: Mapping[str, dict]) -> None:
+    """Set each run summary's ``realized_ratio``: its think tokens over the ``"1.0"`` run's (None without one)."""
+    own = runs.get("1.0", {}).get("think_tokens")
+    for summary in runs.values():
+        summary["realized_ratio"] = round(summary["think_tokens"] / own, 4) if own else None
+
+
