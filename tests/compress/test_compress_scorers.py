@@ -15,7 +15,7 @@ COT = "Well, let me think. Tom gives 48/2 = <<48/2=24>>24 apples to Ann.\nSo he 
 
 
 def test_dispatch_names_and_unknown_name():
-    assert set(SCORERS) == {"lm", "classifier", "heuristic"} == set(SCORER_NAMES)
+    assert set(SCORERS) == {"lm", "classifier", "heuristic", "heuristic-blind", "lm-blind"} == set(SCORER_NAMES)
     with pytest.raises(ValueError, match="valid"):
         ScorerOptions(name="nope")
 

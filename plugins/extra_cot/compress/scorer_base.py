@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Protocol
 from extra_cot.compress.segment import Unit
 
 #: Names of the scorers (``scorers.SCORERS`` maps each to its factory; a test keeps them equal).
-SCORER_NAMES = ("lm", "classifier", "heuristic")
+SCORER_NAMES = ("lm", "classifier", "heuristic", "heuristic-blind", "lm-blind")  # blind: compress/blind.py
 
 
 class Scorer(Protocol):

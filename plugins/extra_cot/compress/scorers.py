@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from extra_cot.compress.blind import blind_scorers  # formula- and question-blind peers (TokenSkip-style)
 from extra_cot.compress.scorer_base import Scorer, ScorerOptions, aggregate  # noqa: F401 (the interface, re-exported)
 from extra_cot.compress.segment import Unit
 
@@ -82,7 +83,7 @@ def _make_classifier(options: ScorerOptions) -> Scorer:
 
 
 #: name -> factory; model-backed scorers import torch/transformers only when chosen.
-SCORERS = {"lm": _make_lm, "classifier": _make_classifier, "heuristic": _make_heuristic}
+SCORERS = {"lm": _make_lm, "classifier": _make_classifier, "heuristic": _make_heuristic, **blind_scorers(HeuristicScorer)}
 
 
 def make_scorer(options: ScorerOptions) -> Scorer:

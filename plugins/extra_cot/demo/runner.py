@@ -77,7 +77,7 @@ def display(argv: list[str]) -> str:
 def print_steps(steps: list[Step]) -> None:
     """``--list``: every step's name, title, served model and command (demo and study)."""
     for i, step in enumerate(steps, 1):
-        serve = f"   [served model: {step.serve}]" if step.serve else ""
+        serve = f"   [served model: {' '.join([step.serve, *map(shlex.quote, step.serve_args)])}]" if step.serve else ""
         print(f"[{i}/{len(steps)}] {step.name}: {step.title}{serve}\n    {display(step.argv)}")
 
 
@@ -113,10 +113,12 @@ class ServerPool:
         self.cfg, self.logs = cfg, logs
         self.server = None
         self.model: str | None = None
+        self.args: tuple[str, ...] = ()
         self.starts: list[dict] = state.setdefault("server_starts", [])
 
-    def ensure(self, model_dir: str):
-        if self.server is not None and self.model == model_dir:
+    def ensure(self, model_dir: str, args: tuple[str, ...] = ()):
+        """The server of ``model_dir`` started with ``args`` beyond ``--vllm-args`` (restarted for other args)."""
+        if self.server is not None and self.model == model_dir and self.args == tuple(args):
             return self.server
         self.stop()
         from extra_cot.eval.server import VLLMServer
@@ -124,7 +126,7 @@ class ServerPool:
         name = Path(model_dir).name
         self.logs.mkdir(parents=True, exist_ok=True)  # a run whose first step serves a model
         server = VLLMServer(model_dir, served_model_name=SERVED_NAME, max_model_len=self.cfg.max_model_len,
-                            log_path=self.logs / f"vllm_{name}.log", extra_args=shlex.split(self.cfg.vllm_args),
+                            log_path=self.logs / f"vllm_{name}.log", extra_args=[*shlex.split(self.cfg.vllm_args), *args],
                             env=vllm_env(self.cfg.vllm_reserved_cpus))
         print(f"\n--- starting vLLM for {model_dir} (log {server.log_path}; ~40 s for SmolLM2 on 2 cores eager)\n"
               f"    {' '.join([*server.env_words(), display(server.command())])}", flush=True)
@@ -133,7 +135,7 @@ class ServerPool:
         wall = time.monotonic() - started
         print(f"--- vLLM ready at {server.base_url} after {wall:.0f} s", flush=True)
         self.starts.append({"model": model_dir, "startup_s": round(wall, 1)})
-        self.server, self.model = server, model_dir
+        self.server, self.model, self.args = server, model_dir, tuple(args)
         return server
 
     def stop(self) -> None:
@@ -147,7 +149,8 @@ def _rerun_hint(cfg: DemoConfig, step: Step) -> str:
     alone = display(step.argv)
     if step.serve:
         alone = (f"(with a server: {sys.executable} -m vllm.entrypoints.openai.api_server --model {step.serve} "
-                 f"--served-model-name {SERVED_NAME} --port 8000)  then  " + alone.replace(PORT, "8000"))
+                 f"--served-model-name {SERVED_NAME} --port 8000{''.join(' ' + shlex.quote(a) for a in step.serve_args)})  then  "
+                 + alone.replace(PORT, "8000"))
     return f"rerun the demo (resumes here): {again}\n  or this step alone: {alone}"
 
 
@@ -268,7 +271,7 @@ def _run_one(cfg: DemoConfig, step: Step, pool: ServerPool, state: dict) -> None
     argv = list(step.argv)
     started = time.monotonic()
     if step.serve:
-        server = pool.ensure(step.serve)
+        server = pool.ensure(step.serve, step.serve_args)
         argv = [a.replace(PORT, str(server.port)) for a in argv]
     else:
         pool.stop()  # free the cores for CPU-heavy steps

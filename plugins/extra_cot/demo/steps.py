@@ -27,6 +27,7 @@ PORT = "{port}"  # filled in by the runner once the server is up
 @dataclass
 class Step:
     """One pipeline step. ``serve``: model folder a vLLM server must serve while it runs;
+    ``serve_args``: extra server flags it needs (e.g. the reasoning config of a think budget);
     ``clean``: outputs
     removed before a forced or stale rerun (never before a resume)."""
 
@@ -36,6 +37,7 @@ class Step:
     check: Callable[[], str | None]
     serve: str | None = None
     clean: list[Path] = field(default_factory=list)
+    serve_args: tuple[str, ...] = ()
 
 
 def tool(name: str, module: str) -> list[str]:

@@ -37,6 +37,20 @@ SPLITS = ("val", "test")
 BASELINE_REPEAT = {"compute": round(sum(FIXED_RATIOS), 6), "updates": len(FIXED_RATIOS), "epochs": 1}
 #: ``--unsolved``: the γ* of a policy-set question that passes at no ratio (``None``: no policy row, the paper's rule).
 UNSOLVED = {"drop": None, "1.0": 1.0}
+#: ``--alternatives`` (issue 38): the rows a user has without Extra-CoT, run beside the method.
+ALTERNATIVES = ("forcing", "blind")
+#: ``--alternatives auto``: both on the budget-sensitive ``chains`` task, none on ``varied`` (its record stays as it was).
+AUTO_ALTERNATIVES = {"chains": list(ALTERNATIVES)}
+
+
+def _alternatives(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if names in (["auto"], ["none"]):
+        return names
+    bad = [t for t in names if t not in ALTERNATIVES]
+    if bad or not names:
+        raise ValueError(f"--alternatives {text!r}: use auto, none or a comma list of {list(ALTERNATIVES)}")
+    return [a for a in ALTERNATIVES if a in names]
 
 
 def _splits(text: str) -> list[str]:
@@ -95,6 +109,12 @@ class StudyConfig:
              "share of its examples; method (the paper's 10k of ~58k rows, 0.172; the default), none (each row "
              "once) or a share in (0, 1)")
     sweep_samples: int = option(default=2, group=EVAL, help="samples per policy-set question in the γ* sweep (pass@k)")
+    alternatives: list[str] = option(
+        default_factory=lambda: ["auto"], cli_default="auto", parse=_alternatives, group=EVAL,
+        help="rows a user has without Extra-CoT (docs/study.md): forcing (the no-control baseline with its think "
+             "block cut at each fixed ratio's mean think tokens, s1-style; ~10 min), blind (a formula- and "
+             "question-blind compressor, TokenSkip-style, trained as the method; ~45 min); a comma list, none, "
+             "or auto (the default: both for --task chains, none for varied)")
     max_tokens: int = option(default=400, group=EVAL, help="new tokens per evaluation request (default 400)")
     concurrency: int = option(default=32, group=EVAL, help="concurrent requests per server (default 32)")
     vllm_args: str = vllm_args_option(EVAL)
@@ -115,6 +135,10 @@ class StudyConfig:
             parse_policy_share(self.policy_share)  # build-sft's parser: one rule for both
         except ValueError as err:
             raise ValueError(f"--policy-share: {err}") from None
+        if self.alternatives == ["auto"]:
+            self.alternatives = list(AUTO_ALTERNATIVES.get(self.task, []))
+        elif self.alternatives == ["none"]:
+            self.alternatives = []
         if self.epochs <= 0 or self.epochs_second <= 0:
             raise ValueError(f"--epochs and --epochs-second must be > 0, got {self.epochs}, {self.epochs_second}")
 

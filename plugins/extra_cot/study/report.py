@@ -34,6 +34,7 @@ from extra_cot.evalsummary import (  # noqa: F401 (re-exported: the study's piec
 )
 from extra_cot.fileio import atomic_write_json, atomic_write_text, read_jsonl
 from extra_cot.stats import overlaps
+from extra_cot.study import alternatives as alt
 
 FIXED = ("0.2", "0.4", "0.6", "0.8", "1.0")
 RUNS = ("base", *FIXED, "policy", "no_control")
@@ -145,8 +146,9 @@ def _state(root: Path) -> dict:
 
 
 def split_record(root: Path, split: str, tokenizer, traces: Mapping, gamma: Mapping, task: str = "varied",
-                 chosen: Mapping[str, str] | None = None) -> dict:
-    """Runs and targets of one held-out split; ``chosen``: the oracle-by-grade ratios (from validation)."""
+                 chosen: Mapping[str, str] | None = None, alternatives: Sequence[str] = ()) -> dict:
+    """Runs and targets of one held-out split; ``chosen``: the oracle-by-grade ratios (from validation);
+    ``alternatives``: the study's ``--alternatives``, whose runs join ``runs`` (:mod:`extra_cot.study.alternatives`)."""
     grades = read_grades(root / "data" / f"{split}.jsonl")
     traces_path = root / "data" / f"{split}_traces.jsonl"
     refs = reference_tokens(traces_path, tokenizer) if traces_path.is_file() else []
@@ -154,8 +156,10 @@ def split_record(root: Path, split: str, tokenizer, traces: Mapping, gamma: Mapp
     runs = collect_runs(root, split, grades, ref_mean)
     records = {name: eval_records(root / "eval" / split / name) for name in (*FIXED, "policy")}
     frontier, extra = frontier_targets(records, grades, runs, chosen)
+    alternatives = alt.add_runs(root, split, grades, alternatives, runs, records, ref_mean)
     return {"n": len(grades), "reference_think_tokens": round(ref_mean, 2) if refs else None, "runs": runs,
-            "frontier": frontier, "targets": {**compute_targets(runs, traces, gamma, task), **extra}}
+            "frontier": frontier, "targets": {**compute_targets(runs, traces, gamma, task), **extra},
+            "alternatives": alternatives}
 
 
 def frontier_targets(records: Mapping[str, Sequence[Mapping]], grades: Sequence[int], runs: dict[str, dict],
@@ -257,7 +261,7 @@ def build_record(root: Path) -> dict:
 
             val = splits["val"]["runs"]
             chosen = oracle_choice({r: {g: v["accuracy"] for g, v in val[r]["by_grade"].items()} for r in FIXED})
-        splits[split] = split_record(root, split, tokenizer, traces, gamma, task, chosen)
+        splits[split] = split_record(root, split, tokenizer, traces, gamma, task, chosen, config.get("alternatives", []))
     main_split = "test" if "test" in splits else config["splits"][0]
     prov = provenance(root)
     targets = {**splits[main_split]["targets"],
@@ -266,13 +270,16 @@ def build_record(root: Path) -> dict:
     kept = json.loads(chain_kept.read_text()) if chain_kept.is_file() else None
     if kept:
         targets["stage1_chain_kept"] = kept["check"]
+    alternatives = {name: {**block, "minutes": alt.minutes(prov["step_wall_s"], name),
+                           **({"optimizer_steps": alt.optimizer_steps(root)} if name == "blind" else {})}
+                    for name, block in splits[main_split]["alternatives"].items()}
     return {
         **prov, "task": task, "seed": config["seed"], "split": main_split, "n_test": splits[main_split]["n"],
         "stage1_chain_kept": kept and kept["share"], "stage1_chain_kept_n": kept and kept["n"],
         "positive_control": gamma.get("positive_control"), "frontier": splits[main_split]["frontier"],
         "reference_think_tokens": splits[main_split]["reference_think_tokens"],
         "config": config, "optimizer_steps": optimizer_steps(root), "traces": traces, "gamma": gamma,
-        "runs": splits[main_split]["runs"], "targets": targets, "splits": splits,
+        "runs": splits[main_split]["runs"], "targets": targets, "splits": splits, "alternatives": alternatives,
         "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
     }
 
@@ -307,7 +314,7 @@ def render(record: Mapping) -> str:
               "## Runs (95 % intervals: Wilson for accuracy, bootstrap for think tokens)", "",
               "run | accuracy % [CI] | think tokens [CI] | realized vs own 1.0 | vs reference | echo | acc per 1k tokens",
               "--- | --- | --- | --- | --- | --- | ---"]
-    shown = [name for name in (*RUNS, "oracle_by_grade") if name in runs]
+    shown = [name for name in (*RUNS, "oracle_by_grade") if name in runs] + [n for n in runs if alt.is_alternative_run(n)]
     for name in shown:
         r = runs[name]
         per_k = 1000 * r["accuracy"] / r["think_tokens"] if r["think_tokens"] else float("nan")
@@ -332,6 +339,7 @@ def render(record: Mapping) -> str:
               f"- against the ratio-shuffled null (python -m extra_cot.study.gamma): {format_null(g.get('null'))}"]
     t = record["traces"]
     lines += render_issue36(record)
+    lines += alt.render(record)
     lines += ["", "## Training traces", "",
               (f"- n {t['n']}; think tokens p10 {t['think_tokens_p10']}, p90 {t['think_tokens_p90']}; shortest 10 % "
                f"mean {t['shortest_10pct_mean']}, longest 10 % mean {t['longest_10pct_mean']} (spread {t['spread']}x)"),

@@ -10,7 +10,9 @@ import json
 import sys
 from pathlib import Path
 
+from extra_cot.compress.blind import BLIND_BONUSES, BLIND_OF
 from extra_cot.demo.steps import (
+    PORT,
     SERVED_NAME,
     Step,
     _all_ok,
@@ -21,6 +23,7 @@ from extra_cot.demo.steps import (
     train_step,
 )
 from extra_cot.fileio import stale_options
+from extra_cot.study import forcing
 from extra_cot.study.config import BASELINE_REPEAT, StudyConfig
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
@@ -31,7 +34,7 @@ FIXED = tuple(ratio_dir_name(r) for r in FIXED_RATIOS)
 TRAINED_RUNS = (*FIXED, "policy")
 #: LLaMA-Factory dataset names (build-sft --name) of the four training sets.
 DATASETS = {"fixed": "study_fixed", "policy": "study_policy", "full-train": "study_full_train",
-            "full-policy": "study_full_policy"}
+            "full-policy": "study_full_policy", "blind-fixed": "study_blind_fixed", "blind-policy": "study_blind_policy"}
 
 
 class Paths:
@@ -45,12 +48,15 @@ class Paths:
         self.full_first, self.full = r / "models/no_control_first", r / "models/no_control"
         self.sweep, self.eval, self.eval_full = r / "sweep", r / "eval", r / "eval_no_control"
         self.targets = self.stage1 / "policy_targets.jsonl"
+        # the alternatives (--alternatives): budget forcing of the baseline; the blind compressor's model
+        self.eval_forced, self.stage1_blind, self.eval_blind = r / "eval_forced", r / "stage1_blind", r / "eval_blind"
+        self.blind_first, self.blind = r / "models/blind_first", r / "models/blind"
         self.chain_kept = self.stage1 / "train_chain_kept.json"
         #: the four trainings: the method's first and second pass, the baseline's
         self.trainings = (self.fixed, self.trained, self.full_first, self.full)
 
-    def compressed(self, split: str) -> Path:
-        return self.stage1 / f"{split}_compressed.jsonl"
+    def compressed(self, split: str, blind: bool = False) -> Path:
+        return (self.stage1_blind if blind else self.stage1) / f"{split}_compressed.jsonl"
 
 
 def _data_step(cfg: StudyConfig, p: Paths) -> Step:
@@ -78,14 +84,18 @@ def _chain_kept_step(cfg: StudyConfig, p: Paths) -> Step:
                 argv, lambda: _missing(p.chain_kept), clean=[p.chain_kept])
 
 
-def _compress_step(cfg: StudyConfig, p: Paths, split: str, n: int) -> Step:
-    out = p.compressed(split)
+def _compress_step(cfg: StudyConfig, p: Paths, split: str, n: int, blind: bool = False) -> Step:
+    """Stage 1 of one split; ``blind``: the TokenSkip-style peer (:mod:`extra_cot.compress.blind`): the
+    scorer's blind twin and no formula or decisive bonus, all else the same."""
+    out = p.compressed(split, blind)
     skipped = out.with_name(out.name + ".skipped.jsonl")
+    bonus = BLIND_BONUSES if blind else {"formula_bonus": cfg.formula_bonus, "decisive_bonus": cfg.decisive_bonus}
     argv = tool("extra-cot", "extra_cot.cli") + [
         "compress", "--input", str(p.data / f"{split}.jsonl"), "--input-format", "responses", "--output", str(out),
-        "--tokenizer", str(p.base), "--formula-bonus", f"{cfg.formula_bonus:g}",
-        "--decisive-bonus", f"{cfg.decisive_bonus:g}", "--scorer", cfg.scorer]
-    return Step(f"compress-{split}", f"Stage 1: extra-cot compress of the {split} traces to 0.2/0.4/0.6/0.8", argv,
+        "--tokenizer", str(p.base), "--formula-bonus", f"{bonus['formula_bonus']:g}",
+        "--decisive-bonus", f"{bonus['decisive_bonus']:g}", "--scorer", BLIND_OF[cfg.scorer] if blind else cfg.scorer]
+    name, what = (f"compress-{split}-blind", "Blind alternative, ") if blind else (f"compress-{split}", "")
+    return Step(name, f"{what}Stage 1: extra-cot compress of the {split} traces to 0.2/0.4/0.6/0.8", argv,
                 lambda: None if _count_lines(out) + _count_lines(skipped) >= n else f"{out}: not all {n} rows done",
                 clean=[out, skipped])
 
@@ -116,6 +126,52 @@ def _eval_step(cfg: StudyConfig, name: str, title: str, model: Path, out: Path, 
         return _all_ok([(out / ds / r / "metrics.json", n * samples) for ds, (_, n) in datasets.items() for r in ratios])
 
     return Step(name, title, argv, check, serve=str(model), clean=[out / ds / r for ds in datasets for r in ratios])
+
+
+def _forcing_step(cfg: StudyConfig, p: Paths, held_out: dict[str, tuple[Path, int]]) -> Step:
+    """Budget forcing (:mod:`extra_cot.study.forcing`): the no-control baseline, served with the reasoning
+    config that lets a request carry a think budget, at each fixed ratio's measured mean think tokens."""
+    from extra_cot.eval.server import reasoning_config_args
+
+    argv = [sys.executable, "-m", "extra_cot.study.forcing", "--eval", str(p.eval), "--out", str(p.eval_forced),
+            *[x for split, (path, _) in held_out.items() for x in ("--dataset", f"{split}={path}")],
+            "--port", PORT, "--tokenizer", str(p.full), "--max-tokens", str(cfg.max_tokens),
+            "--concurrency", str(cfg.concurrency)]
+
+    def check() -> str | None:
+        return _all_ok([(forcing.run_dir(p.eval_forced, split, r) / "metrics.json", n)
+                        for split, (_, n) in held_out.items() for r in FIXED])
+
+    return Step("budget-forcing", "Forcing alternative: the no-control baseline, think block closed at each fixed "
+                "ratio's mean think tokens (vLLM thinking_token_budget, s1-style)", argv, check, serve=str(p.full),
+                clean=[p.eval_forced], serve_args=reasoning_config_args())
+
+
+def _blind_steps(cfg: StudyConfig, p: Paths, held_out: dict[str, tuple[Path, int]]) -> list[Step]:
+    """The TokenSkip-style alternative: Stage 1 with the blind scorer, then the method's two fixed-ratio
+    passes (same start model, epochs, lr, batch; no <COMP_AUTO> rows) and its fixed-ratio evaluation."""
+    fixed = ["--untagged-share", "0"]
+    return [
+        _compress_step(cfg, p, "train", cfg.n_sft, blind=True),
+        _compress_step(cfg, p, "policy", cfg.n_policy, blind=True),
+        _build_step(cfg, p, "blind-fixed", str(p.compressed("train", True)), fixed,
+                    "Blind alternative, data, first pass: fixed-ratio rows of the train split"),
+        _build_step(cfg, p, "blind-policy", str(p.compressed("policy", True)), fixed,
+                    "Blind alternative, data, second pass: fixed-ratio rows of the policy split"),
+        _train_step(cfg, p, "train-blind-first", p.ctrl, DATASETS["blind-fixed"], p.blind_first, cfg.epochs,
+                    "Blind alternative, first pass: llamafactory-cli train on its fixed-ratio rows"),
+        _train_step(cfg, p, "train-blind", p.blind_first, DATASETS["blind-policy"], p.blind, cfg.epochs_second,
+                    "Blind alternative, second pass: llamafactory-cli train from its first pass"),
+        _eval_step(cfg, "eval-blind", "Evaluation: the blind compressor's model at 0.2 … 1.0", p.blind, p.eval_blind,
+                   held_out, FIXED),
+    ]
+
+
+def alternative_steps(cfg: StudyConfig, p: Paths, held_out: dict[str, tuple[Path, int]]) -> list[Step]:
+    """``--alternatives``' steps, after the method's evaluation (so adding them to a finished folder
+    redoes none of the method's steps)."""
+    return [*([_forcing_step(cfg, p, held_out)] if "forcing" in cfg.alternatives else []),
+            *(_blind_steps(cfg, p, held_out) if "blind" in cfg.alternatives else [])]
 
 
 def build_steps(cfg: StudyConfig) -> list[Step]:
@@ -167,5 +223,6 @@ def build_steps(cfg: StudyConfig) -> list[Step]:
                    held_out, ("base",)),
         _eval_step(cfg, "eval", "Evaluation: the Extra-CoT model at 0.2 … 1.0 and <COMP_AUTO>", p.trained, p.eval,
                    held_out, TRAINED_RUNS),
+        *alternative_steps(cfg, p, held_out),
         report,
     ]
