@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from extra_cot.rl.calllog import ENV as CALL_LOG_ENV
-from extra_cot.rl.calllog import read_calls
+from extra_cot.rl.calllog import RESPONSES, THINK_TOKENS_MEAN, TRUNCATED_SHARE, read_calls, step_summary
 from extra_cot.rl.cpu_launch import cpu_env, main_ppo_command
 
 pytestmark = pytest.mark.slow
@@ -123,6 +123,23 @@ def test_rl_cpu_real_reward_spreads_over_tiers(chrpo_run):
     scores = sorted(round(r["score"], 6) for r in rewards)
     seen = sorted(s for c in chrpo_run["c1"] + chrpo_run["c2"] if c["kind"] == "estimator" for s in c["scores"])
     assert scores == seen
+
+
+def test_rl_cpu_each_step_record_has_the_truncated_share(chrpo_run):
+    """Issue 38 item 4: every training step's record carries chrpo/truncated_share (call log + INFO line)."""
+    for run, steps in (("c1", [1, 2]), ("c2", [3])):
+        records = [c for c in chrpo_run[run] if c["kind"] == "estimator"]
+        assert [int(c["step"]) for c in records] == steps
+        rewards = [c for c in chrpo_run[run] if c["kind"] == "reward" and c["split"] == "train"]
+        for record in records:
+            assert 0.0 <= record[TRUNCATED_SHARE] <= 1.0 and record[THINK_TOKENS_MEAN] >= 0
+            assert record[RESPONSES] == BATCH * N
+            own = step_summary(r for r in rewards if r["step"] == record["step"])
+            assert record[TRUNCATED_SHARE] == pytest.approx(own[TRUNCATED_SHARE])
+            assert record[THINK_TOKENS_MEAN] == pytest.approx(own[THINK_TOKENS_MEAN])
+    logs = (chrpo_run["tmp"] / "run1.log").read_text() + (chrpo_run["tmp"] / "run2.log").read_text()
+    for step in (1, 2, 3):
+        assert f"chrpo step {step}: truncated_share=" in logs
 
 
 def test_rl_cpu_actor_weights_moved(chrpo_run):

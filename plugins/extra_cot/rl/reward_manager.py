@@ -2,8 +2,9 @@
 
 Think tokens follow ``extra_cot.think.think_span`` (reasoning outside the block counts;
 docs/method.md, "Think accounting"). ``reward_extra_info`` always carries ``truncated`` (1.0 when
-the response was cut off inside its think block), so verl's validation metrics and rollout dumps
-report the truncated share.
+the response was cut off inside its think block) and ``think_tokens``, so verl's validation metrics
+and rollout dumps report the truncated share; the training step's share is in the call log's
+estimator record and an INFO line per step (``extra_cot.rl.calllog.step_metrics``).
 
 verl's ``naive`` manager decodes with ``skip_special_tokens=True`` (the ratio token vanishes)
 and passes no token counts (docs/hosts.md), so CHRPO needs its own manager. Options come from
@@ -87,6 +88,11 @@ def _control_ids(tokenizer: Any) -> frozenset:
     return cached
 
 
+def _plain_scalar(value: Any) -> Any:
+    """A numpy scalar/0-d array from verl's non-tensor batch as a plain Python value (None stays)."""
+    return value.item() if hasattr(value, "item") else value
+
+
 @register(MANAGER_NAME)
 @replace_stale(REWARD_MANAGER, MANAGER_NAME)
 class ChrpoRewardManager(RewardManagerBase):
@@ -129,7 +135,11 @@ class ChrpoRewardManager(RewardManagerBase):
             result = await self.loop.run_in_executor(None, lambda: self.compute_score(**kwargs))
         info = dict(result) if isinstance(result, dict) else {"score": float(result)}
         info.setdefault("truncated", float(truncated))  # a custom function may not report it
-        # no-op unless EXTRA_COT_CALL_LOG; index and gt_ratio let a report group rollouts by question
+        info.setdefault("think_tokens", float(think_tokens))
+        # no-op unless EXTRA_COT_CALL_LOG; index and gt_ratio let a report group rollouts by question;
+        # uid (verl's rollout group) and step let the estimator summarise its step (calllog.step_metrics)
+        step = data_item.non_tensor_batch.get("global_steps", None)
         calllog.record("reward", split=extra_info.get("split"), index=extra_info.get("index"),
-                       gt_ratio=extra_info.get("gt_ratio"), **info)
+                       gt_ratio=extra_info.get("gt_ratio"), uid=_plain_scalar(data_item.non_tensor_batch.get("uid")),
+                       step=None if step is None else int(step), **info)
         return {"reward_score": float(info["score"]), "reward_extra_info": info}

@@ -96,6 +96,8 @@ def compute_chrpo_advantage(
         scores = token_level_rewards.sum(dim=-1)
         advantages = chrpo_advantage(scores, response_mask, index, estimator_options(config))
     if calllog.enabled():  # EXTRA_COT_CALL_LOG: proof of the call and what it computed
+        step = calllog.step_metrics(index)  # this step's truncated share (verl's step log has no hook)
+        calllog.log_step(step)
         calllog.record(
             "estimator",
             rows=int(scores.shape[0]),
@@ -103,6 +105,7 @@ def compute_chrpo_advantage(
             scores=[round(float(s), 6) for s in scores],
             nonzero_rows=int((advantages != 0).any(dim=-1).sum()),
             abs_max=float(advantages.abs().max()) if advantages.numel() else 0.0,
+            **step,
         )
     return advantages, advantages
 
