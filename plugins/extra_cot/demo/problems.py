@@ -27,8 +27,9 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 NAMES = ("Mia", "Liam", "Ava", "Noah", "Emma", "Omar", "Zoe", "Ravi", "Lena", "Kofi", "Sara", "Ben", "Yuki",
          "Diego", "Amara", "Tom", "Ines", "Hugo", "Nadia", "Felix")
@@ -307,15 +308,21 @@ def _annotated(step: Step) -> str:
     return f"{a} {op} {b} = <<{step.equation}>>{c}"
 
 
-def generate(n: int, seed: int = 0, options: ProblemOptions = ProblemOptions()) -> list[dict]:
-    """``n`` distinct problems (distinct questions), deterministic for a seed."""
+def distinct_problems(make: Callable[[random.Random, Any], dict], n: int, seed: int, options: Any) -> list[dict]:
+    """``n`` problems ``make(rng, options)`` with distinct questions, deterministic for a seed (every task's
+    generator: this one's and :mod:`extra_cot.tasks.chains`)."""
     rng, seen, rows = random.Random(seed), set(), []
     while len(rows) < n:
-        row = make_problem(rng, options)
+        row = make(rng, options)
         if row["question"] not in seen:
             seen.add(row["question"])
             rows.append(row)
     return rows
+
+
+def generate(n: int, seed: int = 0, options: ProblemOptions = ProblemOptions()) -> list[dict]:
+    """``n`` distinct problems (distinct questions), deterministic for a seed."""
+    return distinct_problems(make_problem, n, seed, options)
 
 
 def split(rows: list[dict], n_test: int) -> tuple[list[dict], list[dict]]:

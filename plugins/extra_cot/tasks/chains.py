@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from extra_cot.demo.problems import FRIENDS, ITEMS, NAMES, SHE
+from extra_cot.demo.problems import FRIENDS, ITEMS, NAMES, SHE, distinct_problems
 
 #: Count words of the question (the step count is shown, not hidden in the clauses).
 _COUNT = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
@@ -139,10 +139,4 @@ def make_problem(rng: random.Random, options: ChainOptions = ChainOptions()) -> 
 
 def generate(n: int, seed: int = 0, options: ChainOptions = ChainOptions()) -> list[dict]:
     """``n`` distinct problems (distinct questions), deterministic for a seed."""
-    rng, seen, rows = random.Random(seed), set(), []
-    while len(rows) < n:
-        row = make_problem(rng, options)
-        if row["question"] not in seen:
-            seen.add(row["question"])
-            rows.append(row)
-    return rows
+    return distinct_problems(make_problem, n, seed, options)
