@@ -560,3 +560,114 @@ def test_grading_inside_a_threaded_ray_actor():
         ray.shutdown()
     assert [r[0] for r in results] == [True, True, False, False] * 3
     assert not any(r[1] for r in results)  # really off the main thread
+
+
+# --- pinned exactly for the mutation run (docs/mutation.md) ---
+
+@pytest.mark.parametrize("raw,expected", [(None, 3.0), ("", 3.0), ("   ", 3.0), (" 2.5 ", 2.5), ("0.5", 0.5),
+                                          ("1e-3", 0.001), ("7", 7.0)])
+def test_deadline_from_env_values(monkeypatch, raw, expected):
+    if raw is None:
+        monkeypatch.delenv(grading.DEADLINE_ENV, raising=False)
+    else:
+        monkeypatch.setenv(grading.DEADLINE_ENV, raw)
+    assert grading.DEADLINE_ENV == "EXTRA_COT_GRADE_DEADLINE_S"
+    assert grading._deadline_from_env() == expected
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "inf", "nan", "abc", "-0.0"])
+def test_deadline_from_env_refuses(monkeypatch, raw):
+    monkeypatch.setenv(grading.DEADLINE_ENV, raw)
+    with pytest.raises(ValueError) as err:
+        grading._deadline_from_env()
+    assert str(err.value) == (f"EXTRA_COT_GRADE_DEADLINE_S={raw!r}: expected a positive number of seconds "
+                              "(default 3.0)")
+
+
+def test_unavailable_message_names_the_command_and_the_fix():
+    err = grading._unavailable(["python", "-m", "extra_cot.grading", "--worker"], "it exited 1")
+    assert isinstance(err, grading.GraderUnavailableError)
+    assert str(err) == (
+        "math-verify worker did not start: it exited 1. Without it every symbolic answer pair would be "
+        "graded wrong, so grading stops. Fix: `python -m extra_cot.grading --worker` must print 'ready': install "
+        f"math-verify==0.9.0 into this interpreter ({sys.executable}: pip install 'math-verify==0.9.0') "
+        "and check that no other module named math_verify shadows it (PYTHONPATH)"
+    )
+
+
+@pytest.mark.parametrize("answer,expected", [("ABX.", "ABX"), ("X$5X$", "X$5X"), (" $17$. ", "17"),
+                                             ("a = b = 17", "17"), ("x+1 = 17 dollars.", "17"), ("3 and 4", "3 and 4")])
+def test_clean_fallback(answer, expected):
+    assert grading._clean_fallback(answer) == expected
+
+
+@pytest.mark.parametrize("fn,name,text", [(extract_boxed, "extract_boxed", r"\boxed{1} " * 50),
+                                          (extract_answer, "extract_answer", "The answer is 4. " * 50)])
+def test_extractors_log_their_name_and_the_given_deadline(fn, name, text, caplog):
+    with caplog.at_level(logging.WARNING, logger=grading.logger.name):
+        assert fn(text, deadline_s=-1.0) is None
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith(f"grading: {name} passed its -1 s deadline") for m in messages), messages
+
+
+@pytest.mark.parametrize("fn", [extract_boxed, extract_answer])
+def test_extractors_take_only_strings_silently(fn, caplog):
+    with caplog.at_level(logging.DEBUG, logger=grading.logger.name):
+        assert fn(None) is None and fn(42) is None and fn([r"\boxed{1}"]) is None
+    assert caplog.records == []
+
+
+# _math_verify and _worker_main run inside the math-verify worker process; called here in-process so
+# the mutation run's coverage sees them (the worker tests above check the same code through the pipe).
+@pytest.mark.parametrize("pred,gold,verdict", [(r"\frac{1}{2}", "0.5", True), (r"2\sqrt{2}", r"\sqrt{8}", True),
+                                               ("x+1", "1+x", True), ("3", "4", False), ("", "4", False),
+                                               ("4", "", False), (r"\{1,2\}", r"\{2,1\}", True)])
+def test_math_verify_in_process(pred, gold, verdict):
+    pytest.importorskip("math_verify")
+    assert grading._math_verify(pred, gold) is verdict
+
+
+def test_worker_main_in_process(monkeypatch, caplog):
+    import io
+    import json
+
+    pytest.importorskip("math_verify")
+    long_pred, long_gold = "boom" + "p" * 300, "g" * 300  # logged cut to 200 characters each
+    lines = [["0.5", r"\frac{1}{2}"], ["3", "4"], [long_pred, long_gold], ["7", "7"]]
+    stdin = io.TextIOWrapper(io.BytesIO(b"".join(json.dumps(p).encode() + b"\n" for p in lines)))
+    out = io.BytesIO()
+    real = grading._math_verify
+
+    def flaky(pred, gold):
+        if pred.startswith("boom"):
+            raise RuntimeError("parser blew up")
+        return real(pred, gold)
+
+    monkeypatch.setattr(grading, "_math_verify", flaky)
+    monkeypatch.setattr(sys, "stdin", stdin)
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(out))
+    with caplog.at_level(logging.ERROR, logger=grading.logger.name):
+        assert grading._worker_main() == 0
+    assert out.getvalue() == b"ready\ntrue\nfalse\nfalse\ntrue\n"
+    assert [r.getMessage() for r in caplog.records] == [f"math-verify failed on {long_pred[:200]!r} vs {'g' * 200!r}"]
+
+
+def test_math_verify_off_the_main_thread_and_quiet(caplog):
+    """Called from a thread (as eval's and verl's workers may), with math-verify's own signal-based
+    timeouts off (the deadline is ours) and its "timeout disabled" warning silenced."""
+    pytest.importorskip("math_verify")
+    verdicts, errors = [], []
+
+    def call():
+        try:
+            verdicts.append(grading._math_verify("0.5", r"\frac{1}{2}"))
+            verdicts.append(grading._math_verify("0.5", "0.6"))
+        except Exception as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+
+    with caplog.at_level(logging.DEBUG):
+        thread = threading.Thread(target=call)
+        thread.start()
+        thread.join()
+    assert errors == [] and verdicts == [True, False]
+    assert not [r for r in caplog.records if r.name.startswith("math_verify") and r.levelno >= logging.WARNING]

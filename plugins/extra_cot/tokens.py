@@ -111,7 +111,7 @@ def parse_leading_control(response: str) -> ControlChoice | None:
 
 def ratio_dir_name(spec: str | float | None) -> str:
     """Folder name of a run (one of :data:`RATIO_DIRS`) for any control spec :func:`parse_control` takes."""
-    choice = parse_control(spec.strip() if isinstance(spec, str) else spec)  # raises naming valid values
+    choice = parse_control(spec)  # strips spaces; raises naming the valid values
     if choice is None:
         return "base"
     return "policy" if choice.is_policy else f"{choice.ratio:.1f}"

@@ -143,3 +143,33 @@ def test_property_every_output_formula_is_from_source(tiny_tokenizer, tiny_count
     # kept text is made of source units only: multi-byte characters are never cut (CJK characters
     # are units of their own and join without a space, so the words are split there too)
     assert all(w in cot for w in re.findall(f"[{UNSPACED}]|[^\\s{UNSPACED}]+", sel.text))
+
+
+# --- _command_end pinned exactly (the mutation run judges it; docs/mutation.md) ---
+
+@pytest.mark.parametrize("text,i,end", [
+    (r"\(x\) y", 0, 5),
+    (r"\(\)y\)", 0, 4),  # the body starts right after the opener
+    (r"\[a\]", 0, 5),
+    (r"\textbf{abc} rest", 0, 12),  # a command with a group, not an environment
+    (r"\frac{{a}b}{c} x", 0, 14),  # a group whose body starts with a brace
+    (r"\section[short]{Long} x", 0, 21),  # optional argument, then the group
+    (r"\section[a]{B} see [1]", 0, 14),  # the first ']' closes the option, not the last
+    (r"x] \section[a]{B}", 3, 17),  # a ']' before the command is not its option's end
+    ("\\foo[a\nb]{c}", 0, None),  # an option never spans lines
+    (r"\foo[a]", 0, None),  # options only: no group, part of a word
+    (r"\foo{a}[b", 0, 7),  # an unclosed option after a group keeps the group
+    (r"\foo{a}{b", 0, 7),  # an unclosed second group keeps the first
+    (r"\foo{a}[b]{c} z", 0, 13),
+    ("{a} \\foo[x{y}", 4, None),  # an unclosed option ends the command
+    (r"\begin x", 0, None),  # \begin without {name} is not an environment
+    (r"\begin{align}a\end{align} b", 0, 25),
+    (r"\begin{a}x\end{b}", 0, None),
+    (r"\alpha beta", 0, None),
+    (r"\, x", 0, None),
+    (r"\foo*X} y", 0, None),  # only '[' and '{' open arguments
+])
+def test_command_end_exact(text, i, end):
+    from extra_cot.compress.segment import _command_end
+
+    assert _command_end(text, i) == end

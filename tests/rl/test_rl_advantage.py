@@ -223,3 +223,100 @@ def test_rl_lexicographic_property_hypothesis(group, bonus_weight, norm_by_std):
                 assert adv[i] > adv[j]
     if len(set(scores.tolist())) == 1:
         assert torch.count_nonzero(adv) == 0
+
+
+# --- pinned exactly for the mutation run (docs/mutation.md) ---
+
+def test_rl_group_ids_dense_by_str_and_flat():
+    from extra_cot.rl.advantage import group_ids
+
+    none = group_ids(None, 3)
+    assert none.dtype == torch.long and none.tolist() == [0, 0, 0]
+    ids = group_ids(np.array(["b", "a", "b", "c"], dtype=object), 4)
+    assert ids.dtype == torch.long and ids.tolist() == [1, 0, 1, 2]
+    # grouped by str(value): 1, 1.0 and True are three uids (a numeric array would merge them)
+    assert group_ids([1, 1.0, True], 3).tolist() == [0, 1, 2]
+    column = group_ids(np.array([["x"], ["y"], ["x"]], dtype=object), 3)  # a (B, 1) uid column
+    assert column.shape == (3,) and column.tolist() == [0, 1, 0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rl_estimator_equals_brute_force_with_negative_tiers_and_large_epsilon(seed):
+    """Tiers below zero and across many groups, and an epsilon large enough that every use of it shows."""
+    rng = np.random.default_rng(500 + seed)
+    opts = ChrpoAdvantageConfig(bonus_weight=float(rng.uniform(0.1, 0.9)), norm_by_std=bool(seed % 2),
+                                epsilon=0.3, control_token_weight=None)
+    n_groups, size = 6, int(rng.integers(2, 7))
+    scores = rng.integers(-3, 3, size=n_groups * size) + rng.random(n_groups * size) * 0.9
+    index = np.repeat([f"g{k}" for k in range(n_groups)], size)[rng.permutation(n_groups * size)].astype(object)
+    adv = chrpo_advantage(torch.tensor(scores), torch.ones(len(scores), 2), index, opts)
+    expected = torch.tensor(_brute_force(scores.tolist(), list(index), opts), dtype=torch.float32)
+    assert torch.allclose(adv[:, 0], expected, atol=1e-6, rtol=0)
+
+
+def test_rl_index_none_is_one_group():
+    scores = torch.tensor([2.0, 1.0, 2.5, 0.0])
+    opts = ChrpoAdvantageConfig(control_token_weight=None)
+    one = chrpo_advantage(scores, torch.ones(4, 2), None, opts)
+    same = chrpo_advantage(scores, torch.ones(4, 2), np.array(["u"] * 4, dtype=object), opts)
+    assert torch.equal(one, same) and torch.count_nonzero(one) == 8
+
+
+def test_rl_sequence_advantage_in_float64_and_empty():
+    from extra_cot.rl.advantage import _group_z, _sequence_advantage
+
+    opts = ChrpoAdvantageConfig()
+    out = _sequence_advantage(torch.tensor([2.5, 1.0], dtype=torch.float32), torch.tensor([0, 0]), opts)
+    assert out.dtype == torch.float64
+    empty = _sequence_advantage(torch.zeros(0), torch.zeros(0, dtype=torch.long), opts)
+    assert empty.shape == (0,)
+    z, std = _group_z(torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.long), True, 1e-6)
+    assert z.shape == std.shape == (0,)
+    # a group of one: z 0, std 0; a group of two: exact unbiased std
+    z, std = _group_z(torch.tensor([5.0, 1.0, 3.0], dtype=torch.float64), torch.tensor([1, 0, 0]), True, 0.5)
+    assert std.tolist() == [0.0, math.sqrt(2.0), math.sqrt(2.0)]
+    assert z.tolist() == [0.0, -1.0 / (math.sqrt(2.0) + 0.5), 1.0 / (math.sqrt(2.0) + 0.5)]
+    z, _ = _group_z(torch.tensor([5.0, 1.0, 3.0], dtype=torch.float64), torch.tensor([1, 0, 0]), False, 0.5)
+    assert z.tolist() == [0.0, -1.0, 1.0]
+
+
+def test_rl_bool_mask_one_token_rows_and_several_left_masked_rows():
+    scores = torch.tensor([2.5, 1.0, 2.0, 0.0, 1.5])
+    mask = torch.tensor([[0, 1, 1, 0], [0, 0, 1, 1], [1, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 1]], dtype=torch.bool)
+    index = np.array(["g"] * 5, dtype=object)
+    plain = chrpo_advantage(scores, mask, index, ChrpoAdvantageConfig(control_token_weight=None))
+    folded = chrpo_advantage(scores, mask, index, ChrpoAdvantageConfig(control_token_weight=1e-3))
+    assert plain.dtype == folded.dtype == torch.float32
+    factor = 1e-3 * 10 / 5  # N = 10 tokens, B = 5 rows (a one-token row is a sequence)
+    assert control_token_factor(mask, 1e-3) == pytest.approx(factor, rel=1e-12)
+    for row, col in enumerate([1, 2, 0, 0, 3]):
+        assert plain[row, col] != 0
+        assert folded[row, col] == pytest.approx(float(plain[row, col]) * factor, rel=1e-6)
+        other = [c for c in range(4) if c != col]
+        assert torch.equal(folded[row, other], plain[row, other])
+    assert chrpo_advantage(torch.zeros(0), torch.zeros(0, 3, dtype=torch.bool)).dtype == torch.float32
+
+
+def test_rl_control_token_factor_edges():
+    assert math.isnan(control_token_factor(torch.zeros(3, 4), 1e-3))
+    assert math.isnan(control_token_factor(torch.zeros(0, 4), 1e-3))
+    assert control_token_factor(torch.tensor([[1.0, 1.0, 0.0]]), 0.5) == 1.0  # one sequence, N = 2
+    assert control_token_factor(torch.tensor([[1.0, 0.0], [0.0, 0.0]]), 0.25) == 0.25
+
+
+def test_rl_options_validation_messages():
+    ChrpoAdvantageConfig(bonus_weight=0.0, epsilon=1e-12, control_token_weight=1e-9)  # boundaries that are valid
+    ChrpoAdvantageConfig(control_token_weight=None)
+    with pytest.raises(ValueError) as err:
+        ChrpoAdvantageConfig(bonus_weight=-0.1)
+    assert str(err.value) == ("algorithm.chrpo.bonus_weight=-0.1: must be in [0, 1) so a higher tier always wins; "
+                              "use e.g. 0.5")
+    with pytest.raises(ValueError) as err:
+        ChrpoAdvantageConfig(epsilon=0.0)
+    assert str(err.value) == "algorithm.chrpo.epsilon=0.0: must be > 0, e.g. 1e-6"
+    with pytest.raises(ValueError) as err:
+        ChrpoAdvantageConfig(control_token_weight=0.0)
+    assert str(err.value) == ("algorithm.chrpo.control_token_weight=0.0: must be > 0 (e.g. 1e-3) or null to "
+                              "disable the separate ratio-token weight")
+    with pytest.raises(ValueError, match=r"^algorithm.chrpo.epsilon=nan"):
+        ChrpoAdvantageConfig(epsilon=float("nan"))

@@ -100,15 +100,14 @@ def group_ids(index: Any, size: int) -> torch.Tensor:
 
 def _group_z(values: torch.Tensor, gid: torch.Tensor, norm_by_std: bool, eps: float):
     """Per-group z-scores (0 in groups of one), plus each element's group std."""
-    n = int(gid.max().item()) + 1 if gid.numel() else 0
-    count = torch.bincount(gid, minlength=n).to(values.dtype)
+    n = gid.numel()  # ids are dense (np.unique / torch.unique inverses), so at most n groups
+    count = torch.bincount(gid, minlength=n)
     mean = torch.zeros(n, dtype=values.dtype).index_add_(0, gid, values) / count.clamp(min=1)
-    dev = values - mean[gid]
+    dev = values - mean[gid]  # exactly 0 in a group of one, so its z is 0 too
     # Unbiased std, as torch.std in verl's GRPO.
     var = torch.zeros(n, dtype=values.dtype).index_add_(0, gid, dev * dev) / (count - 1).clamp(min=1)
     std = var.sqrt()[gid]
     z = dev / (std + eps) if norm_by_std else dev
-    z = torch.where(count[gid] > 1, z, torch.zeros_like(z))
     return z, std
 
 
@@ -117,10 +116,8 @@ def _sequence_advantage(scores: torch.Tensor, gid: torch.Tensor, options: ChrpoA
     scores = scores.to(torch.float64)  # float32 std of large groups drifts; cost is negligible
     tier, frac = split_score(scores)
     z_tier, std_tier = _group_z(tier, gid, options.norm_by_std, options.epsilon)
-    # Sub-groups: same prompt group and same tier.
-    tier_long = tier.to(torch.long)
-    span = int(tier_long.max() - tier_long.min()) + 1 if tier_long.numel() else 1
-    _, sub = torch.unique(gid * span + (tier_long - tier_long.min()), return_inverse=True)
+    # Sub-groups: same prompt group and same tier (rows of (group, tier) pairs; tiers are whole numbers).
+    _, sub = torch.unique(torch.stack([gid, tier], dim=1), dim=0, return_inverse=True)
     z_frac, _ = _group_z(frac, sub, options.norm_by_std, options.epsilon)
     one_tier = std_tier == 0
     half_gap = 0.5 / (std_tier + options.epsilon) if options.norm_by_std else torch.full_like(std_tier, 0.5)
