@@ -173,3 +173,28 @@ def test_command_end_exact(text, i, end):
     from extra_cot.compress.segment import _command_end
 
     assert _command_end(text, i) == end
+
+
+@pytest.mark.parametrize("text,pos,expected", [("ab\ncd\n  x", 8, True), ("a\nb c", 4, False), ("ab", 1, False),
+                                               ("a\n x", 3, True), ("x", 0, True), ("  x", 2, True),
+                                               ("a\n\n", 3, True), (" \tq", 2, True)])
+def test_line_start(text, pos, expected):
+    from extra_cot.compress.segment import _line_start
+
+    assert _line_start(text, pos) is expected
+
+
+@pytest.mark.parametrize("text,units", [
+    ("- a b\n1. c\n  2) d", [("- a", False), ("b", False), ("1. c", False), ("2) d", False)]),
+    ("x - a", [("x", False), ("-", False), ("a", False)]),  # not at a line start
+    ("-\na", [("-", False), ("a", False)]),  # the marker's line ends before the next unit
+    ("+ $x$ y", [("+ $x$", True), ("y", False)]),  # the joined unit is a formula if its tail is
+    ("1000. a", [("1000.", False), ("a", False)]),  # up to three digits
+    ("* b", [("* b", False)]),
+    ("no. 1. x", [("no.", False), ("1.", False), ("x", False)]),
+    ("12) z\n- - w", [("12) z", False), ("- -", False), ("w", False)]),
+])
+def test_list_markers_join_the_next_unit(text, units):
+    got = segment(text)
+    assert [(u.text, u.formula) for u in got] == units
+    assert all(text[u.start:u.end] == u.text for u in got)
