@@ -177,7 +177,8 @@ def test_command_end_exact(text, i, end):
 
 @pytest.mark.parametrize("text,pos,expected", [("ab\ncd\n  x", 8, True), ("a\nb c", 4, False), ("ab", 1, False),
                                                ("a\n x", 3, True), ("x", 0, True), ("  x", 2, True),
-                                               ("a\n\n", 3, True), (" \tq", 2, True)])
+                                               ("a\n\n", 3, True), (" \tq", 2, True),
+                                               ("a b\nc", 2, False)])  # a newline after pos does not count
 def test_line_start(text, pos, expected):
     from extra_cot.compress.segment import _line_start
 
