@@ -621,7 +621,10 @@ def test_extractors_take_only_strings_silently(fn, caplog):
 # the mutation run's coverage sees them (the worker tests above check the same code through the pipe).
 @pytest.mark.parametrize("pred,gold,verdict", [(r"\frac{1}{2}", "0.5", True), (r"2\sqrt{2}", r"\sqrt{8}", True),
                                                ("x+1", "1+x", True), ("3", "4", False), ("", "4", False),
-                                               ("4", "", False), (r"\{1,2\}", r"\{2,1\}", True)])
+                                               ("4", "", False), (r"\{1,2\}", r"\{2,1\}", True),
+                                               # LaTeX extraction only: math-verify's default config would
+                                               # fall back to its number patterns and read "( 3" as 3
+                                               ("( 3", "3", False), ("3", "( 3", False)])
 def test_math_verify_in_process(pred, gold, verdict):
     pytest.importorskip("math_verify")
     assert grading._math_verify(pred, gold) is verdict
