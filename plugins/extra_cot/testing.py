@@ -133,6 +133,30 @@ def format_examples(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
+def policy_gap(model_a: str | Path, model_b: str | Path, n: int = 16) -> float:
+    """Mean |p_a - p_b| per response token on format examples (verl's rollout_probs_diff_mean, in probs):
+    how far two checkpoints' policies are apart, for tests that check which weights rollouts used."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from extra_cot.prompt import build_messages
+
+    tok = AutoTokenizer.from_pretrained(str(model_a))
+    models = [AutoModelForCausalLM.from_pretrained(str(m), dtype=torch.float32).eval() for m in (model_a, model_b)]
+    diffs = []
+    for row in format_examples(n, seed=7):
+        prompt = tok.apply_chat_template(build_messages(row["question"], "policy"), tokenize=False,
+                                         add_generation_prompt=True)
+        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        r_ids = tok(row["response"], add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([p_ids + r_ids])
+        with torch.no_grad():
+            probs = [torch.softmax(m(ids).logits[0, len(p_ids) - 1 : -1], -1) for m in models]
+        target = ids[0, len(p_ids):].unsqueeze(-1)
+        diffs.append((probs[0].gather(-1, target) - probs[1].gather(-1, target)).abs().squeeze(-1))
+    return float(torch.cat(diffs).mean())
+
+
 def train_format_model(model_dir: str | Path, out_dir: str | Path, steps: int = 300, seed: int = 0) -> Path:
     """Teach a tiny model the policy-mode output format (plain torch, ~1 min on 2 cores).
 

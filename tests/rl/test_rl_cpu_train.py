@@ -23,6 +23,7 @@ import pytest
 from extra_cot.rl.calllog import ENV as CALL_LOG_ENV
 from extra_cot.rl.calllog import RESPONSES, THINK_TOKENS_MEAN, TRUNCATED_SHARE, read_calls, step_summary
 from extra_cot.rl.cpu_launch import cpu_env, main_ppo_command
+from extra_cot.testing import policy_gap
 
 pytestmark = pytest.mark.slow
 
@@ -156,37 +157,13 @@ def test_rl_cpu_actor_weights_moved(chrpo_run):
             assert m["actor/grad_norm"] > 0
 
 
-def _policy_gap(model_a: Path, model_b: Path, n: int = 16) -> float:
-    """Mean |p_a - p_b| per response token on format examples (verl's rollout_probs_diff_mean, in probs)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from extra_cot.prompt import build_messages
-    from extra_cot.testing import format_examples
-
-    tok = AutoTokenizer.from_pretrained(str(model_a))
-    models = [AutoModelForCausalLM.from_pretrained(str(m), dtype=torch.float32).eval() for m in (model_a, model_b)]
-    diffs = []
-    for row in format_examples(n, seed=7):
-        prompt = tok.apply_chat_template(build_messages(row["question"], "policy"), tokenize=False,
-                                         add_generation_prompt=True)
-        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-        r_ids = tok(row["response"], add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([p_ids + r_ids])
-        with torch.no_grad():
-            probs = [torch.softmax(m(ids).logits[0, len(p_ids) - 1 : -1], -1) for m in models]
-        target = ids[0, len(p_ids):].unsqueeze(-1)
-        diffs.append((probs[0].gather(-1, target) - probs[1].gather(-1, target)).abs().squeeze(-1))
-    return float(torch.cat(diffs).mean())
-
-
 def test_rl_cpu_rollouts_after_step_1_use_updated_weights(chrpo_run):
     m = {step: _step(chrpo_run, step) for step in (1, 2, 3)}
     # After step 1 the actor differs from the reference (its KL loss is > 0) ...
     assert m[2]["actor/kl_loss"] > 0 and m[3]["actor/kl_loss"] > 0
     # ... and vLLM's sampling probabilities match the actor's recomputed ones at every step. Had
     # vLLM kept the initial weights, step 3 would differ by the policy change theta_0 -> theta_2:
-    stale = _policy_gap(chrpo_run["model"], chrpo_run["merged2"])
+    stale = policy_gap(chrpo_run["model"], chrpo_run["merged2"])
     for step in (1, 2, 3):
         assert m[step]["training/rollout_probs_diff_valid"] == 1
     assert m[3]["training/rollout_probs_diff_mean"] < stale / 3, (m[3]["training/rollout_probs_diff_mean"], stale)

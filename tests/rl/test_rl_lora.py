@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from extra_cot.rl.cpu_launch import cpu_env, main_ppo_command
+from extra_cot.testing import policy_gap
 
 REPO = Path(__file__).resolve().parents[2]
 BATCH, N, STEPS = 4, 4, 2
@@ -257,29 +258,6 @@ def test_rl_lora_control_rows_changed_and_other_rows_did_not(lora_run):
     assert float(moved[others].max()) == 0.0  # ... and no other row did
 
 
-def _policy_gap(model_a: Path, model_b: Path, n: int = 16) -> float:
-    """Mean |p_a - p_b| per response token on format examples (verl's rollout_probs_diff_mean, in probs)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from extra_cot.prompt import build_messages
-    from extra_cot.testing import format_examples
-
-    tok = AutoTokenizer.from_pretrained(str(model_a))
-    models = [AutoModelForCausalLM.from_pretrained(str(m), dtype=torch.float32).eval() for m in (model_a, model_b)]
-    diffs = []
-    for row in format_examples(n, seed=7):
-        prompt = tok.apply_chat_template(build_messages(row["question"], "policy"), tokenize=False,
-                                         add_generation_prompt=True)
-        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([p_ids + tok(row["response"], add_special_tokens=False)["input_ids"]])
-        with torch.no_grad():
-            probs = [torch.softmax(m(ids).logits[0, len(p_ids) - 1 : -1], -1) for m in models]
-        target = ids[0, len(p_ids):].unsqueeze(-1)
-        diffs.append((probs[0].gather(-1, target) - probs[1].gather(-1, target)).abs().squeeze(-1))
-    return float(torch.cat(diffs).mean())
-
-
 @pytest.mark.slow
 def test_rl_lora_rollouts_use_the_trained_weights(lora_run):
     m = lora_run["metrics"]
@@ -288,7 +266,7 @@ def test_rl_lora_rollouts_use_the_trained_weights(lora_run):
         assert m[step]["training/rollout_probs_diff_valid"] == 1
     # Step 2 samples with the step-1 weights. Had the sync kept the start weights, vLLM would differ
     # from the actor by the step-1 update (the start vs step-1 model gap); it differs far less.
-    stale = _policy_gap(lora_run["model"], lora_run["merged1"])
+    stale = policy_gap(lora_run["model"], lora_run["merged1"])
     assert m[2]["training/rollout_probs_diff_mean"] < stale / 2, (m[2]["training/rollout_probs_diff_mean"], stale)
 
 
