@@ -106,6 +106,12 @@ def eval_records(run_dir: Path) -> list[dict]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def run_metrics(run_dir: Path) -> dict:
+    """An evaluation run's ``metrics.json`` (``{}`` when the run wrote none)."""
+    path = run_dir / "metrics.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def link_realized(runs: Mapping[str, dict]) -> None:
     """Set each run summary's ``realized_ratio``: its think tokens over the ``"1.0"`` run's (None without one)."""
     own = runs.get("1.0", {}).get("think_tokens")

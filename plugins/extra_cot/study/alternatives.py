@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from extra_cot.evalsummary import eval_records, run_summary
+from extra_cot.evalsummary import eval_records, run_metrics, run_summary
 from extra_cot.stats import bootstrap_mean
 from extra_cot.study import forcing
 from extra_cot.study.frontier import per_question
@@ -98,7 +98,7 @@ def add_runs(root: Path, split: str, grades: list[int], alternatives: Sequence[s
         dirs = run_dirs(root, split, alt)
         records = {name: eval_records(d) for name, d in dirs.items()}
         for name, recs in records.items():
-            metrics = json.loads((dirs[name] / "metrics.json").read_text()) if (dirs[name] / "metrics.json").is_file() else {}
+            metrics = run_metrics(dirs[name])
             runs[name] = {**run_summary(recs, grades), "echo_fidelity": metrics.get("echo_fidelity"),
                           "think_budget": metrics.get("think_budget")}
         own = _own_reference(alt, runs)

@@ -30,6 +30,7 @@ from extra_cot.evalsummary import (  # noqa: F401 (re-exported: the study's piec
     ratio_key,
     ratio_rise,
     read_grades,
+    run_metrics,
     run_summary,
 )
 from extra_cot.fileio import atomic_write_json, atomic_write_text, read_jsonl
@@ -132,8 +133,7 @@ def collect_runs(root: Path, split: str, grades: list[int], ref_mean: float) -> 
     runs = {}
     for name, run_dir in dirs.items():
         runs[name] = run_summary(eval_records(run_dir), grades)
-        metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
-        runs[name]["echo_fidelity"] = metrics.get("echo_fidelity")
+        runs[name]["echo_fidelity"] = run_metrics(run_dir).get("echo_fidelity")
     link_realized(runs)
     for summary in runs.values():
         summary["realized_vs_reference"] = round(summary["think_tokens"] / ref_mean, 4) if ref_mean else None
