@@ -491,7 +491,8 @@ def test_a_worker_that_cannot_start_stops_grading_instead_of_grading_wrong(tmp_p
     try:
         with pytest.raises(grading.GraderUnavailableError) as info:
             grade(r"so \boxed{\sqrt{8}}", r"2\sqrt{2}")
-        for needle in ("did not start", "math-verify==0.9.0", "PYTHONPATH", sys.executable):
+        for needle in ("did not start: it exited before answering (its traceback is on stderr above). ",
+                       "math-verify==0.9.0", "PYTHONPATH", sys.executable):
             assert needle in str(info.value)
         with pytest.raises(grading.GraderUnavailableError):
             is_equivalent(r"\sqrt{8}", r"2\sqrt{2}")
@@ -674,3 +675,143 @@ def test_math_verify_off_the_main_thread_and_quiet(caplog):
         thread.join()
     assert errors == [] and verdicts == [True, False]
     assert not [r for r in caplog.records if r.name.startswith("math_verify") and r.levelno >= logging.WARNING]
+
+
+# --- survivors of the recorded mutation run, killed (docs/mutation.md, "`grading.py`, judged after the recorded run") ---
+
+def _letters(n: int) -> str:
+    return "".join(chr(ord("a") + i % 26) for i in range(n))
+
+
+@pytest.mark.parametrize("n", [1, 160, 161, 500])
+def test_a_late_call_logs_its_input_whole_or_by_its_ends(n, caplog):
+    """Up to 160 characters the input is logged as its repr; longer, as its length and 80-char ends."""
+    text = _letters(n)
+    shown = repr(text) if n <= 160 else f"{n} chars {text[:80]!r}…{text[-80:]!r}"
+    with caplog.at_level(logging.WARNING, logger=grading.logger.name):
+        assert extract_boxed(text, deadline_s=-1.0) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        f"grading: extract_boxed passed its -1 s deadline in the box search; graded None: {shown}"
+    ]
+
+
+def test_is_equivalent_logs_its_name_when_late_and_nothing_on_non_strings(caplog):
+    with caplog.at_level(logging.DEBUG, logger=grading.logger.name):
+        assert is_equivalent(None, "1") is False and is_equivalent("1", None) is False
+        assert caplog.records == []  # not a string: "not equivalent" before any step, nothing logged
+        assert is_equivalent("1.0", "1", deadline_s=-1.0) is False
+    assert [r.getMessage() for r in caplog.records] == [
+        "grading: is_equivalent passed its -1 s deadline in the normalization; graded False: '1.0', '1'"
+    ]
+
+
+def _fake_popen(code: str):
+    """A stand-in for ``lifeline.popen`` that runs ``python -c code`` in its own session (as the
+    lifeline does, so ``_Worker.kill``'s killpg reaches it) with the pipes ``_start`` asks for."""
+    def popen(command, **kwargs):
+        return subprocess.Popen([sys.executable, "-c", code], start_new_session=True, **kwargs)
+
+    return popen
+
+
+def test_a_worker_that_cannot_be_spawned_names_the_os_error(monkeypatch):
+    from extra_cot import lifeline
+
+    def raiser(command, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "python")
+
+    monkeypatch.setattr(lifeline, "popen", raiser)
+    worker = grading._Worker()
+    with pytest.raises(grading.GraderUnavailableError) as info:
+        worker._start()
+    assert "did not start: FileNotFoundError: [Errno 2] No such file or directory: 'python'. " in str(info.value)
+    assert isinstance(info.value.__cause__, FileNotFoundError) and worker.proc is None
+
+
+def test_a_worker_whose_first_line_is_not_ready_is_refused_and_killed(monkeypatch):
+    from extra_cot import lifeline
+
+    monkeypatch.setattr(lifeline, "popen", _fake_popen("print('hello', flush=True); import time; time.sleep(60)"))
+    worker = grading._Worker()
+    with pytest.raises(grading.GraderUnavailableError) as info:
+        worker._start()
+    assert "did not start: no ready line within 120 s. " in str(info.value)
+    assert worker.proc is None  # killed (kill() waits for it), not left sleeping
+
+
+def test_a_worker_lost_mid_call_is_retried_once_and_logged(monkeypatch, caplog):
+    """A worker that says ready and exits on its first request: the pool logs the loss, retries on
+    a fresh one (which exits too), and the pair is graded wrong with the traceback logged."""
+    from extra_cot import lifeline
+
+    monkeypatch.setattr(lifeline, "popen", _fake_popen("import sys; print('ready', flush=True); sys.stdin.readline()"))
+    monkeypatch.setattr(grading, "_pool", None)  # a fresh pool whose workers are the fake
+    try:
+        with caplog.at_level(logging.WARNING, logger=grading.logger.name):
+            assert is_equivalent(r"\sqrt{8}", r"2\sqrt{2}") is False
+    finally:
+        grading._workers().close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == (
+        "grading: math-verify worker lost (EOFError('math-verify worker exited')); retrying on a fresh one"
+    )
+    assert messages[1].startswith("grading: is_equivalent failed on '\\\\sqrt{8}', '2\\\\sqrt{2}'")
+    assert "EOFError: math-verify worker exited" in caplog.text  # the retry's traceback
+
+
+@pytest.fixture
+def piped_worker():
+    """A ``_Worker`` reading a pipe this test writes to (``proc`` a stand-in: no process)."""
+    import types
+
+    r, w = os.pipe()
+    worker = grading._Worker()
+    worker.proc = types.SimpleNamespace(stdout=os.fdopen(r, "rb", buffering=0))
+    try:
+        yield worker, w
+    finally:
+        worker.proc.stdout.close()
+        os.close(w)
+
+
+def test_read_line_returns_one_line_and_keeps_the_rest(piped_worker):
+    worker, w = piped_worker
+    os.write(w, b"true\nfalse\n")
+    assert worker._read_line(5.0) == b"true\n"
+    assert worker._read_line(5.0) == b"false\n"
+
+
+def test_read_line_joins_a_line_that_comes_in_pieces(piped_worker):
+    worker, w = piped_worker
+    os.write(w, b"tr")
+    out = {}
+    thread = threading.Thread(target=lambda: out.update(line=worker._read_line(60.0)))
+    thread.start()
+    _wait_for(lambda: worker._buf == b"tr", "the first piece read")
+    os.write(w, b"ue\n")
+    thread.join(timeout=60)
+    assert out == {"line": b"true\n"}
+
+
+def test_read_line_with_no_time_left_reads_nothing(piped_worker, monkeypatch):
+    """``left <= 0``: with the clock frozen, a zero timeout returns None even with a line waiting."""
+    worker, w = piped_worker
+    os.write(w, b"true\n")
+    with monkeypatch.context() as m:
+        m.setattr(time, "monotonic", lambda: 1000.0)
+        assert worker._read_line(0.0) is None
+    assert worker._read_line(5.0) == b"true\n"
+
+
+def test_a_reply_in_the_last_second_counts():
+    _warm_workers()
+    assert is_equivalent(r"2\sqrt{2}", r"\sqrt{8}", deadline_s=0.9) is True  # a pair takes ~8 ms
+
+
+def test_the_pool_is_built_once_per_process(monkeypatch):
+    """Workers start lazily, so building pools here starts no process."""
+    monkeypatch.setattr(grading, "_pool", None)
+    pool = grading._workers()
+    assert grading._workers() is pool
+    pool.pid = -1  # as a forked child sees its parent's pool
+    assert grading._workers() is not pool and grading._workers().pid == os.getpid()
