@@ -199,3 +199,118 @@ def test_list_markers_join_the_next_unit(text, units):
     got = segment(text)
     assert [(u.text, u.formula) for u in got] == units
     assert all(text[u.start:u.end] == u.text for u in got)
+
+
+# --- the scanner's edge cases, pinned exactly (docs/mutation.md lists what each one guards) ---
+
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param("so $a\\,$ b", ["$a\\,$"], id="control-symbol-inside-math-is-two-chars"),
+    pytest.param("so $\\begin x$ b", ["$\\begin x$"], id="begin-without-name-is-a-plain-command"),
+    pytest.param("so $a}b$ c", [], id="unbalanced-brace-in-math-is-no-region"),
+    pytest.param("so $$\\{x\\}$$ ok", ["$$\\{x\\}$$"], id="display-body-starts-after-both-dollars"),
+    pytest.param("it is 5$", [], id="dollar-as-last-char-is-literal"),
+    pytest.param("pay $\\$ now", [], id="escaped-dollar-is-no-closer"),
+    pytest.param("so $x$ and\n\nmore", ["$x$"], id="blank-line-after-closer-does-not-count"),
+    pytest.param("$\\alpha $ is", ["$\\alpha $"], id="fallback-pair-at-text-start"),
+    pytest.param("so $\\alpha $ here", ["$\\alpha $"], id="fallback-command-right-after-opener"),
+    pytest.param("so $\\alpha $\nnext", ["$\\alpha $"], id="fallback-pair-before-line-break"),
+    pytest.param("so $\\alpha\n$ here", [], id="fallback-needs-one-line"),
+    pytest.param("so $$a$ b", [], id="unclosed-display-is-skipped-whole"),
+    pytest.param("so \\,$x$ y", ["\\,$x$"], id="control-symbol-before-math-glues"),
+    pytest.param("\\$x$ y", [], id="escaped-dollar-opens-nothing"),
+])
+def test_math_region_edges(text, expected):
+    """A math region is read by Pandoc's dollar rule with LaTeX control symbols (``\\,``,
+    ``\\$``, ``\\{``) skipped as two characters; what is not a region is plain text."""
+    assert formulas(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param("so {a} b", ["{a}"], id="bare-group-is-an-atom"),
+    pytest.param("so {} b", ["{}"], id="empty-group-is-an-atom"),
+    pytest.param("so x} y", [], id="stray-closing-brace-is-text"),
+])
+def test_brace_groups(text, expected):
+    """A balanced ``{..}`` group outside math is one atom; a lone ``}`` opens nothing."""
+    assert formulas(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param("run `$x$` now", [], id="math-inside-inline-code-is-not-read"),
+    pytest.param("run `x` now", [], id="code-span-is-no-formula"),
+    pytest.param("`x` $y$", ["$y$"], id="math-after-code-is-read"),
+    pytest.param("so $a `b$ c` d", [], id="region-ending-inside-code-is-no-region"),
+])
+def test_code_is_not_read_as_latex(text, expected):
+    """Code (inline or fenced) is an atom of its own; no math is read inside it."""
+    assert formulas(text) == expected
+
+
+def test_latex_spans_skip_ends_inside_a_double_dollar():
+    """A skip span ends the scan's view of the text it covers, not one step more: the ``$`` right
+    after it opens a region even when the skipped character was a ``$`` too."""
+    from extra_cot.compress.segment import latex_spans
+
+    assert latex_spans("$$x$", [(0, 1)]) == [(1, 4)]
+    assert latex_spans("$$x$") == []
+
+
+def test_two_bare_commands_terminate():
+    """A text that starts with a bare control word and holds another one is scanned forward
+    (a bound of 5 s: the scan is microseconds, a backward step loops forever)."""
+    import signal
+
+    def _timeout(*_):
+        raise TimeoutError("latex scan did not terminate")
+
+    old = signal.signal(signal.SIGALRM, _timeout)
+    signal.setitimer(signal.ITIMER_REAL, 5.0)
+    try:
+        assert formulas("\\alpha and \\beta") == []
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param("($x$)", ["($x$)"], id="glue-both-sides-at-text-start"),
+    pytest.param("a ($x$)", ["($x$)"], id="glue-stops-at-space-on-the-left"),
+    pytest.param("$x$, y", ["$x$,"], id="glue-stops-at-space-on-the-right"),
+    pytest.param("$a$-$b$", ["$a$-$b$"], id="touching-atoms-merge"),
+])
+def test_glue(text, expected):
+    """A LaTeX atom absorbs the non-space characters next to it; atoms glued together are one."""
+    assert formulas(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param("so x = y here", [], id="equation-without-a-digit-is-prose"),
+    pytest.param("add 2 + 3 more", ["2 + 3"], id="two-numbers-make-a-calculation"),
+    pytest.param("2 + 3 = 5 and $x$", ["2 + 3 = 5", "$x$"], id="plain-before-latex-kept"),
+    pytest.param("so 2 + $1$ x", ["$1$"], id="plain-stops-at-latex"),
+])
+def test_plain_formula_edges(text, expected):
+    """A plain formula needs a digit, and an ``=`` (or a relation) or two numbers; it is read
+    only between LaTeX atoms."""
+    assert formulas(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param("**Answer:**2 + 3 = 5", ["2 + 3 = 5"], id="touching-bold-stays-apart"),
+    pytest.param("**so $x$** now", ["**so $x$**"], id="bold-overlapping-math-is-one-formula"),
+    pytest.param("**bold** text", [], id="bold-alone-is-no-formula"),
+])
+def test_bold_atoms(text, expected):
+    """Bold is one atom; it is a formula only when it overlaps one (overlaps merge, touching
+    atoms do not)."""
+    assert formulas(text) == expected
+
+
+@pytest.mark.parametrize(("text", "units"), [
+    pytest.param("**two words** x", ["**two words**", "x"], id="bold-is-one-unit"),
+    pytest.param("**a b**", ["**a b**"], id="bold-alone"),
+    pytest.param("`x`**y z**", ["`x`", "**y z**"], id="bold-right-after-code"),
+    pytest.param("run `a b` now", ["run", "`a b`", "now"], id="code-is-one-unit"),
+])
+def test_bold_and_code_units(text, units):
+    assert [u.text for u in segment(text)] == units
