@@ -207,6 +207,7 @@ def test_list_markers_join_the_next_unit(text, units):
     pytest.param("so $a\\,$ b", ["$a\\,$"], id="control-symbol-inside-math-is-two-chars"),
     pytest.param("so $\\begin x$ b", ["$\\begin x$"], id="begin-without-name-is-a-plain-command"),
     pytest.param("so $a}b$ c", [], id="unbalanced-brace-in-math-is-no-region"),
+    pytest.param("so $x^{{2}} = 4$ b", ["$x^{{2}} = 4$"], id="nested-braces-count-their-depth"),
     pytest.param("so $$\\{x\\}$$ ok", ["$$\\{x\\}$$"], id="display-body-starts-after-both-dollars"),
     pytest.param("it is 5$", [], id="dollar-as-last-char-is-literal"),
     pytest.param("pay $\\$ now", [], id="escaped-dollar-is-no-closer"),
