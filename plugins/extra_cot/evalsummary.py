@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from extra_cot.eval.store import METRICS, PREDICTION
 from extra_cot.fileio import read_jsonl
 from extra_cot.stats import bootstrap_mean, bootstrap_mean_diff, wilson
 from extra_cot.tokens import parse_leading_control
@@ -100,7 +101,7 @@ def read_grades(path: Path) -> list[int]:
 
 
 def eval_records(run_dir: Path) -> list[dict]:
-    path = run_dir / "prediction.json"
+    path = run_dir / PREDICTION
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run the study's evaluation steps first")
     return json.loads(path.read_text(encoding="utf-8"))
@@ -108,7 +109,7 @@ def eval_records(run_dir: Path) -> list[dict]:
 
 def run_metrics(run_dir: Path) -> dict:
     """An evaluation run's ``metrics.json`` (``{}`` when the run wrote none)."""
-    path = run_dir / "metrics.json"
+    path = run_dir / METRICS
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 

@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from extra_cot.demo.rl_command import MINI_BATCH, TRAIN_BATCH
+from extra_cot.eval.store import METRICS
 
 #: Rollouts per prompt: docs/method.md Stage 3 (n = 4). Prompts per step: the demo's one batch constant.
 RL_N = 4
@@ -148,5 +149,5 @@ def rl_train_section(root: Path, dataset: str, order: tuple[str, ...]) -> tuple[
 
 
 def _load(dataset_dir: Path, order: tuple[str, ...]) -> dict[str, dict]:
-    return {name: json.loads((dataset_dir / name / "metrics.json").read_text())
-            for name in order if (dataset_dir / name / "metrics.json").is_file()}
+    return {name: json.loads((dataset_dir / name / METRICS).read_text())
+            for name in order if (dataset_dir / name / METRICS).is_file()}

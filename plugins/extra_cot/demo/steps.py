@@ -14,6 +14,7 @@ from pathlib import Path
 
 from extra_cot.demo.config import DEFAULT_SFT_CONFIG, TRAINED_RATIOS, DemoConfig
 from extra_cot.demo.rl_command import TRAIN_BATCH, VAL_ROWS
+from extra_cot.eval.store import METRICS
 from extra_cot.fileio import stale_options
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
@@ -213,7 +214,7 @@ def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
                    p.ctrl, p.sft, FIXED_NAME, p.fixed, p.ctrl, _length(cfg, cfg.epochs), cfg.sft_config),
         Step("sweep", f"γ* and Stage 3 data: sweep of the first-pass model on the RL problems (pass@{cfg.n_samples})",
              _eval_argv(cfg, p.sweep, rl, ",".join(SWEEP_RATIOS), p.fixed, cfg.n_samples),
-             lambda: _all_ok([(sweep / r / "metrics.json", cfg.rl * cfg.n_samples) for r in SWEEP_RATIOS]),
+             lambda: _all_ok([(sweep / r / METRICS, cfg.rl * cfg.n_samples) for r in SWEEP_RATIOS]),
              serve=str(p.fixed), clean=[p.sweep]),
         Step("gamma", "γ*(x) per RL problem: lowest passing ratio with every higher ratio passing (study.gamma)",
              gamma, lambda: _missing(p.targets, Path(f"{p.targets}.summary.json")), clean=[p.targets]),
@@ -245,11 +246,11 @@ def _eval_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     return [
         Step("eval-base", f"Evaluation: base on held-out ({base_model.name} served by vLLM)",
              _eval_argv(cfg, p.eval, test, "base", base_model, cfg.eval_samples),
-             lambda: _metrics_n(ds / "base/metrics.json", cfg.test * cfg.eval_samples),
+             lambda: _metrics_n(ds / "base" / METRICS, cfg.test * cfg.eval_samples),
              serve=str(base_model), clean=[ds / "base"]),
         Step("eval", "Evaluation: trained model at 0.2 0.4 0.6 0.8 1.0 policy (held-out)",
              _eval_argv(cfg, p.eval, test, ",".join(TRAINED_RATIOS), p.trained, cfg.eval_samples),
-             lambda: _all_ok([(ds / r / "metrics.json", cfg.test * cfg.eval_samples) for r in TRAINED_RATIOS]),
+             lambda: _all_ok([(ds / r / METRICS, cfg.test * cfg.eval_samples) for r in TRAINED_RATIOS]),
              serve=str(p.trained), clean=[ds / r for r in TRAINED_RATIOS]),
     ]
 
@@ -311,7 +312,7 @@ def _rl_train_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
              clean=[p.rl_model]),
         Step("eval-rl", f"Evaluation: the RL model at {' '.join(cfg.rl_eval)} (held-out)",
              _eval_argv(cfg, p.eval_rl, test, ",".join(cfg.rl_eval), p.rl_model, cfg.eval_samples),
-             lambda: _all_ok([(ds / r / "metrics.json", cfg.test * cfg.eval_samples) for r in cfg.rl_eval]),
+             lambda: _all_ok([(ds / r / METRICS, cfg.test * cfg.eval_samples) for r in cfg.rl_eval]),
              serve=str(p.rl_model), clean=[p.eval_rl]),
     ]
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from extra_cot.demo.rl_train import rl_train_section
 from extra_cot.demo.runner import machine
 from extra_cot.demo.steps import SWEEP_RATIOS, TRAINED_RATIOS
+from extra_cot.eval.store import METRICS, PREDICTION
 from extra_cot.evalsummary import eval_records, read_grades, run_summary
 from extra_cot.fileio import atomic_write_json, atomic_write_text
 from extra_cot.tokens import ratio_dir_name
@@ -40,7 +41,7 @@ TARGETS = {"echo_min": 0.9, "realized_step_min": 0.08, "accuracy_at_1.0_min": 0.
 def load_metrics(dataset_dir: Path) -> dict[str, dict]:
     out = {}
     for name in ORDER:
-        path = dataset_dir / name / "metrics.json"
+        path = dataset_dir / name / METRICS
         if path.is_file():
             out[name] = json.loads(path.read_text())
     return out
@@ -59,7 +60,7 @@ def output_tokens(dataset_dir: Path, tokenizer_dir: Path) -> dict[str, float]:
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     out = {}
     for name in ORDER:
-        path = dataset_dir / name / "prediction.json"
+        path = dataset_dir / name / PREDICTION
         if path.is_file():
             records = json.loads(path.read_text())
             special = set(tok.all_special_ids)
@@ -79,7 +80,7 @@ def intervals(dataset_dir: Path) -> dict[str, dict]:
 
     out = {}
     for name in ORDER:
-        path = dataset_dir / name / "prediction.json"
+        path = dataset_dir / name / PREDICTION
         records = json.loads(path.read_text()) if path.is_file() else []
         if records:
             correct = sum(bool(r["correct"]) for r in records)
@@ -166,7 +167,7 @@ def per_sample(dataset_dir: Path) -> dict[str, list[dict]]:
 
     by_run: dict[str, dict[int, list[dict]]] = {}
     for name in ORDER:
-        path = dataset_dir / name / "prediction.json"
+        path = dataset_dir / name / PREDICTION
         if path.is_file():
             for rec in json.loads(path.read_text()):
                 by_run.setdefault(name, {}).setdefault(int(rec.get("sample", 0)), []).append(rec)
@@ -324,7 +325,7 @@ def gamma_section(root: Path, dataset: str) -> tuple[str, dict]:
     on the held-out set (study.report.run_summary)."""
     gamma_path = root / "stage1" / "policy_targets.jsonl.summary.json"
     policy_dir = root / "eval" / dataset / "policy"
-    if not gamma_path.is_file() or not (policy_dir / "prediction.json").is_file():
+    if not gamma_path.is_file() or not (policy_dir / PREDICTION).is_file():
         return "(not run)", {}
     gamma = json.loads(gamma_path.read_text())
     policy = run_summary(eval_records(policy_dir), read_grades(root / "data" / "test.jsonl"))

@@ -24,6 +24,7 @@ from extra_cot import experiment, fileio
 from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, option
 from extra_cot.demo.config import _STEP_LIST, vllm_args_option, vllm_reserved_cpus_option
 from extra_cot.demo.steps import TRAINED_RATIOS, Step, _all_ok, _eval_argv
+from extra_cot.eval.store import METRICS
 
 RUN, EVAL = "run", "evaluation"
 DATASET = "val"
@@ -82,7 +83,7 @@ def build_steps(cfg: ValidateConfig) -> list[Step]:
     for name, model in cfg.model:
         out = cfg.root / name
         argv = _eval_argv(cfg, out, f"{DATASET}={cfg.data}:gsm8k", cfg.ratios, Path(model), cfg.samples)
-        check = (lambda out=out: _all_ok([(out / DATASET / r / "metrics.json", n) for r in ratios]))
+        check = (lambda out=out: _all_ok([(out / DATASET / r / METRICS, n) for r in ratios]))
         steps.append(Step(f"eval-{name}", f"{name} ({model}) at {cfg.ratios} on {cfg.data}", argv, check,
                           serve=model, clean=[out / DATASET / r for r in ratios]))
     return steps

@@ -19,6 +19,7 @@ from extra_cot.eval.config import DATA, SERVER, EvalConfig
 from extra_cot.eval.datasets import EvalItem, load_items
 from extra_cot.eval.runner import run_sweep, write_dataset_metrics, write_summary
 from extra_cot.eval.server import REASONING_CONFIG
+from extra_cot.eval.store import PARTIAL
 
 logger = logging.getLogger("extra_cot.eval")
 
@@ -76,12 +77,12 @@ def _regrade(out: Path, base_run: str) -> int:
     from extra_cot.eval.runner import regrade_dataset
 
     ds_dirs = (
-        sorted(p for p in out.iterdir() if p.is_dir() and any(p.glob("*/partial.jsonl")))
+        sorted(p for p in out.iterdir() if p.is_dir() and any(p.glob(f"*/{PARTIAL}")))
         if out.is_dir()
         else []
     )
     if not ds_dirs:
-        print(f"extra-cot eval --regrade: no <dataset>/<ratio>/partial.jsonl under {out}", file=sys.stderr)
+        print(f"extra-cot eval --regrade: no <dataset>/<ratio>/{PARTIAL} under {out}", file=sys.stderr)
         return 2
     for ds_dir in ds_dirs:
         logger.info("%s: re-graded %d records", ds_dir.name, regrade_dataset(ds_dir))

@@ -17,6 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
+from extra_cot.eval.store import METRICS
 from extra_cot.fileio import atomic_output
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ EXAMPLES = """examples:
 def load_metrics(out: Path) -> dict[str, dict[str, dict]]:
     """``{dataset: {ratio: metrics}}`` from ``OUT/<dataset>/<ratio>/metrics.json``."""
     found: dict[str, dict[str, dict]] = {}
-    for path in sorted(out.glob("*/*/metrics.json")):
+    for path in sorted(out.glob(f"*/*/{METRICS}")):
         m = json.loads(path.read_text())
         found.setdefault(m.get("dataset", path.parent.parent.name), {})[m.get("ratio", path.parent.name)] = m
     return found
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     data = load_metrics(out)
     if not data:
-        print(f"extra-cot plot: no */*/metrics.json under {out}; run extra-cot eval first", file=sys.stderr)
+        print(f"extra-cot plot: no */*/{METRICS} under {out}; run extra-cot eval first", file=sys.stderr)
         return 2
     dest = Path(args.output_dir) if args.output_dir else out / "plots"
     dest.mkdir(parents=True, exist_ok=True)

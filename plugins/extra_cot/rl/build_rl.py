@@ -31,6 +31,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from extra_cot.cliargs import USER_ERRORS, user_error_line
+from extra_cot.eval.store import PREDICTION
 from extra_cot.fileio import (
     atomic_output,
     atomic_write_json,
@@ -117,13 +118,13 @@ def discover(sweep: Path, datasets: tuple[str, ...] | None) -> list[str]:
         raise ValueError(
             f"--sweep {sweep}: not a directory (expected SWEEP/<dataset>/<ratio>/prediction.json)"
         )
-    found = sorted(p.name for p in sweep.iterdir() if (p / ratio_dir_name(1.0) / "prediction.json").is_file())
+    found = sorted(p.name for p in sweep.iterdir() if (p / ratio_dir_name(1.0) / PREDICTION).is_file())
     chosen = list(datasets) if datasets else found
     for name in chosen:
         for ratio in FIXED_RATIOS:
-            if not (sweep / name / ratio_dir_name(ratio) / "prediction.json").is_file():
+            if not (sweep / name / ratio_dir_name(ratio) / PREDICTION).is_file():
                 raise ValueError(
-                    f"{sweep / name / ratio_dir_name(ratio) / 'prediction.json'} missing: run `extra-cot eval` "
+                    f"{sweep / name / ratio_dir_name(ratio) / PREDICTION} missing: run `extra-cot eval` "
                     f"with --ratios {','.join(map(ratio_dir_name, FIXED_RATIOS))} --n-samples 3 on these questions"
                 )
     if not chosen:
@@ -157,7 +158,7 @@ def select(cfg: BuildRlConfig) -> tuple[dict[float, list], dict, dict]:
     dropped = {reason: {r: 0 for r in (*FIXED_RATIOS, None)} for reason in DROP_REASONS}
     for name in tqdm(discover(sweep, cfg.datasets), desc="datasets", disable=None):
         by_ratio = {
-            r: load_predictions(sweep / name / ratio_dir_name(r) / "prediction.json") for r in FIXED_RATIOS
+            r: load_predictions(sweep / name / ratio_dir_name(r) / PREDICTION) for r in FIXED_RATIOS
         }
         for item in aggregate(name, by_ratio).values():
             decision = decide(item, cfg.tolerance)

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from extra_cot.eval.store import METRICS
 from extra_cot.fileio import atomic_write_json
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
@@ -42,7 +43,7 @@ def run_dir(out: Path, split: str, ratio: str) -> Path:
 def mean_think_tokens(run: Path) -> float:
     """Mean think tokens of an evaluation run: its ``metrics.json`` ``tokens`` (the mean over its records,
     :mod:`extra_cot.eval.metrics`; the report's ``think_tokens``)."""
-    path = Path(run) / "metrics.json"
+    path = Path(run) / METRICS
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run the study's evaluation step 'eval' first")
     tokens = json.loads(path.read_text()).get("tokens")

@@ -27,6 +27,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from extra_cot.eval.store import PREDICTION
 from extra_cot.evalsummary import read_grades
 from extra_cot.fileio import atomic_write_json, atomic_write_jsonl
 from extra_cot.gamma import gt_ratio, label, null_test, positive_control, sample_flags
@@ -40,7 +41,7 @@ def read_sweep(sweep_dir: Path) -> dict[float, list[dict]]:
     """Prediction records per fixed ratio of one swept data set; a missing ratio is an error."""
     out = {}
     for ratio in FIXED_RATIOS:
-        path = sweep_dir / ratio_dir_name(ratio) / "prediction.json"
+        path = sweep_dir / ratio_dir_name(ratio) / PREDICTION
         if not path.is_file():
             raise FileNotFoundError(f"{path}: the sweep has no {ratio:g} run; run the sweep step first")
         out[ratio] = json.loads(path.read_text(encoding="utf-8"))

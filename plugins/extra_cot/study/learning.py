@@ -38,6 +38,7 @@ from pathlib import Path
 from extra_cot import fileio
 from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, option
 from extra_cot.demo.config import _STEP_LIST, vllm_args_option, vllm_reserved_cpus_option
+from extra_cot.eval.store import PREDICTION
 from extra_cot.evalsummary import eval_records, mean_ratio, ratio_key, read_grades, run_summary
 from extra_cot.experiment import Experiment
 from extra_cot.stats import bootstrap_ratio, overlaps
@@ -368,7 +369,7 @@ def build_record(root: Path) -> dict:
     held = {}
     for name in MODELS:
         run = root / "eval" / name / config["split"] / "policy"
-        if (run / "prediction.json").is_file():
+        if (run / PREDICTION).is_file():
             held[name] = held_out(eval_records(run), held_grades)
     for arm in ARMS:
         if arm in held:

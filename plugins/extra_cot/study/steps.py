@@ -22,6 +22,7 @@ from extra_cot.demo.steps import (
     tool,
     train_step,
 )
+from extra_cot.eval.store import METRICS
 from extra_cot.fileio import stale_options
 from extra_cot.study import forcing
 from extra_cot.study.config import BASELINE_REPEAT, StudyConfig
@@ -123,7 +124,7 @@ def _eval_step(cfg: StudyConfig, name: str, title: str, model: Path, out: Path, 
     argv[at:at + 2] = [x for ds, (path, _) in datasets.items() for x in ("--dataset", f"{ds}={path}:gsm8k")]
 
     def check() -> str | None:
-        return _all_ok([(out / ds / r / "metrics.json", n * samples) for ds, (_, n) in datasets.items() for r in ratios])
+        return _all_ok([(out / ds / r / METRICS, n * samples) for ds, (_, n) in datasets.items() for r in ratios])
 
     return Step(name, title, argv, check, serve=str(model), clean=[out / ds / r for ds in datasets for r in ratios])
 
@@ -139,7 +140,7 @@ def _forcing_step(cfg: StudyConfig, p: Paths, held_out: dict[str, tuple[Path, in
             "--concurrency", str(cfg.concurrency)]
 
     def check() -> str | None:
-        return _all_ok([(forcing.run_dir(p.eval_forced, split, r) / "metrics.json", n)
+        return _all_ok([(forcing.run_dir(p.eval_forced, split, r) / METRICS, n)
                         for split, (_, n) in held_out.items() for r in FIXED])
 
     return Step("budget-forcing", "Forcing alternative: the no-control baseline, think block closed at each fixed "
