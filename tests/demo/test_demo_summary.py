@@ -57,6 +57,8 @@ def test_demo_json_schema_checks_and_results_copy(tmp_path):
     md = (results / "demo.md").read_text()
     assert md == (root / "summary.md").read_text()
     assert "Issue 10 targets MET" in md and "Sample 1 alone (an eval of its own): NOT met" in md and "`python -m extra_cot.demo`" in md and "| 0.4 | 95% |" in md
+    # the Tokens legend states the think_span rule: an unclosed (cut-off) block counts in full, not 0
+    assert "0 when no closed think block" not in md and "an unclosed think block counts in full" in md
 
 
 def test_demo_json_targets_not_met_when_echo_or_accuracy_is_low(tmp_path):

@@ -50,8 +50,9 @@ def load_metrics(dataset_dir: Path) -> dict[str, dict]:
 def output_tokens(dataset_dir: Path, tokenizer_dir: Path) -> dict[str, float]:
     """Mean non-special tokens of the whole output per run (think + answer).
 
-    The paper's Tokens/ActRatio count think tokens only; an untuned model that never opens a
-    think block (SmolLM2) scores 0 there, so the summary also compares whole outputs.
+    Tokens/ActRatio count what :func:`extra_cot.think.think_span` counts (the whole output but the
+    control token, the think tags and one short boxed final line); this is the whole output, final
+    line included, for comparison across runs whose outputs differ in layout.
     """
     if not (tokenizer_dir / "tokenizer.json").is_file():
         return {}
@@ -361,7 +362,9 @@ def build_summary(root: Path) -> tuple[str, dict]:
 - written: {record['date']}; machine: {record['machine']}; load average during the run: mean {load['loadavg_mean']}, max {load['loadavg_max']} ({load['samples']} samples on {load['cores']} cores)
 - run folder: `{root}`; mode: {'tiny (CI wiring check)' if config.get('tiny') else 'real (SmolLM2-135M-Instruct)'}
 - data: {dataset} ({config.get('sft')} SFT source problems, {config.get('rl')} RL-sweep problems, {config.get('test')} held-out); {base_note}
-- Tokens = mean think tokens (0 when no closed think block); ActRatio = Tokens / Tokens(base);
+- Tokens = mean think tokens as `extra_cot.think.think_span` counts them (every token written but the control token,
+  the think tags and one short boxed final line; an unclosed think block counts in full and is flagged truncated,
+  `truncated_share` in metrics.json); ActRatio = Tokens / Tokens(base);
   realized ratio = Tokens / Tokens(1.0); Latency = wall time of the run / items (concurrency {config.get('concurrency')});
   output tokens = mean non-special tokens of the whole output (think + answer), counted with the trained model's tokenizer
 
