@@ -441,6 +441,24 @@ def test_the_policy_rows_share_reaches_the_second_pass_build(tmp_path, share, fl
     assert all("--policy-share" not in argv for name, argv in steps.items() if name != "build-policy")
 
 
+@pytest.mark.parametrize("task", ["varied", "chains"])
+def test_every_build_sft_step_skips_rows_over_the_training_cutoff(tmp_path, task):
+    """build-sft gets the cutoff the training uses, so a row over it is skipped with a logged reason
+    (``<name>.skipped.jsonl``, cleaned with the step) instead of being truncated by LLaMA-Factory."""
+    from extra_cot.study.config import StudyConfig
+    from extra_cot.study.steps import build_steps
+
+    cfg = StudyConfig(out=str(tmp_path), task=task)
+    steps = build_steps(cfg)
+    builds = [s for s in steps if "build-sft" in s.argv]
+    assert len(builds) == (6 if task == "chains" else 4)  # chains adds the blind alternative's two
+    cutoffs = {args["cutoff_len"] for args in _train_args(cfg).values()}
+    assert cutoffs == {str(cfg.cutoff_len)}
+    for step in builds:
+        assert step.argv[step.argv.index("--cutoff-len") + 1] == str(cfg.cutoff_len), step.name
+        assert any(str(c).endswith(".skipped.jsonl") for c in step.clean), step.name
+
+
 @pytest.mark.parametrize("bad", ["0", "1", "abc", "-0.2"])
 def test_a_policy_share_outside_0_1_is_refused_naming_the_flag(tmp_path, bad):
     from extra_cot.study.config import config_from_args, parser

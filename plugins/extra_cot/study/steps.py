@@ -104,11 +104,12 @@ def _compress_step(cfg: StudyConfig, p: Paths, split: str, n: int, blind: bool =
 def _build_step(cfg: StudyConfig, p: Paths, key: str, inputs: str, extra: list[str], title: str) -> Step:
     name = DATASETS[key]
     argv = tool("extra-cot", "extra_cot.cli") + [
-        "build-sft", "--input", inputs, "--output-dir", str(p.sft), "--name", name, "--tokenizer", str(p.base), *extra]
+        "build-sft", "--input", inputs, "--output-dir", str(p.sft), "--name", name, "--tokenizer", str(p.base),
+        "--cutoff-len", str(cfg.cutoff_len), *extra]  # the training's cutoff: rows it would truncate are skipped, logged
 
     # other options -> another command line, which the runner redoes (extra_cot.demo.runner._needs_run)
     return Step(f"build-{key}", title, argv, lambda: _missing(p.sft / f"{name}.jsonl", p.sft / f"{name}.build_sft.json"),
-                clean=[p.sft / f"{name}.jsonl", p.sft / f"{name}.build_sft.json"])
+                clean=[p.sft / f"{name}.jsonl", p.sft / f"{name}.build_sft.json", p.sft / f"{name}.skipped.jsonl"])
 
 
 def _train_step(cfg: StudyConfig, p: Paths, name: str, start: Path, dataset: str, out: Path, epochs: float,
