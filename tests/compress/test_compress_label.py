@@ -286,3 +286,21 @@ def test_old_http_error_skips_are_retried_on_resume(tmp_path, tiny_model_dir, fl
     _, url = flaky
     code, rows, _, _ = _label(tmp_path, tiny_model_dir, url)
     assert code == 0 and sorted(r["line"] for r in rows) == [1, 3]  # the malformed skip stays done
+
+
+def test_a_bad_input_writes_no_config_and_keeps_the_last_failed_log(tmp_path, tiny_model_dir, caplog):
+    """The input is read and checked before anything is written: a bad line exits 2 naming it, and
+    leaves no ``.config.json`` and the previous run's ``.failed.jsonl`` (the rows a rerun retries)."""
+    inp, labels = tmp_path / "in.jsonl", tmp_path / "labels.jsonl"
+    inp.write_text(json.dumps(GSM8K_ROWS[0]) + "\n" + "{not json\n")
+    failed_log = tmp_path / "labels.jsonl.failed.jsonl"
+    failed_log.write_text(json.dumps({"key": "k", "line": 1, "reason": "teacher_down: earlier run"}) + "\n")
+    argv = ["label", "--input", str(inp), "--output", str(labels), "--input-format", "gsm8k",
+            "--base-url", _dead_url(), "--model", "teacher", "--tokenizer", str(tiny_model_dir)]
+    assert cli_main(argv) == 2
+    assert f"{inp}:2" in caplog.text
+    assert not (tmp_path / "labels.jsonl.config.json").exists() and not labels.exists()
+    assert "earlier run" in failed_log.read_text()
+    # a good input (the helper rewrites in.jsonl): the config is written as before
+    code, *_ = _label(tmp_path, tiny_model_dir, _dead_url(), "--attempts", "1")
+    assert code == 1 and json.loads((tmp_path / "labels.jsonl.config.json").read_text())["args"]["input"] == str(inp)

@@ -175,20 +175,23 @@ def run(args) -> Counter:
         raise ValueError(f"--max-consecutive-failures must be >= 1, got {args.max_consecutive_failures}")
     out = Path(args.output)
     skip_path, fail_path = (out.with_name(out.name + suffix) for suffix in (".skipped.jsonl", ".failed.jsonl"))
-    refuse_overlap(args.input, [out, skip_path, fail_path, out.with_name(out.name + ".config.json")], "--output")
-    done = _done_keys(out, skip_path)
-    fail_path.unlink(missing_ok=True)  # this run's failures only; the rows themselves are retried below
-    atomic_write_json(out.with_name(out.name + ".config.json"),
-                      {"args": vars(args), "options": asdict(options) | {"api_key": "<hidden>"}})
+    config_path = out.with_name(out.name + ".config.json")
+    refuse_overlap(args.input, [out, skip_path, fail_path, config_path], "--output")
+    # Read and check the whole input (a bad line or field raises) and load the tokenizer before
+    # anything is written: a bad input leaves no config, and no earlier run's failed log deleted.
+    rows = list(read_jsonl_inputs(args.input))[: args.limit]
     count = make_counter(load_tokenizer(args.tokenizer))
+    done = _done_keys(out, skip_path)
     todo, stats = [], Counter()
-    for path, n, row in list(read_jsonl_inputs(args.input))[: args.limit]:
+    for path, n, row in rows:
         key = input_key(row)
         if key in done:
             stats["already_done"] += 1
             continue
         src, reason = READERS[args.input_format](row, f"{path}:{n}", args.strip_annotations)
         todo.append((f"{path}:{n}", n, key, src, reason))
+    fail_path.unlink(missing_ok=True)  # this run's failures only; the rows themselves are retried below
+    atomic_write_json(config_path, {"args": vars(args), "options": asdict(options) | {"api_key": "<hidden>"}})
     down, streak, lock = threading.Event(), [0], threading.Lock()
 
     def work(item):
