@@ -23,7 +23,7 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 
 from extra_cot.stats import percentile_interval, permutation_p
-from extra_cot.tokens import FIXED_RATIOS
+from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
 
 def gt_ratio(passed: Mapping[float, bool], ratios: Iterable[float] = FIXED_RATIOS) -> float | None:
@@ -149,7 +149,7 @@ def positive_control(flags: Mapping[int, Mapping[float, Sequence[bool]]], grades
     by: dict[str, dict[str, list[bool]]] = {}
     for i, per in flags.items():
         for r, values in per.items():
-            by.setdefault(f"{r:g}" if r != 1 else "1.0", {}).setdefault(str(grades[i]), []).extend(values)
+            by.setdefault(ratio_dir_name(r), {}).setdefault(str(grades[i]), []).extend(values)
     samples = sorted({len(v) for per in flags.values() for v in per.values()})
     return {
         "sweep_accuracy": {r: {g: round(sum(v) / len(v), 4) for g, v in sorted(by_g.items(), key=lambda kv: int(kv[0]))}

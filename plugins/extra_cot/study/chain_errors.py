@@ -35,6 +35,7 @@ from extra_cot.fileio import atomic_write_json, read_jsonl
 from extra_cot.study.chain_kept import gold_chain
 from extra_cot.study.gamma import read_sweep
 from extra_cot.think import think_span
+from extra_cot.tokens import ratio_dir_name
 
 CATEGORIES = ("correct", "no_chain", "step_count", "arithmetic", "step_read", "carry", "other")
 _LINE = re.compile(r"^[ \t]*(\d+)[ \t]*([+-])[ \t]*(\d+)[ \t]*=[ \t]*(\d+)[ \t]*$", re.MULTILINE)
@@ -80,7 +81,7 @@ def error_table(records_by_ratio: Mapping[float, Sequence[Mapping]], rows: Seque
             row = rows[rec["index"]]
             kind = category(chain_lines(rec["output"]), _gold(row["answer"]), rec["correct"] is True)
             by_grade.setdefault(str(row["grade"]), Counter())[kind] += 1
-        key = f"{ratio:g}" if ratio != 1 else "1.0"
+        key = ratio_dir_name(ratio)
         order = sorted(by_grade, key=int)
         share[key] = {g: {c: round(by_grade[g][c] / sum(by_grade[g].values()), 4) for c in CATEGORIES} for g in order}
         counts[key] = {g: sum(by_grade[g].values()) for g in order}
