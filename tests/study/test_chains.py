@@ -10,6 +10,7 @@ import pytest
 from extra_cot.study.chain_kept import chain_kept, check, gold_chain, kept_table
 from extra_cot.tasks import TASKS, generate, get_task, trace_row
 from extra_cot.tasks.chains import ChainOptions
+from extra_cot.tasks.chains import generate as chains_generate
 
 _EQ = re.compile(r"^(\d+) ([-+]) (\d+) = (\d+)$")
 
@@ -27,6 +28,7 @@ def test_chains_rows_hold_one_bare_correct_line_per_step_with_distinct_two_digit
         assert not any(ch.isdigit() for line in prose for ch in line), prose  # number-free prose
         totals = [int(eqs[0][0])] + [int(c) for *_, c in eqs]
         assert len(set(totals)) == len(totals) and all(10 <= t <= 99 for t in totals)
+        assert len({b for _, _, b, _ in eqs}) == len(eqs)  # each step moves by its own amount
         for (a, op, b, c), prev in zip(eqs, totals):
             assert int(a) == prev and 2 <= int(b) <= 9 and int(c) == (int(a) + int(b) if op == "+" else int(a) - int(b))
         assert gold_chain(row["answer"]) == eqs  # the GSM8K solution is the same chain
@@ -34,6 +36,19 @@ def test_chains_rows_hold_one_bare_correct_line_per_step_with_distinct_two_digit
         assert f"\\boxed{{{row['gold']}}}" in row["final"]
         count = {1: "one", 2: "two", 4: "four", 6: "six"}[row["grade"]]
         assert f" {count} " in row["question"]  # the step count is shown
+
+
+def test_distinct_moves_is_an_option_and_needs_enough_move_sizes():
+    same = chains_generate(300, seed=2, options=ChainOptions(distinct_moves=False))
+    repeats = [r for r in same if len(set(re.findall(r" [-+] (\d+) =", r["cot"]))) < r["grade"]]
+    assert repeats  # without the option a problem may move twice by the same amount
+    with pytest.raises(ValueError, match="distinct_moves needs at least 6 move sizes"):
+        ChainOptions(min_move=2, max_move=6)
+    assert ChainOptions(min_move=2, max_move=6, distinct_moves=False).max_move == 6
+    tight = ChainOptions(steps=(6,), min_move=2, max_move=7, low=10, high=30, min_start=15, max_start=25)
+    for row in chains_generate(50, seed=4, options=tight):  # the retry finds a draw in a tight range
+        ks = [int(k) for k in re.findall(r" [-+] (\d+) =", row["cot"])]
+        assert sorted(ks) == [2, 3, 4, 5, 6, 7] and all(10 <= int(t) <= 30 for t in re.findall(r"= (\d+)", row["cot"]))
 
 
 def test_chains_prose_does_not_grow_with_the_steps_and_the_wording_varies():

@@ -9,7 +9,9 @@ so that the budget a trace needs rises with the step count the question shows (i
   plan before the chain, a closing line after it), then one bare line per step (``23 + 7 = 30``):
   each step's result is stated once, as one formula, and there is no check, recap or wrong equation;
 * numbers are two-digit totals moved by small steps (``min_move``..``max_move``), and every total of a
-  problem (the start included) is distinct, so no equation's result repeats another's;
+  problem (the start included) is distinct, so no equation's result repeats another's; with
+  ``distinct_moves`` (the default) no two steps of a problem move by the same amount either, so each
+  clause of the question is found by its own number (why: docs/study.md, "The positive control");
 * the wording still varies: several phrasings of every question clause and prose sentence, filled with
   the problem's name and items.
 
@@ -31,8 +33,8 @@ _COUNT = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "se
 @dataclass(frozen=True)
 class ChainOptions:
     """Sizes: ``steps`` = the grades (step counts) drawn uniformly; the start total is in
-    ``min_start``..``max_start``, each step moves it by ``min_move``..``max_move``, and every total
-    stays in ``low``..``high`` (two digits by default)."""
+    ``min_start``..``max_start``, each step moves it by ``min_move``..``max_move`` (a different amount
+    per step with ``distinct_moves``), and every total stays in ``low``..``high`` (two digits by default)."""
 
     steps: tuple[int, ...] = (1, 2, 4, 6)
     min_start: int = 20
@@ -41,6 +43,7 @@ class ChainOptions:
     max_move: int = 9
     low: int = 10
     high: int = 99
+    distinct_moves: bool = True
 
     def __post_init__(self) -> None:
         if not self.steps or any(not 1 <= s <= max(_COUNT) for s in self.steps):
@@ -51,6 +54,9 @@ class ChainOptions:
         if not 1 <= self.min_move <= self.max_move or self.high - self.low < 2 * self.max_move:
             raise ValueError(f"need 1 <= min_move <= max_move and room for the moves in low..high, got "
                              f"{self.min_move}, {self.max_move}, {self.low}..{self.high}")
+        if self.distinct_moves and self.max_move - self.min_move + 1 < max(self.steps):
+            raise ValueError(f"distinct_moves needs at least {max(self.steps)} move sizes, got "
+                             f"{self.min_move}..{self.max_move}")
 
 
 _PLUS = ("{he} finds {k} more", "{friend} gives {him} {k} more", "{he} buys {k} more", "{he} wins {k} in a game",
@@ -96,16 +102,23 @@ _LEADS = ("Then ", "Next, ", "After that, ", "Later, ")
 
 
 def _moves(rng: random.Random, start: int, steps: int, o: ChainOptions) -> list[tuple[str, int, int]]:
-    """``steps`` moves ``(op, k, new total)`` from ``start``: totals stay in range and all distinct."""
-    seen, total, out = {start}, start, []
-    while len(out) < steps:
-        options = [(op, k) for op in "+-" for k in range(o.min_move, o.max_move + 1)
-                   if o.low <= (new := total + k if op == "+" else total - k) <= o.high and new not in seen]
-        op, k = rng.choice(options)  # never empty: the range holds 2 * max_move + 1 totals around any total
-        total = total + k if op == "+" else total - k
-        seen.add(total)
-        out.append((op, k, total))
-    return out
+    """``steps`` moves ``(op, k, new total)`` from ``start``: totals stay in range and all distinct, and
+    with ``o.distinct_moves`` every ``k`` differs. A draw that runs out of options starts over."""
+    while True:
+        seen, used, total, out = {start}, set(), start, []
+        while len(out) < steps:
+            options = [(op, k) for op in "+-" for k in range(o.min_move, o.max_move + 1)
+                       if not (o.distinct_moves and k in used)
+                       and o.low <= (new := total + k if op == "+" else total - k) <= o.high and new not in seen]
+            if not options:  # only with distinct_moves: the unused sizes all leave the range or repeat a total
+                break
+            op, k = rng.choice(options)
+            total = total + k if op == "+" else total - k
+            seen.add(total)
+            used.add(k)
+            out.append((op, k, total))
+        if len(out) == steps:
+            return out
 
 
 def make_problem(rng: random.Random, options: ChainOptions = ChainOptions()) -> dict:
