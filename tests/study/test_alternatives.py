@@ -243,6 +243,16 @@ def test_alternatives_default_to_both_on_chains_and_none_on_varied(tmp_path):
         config_from_args(parser().parse_args(["--alternatives", "forcing,tokenskip"]))
 
 
+def test_the_scorer_defaults_to_the_heuristic_on_chains_and_lm_on_varied(tmp_path):
+    from extra_cot.study.config import StudyConfig, config_from_args, parser
+
+    assert StudyConfig(task="chains").scorer == "heuristic" and StudyConfig().scorer == "lm"
+    for task, flag, want in (("chains", "lm", "lm"), ("varied", "heuristic", "heuristic"), ("varied", "auto", "lm")):
+        assert config_from_args(parser().parse_args(["--task", task, "--scorer", flag])).scorer == want
+    argv = _steps(tmp_path, task="chains")["compress-train"].argv
+    assert argv[argv.index("--scorer") + 1] == "heuristic"
+
+
 @pytest.mark.parametrize(("scorer", "blind"), [("lm", "lm-blind"), ("heuristic", "heuristic-blind")])
 def test_the_blind_steps_run_the_blind_scorer_without_bonuses_and_train_as_the_method(tmp_path, scorer, blind):
     steps = _steps(tmp_path, task="chains", scorer=scorer)

@@ -41,6 +41,9 @@ UNSOLVED = {"drop": None, "1.0": 1.0}
 ALTERNATIVES = ("forcing", "blind")
 #: ``--alternatives auto``: both on the budget-sensitive ``chains`` task, none on ``varied`` (its record stays as it was).
 AUTO_ALTERNATIVES = {"chains": list(ALTERNATIVES)}
+#: ``--scorer auto``: the fast heuristic on ``chains`` (Level-0 as the lm scorer's, 3 s instead of 12 min for
+#: 960 traces: docs/study.md, "Stage 1 on chains"), the lm scorer elsewhere (``varied``'s records used it).
+AUTO_SCORER = {"chains": "heuristic"}
 
 
 def _alternatives(text: str) -> list[str]:
@@ -93,8 +96,9 @@ class StudyConfig:
                             help="Stage 2 arithmetic, as the demo's --precision (auto: bf16 where the CPU has it)")
     formula_bonus: float = option(default=FORMULA_BONUS, group=DATA, help=f"extra-cot compress --formula-bonus (default {FORMULA_BONUS:g})")
     decisive_bonus: float = option(default=DECISIVE_BONUS, group=DATA, help=f"extra-cot compress --decisive-bonus (default {DECISIVE_BONUS:g})")
-    scorer: str = option(default="lm", group=DATA, choices=["lm", "heuristic"],
-                         help="extra-cot compress --scorer: lm (SmolLM2 surprisal, the default) or heuristic (fast)")
+    scorer: str = option(default="auto", group=DATA, choices=["auto", "lm", "heuristic"],
+                         help="extra-cot compress --scorer: lm (SmolLM2 surprisal), heuristic (fast), or auto (the "
+                              "default: heuristic for --task chains, lm for varied)")
     policy_quotas: str = option(
         default="none", group=DATA,
         help="build-sft --policy-quotas for the <COMP_AUTO> rows: none (one row per question with a γ*, the "
@@ -135,6 +139,8 @@ class StudyConfig:
             parse_policy_share(self.policy_share)  # build-sft's parser: one rule for both
         except ValueError as err:
             raise ValueError(f"--policy-share: {err}") from None
+        if self.scorer == "auto":
+            self.scorer = AUTO_SCORER.get(self.task, "lm")
         if self.alternatives == ["auto"]:
             self.alternatives = list(AUTO_ALTERNATIVES.get(self.task, []))
         elif self.alternatives == ["none"]:
