@@ -72,7 +72,7 @@ class StudyConfig:
     seed: int = option(default=0, group=DATA, help="seed of the problems and of their split (default 0)")
     task: str = option(default="varied", group=DATA, choices=sorted(TASKS),
                        help="problem generator (extra_cot.tasks): varied (word problems with varied traces; the "
-                            "default) or chains (1/2/4/6 bare ± steps after fixed prose: the budget matters)")
+                            "default) or chains (1/2/3/4 bare ± steps after fixed prose: the budget matters)")
     n_sft: int = option(default=80, group=DATA, help="problems whose traces train the first pass (fixed ratios)")
     n_policy: int = option(
         default=80, group=DATA,

@@ -2,7 +2,7 @@
 
 * ``varied`` (:mod:`extra_cot.demo.problems`): multi-step word problems in four grades with varied,
   human-like traces (asides, checks, dead ends, recaps); length control on varied text.
-* ``chains`` (:mod:`extra_cot.tasks.chains`): a running total moved by 1 / 2 / 4 / 6 small ± steps, a
+* ``chains`` (:mod:`extra_cot.tasks.chains`): a running total moved by 1 / 2 / 3 / 4 small ± steps, a
   fixed number-free prose part and one bare equation per step, so the budget a trace needs rises with
   the step count the question shows (issue 36).
 

@@ -1,7 +1,7 @@
 """The budget-sensitive task ``chains``: a running total changed by small ± steps, one bare line per step.
 
 Each problem is a GSM8K-shaped row like :mod:`extra_cot.demo.problems`' (``{"question", "answer",
-"cot", "final", "gold", "grade"}``; ``grade`` = the number of steps, 1 / 2 / 4 / 6 by default), built
+"cot", "final", "gold", "grade"}``; ``grade`` = the number of steps, 1 / 2 / 3 / 4 by default), built
 so that the budget a trace needs rises with the step count the question shows (issue 36):
 
 * the question names the number of changes and lists them, one clause each;
@@ -32,11 +32,13 @@ _COUNT = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "se
 
 @dataclass(frozen=True)
 class ChainOptions:
-    """Sizes: ``steps`` = the grades (step counts) drawn uniformly; the start total is in
+    """Sizes: ``steps`` = the grades (step counts) drawn uniformly (1-4 by default: a 6-step hardest
+    grade was beyond SmolLM2-135M at the positive control's training size, docs/study.md, "The positive
+    control, second try"); the start total is in
     ``min_start``..``max_start``, each step moves it by ``min_move``..``max_move`` (a different amount
     per step with ``distinct_moves``), and every total stays in ``low``..``high`` (two digits by default)."""
 
-    steps: tuple[int, ...] = (1, 2, 4, 6)
+    steps: tuple[int, ...] = (1, 2, 3, 4)
     min_start: int = 20
     max_start: int = 79
     min_move: int = 2
