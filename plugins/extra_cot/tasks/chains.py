@@ -33,8 +33,8 @@ _COUNT = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "se
 @dataclass(frozen=True)
 class ChainOptions:
     """Sizes: ``steps`` = the grades (step counts) drawn uniformly (1-4 by default: a 6-step hardest
-    grade was beyond SmolLM2-135M at the positive control's training size, docs/study.md, "The positive
-    control, second try"); the start total is in
+    grade was beyond SmolLM2-135M at the positive control's training size; docs/study.md,
+    "The positive control, second try"); the start total is in
     ``min_start``..``max_start``, each step moves it by ``min_move``..``max_move`` (a different amount
     per step with ``distinct_moves``), and every total stays in ``low``..``high`` (two digits by default)."""
 
