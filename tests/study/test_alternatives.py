@@ -318,3 +318,20 @@ def test_the_alternatives_step_times_and_blind_trainings(tmp_path):
     (tmp_path / "models" / "blind").mkdir(parents=True)
     (tmp_path / "models" / "blind" / "trainer_state.json").write_text('{"global_step": 81}')
     assert alt.optimizer_steps(tmp_path) == {"blind_first": None, "blind": 81}
+
+
+def test_task_chains_brings_its_sizes_for_the_flags_left_unset():
+    from extra_cot.study.config import TASK_SIZES, StudyConfig, config_from_args, parser
+
+    def conf(*argv):
+        return config_from_args(parser().parse_args(list(argv)))
+
+    chains = conf("--task", "chains")
+    assert {k: getattr(chains, k) for k in TASK_SIZES["chains"]} == TASK_SIZES["chains"]
+    assert (chains.n_sft, chains.n_test, chains.epochs, chains.sweep_samples) == (960, 500, 0.5, 4)
+    mine = conf("--task", "chains", "--n-test", "40", "--epochs", "2", "--sweep-samples", "2")
+    assert (mine.n_test, mine.epochs, mine.sweep_samples, mine.n_sft) == (40, 2.0, 2, 960)  # the user's flags win
+    plain = StudyConfig()
+    varied = conf()
+    assert {k: getattr(varied, k) for k in TASK_SIZES["chains"]} == {k: getattr(plain, k) for k in TASK_SIZES["chains"]}
+    assert (varied.n_sft, varied.n_test, varied.epochs) == (80, 200, 3.0)

@@ -15,7 +15,7 @@ import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, option
+from extra_cot.cliargs import UNSET, add_dataclass_arguments, dataclass_from_args, option, unset_fields
 from extra_cot.demo.config import (
     _STEP_LIST,
     DECISIVE_BONUS,
@@ -44,6 +44,11 @@ AUTO_ALTERNATIVES = {"chains": list(ALTERNATIVES)}
 #: ``--scorer auto``: the fast heuristic on ``chains`` (Level-0 as the lm scorer's, 3 s instead of 12 min for
 #: 960 traces: docs/study.md, "Stage 1 on chains"), the lm scorer elsewhere (``varied``'s records used it).
 AUTO_SCORER = {"chains": "heuristic"}
+#: Sizes a ``--task`` brings on the command line, for the flags the user leaves unset (the field defaults are
+#: ``varied``'s). ``chains``: the positive control's sizes (960 problems, half an epoch = 300 updates,
+#: 200 x 4 swept; docs/study.md, "The positive control, second try") and item 3's test split (n >= 500).
+TASK_SIZES = {"chains": {"n_sft": 960, "n_policy": 200, "n_val": 100, "n_test": 500, "epochs": 0.5,
+                         "sweep_samples": 4}}
 
 
 def _alternatives(text: str) -> list[str]:
@@ -73,16 +78,20 @@ class StudyConfig:
     task: str = option(default="varied", group=DATA, choices=sorted(TASKS),
                        help="problem generator (extra_cot.tasks): varied (word problems with varied traces; the "
                             "default) or chains (1/2/3/4 bare ± steps after fixed prose: the budget matters)")
-    n_sft: int = option(default=80, group=DATA, help="problems whose traces train the first pass (fixed ratios)")
+    n_sft: int = option(default=80, cli_default=UNSET, group=DATA,
+                        help="problems whose traces train the first pass (fixed ratios; default 80, chains 960)")
     n_policy: int = option(
-        default=80, group=DATA,
-        help="problems swept by the first-pass model for γ*; their traces and <COMP_AUTO> rows train the second pass")
-    n_val: int = option(default=100, group=DATA, help="validation problems (choose options on these)")
-    n_test: int = option(default=200, group=DATA, help="test problems (the record)")
+        default=80, cli_default=UNSET, group=DATA,
+        help="problems swept by the first-pass model for γ*; their traces and <COMP_AUTO> rows train the second "
+             "pass (default 80, chains 200)")
+    n_val: int = option(default=100, cli_default=UNSET, group=DATA,
+                        help="validation problems (choose options on these; default 100)")
+    n_test: int = option(default=200, cli_default=UNSET, group=DATA,
+                         help="test problems (the record; default 200, chains 500)")
     splits: list[str] = option(default_factory=lambda: list(SPLITS), cli_default="val,test", parse=_splits,
                                group=EVAL, help="held-out splits the evaluation steps use (default val,test)")
-    epochs: float = option(default=3.0, group=TRAIN,
-                           help="epochs of the first pass (fixed-ratio rows of the train split; default 3)")
+    epochs: float = option(default=3.0, cli_default=UNSET, group=TRAIN,
+                           help="epochs of the first pass (fixed-ratio rows of the train split; default 3, chains 0.5)")
     epochs_second: float = option(default=1.5, group=TRAIN,
                                   help="epochs of the second pass (policy split + <COMP_AUTO> rows; default 1.5)")
     baseline_schedule: str = option(
@@ -112,7 +121,8 @@ class StudyConfig:
         help="build-sft --policy-share for the second pass: repeat the <COMP_AUTO> rows until they are about this "
              "share of its examples; method (the paper's 10k of ~58k rows, 0.172; the default), none (each row "
              "once) or a share in (0, 1)")
-    sweep_samples: int = option(default=2, group=EVAL, help="samples per policy-set question in the γ* sweep (pass@k)")
+    sweep_samples: int = option(default=2, cli_default=UNSET, group=EVAL,
+                                help="samples per policy-set question in the γ* sweep (pass@k; default 2, chains 4)")
     alternatives: list[str] = option(
         default_factory=lambda: ["auto"], cli_default="auto", parse=_alternatives, group=EVAL,
         help="rows a user has without Extra-CoT (docs/study.md): forcing (the no-control baseline with its think "
@@ -177,4 +187,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> StudyConfig:
-    return dataclass_from_args(StudyConfig, args)
+    """Resolve flags: the task's sizes (:data:`TASK_SIZES`) fill whatever the user left unset."""
+    fill = unset_fields(StudyConfig, args)
+    return dataclass_from_args(StudyConfig, args,
+                               **{k: v for k, v in TASK_SIZES.get(args.task, {}).items() if k in fill})
