@@ -188,6 +188,37 @@ def test_demo_runner_only_runs_the_named_steps(tmp_path, capsys):
         run_steps(_cfg(tmp_path, only=["x"]), steps)
 
 
+def test_until_runs_the_steps_up_to_it_then_stops(tmp_path, capsys):
+    steps = [_writer(n, tmp_path) for n in ("a", "b", "c", "d")]
+    run_steps(_cfg(tmp_path, until="b"), steps)
+    assert _runs(tmp_path) == ["a", "b"] and "stopped after b (--until)" in capsys.readouterr().out
+    run_steps(_cfg(tmp_path, until="c"), steps)  # resumes: a and b are done, c runs, d does not
+    assert _runs(tmp_path) == ["a", "b", "c"]
+    run_steps(_cfg(tmp_path, only=["b", "d"], until="c"), steps)  # with --only: b reruns, d is past the stop
+    assert _runs(tmp_path) == ["a", "b", "c", "b"]
+    (tmp_path / "c.txt").unlink()  # a step after the stop that is not done does not stop --only
+    run_steps(_cfg(tmp_path, only=["a"], until="b"), steps)
+    assert _runs(tmp_path) == ["a", "b", "c", "b", "a"]
+    with pytest.raises(ValueError, match="--until \\['x'\\]: unknown"):
+        run_steps(_cfg(tmp_path, until="x"), steps)
+
+
+@pytest.mark.parametrize(("module", "cls"), [("extra_cot.demo.config", "DemoConfig"), ("extra_cot.study.config", "StudyConfig"),
+                                           ("extra_cot.demo.validate", "ValidateConfig"),
+                                           ("extra_cot.study.learning", "LearningConfig")])
+def test_every_experiment_takes_until(module, cls):
+    import argparse
+    import importlib
+
+    from extra_cot.cliargs import add_dataclass_arguments
+
+    config = getattr(importlib.import_module(module), cls)
+    p = argparse.ArgumentParser()
+    add_dataclass_arguments(p, config)
+    flag = next(a for a in p._actions if a.dest == "until")
+    assert flag.option_strings == ["--until"] and flag.default == "" and "STEP" in flag.help
+
+
 @pytest.mark.parametrize("runner", ["extra_cot.demo.config", "extra_cot.study.config", "extra_cot.study.learning"])
 def test_demo_server_pool_passes_vllm_args_and_reserved_cpus_to_the_process(tmp_path, monkeypatch, runner):
     """The launched process itself sees ``--vllm-args`` in its argv and ``--vllm-reserved-cpus`` in

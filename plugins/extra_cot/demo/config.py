@@ -48,6 +48,13 @@ def _comma_list(text: str) -> list[str]:
     return [s for s in text.split(",") if s]
 
 
+def until_option():
+    """``--until STEP`` of every experiment run (the demo, the study, the validation and learning runs)."""
+    return option(default="", group=RUN, metavar="STEP",
+                  help="run the steps up to and including STEP as usual (done ones skip), then stop; e.g. the "
+                       "study's positive control alone: --until gamma")
+
+
 def vllm_args_option(group: str):
     """``--vllm-args`` of the demo and the study (benchmarks/vllm_cpu_serving.py, docs/hosts.md)."""
     return option(
@@ -204,6 +211,7 @@ class DemoConfig:
         "stops the demo naming it); later steps are not refreshed, e.g. --only eval,summary",
         **_STEP_LIST,
     )
+    until: str = until_option()
 
     def __post_init__(self) -> None:
         for name in ("sft", "rl", "test", "batch_size", "max_tokens", "concurrency", "n_samples", "eval_samples",

@@ -176,18 +176,20 @@ def run_steps(cfg: DemoConfig, steps: list[Step]) -> dict:
     root = cfg.root
     state = load_state(root)
     state.setdefault("steps", {})
-    for flag, names in (("--force", cfg.force), ("--only", cfg.only)):
+    for flag, names in (("--force", cfg.force), ("--only", cfg.only), ("--until", [cfg.until] if cfg.until else [])):
         unknown = set(names) - {s.name for s in steps}
         if unknown:
             raise ValueError(f"{flag} {sorted(unknown)}: unknown step(s); valid: {[s.name for s in steps]}")
     pool = ServerPool(cfg, root / "logs", state)
     sampler = LoadSampler(state)
     try:
-        for i, step in enumerate(steps, 1):
+        names = [s.name for s in steps]
+        todo = steps[:names.index(cfg.until) + 1] if cfg.until else steps  # --until: the steps up to it
+        for i, step in enumerate(todo, 1):
             head = f"[{i}/{len(steps)}] {step.name}: {step.title}"
             if cfg.only and step.name not in cfg.only:
                 reason = step.check() if step.name not in ("summary", "report") else None
-                if reason is not None and any(s.name in cfg.only for s in steps[i:]):
+                if reason is not None and any(s.name in cfg.only for s in todo[i:]):
                     raise StepFailed(f"--only {','.join(cfg.only)}: the earlier step {step.name!r} is not done "
                                      f"({reason}); run it first (add it to --only, or drop --only)")
                 print(f"{head}\n    skip (not in --only)", flush=True)
@@ -196,12 +198,14 @@ def run_steps(cfg: DemoConfig, steps: list[Step]) -> dict:
             if not run:
                 print(f"{head}\n    skip ({why}; outputs valid)", flush=True)
                 state["steps"].setdefault(step.name, {"done_at": time.time(), "wall_s": None})
-                continue
-            print(f"\n{'=' * 100}\n{head}\n    why: {why}", flush=True)
-            if clean:
-                _remove(step.clean)
-            _run_one(cfg, step, pool, state)
-            save_state(root, state)
+            else:
+                print(f"\n{'=' * 100}\n{head}\n    why: {why}", flush=True)
+                if clean:
+                    _remove(step.clean)
+                _run_one(cfg, step, pool, state)
+                save_state(root, state)
+        if cfg.until:
+            print(f"stopped after {cfg.until} (--until); later steps did not run", flush=True)
     finally:
         sampler.stop()
         pool.stop()

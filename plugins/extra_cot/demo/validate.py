@@ -22,7 +22,7 @@ from pathlib import Path
 
 from extra_cot import experiment, fileio
 from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, option
-from extra_cot.demo.config import _STEP_LIST, vllm_args_option, vllm_reserved_cpus_option
+from extra_cot.demo.config import _STEP_LIST, until_option, vllm_args_option, vllm_reserved_cpus_option
 from extra_cot.demo.steps import TRAINED_RATIOS, Step, _all_ok, _eval_argv
 from extra_cot.eval.store import METRICS
 
@@ -55,6 +55,7 @@ class ValidateConfig:
     vllm_reserved_cpus: int = vllm_reserved_cpus_option(EVAL)
     force: list[str] = option(help="comma list of steps to redo (eval-NAME)", **_STEP_LIST)
     only: list[str] = option(help="comma list of steps to (re)run; the others do not run", **_STEP_LIST)
+    until: str = until_option()
     max_model_len: int = 2048  # not a flag: vLLM's --max-model-len (the runner's servers)
     tiny: bool = False  # not a flag: the runner's CI mode
 

@@ -14,7 +14,7 @@ from extra_cot.study.steps import build_steps
 
 def finish(cfg: StudyConfig, args: argparse.Namespace) -> str:
     """``--results``: the report step's record, written into RESULTS too (unless ``--only`` skips the report)."""
-    if args.results and (not cfg.only or "report" in cfg.only):
+    if args.results and (not cfg.only or "report" in cfg.only) and cfg.until in ("", "report"):
         from extra_cot.study.report import main as report
 
         report(["--out", str(cfg.root), "--results", args.results])

@@ -21,6 +21,7 @@ from extra_cot.demo.config import (
     DECISIVE_BONUS,
     FORMULA_BONUS,
     PRECISIONS,
+    until_option,
     vllm_args_option,
     vllm_reserved_cpus_option,
 )
@@ -135,6 +136,7 @@ class StudyConfig:
     vllm_reserved_cpus: int = vllm_reserved_cpus_option(EVAL)
     force: list[str] = option(help="comma list of steps to redo (and every step after the first)", **_STEP_LIST)
     only: list[str] = option(help="comma list of steps to (re)run; the others do not run", **_STEP_LIST)
+    until: str = until_option()
     cutoff_len: int = 1024  # not a flag: the longest trace + prompt is under 800 tokens of SmolLM2
     max_model_len: int = 2048  # not a flag: vLLM's --max-model-len
     tiny: bool = False  # not a flag: the demo runner's CI mode

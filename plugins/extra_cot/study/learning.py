@@ -37,7 +37,7 @@ from pathlib import Path
 
 from extra_cot import fileio
 from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, option
-from extra_cot.demo.config import _STEP_LIST, vllm_args_option, vllm_reserved_cpus_option
+from extra_cot.demo.config import _STEP_LIST, until_option, vllm_args_option, vllm_reserved_cpus_option
 from extra_cot.eval.store import PREDICTION
 from extra_cot.evalsummary import eval_records, mean_ratio, ratio_key, read_grades, run_summary
 from extra_cot.experiment import Experiment
@@ -89,6 +89,7 @@ class LearningConfig:
     vllm_reserved_cpus: int = vllm_reserved_cpus_option(EVAL)
     force: list[str] = option(help="comma list of steps to redo (and every step after the first)", **_STEP_LIST)
     only: list[str] = option(help="comma list of steps to (re)run; the others do not run", **_STEP_LIST)
+    until: str = until_option()
     max_model_len: int = 2048  # not a flag: vLLM's --max-model-len (the runner's servers)
     tiny: bool = False  # not a flag: the runner's CI mode
 
