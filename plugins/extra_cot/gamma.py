@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping, Sequence
 
-from extra_cot.stats import percentile_interval, permutation_p
+from extra_cot.stats import bootstrap_ratio, percentile_interval, permutation_p
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
 
@@ -145,7 +145,9 @@ def positive_control(flags: Mapping[int, Mapping[float, Sequence[bool]]], grades
     """Issue 36's positive control from a sweep and its :func:`null_test`: accuracy per ratio and grade,
     and the trend tests over all five ratios (one-sided: does accuracy rise with the budget, and more
     on harder grades?). ``gain`` = the mean per-question least-squares slope of accuracy on the ratio
-    times 0.8 (fitted accuracy at 1.0 minus at 0.2); ``gain_slope`` = that gain's slope over grade."""
+    times 0.8 (fitted accuracy at 1.0 minus at 0.2); ``gain_slope`` = that gain's slope over grade;
+    ``hardest_at_full`` = the hardest grade's accuracy at the largest ratio with a 95 % percentile
+    bootstrap interval over its questions (each question's samples resampled together)."""
     by: dict[str, dict[str, list[bool]]] = {}
     for i, per in flags.items():
         for r, values in per.items():
@@ -158,7 +160,20 @@ def positive_control(flags: Mapping[int, Mapping[float, Sequence[bool]]], grades
         "gain": null["trend_gain"]["value"], "gain_p": null["trend_gain"]["p"],
         "gain_slope": null["trend_gain_slope"]["value"], "gain_slope_p": null["trend_gain_slope"]["p"],
         "rounds": null["rounds"],
+        "hardest_at_full": _hardest_at_full(flags, grades),
     }
+
+
+def _hardest_at_full(flags: Mapping[int, Mapping[float, Sequence[bool]]], grades: Sequence[int]) -> dict | None:
+    hardest = max((grades[i] for i in flags), default=None)
+    per = [flags[i][max(flags[i])] for i in flags if grades[i] == hardest and flags[i]]
+    if not per or not any(per):
+        return None
+    ratio = max(max(flags[i]) for i in flags if grades[i] == hardest)
+    num, den = [float(sum(v)) for v in per], [float(len(v)) for v in per]
+    lo, hi = bootstrap_ratio(num, den)
+    return {"grade": hardest, "ratio": ratio_dir_name(ratio), "accuracy": round(sum(num) / sum(den), 4),
+            "ci": [round(lo, 4), round(hi, 4)], "n_questions": len(per)}
 
 
 def _mean_by_grade(labels: Mapping[int, float], grades: Sequence[int]) -> dict[str, float]:

@@ -176,6 +176,24 @@ def test_the_positive_control_finds_a_budget_that_pays_only_on_hard_grades():
     assert set(pc["sweep_accuracy"]) == {"0.2", "0.4", "0.6", "0.8", "1.0"}
     acc = pc["sweep_accuracy"]
     assert acc["0.2"]["6"] < 0.25 and acc["1.0"]["6"] > 0.75 and abs(acc["1.0"]["1"] - acc["0.2"]["1"]) < 0.15
+    hard = pc["hardest_at_full"]
+    assert (hard["grade"], hard["ratio"], hard["n_questions"], hard["accuracy"]) == (6, "1.0", 50, acc["1.0"]["6"])
+    lo, hi = hard["ci"]
+    assert lo < hard["accuracy"] < hi and 0.03 < hi - lo < 0.25
+
+
+def test_the_hardest_grade_interval_resamples_questions_not_samples():
+    """Four samples of one question move together: a grade whose questions are all-right or all-wrong
+    has a wider interval than the same accuracy spread evenly over its questions."""
+    from extra_cot.gamma import _hardest_at_full
+
+    grades = [6] * 40
+    clustered = {i: {1.0: [i % 5 != 0] * 4} for i in range(40)}  # 80 %: 32 questions all right, 8 all wrong
+    spread = {i: {1.0: [True, True, True, i % 5 == 0]} for i in range(40)}  # 80 %: 32 questions 3 of 4, 8 all right
+    a, b = _hardest_at_full(clustered, grades), _hardest_at_full(spread, grades)
+    assert a["accuracy"] == b["accuracy"] == 0.8 and a["n_questions"] == b["n_questions"] == 40
+    assert (a["ci"][1] - a["ci"][0]) > 1.5 * (b["ci"][1] - b["ci"][0])
+    assert _hardest_at_full({0: {1.0: [True]}, 1: {1.0: [False]}}, [1, 2])["grade"] == 2
 
 
 def test_the_positive_control_calls_a_flat_sweep_flat():

@@ -103,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
           f"γ* {summary['distribution']}; mean by grade {summary['mean_by_grade']}")
     if "null" in summary:
         print(f"ratio-shuffled null: {format_null(summary['null'])}")
+        hard = summary["positive_control"]["hardest_at_full"]
+        if hard:
+            print(f"positive control: hardest grade {hard['grade']} at {hard['ratio']} {hard['accuracy']:.1%} "
+                  f"[{hard['ci'][0]:.1%}, {hard['ci'][1]:.1%}] over {hard['n_questions']} questions")
     return 0
 
 

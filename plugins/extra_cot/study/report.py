@@ -373,6 +373,11 @@ def render_issue36(record: Mapping) -> list[str]:
                   "", f"- accuracy by ratio and grade: {pc['sweep_accuracy']}",
                   (f"- trend over the five ratios (fitted 1.0 minus 0.2): gain {pc['gain']:+} (p = {pc['gain_p']}); its "
                    f"slope over grade {pc['gain_slope']:+} (p = {pc['gain_slope_p']}); one-sided, ratio-shuffled null")]
+        hard = pc.get("hardest_at_full")
+        if hard:
+            lines.append(f"- hardest grade ({hard['grade']}) at {hard['ratio']}: {_pct(hard['accuracy'])} "
+                         f"[{_pct(hard['ci'][0])}, {_pct(hard['ci'][1])}] over {hard['n_questions']} questions "
+                         "(target >= 75 %)")
     fr = record.get("frontier")
     if fr:
         pol, orc = fr["policy"], fr.get("oracle_by_grade")
