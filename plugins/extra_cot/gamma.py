@@ -166,10 +166,10 @@ def positive_control(flags: Mapping[int, Mapping[float, Sequence[bool]]], grades
 
 def _hardest_at_full(flags: Mapping[int, Mapping[float, Sequence[bool]]], grades: Sequence[int]) -> dict | None:
     hardest = max((grades[i] for i in flags), default=None)
-    per = [flags[i][max(flags[i])] for i in flags if grades[i] == hardest and flags[i]]
-    if not per or not any(per):
+    ratio = max((r for i in flags if grades[i] == hardest for r in flags[i]), default=None)
+    per = [flags[i][ratio] for i in flags if grades[i] == hardest and flags[i].get(ratio)]
+    if not per:
         return None
-    ratio = max(max(flags[i]) for i in flags if grades[i] == hardest)
     num, den = [float(sum(v)) for v in per], [float(len(v)) for v in per]
     lo, hi = bootstrap_ratio(num, den)
     return {"grade": hardest, "ratio": ratio_dir_name(ratio), "accuracy": round(sum(num) / sum(den), 4),
