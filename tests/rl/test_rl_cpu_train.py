@@ -23,7 +23,7 @@ import pytest
 from extra_cot.rl.calllog import ENV as CALL_LOG_ENV
 from extra_cot.rl.calllog import RESPONSES, THINK_TOKENS_MEAN, TRUNCATED_SHARE, read_calls, step_summary
 from extra_cot.rl.cpu_launch import cpu_env, main_ppo_command
-from extra_cot.testing import policy_gap
+from extra_cot.testing import rollout_to_reference_kl_ratio
 
 pytestmark = pytest.mark.slow
 
@@ -43,6 +43,9 @@ RUN = (
     "trainer.logger=[console,file]",
     "trainer.resume_mode=auto",
     "trainer.total_epochs=100",
+    # The actor computes in float32 like the vLLM rollout (FSDP's mixed precision defaults to bf16
+    # compute), so the rollout-vs-actor probability gap is rounding noise, not bf16's 1e-3 per token.
+    "+actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype=fp32",
 )
 
 
@@ -159,14 +162,16 @@ def test_rl_cpu_actor_weights_moved(chrpo_run):
 
 def test_rl_cpu_rollouts_after_step_1_use_updated_weights(chrpo_run):
     m = {step: _step(chrpo_run, step) for step in (1, 2, 3)}
-    # After step 1 the actor differs from the reference (its KL loss is > 0) ...
-    assert m[2]["actor/kl_loss"] > 0 and m[3]["actor/kl_loss"] > 0
-    # ... and vLLM's sampling probabilities match the actor's recomputed ones at every step. Had
-    # vLLM kept the initial weights, step 3 would differ by the policy change theta_0 -> theta_2:
-    stale = policy_gap(chrpo_run["model"], chrpo_run["merged2"])
     for step in (1, 2, 3):
         assert m[step]["training/rollout_probs_diff_valid"] == 1
-    assert m[3]["training/rollout_probs_diff_mean"] < stale / 3, (m[3]["training/rollout_probs_diff_mean"], stale)
+    # After step 1 the actor has left the reference: its KL loss is far above step 1's, where
+    # actor and reference hold the same weights and the loss is rounding noise ...
+    assert m[2]["actor/kl_loss"] > 10 * m[1]["actor/kl_loss"] and m[3]["actor/kl_loss"] > 10 * m[1]["actor/kl_loss"]
+    # ... and vLLM sampled with the actor's weights, not the initial (reference) ones: on the step's
+    # own tokens its log-probs are far closer to the actor's than the reference's are (about 1 if stale).
+    # Steps 2 and 3 cover the in-process sync and the sync after the resumed launch.
+    for step in (2, 3):
+        assert rollout_to_reference_kl_ratio(m[step]) < 0.2, (step, m[step]["rollout_corr/k3_kl"], m[step]["actor/kl_loss"])
 
 
 def test_rl_cpu_validation_and_resume(chrpo_run):

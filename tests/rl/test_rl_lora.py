@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from extra_cot.rl.cpu_launch import cpu_env, main_ppo_command
-from extra_cot.testing import policy_gap
+from extra_cot.testing import rollout_to_reference_kl_ratio
 
 REPO = Path(__file__).resolve().parents[2]
 BATCH, N, STEPS = 4, 4, 2
@@ -264,10 +264,9 @@ def test_rl_lora_rollouts_use_the_trained_weights(lora_run):
     assert m[2]["actor/kl_loss"] > 0  # the actor left the reference (adapter + rows off) after step 1
     for step in (1, 2):
         assert m[step]["training/rollout_probs_diff_valid"] == 1
-    # Step 2 samples with the step-1 weights. Had the sync kept the start weights, vLLM would differ
-    # from the actor by the step-1 update (the start vs step-1 model gap); it differs far less.
-    stale = policy_gap(lora_run["model"], lora_run["merged1"])
-    assert m[2]["training/rollout_probs_diff_mean"] < stale / 2, (m[2]["training/rollout_probs_diff_mean"], stale)
+    # Step 2 samples with the step-1 weights: on its own tokens vLLM's log-probs are far closer to the
+    # actor's than the start weights' (the reference) are; a sync that kept the start weights gives about 1.
+    assert rollout_to_reference_kl_ratio(m[2]) < 0.2, (m[2]["rollout_corr/k3_kl"], m[2]["actor/kl_loss"])
 
 
 @pytest.mark.slow
