@@ -164,14 +164,14 @@ def test_rl_cpu_rollouts_after_step_1_use_updated_weights(chrpo_run):
     m = {step: _step(chrpo_run, step) for step in (1, 2, 3)}
     for step in (1, 2, 3):
         assert m[step]["training/rollout_probs_diff_valid"] == 1
-    # After step 1 the actor has left the reference: its KL loss is far above step 1's, where
-    # actor and reference hold the same weights and the loss is rounding noise ...
-    assert m[2]["actor/kl_loss"] > 10 * m[1]["actor/kl_loss"] and m[3]["actor/kl_loss"] > 10 * m[1]["actor/kl_loss"]
-    # ... and vLLM sampled with the actor's weights, not the initial (reference) ones: on the step's
-    # own tokens its log-probs are far closer to the actor's than the reference's are (about 1 if stale).
-    # Steps 2 and 3 cover the in-process sync and the sync after the resumed launch.
-    for step in (2, 3):
-        assert rollout_to_reference_kl_ratio(m[step]) < 0.2, (step, m[step]["rollout_corr/k3_kl"], m[step]["actor/kl_loss"])
+    # By step 3 (two updates; the resumed launch synced the step-2 checkpoint) the actor has left the
+    # reference: its KL loss is far above step 1's, where both hold the same weights (rounding noise) ...
+    assert m[3]["actor/kl_loss"] > 10 * m[1]["actor/kl_loss"]
+    # ... and vLLM sampled with the actor's weights, not the initial (reference) ones: on the step's own
+    # tokens its log-probs are far closer to the actor's than the reference's are (about 1 if stale).
+    # Step 2 alone is not checked: one update moved the policy by a KL of 5e-4 to 1e-2 between runs,
+    # too close to the rollout's rounding noise (4e-5 to 1e-4) at the low end.
+    assert rollout_to_reference_kl_ratio(m[3]) < 0.2, (m[3]["rollout_corr/k3_kl"], m[3]["actor/kl_loss"])
 
 
 def test_rl_cpu_validation_and_resume(chrpo_run):
