@@ -328,7 +328,7 @@ def test_task_chains_brings_its_sizes_for_the_flags_left_unset():
 
     chains = conf("--task", "chains")
     assert {k: getattr(chains, k) for k in TASK_SIZES["chains"]} == TASK_SIZES["chains"]
-    assert (chains.n_sft, chains.n_test, chains.epochs, chains.sweep_samples) == (960, 500, 0.5, 4)
+    assert (chains.n_sft, chains.n_test, chains.epochs, chains.sweep_samples) == (960, 500, 0.75, 4)
     mine = conf("--task", "chains", "--n-test", "40", "--epochs", "2", "--sweep-samples", "2")
     assert (mine.n_test, mine.epochs, mine.sweep_samples, mine.n_sft) == (40, 2.0, 2, 960)  # the user's flags win
     plain = StudyConfig()

@@ -46,9 +46,10 @@ AUTO_ALTERNATIVES = {"chains": list(ALTERNATIVES)}
 #: 960 traces: docs/study.md, "Stage 1 on chains"), the lm scorer elsewhere (``varied``'s records used it).
 AUTO_SCORER = {"chains": "heuristic"}
 #: Sizes a ``--task`` brings on the command line, for the flags the user leaves unset (the field defaults are
-#: ``varied``'s). ``chains``: the positive control's sizes (960 problems, half an epoch = 300 updates,
-#: 200 x 4 swept; docs/study.md, "The positive control, second try") and item 3's test split (n >= 500).
-TASK_SIZES = {"chains": {"n_sft": 960, "n_policy": 200, "n_val": 100, "n_test": 500, "epochs": 0.5,
+#: ``varied``'s). ``chains``: the positive control's sizes (960 problems, 0.75 epoch = 449 updates,
+#: 200 x 4 swept; chosen on seed 1: docs/study.md, "More first-pass updates") and item 3's test split
+#: (n >= 500).
+TASK_SIZES = {"chains": {"n_sft": 960, "n_policy": 200, "n_val": 100, "n_test": 500, "epochs": 0.75,
                          "sweep_samples": 4}}
 
 
@@ -92,7 +93,7 @@ class StudyConfig:
     splits: list[str] = option(default_factory=lambda: list(SPLITS), cli_default="val,test", parse=_splits,
                                group=EVAL, help="held-out splits the evaluation steps use (default val,test)")
     epochs: float = option(default=3.0, cli_default=UNSET, group=TRAIN,
-                           help="epochs of the first pass (fixed-ratio rows of the train split; default 3, chains 0.5)")
+                           help="epochs of the first pass (fixed-ratio rows of the train split; default 3, chains 0.75)")
     epochs_second: float = option(default=1.5, group=TRAIN,
                                   help="epochs of the second pass (policy split + <COMP_AUTO> rows; default 1.5)")
     baseline_schedule: str = option(
