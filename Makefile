@@ -38,10 +38,12 @@ test-fast: setup
 demo: setup
 	$(PY) -m extra_cot.demo $(if $(DATA),--gsm8k-train $(DATA)) $(DEMO_ARGS)
 
-# The study (issue 17): splits by seed, two-pass SFT with a sweep-based gamma*, a no-control baseline,
-# 95 % intervals; outputs in runs/study, the record in results/study.{md,json}; SEED=S: runs/study-S, no record.
+# The study (issues 17, 36): splits by seed, two-pass SFT with a sweep-based gamma*, a no-control baseline,
+# 95 % intervals, on the budget-sensitive `chains` task (TASK=varied: the earlier task); outputs in runs/study,
+# the record in results/study.{md,json} (varied: results/study_varied.*); SEED=S: runs/study-S, no record.
+# chains with both alternatives: about 250 minutes on 2 cores in bf16 (docs/study.md, "Time for a `chains` record").
 study: setup
-	$(PY) -m extra_cot.study --seed $(or $(SEED),0) --out runs/study$(if $(SEED),-$(SEED)) $(if $(SEED),,--results results) $(STUDY_ARGS)
+	$(PY) -m extra_cot.study --task $(or $(TASK),chains) --seed $(or $(SEED),0) --out runs/study$(if $(SEED),-$(SEED)) $(if $(SEED),,--results results) $(STUDY_ARGS)
 
 # The resolver test (tests/test_install.py, marked network): pip resolves README's GPU install lines against the
 # package index as it was on the test's INDEX_SNAPSHOT date (--uploaded-prior-to), nothing installed. It needs

@@ -198,7 +198,7 @@ def test_the_report_adds_each_alternatives_runs_and_compares_them_per_ratio(tmp_
 def test_the_record_renders_the_alternatives_and_the_committed_one_without_them(tmp_path):
     from extra_cot.study.report import eval_records, render, run_summary
 
-    record = json.loads((Path(__file__).parents[2] / "results" / "study.json").read_text())
+    record = json.loads((Path(__file__).parents[2] / "results" / "study_varied.json").read_text())
     old = render(record)
     assert "Alternatives" not in old and "forced_" not in old
     grades = _study_folder(tmp_path, n=200, grades=(1, 2, 3, 4))  # the committed record's grades

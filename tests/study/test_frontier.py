@@ -111,7 +111,7 @@ def test_the_report_renders_the_new_blocks_and_old_records_without_them():
 
     from extra_cot.study.report import render
 
-    old = json.loads((Path(__file__).parents[2] / "results" / "study.json").read_text())
+    old = json.loads((Path(__file__).parents[2] / "results" / "study_varied.json").read_text())
     text = render(old)  # a record written before issue 36 renders as before
     assert "Level-0" not in text and "Positive control" not in text and "frontier" not in text
     record = {**old, "task": "chains", "stage1_chain_kept": {"0.2": {"1": 1.0, "6": 0.0}, "0.6": {"1": 1.0, "6": 0.95}},

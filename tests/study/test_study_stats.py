@@ -422,7 +422,7 @@ def test_the_rendered_record_names_steps_it_did_not_run():
 
     from extra_cot.study.report import render
 
-    record = json.loads((Path(__file__).parents[2] / "results" / "study.json").read_text())
+    record = json.loads((Path(__file__).parents[2] / "results" / "study_varied.json").read_text())
     assert "not produced by the invocation" not in render(record)  # the record ran every step
     record["step_wall_s"] = {**record["step_wall_s"], "train-fixed": None, "sweep": None}
     line = next(x for x in render(record).splitlines() if "not produced by the invocation" in x)
@@ -436,7 +436,7 @@ def test_the_rendered_record_reports_the_gamma_null_test():
 
     from extra_cot.study.report import render
 
-    record = json.loads((Path(__file__).parents[2] / "results" / "study.json").read_text())
+    record = json.loads((Path(__file__).parents[2] / "results" / "study_varied.json").read_text())
     flags, grades = _simulated_sweep(2, needs=None, n=40)
     record["gamma"]["null"] = null_test(flags, grades, rounds=20)
     line = next(x for x in render(record).splitlines() if "ratio-shuffled null" in x)
@@ -492,3 +492,18 @@ def test_the_unsolved_rule_reaches_the_gamma_step(tmp_path, unsolved):
 
     argv = {s.name: s.argv for s in build_steps(StudyConfig(out=str(tmp_path), unsolved=unsolved))}["gamma"]
     assert argv[argv.index("--unsolved") + 1] == unsolved
+
+
+@pytest.mark.parametrize(("task", "name"), [("chains", "study"), ("varied", "study_varied")])
+def test_the_record_in_results_is_named_by_its_task(tmp_path, monkeypatch, task, name):
+    """`--results`: chains writes the study's record (study.*), varied its own (study_varied.*); the run folder keeps study.*."""
+    from extra_cot.study import report
+
+    monkeypatch.setattr(report, "build_record", lambda root: {"task": task})
+    monkeypatch.setattr(report, "render", lambda record: f"# {record['task']}\n")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "results").mkdir()
+    assert report.main(["--out", str(tmp_path / "run"), "--results", str(tmp_path / "results")]) == 0
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [f"{name}.json", f"{name}.md"]
+    assert json.loads((tmp_path / "results" / f"{name}.json").read_text()) == {"task": task}
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["study.json", "study.md"]

@@ -36,6 +36,7 @@ from extra_cot.evalsummary import (  # noqa: F401 (re-exported: the study's piec
 from extra_cot.fileio import atomic_write_json, atomic_write_text, read_jsonl
 from extra_cot.stats import overlaps
 from extra_cot.study import alternatives as alt
+from extra_cot.study.config import RECORD_NAME
 
 FIXED = ("0.2", "0.4", "0.6", "0.8", "1.0")
 RUNS = ("base", *FIXED, "policy", "no_control")
@@ -419,14 +420,17 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m extra_cot.study.report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="the study folder")
-    p.add_argument("--results", default=None, help="also write RESULTS/study.json and RESULTS/study.md (the record)")
+    p.add_argument("--results", default=None,
+                   help="also write the record into RESULTS, named by its task (study.config.RECORD_NAME): "
+                        "study.{json,md} for chains, study_varied.{json,md} for varied")
     args = p.parse_args(argv)
     root = Path(args.out)
     record = build_record(root)
     text = render(record)
-    for folder in filter(None, (root, args.results and Path(args.results))):
-        atomic_write_json(folder / "study.json", record)
-        atomic_write_text(folder / "study.md", text)
+    names = [(root, "study")] + ([(Path(args.results), RECORD_NAME[record["task"]])] if args.results else [])
+    for folder, name in names:
+        atomic_write_json(folder / f"{name}.json", record)
+        atomic_write_text(folder / f"{name}.md", text)
     print(text)
     return 0
 
