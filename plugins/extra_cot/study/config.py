@@ -131,8 +131,8 @@ class StudyConfig:
     alternatives: list[str] = option(
         default_factory=lambda: ["auto"], cli_default="auto", parse=_alternatives, group=EVAL,
         help="rows a user has without Extra-CoT (docs/study.md): forcing (the no-control baseline with its think "
-             "block cut at each fixed ratio's mean think tokens, s1-style; ~10 min), blind (a formula- and "
-             "question-blind compressor, TokenSkip-style, trained as the method; ~45 min); a comma list, none, "
+             "block cut at each fixed ratio's mean think tokens, s1-style; ~17 min on chains), blind (a formula- and "
+             "question-blind compressor, TokenSkip-style, trained as the method; ~80 min on chains); a comma list, none, "
              "or auto (the default: both for --task chains, none for varied)")
     max_tokens: int = option(default=400, group=EVAL, help="new tokens per evaluation request (default 400)")
     concurrency: int = option(default=32, group=EVAL, help="concurrent requests per server (default 32)")
@@ -178,7 +178,7 @@ def parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
-        "  python -m extra_cot.study --seed 0 --results results   # the record (runs/study)\n"
+        "  python -m extra_cot.study --task chains --seed 0 --results results   # the record (runs/study; make study)\n"
         "  python -m extra_cot.study --seed 1 --splits val --out runs/study-val1   # choose options on val only\n"
         "  python -m extra_cot.study --seed 5 --out runs/s5 --only data   # just the traces (DIR/data/)\n"
         "  python -m extra_cot.study --task chains --out runs/c0 --only data,model,compress-train,chain-kept"
