@@ -140,8 +140,8 @@ def rollout_to_reference_kl_ratio(step_metrics: dict) -> float:
     (the weights that just sampled, if the sync worked) against the reference (the initial weights),
     and ``rollout_corr/k3_kl``, the actor against the log-probs vLLM returned while sampling. Had vLLM
     kept the initial weights, its log-probs would be the reference's and the ratio ``k3_kl / kl_loss``
-    would be about 1; with synced weights it is rounding noise over a real policy change (0.005-0.033 in the
-    slow CPU run). For tests that check which weights the rollouts used.
+    would be about 1; with synced weights it is rounding noise over a real policy change (0.002-0.033 at
+    step 3 of the slow CPU run). For tests that check which weights the rollouts used.
     """
     kl_actor_ref = step_metrics["actor/kl_loss"]
     if kl_actor_ref <= 0:

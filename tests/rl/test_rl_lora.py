@@ -185,15 +185,14 @@ def lora_run(tmp_path_factory):
     for line in (tmp / "metrics.jsonl").read_text().splitlines():
         row = json.loads(line)
         metrics.setdefault(int(row["step"]), {}).update(row["data"])
-    for step in (1, STEPS):
-        merge = subprocess.run([sys.executable, "-m", "extra_cot.rl.lora_merge", "--local_dir",
-                                str(tmp / "ckpt" / f"global_step_{step}" / "actor"), "--target_dir",
-                                str(tmp / f"merged{step}")],
-                               check=False, env=cpu_env(), capture_output=True, text=True, timeout=600)
-        assert merge.returncode == 0, (merge.stdout + merge.stderr)[-5000:]
+    merge = subprocess.run([sys.executable, "-m", "extra_cot.rl.lora_merge", "--local_dir",
+                            str(tmp / "ckpt" / f"global_step_{STEPS}" / "actor"), "--target_dir",
+                            str(tmp / f"merged{STEPS}")],
+                           check=False, env=cpu_env(), capture_output=True, text=True, timeout=600)
+    assert merge.returncode == 0, (merge.stdout + merge.stderr)[-5000:]
     return {"tmp": tmp, "model": model, "metrics": metrics, "log": proc.stdout + proc.stderr,
             "state": _checkpoint_state(tmp / "ckpt" / f"global_step_{STEPS}" / "actor"),
-            "merged": tmp / f"merged{STEPS}", "merged1": tmp / "merged1"}
+            "merged": tmp / f"merged{STEPS}"}
 
 
 def _start(model: Path) -> dict:
