@@ -20,7 +20,7 @@ from extra_cot.demo.problems import ProblemOptions, generate
 
 EQUATION = re.compile(r"(\d+ [-+*] \d+ = )(\d+)")
 FAMILIES = {
-    "demo default (1-2 steps, start <= 9)": DEMO_OPTIONS,
+    "varied demo (1-2 steps, start <= 9)": DEMO_OPTIONS["varied"],
     "issue-6 family (2-3 steps, start <= 30)": ProblemOptions(min_steps=2, max_steps=3, max_start=30, max_factor=9,
                                                                max_add=15),
 }

@@ -79,7 +79,8 @@ def test_demo_trace_rows_feed_compress_and_eval_readers():
 
 
 def test_demo_data_step_writes_disjoint_splits(tmp_path):
-    assert demo_data.main(["--out", str(tmp_path), "--sft", "12", "--rl", "4", "--test", "5", "--seed", "2"]) == 0
+    assert demo_data.main(["--out", str(tmp_path), "--sft", "12", "--rl", "4", "--test", "5", "--seed", "2",
+                           "--task", "varied"]) == 0
     rows = {name: [json.loads(l) for l in (tmp_path / name).read_text().splitlines()]
             for name in ("sft_source.jsonl", "rl.jsonl", "test.jsonl")}
     assert [len(v) for v in rows.values()] == [12, 4, 5]

@@ -115,14 +115,14 @@ def test_demo_steps_cover_the_pipeline_in_order(tmp_path):
     sweep = by["sweep"].argv
     assert by["sweep"].serve.endswith("models/fixed") and sweep[sweep.index("--n-samples") + 1] == "3"
     assert by["gamma"].argv[1:3] == ["-m", "extra_cot.study.gamma"]
-    assert _opt(by["gamma"].argv, "--sweep") == f"{_opt(sweep, '--output_dir')}/arith_rl"
+    assert _opt(by["gamma"].argv, "--sweep") == f"{_opt(sweep, '--output_dir')}/chains_rl"
     assert _opt(by["build-rl"].argv, "--sweep") == _opt(sweep, "--output_dir")
     assert _opt(by["build-sft"].argv, "--policy-ratios") == _opt(by["gamma"].argv, "--out")
     assert _opt(by["build-sft"].argv, "--input") == _opt(by["compress-rl"].argv, "--output")
     assert _opt(by["build-fixed"].argv, "--input") == _opt(by["compress"].argv, "--output")
     assert "--policy-ratios" not in by["build-fixed"].argv
     first, second = by["train-fixed"].argv, by["train"].argv
-    assert "num_train_epochs=3" in first and "num_train_epochs=2" in second
+    assert "num_train_epochs=1" in first and "num_train_epochs=1.5" in second
     assert f"output_dir={tmp_path / 'models/fixed'}" in first and f"model_name_or_path={tmp_path / 'models/fixed'}" in second
     assert "0.2,0.4,0.6,0.8,1.0,policy" in by["eval"].argv
     assert by["train"].argv[1:3] == ["train", "examples/smollm2-135m_demo.yaml"]

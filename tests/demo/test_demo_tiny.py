@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -34,18 +33,16 @@ def test_demo_tiny_pipeline_end_to_end_and_resume(tmp_path):
                                     "summary"]
     assert len(state["server_starts"]) == 2  # the first-pass model for the sweep, the second for evaluation
     for ratio in ("base", "0.2", "0.4", "0.6", "0.8", "1.0", "policy"):
-        metrics = json.loads((out / "eval/arith" / ratio / "metrics.json").read_text())
+        metrics = json.loads((out / "eval/chains" / ratio / "metrics.json").read_text())
         assert metrics["n"] == 3 and metrics["ratio"] == ratio
-    sweep = json.loads((out / "rl_sweep/arith_rl/1.0/metrics.json").read_text())
+    sweep = json.loads((out / "rl_sweep/chains_rl/1.0/metrics.json").read_text())
     assert sweep["n"] == 9  # 3 items x pass@3
     assert (out / "models/sft/model.safetensors").is_file()
     assert not (out / "rl").exists()  # Stage 3 needs a model that solves sweep questions (real run only)
     assert (out / "eval/plots/realized_vs_target.png").stat().st_size > 0
     summary = (out / "summary.md").read_text()
     assert "| 0.2 |" in summary and "| policy |" in summary and "Wall time per step" in summary
-    started = time.monotonic()
     again = _demo(out)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert again.stdout.count("skip (done") == 14  # all but the summary
-    assert "starting vLLM" not in again.stdout
-    assert time.monotonic() - started < 60
+    assert "starting vLLM" not in again.stdout  # nothing redone: no server, no training (what a timer measured)

@@ -1,6 +1,8 @@
 """Options of one demo run (``python -m extra_cot.demo``): sizes, paths, modes.
 
-Time: :data:`TIME_ESTIMATE` (the one estimate; README and Makefile quote it). Measured: the run
+Time: :data:`TIME_ESTIMATE` (the one estimate; README and Makefile quote it), for the ``chains`` demo:
+the steps other than training as measured on ``varied`` below, plus about 157 optimizer steps at the
+study's measured step times (docs/demo.md, "The `chains` demo"). Measured on ``varied``: the run
 recorded in results/demo.md (commit dac44ce, 2026-12-04 04:50-05:25 UTC, ``--precision fp32``, 2
 cores, the demo alone), 2116 s of steps: model 28 s, compress 49 + 42 s, first pass 90 steps 855 s,
 pass@3 sweep 202 s, second pass 54 steps 487 s, evaluation of base 68 s and of the trained model
@@ -26,6 +28,9 @@ DEFAULT_OUT = "runs/demo"
 #: The one LLaMA-Factory config of the demo; runs override paths and sizes on the command line.
 DEFAULT_SFT_CONFIG = "examples/smollm2-135m_demo.yaml"
 #: Sizes of ``--tiny`` (CI): a handful of problems, a couple of optimizer steps, short answers.
+#: Sizes of ``--task varied`` where the user left a flag unset: the earlier demo record's (results/demo.md
+#: before issue 36); the field defaults are ``chains``' (docs/demo.md, "The `chains` demo").
+TASK_SIZES = {"varied": {"sft": 48, "test": 32, "epochs": 3.0, "epochs_second": 2.0}}
 TINY_SIZES = {"sft": 8, "rl": 3, "test": 3, "max_steps": 2, "max_tokens": 48, "cutoff_len": 512,
               "batch_size": 4, "max_model_len": 1024, "eval_samples": 1}
 
@@ -41,7 +46,15 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: on top the equations the answer depends on, outrank prose (docs/demo.md, docs/study.md).
 FORMULA_BONUS, DECISIVE_BONUS = 3.0, 3.0
 #: The one time estimate of ``make demo`` (README and Makefile quote it; tests/demo checks they agree).
-TIME_ESTIMATE = "about 35-40 minutes on 2 idle cores, with or without native bf16 (measured: 35.3 in fp32, 38.8 on a bf16 CPU)"
+TIME_ESTIMATE = "about 40 minutes on 2 idle cores in fp32, less with native bf16 (estimated from step times; docs/demo.md)"
+
+
+def eval_dataset(config: dict) -> str:
+    """The held-out eval set's name (``OUT/eval/NAME``) of a run's config (``demo_config.json``): ``gsm8k``,
+    ``chains``, or ``arith`` (``varied``, the name its earlier records used)."""
+    if config.get("gsm8k_train"):
+        return "gsm8k"
+    return "chains" if config.get("task", "varied") == "chains" else "arith"
 
 
 def _comma_list(text: str) -> list[str]:
@@ -101,21 +114,29 @@ class DemoConfig:
     tiny: bool = option(
         default=False, group=RUN, help="tiny local model + a handful of problems (CI wiring check)"
     )
-    sft: int = option(default=48, cli_default=UNSET, group=DATA, help="problems for Stage 1/2 (default 48; tiny 8)")
+    sft: int = option(default=180, cli_default=UNSET, group=DATA,
+                      help="problems for Stage 1/2 (default 180; varied 48; tiny 8)")
     rl: int = option(
         default=40, cli_default=UNSET, group=DATA,
         help="problems the first-pass model sweeps (default 40; tiny 3): their γ* gives the second pass's "
         "<COMP_AUTO> rows and the Stage 3 data (build-rl needs >= 5 of them inside the gt_ratio window)"
     )
-    test: int = option(default=32, cli_default=UNSET, group=DATA, help="held-out evaluation problems (default 32)")
+    test: int = option(default=48, cli_default=UNSET, group=DATA,
+                       help="held-out evaluation problems (default 48; varied 32)")
     seed: int = option(default=0, group=DATA)
+    task: str = option(
+        default="chains", group=DATA, choices=["chains", "varied"],
+        help="generated problems (extra_cot.tasks; sizes: extra_cot.demo.data.DEMO_OPTIONS): chains (default) = a "
+        "running total moved by 1-3 bare ± steps after fixed prose, so a hard question needs its budget; "
+        "varied = the earlier record's word problems with varied traces, at that record's sizes (ignored with "
+        "--gsm8k-train)")
     epochs: float = option(
-        default=3.0, group=TRAIN,
-        help="epochs of the first pass: the fixed-ratio rows of the SFT problems (default 3; docs/demo.md)")
+        default=1.0, cli_default=UNSET, group=TRAIN,
+        help="epochs of the first pass: the fixed-ratio rows of the SFT problems (default 1; varied 3; docs/demo.md)")
     epochs_second: float = option(
-        default=2.0, group=TRAIN,
+        default=1.5, cli_default=UNSET, group=TRAIN,
         help="epochs of the second pass, from the first: the RL problems' fixed-ratio rows plus their <COMP_AUTO> "
-        "rows at the swept γ* (default 2)")
+        "rows at the swept γ* (default 1.5; varied 2)")
     max_steps: int = option(
         default=-1, cli_default=UNSET, group=TRAIN, help="optimizer steps of each pass (overrides both epochs)"
     )
@@ -238,6 +259,11 @@ class DemoConfig:
     def root(self) -> Path:
         return Path(self.out)
 
+    @property
+    def dataset(self) -> str:
+        """Name of the held-out eval set (the folder under ``OUT/eval``)."""
+        return eval_dataset(self.to_dict())
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -263,9 +289,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> DemoConfig:
-    """Resolve flags: tiny sizes fill whatever the user left unset."""
-    if not args.tiny:
-        return dataclass_from_args(DemoConfig, args)
+    """Resolve flags: the task's sizes (:data:`TASK_SIZES`), then under ``--tiny`` the tiny sizes, fill
+    whatever the user left unset."""
     fill = unset_fields(DemoConfig, args) | {"cutoff_len", "max_model_len"}  # the last two are no flags
-    sizes = {"base_server": "reuse", **TINY_SIZES}
+    sizes = {**TASK_SIZES.get(args.task, {}), **({"base_server": "reuse", **TINY_SIZES} if args.tiny else {})}
     return dataclass_from_args(DemoConfig, args, **{k: v for k, v in sizes.items() if k in fill})

@@ -1,9 +1,9 @@
 """Demo step ``data``: the problem sets of one demo run, written under ``OUT/data``.
 
-``python -m extra_cot.demo.data --out runs/demo/data --sft 96 --rl 24 --test 40``
+``python -m extra_cot.demo.data --out runs/demo/data --sft 96 --rl 24 --test 40 [--task chains]``
 
-* ``sft_source.jsonl``: Stage 1 input. Generated problems: verbose traces in the
-  ``extra-cot compress --input-format responses`` shape; GSM8K (``--gsm8k-train``): the GSM8K rows
+* ``sft_source.jsonl``: Stage 1 input. Generated problems (``--task``, :mod:`extra_cot.tasks`): traces
+  in the ``extra-cot compress --input-format responses`` shape; GSM8K (``--gsm8k-train``): the GSM8K rows
   themselves (``--input-format gsm8k``, their worked solutions are the chains of thought).
 * ``rl.jsonl``: the next ``--rl`` training-split questions (GSM8K format, with ``grade``) for the sweep
   of the first-pass model, which gives their γ* (the ``<COMP_AUTO>`` rows) and the Stage 3 data.
@@ -15,18 +15,25 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from itertools import islice
 from pathlib import Path
 
 from extra_cot import fileio
-from extra_cot.demo.problems import ProblemOptions, generate, to_gsm8k, to_trace
+from extra_cot.demo.problems import ProblemOptions, to_gsm8k
 from extra_cot.gsm8k import operation_count, split_solution
+from extra_cot.tasks import TASKS, generate, trace_row
+from extra_cot.tasks.chains import ChainOptions
 
 CONFIG_NAME = "data_config.json"
-#: The demo's problem family: one or two operations with small numbers (the issue-10 family the demo
-#: record was measured on), so a 135M model trained for a few minutes solves a clear share. The study
-#: (``extra_cot.study``) uses the generator's defaults: grades 1-4.
-DEMO_OPTIONS = ProblemOptions(max_steps=2)
+#: The demo's default task (``make demo``): the study's budget-sensitive ``chains`` (issue 36).
+DEFAULT_TASK = "chains"
+#: The demo's problem family per task, smaller than the study's (the generators' defaults) so a 135M
+#: model trained for minutes learns it: ``chains`` with 1-3 steps (the study: 1-4; docs/demo.md);
+#: ``varied`` with one or two operations and small numbers (the issue-10 family of the earlier demo record).
+DEMO_OPTIONS = {"chains": ChainOptions(steps=(1, 2, 3)), "varied": ProblemOptions(max_steps=2)}
+#: Flags of one task's generator only (``--task varied``).
+_VARIED_ONLY = ("max_start", "max_factor", "max_add")
 
 
 def _gsm8k_rows(path: str, n: int, what: str) -> list[dict]:
@@ -50,13 +57,27 @@ def build_sets(args: argparse.Namespace) -> tuple[dict[str, list[dict]], str]:
         sets = {"sft_source.jsonl": train[: args.sft], "rl.jsonl": train[args.sft:], "rl_source.jsonl": train[args.sft:],
                 "test.jsonl": test}
         return sets, "gsm8k"
-    options = ProblemOptions(min_steps=args.min_steps, max_steps=args.max_steps, max_start=args.max_start,
-                             max_factor=args.max_factor, max_add=args.max_add)
-    rows = generate(args.sft + args.rl + args.test, seed=args.seed, options=options)
+    rows = generate(args.task, args.sft + args.rl + args.test, seed=args.seed, options=generator_options(args))
     sft, rl, test = rows[: args.sft], rows[args.sft: args.sft + args.rl], rows[args.sft + args.rl:]
-    sets = {"sft_source.jsonl": [to_trace(r) for r in sft], "rl.jsonl": [to_gsm8k(r) for r in rl],
-            "rl_source.jsonl": [to_trace(r) for r in rl], "test.jsonl": [to_gsm8k(r) for r in test]}
+    sets = {"sft_source.jsonl": [trace_row(args.task, r) for r in sft], "rl.jsonl": [to_gsm8k(r) for r in rl],
+            "rl_source.jsonl": [trace_row(args.task, r) for r in rl], "test.jsonl": [to_gsm8k(r) for r in test]}
     return sets, "responses"
+
+
+def generator_options(args: argparse.Namespace) -> ChainOptions | ProblemOptions:
+    """The ``--task`` generator's options: :data:`DEMO_OPTIONS` with the size flags given on top."""
+    default = DEMO_OPTIONS[args.task]
+    if args.task == "chains":
+        given = [f"--{name.replace('_', '-')}" for name in _VARIED_ONLY if getattr(args, name) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: options of --task varied; --task chains takes --min-steps/--max-steps")
+        low = default.steps[0] if args.min_steps is None else args.min_steps
+        high = default.steps[-1] if args.max_steps is None else args.max_steps
+        if low > high:
+            raise ValueError(f"--min-steps {low} > --max-steps {high}")
+        return ChainOptions(steps=tuple(range(low, high + 1)))
+    sizes = {name: getattr(args, name) for name in ("min_steps", "max_steps", *_VARIED_ONLY)}
+    return ProblemOptions(**{**asdict(default), **{k: v for k, v in sizes.items() if v is not None}})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,12 +94,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rl", type=int, default=24, help="training-split problems for the Stage 3 sweep")
     p.add_argument("--test", type=int, default=40, help="held-out evaluation problems")
     p.add_argument("--seed", type=int, default=0, help="problem generator seed")
-    d = DEMO_OPTIONS
-    p.add_argument("--min-steps", type=int, default=d.min_steps, help=f"generated problems: fewest steps ({d.min_steps})")
-    p.add_argument("--max-steps", type=int, default=d.max_steps, help=f"generated problems: most steps ({d.max_steps})")
-    p.add_argument("--max-start", type=int, default=d.max_start, help=f"largest start value ({d.max_start})")
-    p.add_argument("--max-factor", type=int, default=d.max_factor, help=f"largest items per box ({d.max_factor})")
-    p.add_argument("--max-add", type=int, default=d.max_add, help=f"most items found or given at once ({d.max_add})")
+    p.add_argument("--task", choices=sorted(TASKS), default=DEFAULT_TASK,
+                   help=f"problem generator (extra_cot.tasks; default {DEFAULT_TASK}): chains = 1-3 bare ± steps after "
+                   "fixed prose (the budget matters), varied = word problems with varied traces")
+    c, v = DEMO_OPTIONS["chains"], DEMO_OPTIONS["varied"]
+    p.add_argument("--min-steps", type=int, default=None,
+                   help=f"generated problems: fewest steps (chains {c.steps[0]}, varied {v.min_steps})")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help=f"generated problems: most steps (chains {c.steps[-1]}, varied {v.max_steps})")
+    p.add_argument("--max-start", type=int, default=None, help=f"varied only: largest start value ({v.max_start})")
+    p.add_argument("--max-factor", type=int, default=None, help=f"varied only: largest items per box ({v.max_factor})")
+    p.add_argument("--max-add", type=int, default=None, help=f"varied only: most items found or given at once ({v.max_add})")
     p.add_argument("--gsm8k-train", default=None, help="use GSM8K rows from this JSONL instead of generating")
     p.add_argument("--gsm8k-test", default=None, help="GSM8K test JSONL (default: --gsm8k-train with train->test)")
     return p

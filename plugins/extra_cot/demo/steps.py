@@ -16,6 +16,7 @@ from extra_cot.demo.config import DEFAULT_SFT_CONFIG, TRAINED_RATIOS, DemoConfig
 from extra_cot.demo.rl_command import TRAIN_BATCH, VAL_ROWS
 from extra_cot.eval.store import METRICS
 from extra_cot.fileio import stale_options
+from extra_cot.tasks import get_task
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
 SWEEP_RATIOS = tuple(ratio_dir_name(r) for r in FIXED_RATIOS)
@@ -90,13 +91,13 @@ class Paths:
         self.compressed = self.stage1 / "compressed.jsonl"
         self.rl_compressed = self.stage1 / "rl_compressed.jsonl"
         self.targets = self.stage1 / "policy_targets.jsonl"
-        gsm = cfg.gsm8k_train is not None
-        self.test_name, self.rl_name = ("gsm8k", "gsm8k_rl") if gsm else ("arith", "arith_rl")
+        self.test_name = cfg.dataset
+        self.rl_name = f"{self.test_name}_rl"
 
 
 def _data_step(cfg: DemoConfig, p: Paths) -> Step:
     argv = [sys.executable, "-m", "extra_cot.demo.data", "--out", str(p.data), "--sft", str(cfg.sft),
-            "--rl", str(cfg.rl), "--test", str(cfg.test), "--seed", str(cfg.seed)]
+            "--rl", str(cfg.rl), "--test", str(cfg.test), "--seed", str(cfg.seed), "--task", cfg.task]
     if cfg.gsm8k_train:
         argv += ["--gsm8k-train", cfg.gsm8k_train] + (["--gsm8k-test", cfg.gsm8k_test] if cfg.gsm8k_test else [])
 
@@ -104,7 +105,8 @@ def _data_step(cfg: DemoConfig, p: Paths) -> Step:
         conf = p.data / "data_config.json"
         if not conf.is_file():
             return f"missing {conf}"
-        want = {"sft": cfg.sft, "rl": cfg.rl, "test": cfg.test, "seed": cfg.seed, "gsm8k_train": cfg.gsm8k_train}
+        want = {"sft": cfg.sft, "rl": cfg.rl, "test": cfg.test, "seed": cfg.seed, "gsm8k_train": cfg.gsm8k_train,
+                "task": cfg.task}
         return stale_options(conf, json.loads(conf.read_text()), want)
 
     return Step("data", "Data: problems with worked solutions (train/RL/test splits)", argv, check, clean=[p.data])
@@ -128,7 +130,10 @@ def _compress_step(cfg: DemoConfig, p: Paths, name: str, source: Path, out: Path
         "--tokenizer", str(p.base), "--formula-bonus", f"{cfg.formula_bonus:g}",
         "--decisive-bonus", f"{cfg.decisive_bonus:g}",
     ] + (["--strip-annotations"] if cfg.gsm8k_train else [])
-    if cfg.tiny:
+    scorer = "lm" if cfg.gsm8k_train else get_task(cfg.task).scorer  # chains: heuristic (extra_cot.tasks)
+    if scorer != "lm":
+        argv += ["--scorer", scorer]
+    elif cfg.tiny:
         argv += ["--scorer-model", str(p.base)]  # same lm scorer, the tiny model instead of SmolLM2
     skipped = out.with_name(out.name + ".skipped.jsonl")
 
@@ -137,7 +142,7 @@ def _compress_step(cfg: DemoConfig, p: Paths, name: str, source: Path, out: Path
         return None if done >= n else f"{done}/{n} source rows compressed"
 
     # another --formula-bonus or --decisive-bonus is another command line, which the runner redoes (runner._needs_run)
-    return Step(name, f"Stage 1: extra-cot compress of {source.name} (default lm scorer) to 0.2/0.4/0.6/0.8", argv,
+    return Step(name, f"Stage 1: extra-cot compress of {source.name} ({scorer} scorer) to 0.2/0.4/0.6/0.8", argv,
                 check, clean=[out, skipped])
 
 

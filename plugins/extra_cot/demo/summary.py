@@ -8,7 +8,9 @@ demo run's outputs.
 ``demo.json``: ``{"command", "date", "machine", "load", "invocations", "runs": {"base"|"0.2"|…|"1.0"|
 "policy": {"realized_ratio", "echo_fidelity", "accuracy", "think_tokens", …}}, "checks": {…}}``;
 ``checks`` holds issue 10's targets (echo >= 0.9 at every fixed ratio, realized strictly rising with
-every step >= 0.08, accuracy at 1.0 >= 0.3) and whether this run meets them.
+every step >= 0.08, accuracy at 1.0 >= 0.3) and whether this run meets them, and ``budget_pays``
+(issue 36: on the hardest grade, accuracy at 1.0 above 0.2 with a paired 95 % interval above 0); each
+trained run carries ``by_grade`` (accuracy, its interval and think tokens per grade).
 
 Tokens / Acc / ActRatio / Latency per ratio on the held-out split, realized against target ratio
 (gaps, monotonicity, collapse pairs closer than ``extra_cot.eval.metrics.COLLAPSE_TOLERANCE``),
@@ -24,12 +26,14 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
+from extra_cot.demo.config import eval_dataset
 from extra_cot.demo.rl_train import rl_train_section
 from extra_cot.demo.runner import machine
 from extra_cot.demo.steps import SWEEP_RATIOS, TRAINED_RATIOS
 from extra_cot.eval.store import METRICS, PREDICTION
 from extra_cot.evalsummary import eval_records, read_grades, run_summary
 from extra_cot.fileio import atomic_write_json, atomic_write_text
+from extra_cot.stats import bootstrap_mean
 from extra_cot.tokens import ratio_dir_name
 
 ORDER = ("base", *TRAINED_RATIOS)
@@ -77,7 +81,7 @@ def _f(value, spec: str, scale: float = 1.0) -> str:
 
 def intervals(dataset_dir: Path) -> dict[str, dict]:
     """Per run: n (records), a Wilson 95 % interval of Acc@all and a bootstrap 95 % interval of Tokens."""
-    from extra_cot.stats import bootstrap_mean, wilson
+    from extra_cot.stats import wilson
 
     out = {}
     for name in ORDER:
@@ -253,7 +257,7 @@ def load_record(state: dict) -> dict:
 def demo_json(root: Path, metrics: dict[str, dict], out_tokens: dict[str, float], state: dict, config: dict,
               total_wall_s: float) -> dict:
     invocations = state.get("invocations", [])
-    dataset = "gsm8k" if config.get("gsm8k_train") else "arith"
+    dataset = eval_dataset(config)
     cis = intervals(root / "eval" / dataset)
     runs = run_rows(metrics, out_tokens, per_sample(root / "eval" / dataset), cis)
     return {
@@ -321,6 +325,79 @@ def _verdict(c: dict) -> str:
             f"{'; forced control (does not count)' if c['forced_control'] else ''}.")
 
 
+def by_grade(root: Path, dataset: str) -> dict[str, dict]:
+    """Per trained mode on the held-out set: accuracy (Wilson 95 %) and think tokens by grade
+    (``evalsummary.run_summary``); ``{}`` without the test rows' grades or the eval runs."""
+    grades_path = root / "data" / "test.jsonl"
+    if not grades_path.is_file():
+        return {}
+    grades = read_grades(grades_path)
+    out = {}
+    for name in TRAINED_RATIOS:
+        run_dir = root / "eval" / dataset / name
+        if (run_dir / PREDICTION).is_file():
+            out[name] = run_summary(eval_records(run_dir), grades)["by_grade"]
+    return out
+
+
+def budget_check(root: Path, dataset: str, low: str = "0.2", high: str = "1.0") -> dict | None:
+    """Does the budget pay on the hardest grade? Accuracy at ``high`` minus at ``low`` on the held-out
+    questions of the largest grade, paired by question (each question's mean over its samples), with a
+    bootstrap 95 % interval over questions; ``met`` when the interval lies above 0 (the study's positive
+    control in small: docs/demo.md). None without both runs or the grades."""
+    grades_path = root / "data" / "test.jsonl"
+    runs = {r: root / "eval" / dataset / r / PREDICTION for r in (low, high)}
+    if not grades_path.is_file() or not all(path.is_file() for path in runs.values()):
+        return None
+    grades = read_grades(grades_path)
+    hardest = max(grades)
+    per_question: dict[str, dict[int, list[bool]]] = {}
+    for ratio, path in runs.items():
+        for rec in json.loads(path.read_text()):
+            if grades[int(rec["index"])] == hardest:
+                per_question.setdefault(ratio, {}).setdefault(int(rec["index"]), []).append(bool(rec["correct"]))
+    questions = sorted(set(per_question.get(low, {})) & set(per_question.get(high, {})))
+    if not questions:
+        return None
+
+    def mean(xs: list[bool]) -> float:
+        return sum(xs) / len(xs)
+
+    acc = {r: sum(mean(per_question[r][q]) for q in questions) / len(questions) for r in (low, high)}
+    diffs = [mean(per_question[high][q]) - mean(per_question[low][q]) for q in questions]
+    lo, hi = bootstrap_mean(diffs)
+    return {"grade": hardest, "n_questions": len(questions), f"accuracy_{low}": round(acc[low], 4),
+            f"accuracy_{high}": round(acc[high], 4), "gain": round(acc[high] - acc[low], 4),
+            "ci": [round(lo, 4), round(hi, 4)], "met": lo > 0}
+
+
+def grade_section(root: Path, dataset: str) -> tuple[str, dict]:
+    """The held-out accuracy and think tokens by grade at each trained mode, and :func:`budget_check`."""
+    table = by_grade(root, dataset)
+    if not table:
+        return "(not run)", {}
+    grades = sorted({g for rows in table.values() for g in rows}, key=int)
+    lines = ["| run | " + " | ".join(f"grade {g}: acc. (%) [95 % CI], think tokens" for g in grades) + " |",
+             "|---|" + "---|" * len(grades)]
+    for name, rows in table.items():
+        cells = []
+        for g in grades:
+            v = rows.get(g)
+            cells.append("-" if v is None else f"{100 * v['accuracy']:.1f} [{100 * v['accuracy_ci'][0]:.1f}, "
+                         f"{100 * v['accuracy_ci'][1]:.1f}] (n={v['n']}), {v['think_tokens']:.1f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    check = budget_check(root, dataset)
+    if check is None:
+        lines.append("\nBudget check: not run (needs the 0.2 and 1.0 runs).")
+    else:
+        lines.append(
+            f"\nBudget check, grade {check['grade']} ({check['n_questions']} questions, paired by question): accuracy "
+            f"{100 * check['accuracy_1.0']:.1f} % at 1.0 vs {100 * check['accuracy_0.2']:.1f} % at 0.2, gain "
+            f"{100 * check['gain']:+.1f} points [{100 * check['ci'][0]:+.1f}, {100 * check['ci'][1]:+.1f}]: "
+            f"{'MET' if check['met'] else 'NOT met'} (target: interval above 0, the hardest grade needs its budget).")
+    return "\n".join(lines), {"by_grade": table, "budget_pays": check}
+
+
 def gamma_section(root: Path, dataset: str) -> tuple[str, dict]:
     """γ* of the swept RL problems (study.gamma's summary) and the policy's chosen ratio per grade
     on the held-out set (study.report.run_summary)."""
@@ -343,7 +420,7 @@ def gamma_section(root: Path, dataset: str) -> tuple[str, dict]:
 def build_summary(root: Path) -> tuple[str, dict]:
     config = json.loads((root / "demo_config.json").read_text()) if (root / "demo_config.json").is_file() else {}
     state = json.loads((root / "demo_state.json").read_text()) if (root / "demo_state.json").is_file() else {}
-    dataset = "gsm8k" if config.get("gsm8k_train") else "arith"
+    dataset = eval_dataset(config)
     metrics = load_metrics(root / "eval" / dataset)
     out_tokens = output_tokens(root / "eval" / dataset, root / "models" / "sft")
     control_text, control = control_check(metrics)
@@ -353,6 +430,10 @@ def build_summary(root: Path) -> tuple[str, dict]:
     rl_train_text, rl_train = rl_train_section(root, dataset, ORDER[1:])
     record["rl_train"] = rl_train  # Stage 3 rows measured from the merged RL checkpoint (issue 11)
     gamma_text, record["gamma"] = gamma_section(root, dataset)
+    grade_text, graded = grade_section(root, dataset)
+    for name, rows in graded.get("by_grade", {}).items():
+        record["runs"][name]["by_grade"] = rows
+    record["checks"]["budget_pays"] = graded.get("budget_pays")
     base_note = ("`base` = the untuned model (served separately)" if config.get("base_server") == "separate"
                  else "`base` = the trained model asked without a control token (`--base-server reuse`)")
     md = f"""# Extra-CoT demo summary
@@ -382,6 +463,10 @@ Echo fidelity = share of outputs whose leading token is the requested `<COMP_xx>
 {echo_table(record['runs'])}
 
 {checks_text(record['checks'])}
+
+## By grade (held out): where the budget pays
+
+{grade_text}
 
 ## γ* and `<COMP_AUTO>` by grade (first-pass sweep of the RL problems, pass@{config.get('n_samples')})
 

@@ -26,7 +26,7 @@ from extra_cot.demo.config import (
     vllm_reserved_cpus_option,
 )
 from extra_cot.sft.mixture import parse_policy_share
-from extra_cot.tasks import TASKS
+from extra_cot.tasks import TASKS, get_task
 from extra_cot.tokens import FIXED_RATIOS
 
 DEFAULT_OUT = "runs/study"
@@ -42,9 +42,6 @@ UNSOLVED = {"drop": None, "1.0": 1.0}
 ALTERNATIVES = ("forcing", "blind")
 #: ``--alternatives auto``: both on the budget-sensitive ``chains`` task, none on ``varied`` (its record stays as it was).
 AUTO_ALTERNATIVES = {"chains": list(ALTERNATIVES)}
-#: ``--scorer auto``: the fast heuristic on ``chains`` (Level-0 as the lm scorer's, 3 s instead of 12 min for
-#: 960 traces: docs/study.md, "Stage 1 on chains"), the lm scorer elsewhere (``varied``'s records used it).
-AUTO_SCORER = {"chains": "heuristic"}
 #: The record's file name in ``--results`` by task (``NAME.json`` + ``NAME.md``): ``chains`` is the study's record
 #: (issue 36); ``varied``'s record, committed before ``chains`` existed, lives beside it.
 RECORD_NAME = {"chains": "study", "varied": "study_varied"}
@@ -156,7 +153,7 @@ class StudyConfig:
         except ValueError as err:
             raise ValueError(f"--policy-share: {err}") from None
         if self.scorer == "auto":
-            self.scorer = AUTO_SCORER.get(self.task, "lm")
+            self.scorer = get_task(self.task).scorer  # --scorer auto: the task's own
         if self.alternatives == ["auto"]:
             self.alternatives = list(AUTO_ALTERNATIVES.get(self.task, []))
         elif self.alternatives == ["none"]:

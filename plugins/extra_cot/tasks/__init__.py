@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from extra_cot.demo import problems
 from extra_cot.tasks import chains
@@ -21,16 +22,21 @@ from extra_cot.tasks import chains
 
 @dataclass(frozen=True)
 class Task:
-    """A generator ``(n, seed) -> rows`` and the generated fields its trace rows carry beyond
-    :func:`extra_cot.demo.problems.to_trace`'s (``varied`` adds none: its data stay as they were)."""
+    """A generator ``(n, seed) -> rows``, the generated fields its trace rows carry beyond
+    :func:`extra_cot.demo.problems.to_trace`'s (``varied`` adds none: its data stay as they were), and
+    the ``extra-cot compress --scorer`` the demo and the study (``--scorer auto``) use on its traces."""
 
     generate: Callable[..., list[dict]]
     trace_extra: tuple[str, ...] = ()
+    scorer: str = "lm"
 
 
 TASKS: dict[str, Task] = {
+    # varied: the lm scorer (SmolLM2 surprisal), which its records used
     "varied": Task(problems.generate),
-    "chains": Task(chains.generate, trace_extra=("answer",)),
+    # chains: the fast heuristic, whose Level-0 check equals the lm scorer's (3 s instead of 12 min for
+    # 960 traces: docs/study.md, "Stage 1 on chains")
+    "chains": Task(chains.generate, trace_extra=("answer",), scorer="heuristic"),
 }
 
 
@@ -41,9 +47,12 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
-def generate(task: str, n: int, seed: int = 0) -> list[dict]:
-    """``n`` distinct problems of ``task``, deterministic for a seed."""
-    return get_task(task).generate(n, seed=seed)
+def generate(task: str, n: int, seed: int = 0, options: Any = None) -> list[dict]:
+    """``n`` distinct problems of ``task``, deterministic for a seed; ``options`` = the generator's own
+    options object (:class:`~extra_cot.demo.problems.ProblemOptions`, :class:`~extra_cot.tasks.chains.ChainOptions`),
+    ``None`` = its defaults (the study's sizes)."""
+    generate_rows = get_task(task).generate
+    return generate_rows(n, seed=seed) if options is None else generate_rows(n, seed=seed, options=options)
 
 
 def trace_row(task: str, row: dict) -> dict:
