@@ -55,6 +55,21 @@ def test_the_paired_bootstrap_resamples_questions_jointly():
     assert better["ci"][0] > 0
 
 
+def test_gap_difference_is_paired_over_questions():
+    """CHRPO's gap minus the SFT model's: a run against itself is exactly 0 in every resample; a run right on
+    more questions at the same tokens is above, with its interval above 0; mismatched lengths are refused."""
+    n = 60
+    sft = ([float(i % 2 == 0) for i in range(n)], [45.0] * n)
+    same = fr.gap_difference(_fixed(n), sft, sft, n_boot=200)
+    assert same == {"value": 0.0, "ci": [0.0, 0.0]}
+    better = ([float(i % 2 == 0 or i % 3 == 0) for i in range(n)], [45.0] * n)  # right on a superset
+    got = fr.gap_difference(_fixed(n), better, sft, n_boot=300)
+    assert got["value"] == pytest.approx(10 / 60, abs=1e-4) and got["ci"][0] > 0
+    assert fr.gap_difference(_fixed(n), sft, better, n_boot=300)["ci"][1] < 0
+    with pytest.raises(ValueError, match="same non-empty questions"):
+        fr.gap_difference(_fixed(n), sft, _columns(45.0, 0.5, n - 1))
+
+
 def test_per_question_averages_samples_and_names_a_missing_index():
     records = [{"index": 1, "correct": True, "think_tokens": 10}, {"index": 0, "correct": False, "think_tokens": 4},
                {"index": 1, "correct": False, "think_tokens": 20}]

@@ -120,6 +120,15 @@ def test_rl_questions_follow_every_study_split_and_are_new(tmp_path):
     used = {r["question"] for split in build_splits(3, sizes).values() for r in split}
     assert len(rows) == 15 and not used & {r["question"] for r in rows}
     assert {r["grade"] for r in rows} <= {1, 2, 3, 4} and all("answer" in r for r in rows)
+    # a chains study gets chains questions, after its own splits (issue 36)
+    (tmp_path / CONFIG_NAME).write_text(json.dumps({"seed": 3, "task": "chains", **sizes}))
+    chains = learning.rl_questions(tmp_path, 15)
+    splits = build_splits(3, sizes, "chains")
+    assert not {r["question"] for split in splits.values() for r in split} & {r["question"] for r in chains}
+    from extra_cot.tasks import generate
+
+    assert chains == [{"question": r["question"], "answer": r["answer"], "grade": r["grade"]}
+                      for r in generate("chains", 39 + 15, seed=3)[39:]]
 
 
 def test_the_two_arms_differ_only_in_the_estimator(tmp_path):
@@ -138,6 +147,7 @@ def test_record_has_the_interface_checked_from_outside(tmp_path):
     study, root = tmp_path / "study", tmp_path / "run"
     (study / "data").mkdir(parents=True)
     (study / "data" / "test.jsonl").write_text("".join(json.dumps({"grade": 1 + i % 4}) + "\n" for i in range(8)))
+    (study / "data" / "data_config.json").write_text(json.dumps({"seed": 0, "task": "chains"}))
     (root / "data").mkdir(parents=True)
     (root / "data" / "rl.jsonl").write_text("".join(json.dumps({"grade": 1 + i % 4}) + "\n" for i in range(4)))
     cfg = LearningConfig(out=str(root), study=str(study), steps=2, batch=2, rollout_n=2)
@@ -166,3 +176,19 @@ def test_record_has_the_interface_checked_from_outside(tmp_path):
     assert (tmp_path / "results" / "chrpo_learning.png").stat().st_size > 1000
     assert "## Targets" in (tmp_path / "results" / "chrpo_learning.md").read_text()
     assert rec["arms"]["chrpo"]["timing"]["later_mean"] == {"gen": 6.0, "step": 12.0}
+    assert saved["task"] == "chains" and "frontier_gap" not in saved["sft"]["heldout"]
+    assert "No frontier gap" in (tmp_path / "results" / "chrpo_learning.md").read_text()
+    # with the study's own fixed-ratio runs on the split: each held-out model's frontier gap (issue 36)
+    for k, ratio in enumerate(("0.2", "0.4", "0.6", "0.8", "1.0")):
+        run = study / "eval" / "test" / ratio
+        run.mkdir(parents=True)
+        (run / "prediction.json").write_text(json.dumps([_pred(i, i < 2 * k, 10 + 10 * k) for i in range(8)]))
+    rec = learning.write_report(root)
+    # every model: accuracy 0.5 at 33.5 think tokens; the fixed runs: accuracy 0 / .25 / .5 / .75 / 1 at 10 … 50
+    # tokens, so the frontier there is 0.5 + 0.35 * 0.25 = 0.5875 and the gap -0.0875
+    for h in [rec["sft"]["heldout"], *(rec["arms"][a]["heldout"] for a in learning.ARMS)]:
+        assert h["frontier_gap"]["value"] == -0.0875 and h["frontier_gap"]["ci"][0] <= -0.0875 <= h["frontier_gap"]["ci"][1]
+    # the arms answered exactly as the SFT model: their gap differences are 0 in every resample, not met
+    for arm in learning.ARMS:
+        target = rec["targets"][f"{arm}_above_sft_by_frontier"]
+        assert target["value"] == 0.0 and target["ci"] == [0.0, 0.0] and target["met"] is False

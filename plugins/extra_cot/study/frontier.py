@@ -70,6 +70,23 @@ def frontier_gap(fixed: Mapping[str, Columns], run: Columns, n_boot: int = 2000,
             "frontier_accuracy": round(front, 4)}
 
 
+def gap_difference(fixed: Mapping[str, Columns], run: Columns, other: Columns, n_boot: int = 2000,
+                   seed: int = 0) -> dict:
+    """``run``'s frontier gap minus ``other``'s (two policies over the same questions, e.g. CHRPO's and the
+    SFT model's), with a paired bootstrap 95 % interval: each round resamples the questions once for every
+    run, the fixed ones included."""
+    n = len(run[0])
+    if n == 0 or any(len(c[0]) != n or len(c[1]) != n for c in (*fixed.values(), run, other)):
+        raise ValueError(f"gap_difference needs every run over the same non-empty questions, got {n}")
+
+    def diff(picks: Sequence[int]) -> float:
+        return gap_at(fixed, run, picks)[0] - gap_at(fixed, other, picks)[0]
+
+    rng = random.Random(seed)
+    lo, hi = percentile_interval([diff([rng.randrange(n) for _ in range(n)]) for _ in range(n_boot)])
+    return {"value": round(diff(range(n)), 4), "ci": [round(lo, 4), round(hi, 4)]}
+
+
 def within_points(run: Mapping, full: Mapping, points: float = POINTS, share: float = TOKEN_SHARE) -> dict:
     """The paper's form: ``run`` within ``points`` of ``full``'s accuracy at <= ``share`` of its tokens."""
     gap = full["accuracy"] - run["accuracy"]

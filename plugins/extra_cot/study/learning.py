@@ -5,7 +5,7 @@
 
 1. ``data``: RL questions generated with the study's seed *after* its train/policy/val/test rows
    (the generator is prefix-stable and its questions distinct, so none is in any study split),
-   in 4 difficulty grades (``OUT/data/rl.jsonl``);
+   of the study's task and grades (``OUT/data/rl.jsonl``);
 2. ``sweep``: the study's SFT model (``STUDY/models/sft``) at 0.2 … 1.0 on them, pass@k (vLLM);
 3. ``build-rl``: ``extra-cot build-rl`` → verl parquet with γ*(x), ``ref_full_len`` (the paper's rule, with
    ``--rl-tolerance`` as its window and calibration band; quotas off);
@@ -21,7 +21,10 @@ Per training step and arm (from the reward manager's call record and verl's step
 reward, tier shares, the chosen ratio overall and per grade, the share of rollouts that chose
 γ*(x) or lower and answered correctly, mean think tokens, KL loss, and where the step's time went
 (verl's ``timing_s/*``). Held out: accuracy (Wilson 95 %), think tokens (bootstrap 95 %),
-accuracy per 1k think tokens (paired bootstrap 95 %), chosen ratio per grade.
+accuracy per 1k think tokens (paired bootstrap 95 %), chosen ratio per grade, and the frontier gap (issue 36:
+accuracy above the study's own fixed-ratio runs of the SFT model on the same split, interpolated at the
+model's mean think tokens, paired bootstrap 95 %; :mod:`extra_cot.study.frontier`); targets add each arm's
+gap minus the SFT model's (``{arm}_above_sft_by_frontier``, interval above 0).
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ from extra_cot.eval.store import PREDICTION
 from extra_cot.evalsummary import eval_records, mean_ratio, ratio_key, read_grades, run_summary
 from extra_cot.experiment import Experiment
 from extra_cot.stats import bootstrap_ratio, overlaps
-from extra_cot.study.report import format_rise, provenance, rises
+from extra_cot.study import frontier as fr
+from extra_cot.study.report import FIXED, format_rise, provenance, rises
 
 DEFAULT_OUT = "runs/chrpo_learning"
 ARMS = ("chrpo", "grpo")
@@ -135,14 +139,23 @@ def config_from_args(args: argparse.Namespace) -> LearningConfig:
 # --- data ------------------------------------------------------------------------------------------------------
 
 
+def study_task(study_data: Path) -> str:
+    """The task of the study whose data folder is ``study_data`` (``varied`` for studies written before
+    ``--task`` existed)."""
+    from extra_cot.study.data import CONFIG_NAME
+
+    return json.loads((study_data / CONFIG_NAME).read_text()).get("task", "varied")
+
+
 def rl_questions(study_data: Path, n: int) -> list[dict]:
-    """``n`` generated problems after every split of the study in ``study_data`` (same seed and options)."""
-    from extra_cot.demo.problems import generate, to_gsm8k
+    """``n`` generated problems after every split of the study in ``study_data`` (same task, seed and options)."""
+    from extra_cot.demo.problems import to_gsm8k
     from extra_cot.study.data import CONFIG_NAME, SPLIT_ORDER
+    from extra_cot.tasks import generate
 
     conf = json.loads((study_data / CONFIG_NAME).read_text())
     used = sum(int(conf[name]) for name in SPLIT_ORDER)
-    return [to_gsm8k(row) for row in generate(used + n, seed=int(conf["seed"]))[used:]]
+    return [to_gsm8k(row) for row in generate(study_task(study_data), used + n, seed=int(conf["seed"]))[used:]]
 
 
 # --- steps -----------------------------------------------------------------------------------------------------
@@ -188,7 +201,7 @@ def build_steps(cfg: LearningConfig) -> list:
     from extra_cot.demo.rl_train import merge_argv, read_metrics
     from extra_cot.demo.steps import Step, _count_lines, _missing, _tokenizer_drift, tool
     from extra_cot.fileio import stale_options
-    from extra_cot.study.steps import FIXED, _eval_step
+    from extra_cot.study.steps import _eval_step
 
     p = Paths(cfg)
     conf = p.data / "data_config.json"
@@ -355,6 +368,29 @@ def compute_targets(held: Mapping[str, Mapping]) -> dict[str, dict]:
     return out
 
 
+def fixed_columns(study: Path, split: str, n: int) -> dict[str, fr.Columns] | None:
+    """The study's own fixed-ratio runs of its SFT model on ``split`` (``STUDY/eval/SPLIT/0.2`` …), per
+    question: the frontier the held-out policies are measured against; None when any is missing."""
+    runs = {ratio: study / "eval" / split / ratio for ratio in FIXED}
+    if not all((run / PREDICTION).is_file() for run in runs.values()):
+        return None
+    return {ratio: fr.per_question(eval_records(run), n) for ratio, run in runs.items()}
+
+
+def frontier_targets(fixed: Mapping[str, fr.Columns], records: Mapping[str, Sequence[Mapping]], n: int) -> dict:
+    """Issue 36, item 4: each arm's held-out policy above the SFT policy by the frontier measure (its
+    frontier gap minus the SFT model's, paired bootstrap 95 % interval above 0)."""
+    sft = fr.per_question(records["sft"], n)
+    out = {}
+    for arm in ARMS:
+        if arm in records:
+            diff = fr.gap_difference(fixed, fr.per_question(records[arm], n), sft)
+            out[f"{arm}_above_sft_by_frontier"] = {
+                **diff, "target": "frontier gap above the SFT policy's, paired 95 % interval above 0",
+                "met": diff["ci"][0] > 0}
+    return out
+
+
 # --- record ----------------------------------------------------------------------------------------------------
 
 
@@ -367,24 +403,33 @@ def build_record(root: Path) -> dict:
     for arm in ARMS:
         per_step = arm_steps(root / f"train_{arm}", rl_grades, per_step_rollouts)
         arms[arm] = {"per_step": per_step, "timing": timing_table(per_step)}
-    held = {}
+    held, records = {}, {}
     for name in MODELS:
         run = root / "eval" / name / config["split"] / "policy"
         if (run / PREDICTION).is_file():
-            held[name] = held_out(eval_records(run), held_grades)
+            records[name] = eval_records(run)
+            held[name] = held_out(records[name], held_grades)
+    fixed = fixed_columns(Path(config["study"]), config["split"], len(held_grades))
+    if fixed:
+        for name, recs in records.items():
+            held[name]["frontier_gap"] = fr.frontier_gap(fixed, fr.per_question(recs, len(held_grades)))
     for arm in ARMS:
         if arm in held:
             arms[arm]["heldout"] = held[arm]
+    targets = compute_targets(held) if "sft" in held else {}
+    if fixed and "sft" in records:
+        targets.update(frontier_targets(fixed, records, len(held_grades)))
     rl_stats = root / "rl" / "build_rl_stats.json"
     rl_rows = root / "rl" / "train.parquet"
     return {
         **provenance(root), "steps": config["steps"], "seeds": {"data.seed": config["seed"],
                                                                  "study": _study_seed(Path(config["study"]))},
-        "split": config["split"], "n_heldout": len(held_grades), "config": config,
+        "task": study_task(Path(config["study"]) / "data"), "split": config["split"], "n_heldout": len(held_grades),
+        "config": config,
         "rl_data": json.loads(rl_stats.read_text()) if rl_stats.is_file() else None,
         "rl_grades": dict(sorted(Counter(str(g) for g in rl_grades).items())),
         "rl_train_gamma_by_grade": gamma_by_grade(rl_rows, rl_grades) if rl_rows.is_file() else None,
-        "arms": arms, "sft": {"heldout": held.get("sft")}, "targets": compute_targets(held) if "sft" in held else {},
+        "arms": arms, "sft": {"heldout": held.get("sft")}, "targets": targets,
         "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
     }
 
@@ -434,10 +479,15 @@ def _ci(ci: Sequence[float] | None, scale: float = 1.0, spec: str = ".1f") -> st
     return "-" if ci is None else f"[{scale * ci[0]:{spec}}, {scale * ci[1]:{spec}}]"
 
 
+def _gap(gap: Mapping | None) -> str:
+    """A frontier gap in points with its interval (``-`` without the study's fixed-ratio runs)."""
+    return "-" if gap is None else f"{100 * gap['value']:+.1f} {_ci(gap['ci'], 100)}"
+
+
 def render(rec: Mapping) -> str:
     cfg = rec["config"]
-    lines = [(f"# CHRPO vs GRPO learning run ({rec['steps']} steps per arm, held-out split {rec['split']}, "
-             f"n = {rec['n_heldout']})"), "",
+    lines = [(f"# CHRPO vs GRPO learning run ({rec['steps']} steps per arm, task {rec.get('task', 'varied')}, "
+              f"held-out split {rec['split']}, n = {rec['n_heldout']})"), "",
              f"- command: `{rec['command']}` ({rec['invocations']} invocation(s))",
              (f"- date: {rec['date']}; commit {rec['commit']} (dirty: {rec['dirty']}); report rendered by code "
               f"{rec['report_code']['commit']} (dirty: {rec['report_code']['dirty']}) on {rec['written']}"),
@@ -459,14 +509,15 @@ def render(rec: Mapping) -> str:
         lines.append("")
     lines += ["## Held out, policy mode (`<COMP_AUTO>`; 95 % intervals: Wilson, bootstrap, paired bootstrap)", "",
               ("model | accuracy % [CI] | think tokens [CI] | acc per 1k tokens [CI] | chosen | mean ratio by grade "
-               "| rise hardest - easiest [CI]"),
-              "--- | --- | --- | --- | --- | --- | ---"]
+               "| rise hardest - easiest [CI] | frontier gap [CI]"),
+              "--- | --- | --- | --- | --- | --- | --- | ---"]
     held = {"sft": rec["sft"]["heldout"], **{a: d.get("heldout") for a, d in rec["arms"].items()}}
     for name, h in held.items():
         if h:
             lines.append(f"{name} | {100 * h['accuracy']:.1f} {_ci(h['accuracy_ci'], 100)} | {h['think_tokens']:.1f} "
                          f"{_ci(h['think_tokens_ci'])} | {h['accuracy_per_1k']} {_ci(h['accuracy_per_1k_ci'], 1, '.2f')} "
-                         f"| {h['chosen']} | {h['mean_chosen_ratio_by_grade']} | {format_rise(h.get('chosen_ratio_rise'))}")
+                         f"| {h['chosen']} | {h['mean_chosen_ratio_by_grade']} | {format_rise(h.get('chosen_ratio_rise'))} "
+                         f"| {_gap(h.get('frontier_gap'))}")
     lines += ["", "## Where a step's time goes (seconds; mean over steps 2..K, step 1 in brackets)", "",
               "timer | " + " | ".join(rec["arms"]), "--- | " + " | ".join("---" for _ in rec["arms"])]
     for t in TIMERS:
@@ -474,7 +525,11 @@ def render(rec: Mapping) -> str:
                  for d in rec["arms"].values()]
         lines.append(f"{t} | " + " | ".join(cells))
     lines += ["", "## Targets", "", "target | value | wanted | met", "--- | --- | --- | ---"]
-    lines += [f"{k} | {t['value']} | {t['target']} | {'yes' if t['met'] else 'NO'}" for k, t in rec["targets"].items()]
+    lines += [f"{k} | {t['value']}{' ' + _ci(t['ci'], 1, '.4f') if 'ci' in t else ''} | {t['target']} | "
+              f"{'yes' if t['met'] else 'NO'}" for k, t in rec["targets"].items()]
+    if not any("frontier_gap" in (h or {}) for h in held.values()):
+        lines += ["", (f"No frontier gap: the study's fixed-ratio runs on {rec['split']} "
+                       f"(`STUDY/eval/{rec['split']}/0.2` …) are missing.")]
     return "\n".join(lines) + "\n"
 
 
