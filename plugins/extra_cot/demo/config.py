@@ -1,8 +1,8 @@
 """Options of one demo run (``python -m extra_cot.demo``): sizes, paths, modes.
 
-Time: :data:`TIME_ESTIMATE` (the one estimate; README and Makefile quote it), for the ``chains`` demo:
-the steps other than training as measured on ``varied`` below, plus about 157 optimizer steps at the
-study's measured step times (docs/demo.md, "The `chains` demo"). Measured on ``varied``: the run
+Time: :data:`TIME_ESTIMATE` (the one estimate; README and Makefile quote it). Measured on ``chains``:
+``python -m extra_cot.demo --precision fp32`` at bbc9441, 2181 s (docs/demo.md, "The `chains` demo").
+Measured on ``varied``: the run
 recorded in results/demo.md (commit dac44ce, 2026-12-04 04:50-05:25 UTC, ``--precision fp32``, 2
 cores, the demo alone), 2116 s of steps: model 28 s, compress 49 + 42 s, first pass 90 steps 855 s,
 pass@3 sweep 202 s, second pass 54 steps 487 s, evaluation of base 68 s and of the trained model
@@ -46,7 +46,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: on top the equations the answer depends on, outrank prose (docs/demo.md, docs/study.md).
 FORMULA_BONUS, DECISIVE_BONUS = 3.0, 3.0
 #: The one time estimate of ``make demo`` (README and Makefile quote it; tests/demo checks they agree).
-TIME_ESTIMATE = "about 40 minutes on 2 idle cores in fp32, less with native bf16 (estimated from step times; docs/demo.md)"
+TIME_ESTIMATE = "about 35-40 minutes on 2 idle cores in fp32 (measured: 36.4 on chains), with native bf16 not yet measured on chains"
 
 
 def eval_dataset(config: dict) -> str:
