@@ -43,6 +43,7 @@ def test_task_sizes_fill_only_unset_flags(tmp_path):
     chains, varied = cfg(), cfg("--task", "varied")
     assert (chains.task, chains.sft, chains.test, chains.epochs, chains.epochs_second) == ("chains", 180, 48, 1.0, 1.5)
     assert (varied.sft, varied.test, varied.epochs, varied.epochs_second) == (48, 32, 3.0, 2.0)
+    assert (chains.learning_rate_second, varied.learning_rate_second) == (5e-5, 5e-4)  # varied: its record's
     assert cfg("--task", "varied", "--sft", "60", "--epochs", "2").sft == 60
     assert cfg("--task", "varied", "--epochs", "2").epochs == 2.0
     assert cfg("--tiny", "--task", "varied").sft == 8  # tiny sizes win over the task's

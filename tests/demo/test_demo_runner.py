@@ -123,6 +123,8 @@ def test_demo_steps_cover_the_pipeline_in_order(tmp_path):
     assert "--policy-ratios" not in by["build-fixed"].argv
     first, second = by["train-fixed"].argv, by["train"].argv
     assert "num_train_epochs=1" in first and "num_train_epochs=1.5" in second
+    # the second pass trains at its own, lower learning rate (docs/demo.md: 5e-4 erased the first pass)
+    assert "learning_rate=0.0005" in first and "learning_rate=5e-05" in second
     assert f"output_dir={tmp_path / 'models/fixed'}" in first and f"model_name_or_path={tmp_path / 'models/fixed'}" in second
     assert "0.2,0.4,0.6,0.8,1.0,policy" in by["eval"].argv
     assert by["train"].argv[1:3] == ["train", "examples/smollm2-135m_demo.yaml"]

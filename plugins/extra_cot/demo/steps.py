@@ -183,15 +183,17 @@ def precision_overrides(precision: str, native_bf16: Callable[[], bool] = cpu_ha
 
 
 def train_step(cfg, name: str, title: str, start: Path, dataset_dir: Path, dataset: str, out: Path,
-               ctrl: Path, length: list[str], sft_config: str = DEFAULT_SFT_CONFIG) -> Step:
+               ctrl: Path, length: list[str], sft_config: str = DEFAULT_SFT_CONFIG,
+               learning_rate: float | None = None) -> Step:
     """One ``llamafactory-cli train`` of ``sft_config`` (demo and study; ``cfg`` gives batch size,
-    cutoff, learning rate and precision): ``start`` -> ``out`` on ``dataset``; ``length`` =
+    cutoff, learning rate unless ``learning_rate`` is given, and precision): ``start`` -> ``out`` on ``dataset``; ``length`` =
     ``num_train_epochs=…`` or ``max_steps=…``; the check also compares the saved tokenizer with ``ctrl``'s."""
     argv = tool("llamafactory-cli", "llamafactory.cli") + [
         "train", sft_config, f"model_name_or_path={start}",
         f"dataset_dir={dataset_dir}", f"dataset={dataset}", f"output_dir={out}",
         f"per_device_train_batch_size={cfg.batch_size}", f"cutoff_len={cfg.cutoff_len}",
-        f"learning_rate={cfg.learning_rate:g}", *length, *precision_overrides(cfg.precision)]
+        f"learning_rate={cfg.learning_rate if learning_rate is None else learning_rate:g}", *length,
+        *precision_overrides(cfg.precision)]
 
     def check() -> str | None:
         return _missing(out / "model.safetensors", out / "train_results.json") or _tokenizer_drift(ctrl, out)
@@ -227,7 +229,8 @@ def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
                     ["--policy-ratios", str(p.targets), "--policy-quotas", "none"],
                     "Stage 2 data, second pass: the RL problems' fixed-ratio rows + <COMP_AUTO> rows at γ*"),
         train_step(cfg, "train", "Stage 2, second pass: llamafactory-cli train from the first pass (CPU)",
-                   p.fixed, p.sft, SFT_NAME, p.trained, p.ctrl, _length(cfg, cfg.epochs_second), cfg.sft_config),
+                   p.fixed, p.sft, SFT_NAME, p.trained, p.ctrl, _length(cfg, cfg.epochs_second), cfg.sft_config,
+                   learning_rate=cfg.learning_rate_second),
     ]
 
 
