@@ -27,10 +27,10 @@ from extra_cot.tokens import RATIO_DIRS
 DEFAULT_OUT = "runs/demo"
 #: The one LLaMA-Factory config of the demo; runs override paths and sizes on the command line.
 DEFAULT_SFT_CONFIG = "examples/smollm2-135m_demo.yaml"
-#: Sizes of ``--tiny`` (CI): a handful of problems, a couple of optimizer steps, short answers.
 #: Sizes of ``--task varied`` where the user left a flag unset: the earlier demo record's (results/demo.md
 #: before issue 36); the field defaults are ``chains``' (docs/demo.md, "The `chains` demo").
 TASK_SIZES = {"varied": {"sft": 48, "test": 32, "epochs": 3.0, "epochs_second": 2.0, "learning_rate_second": 5.0e-4}}
+#: Sizes of ``--tiny`` (CI): a handful of problems, a couple of optimizer steps, short answers.
 TINY_SIZES = {"sft": 8, "rl": 3, "test": 3, "max_steps": 2, "max_tokens": 48, "cutoff_len": 512,
               "batch_size": 4, "max_model_len": 1024, "eval_samples": 1}
 

@@ -33,11 +33,11 @@ from extra_cot.demo.steps import SWEEP_RATIOS, TRAINED_RATIOS
 from extra_cot.eval.store import METRICS, PREDICTION
 from extra_cot.evalsummary import eval_records, read_grades, run_summary
 from extra_cot.fileio import atomic_write_json, atomic_write_text
-from extra_cot.stats import bootstrap_mean
+from extra_cot.stats import bootstrap_mean, wilson
 from extra_cot.tokens import ratio_dir_name
 
 ORDER = ("base", *TRAINED_RATIOS)
-FIXED = ("0.2", "0.4", "0.6", "0.8", "1.0")
+FIXED = SWEEP_RATIOS  # the fixed-ratio run folders (one source: extra_cot.tokens.FIXED_RATIOS)
 #: Issue 10's targets for the trained model (without --force-control).
 TARGETS = {"echo_min": 0.9, "realized_step_min": 0.08, "accuracy_at_1.0_min": 0.3}
 
@@ -81,8 +81,6 @@ def _f(value, spec: str, scale: float = 1.0) -> str:
 
 def intervals(dataset_dir: Path) -> dict[str, dict]:
     """Per run: n (records), a Wilson 95 % interval of Acc@all and a bootstrap 95 % interval of Tokens."""
-    from extra_cot.stats import wilson
-
     out = {}
     for name in ORDER:
         path = dataset_dir / name / PREDICTION

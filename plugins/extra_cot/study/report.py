@@ -21,6 +21,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from extra_cot.demo.runner import machine
+from extra_cot.demo.steps import SWEEP_RATIOS
 from extra_cot.evalsummary import (  # noqa: F401 (re-exported: the study's pieces read them here)
     NOT_A_RATIO,
     chosen_ratio,
@@ -38,7 +39,7 @@ from extra_cot.stats import overlaps
 from extra_cot.study import alternatives as alt
 from extra_cot.study.config import RECORD_NAME
 
-FIXED = ("0.2", "0.4", "0.6", "0.8", "1.0")
+FIXED = SWEEP_RATIOS  # the fixed-ratio run folders, 0.2 … 1.0 (one source: extra_cot.tokens.FIXED_RATIOS)
 RUNS = ("base", *FIXED, "policy", "no_control")
 #: Issue 17, item 4 (and the demo's control targets of issue 10, kept).
 TARGETS = {"retention_at_0.2_min": 0.8, "policy_accuracy_gap_max": 0.05, "policy_token_share_max": 0.5,
