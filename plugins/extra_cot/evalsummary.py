@@ -19,6 +19,29 @@ from extra_cot.fileio import read_jsonl
 from extra_cot.stats import bootstrap_mean, bootstrap_mean_diff, wilson
 from extra_cot.tokens import parse_leading_control
 
+Columns = tuple[Sequence[float], Sequence[float]]  # per question: (correct share, think tokens)
+
+
+def per_question(records: Sequence[Mapping], n: int) -> Columns:
+    """(correct share, mean think tokens) per eval ``index`` 0..n-1 (samples averaged); a missing
+    index is an error naming it, as is an index outside 0..n-1 or a ``correct`` that is not a bool (a
+    string ``"False"`` would count as right). The one per-question reduction of the study's frontier,
+    its alternatives, the learning run and the demo's budget check."""
+    correct: list[list[float]] = [[] for _ in range(n)]
+    tokens: list[list[float]] = [[] for _ in range(n)]
+    for rec in records:
+        i, right = int(rec["index"]), rec["correct"]
+        if not 0 <= i < n:
+            raise ValueError(f"record index {i} outside the {n} questions")
+        if not isinstance(right, bool):
+            raise TypeError(f"record index {i}: 'correct' is {right!r}, not a bool")
+        correct[i].append(float(right))
+        tokens[i].append(float(rec["think_tokens"]))
+    missing = [i for i in range(n) if not correct[i]]
+    if missing:
+        raise ValueError(f"no record for question index {missing[:5]} of {n}")
+    return [sum(c) / len(c) for c in correct], [sum(t) / len(t) for t in tokens]
+
 
 def ratio_key(ratio: float | None) -> str:
     """A chosen ratio as the records' key: ``"0.2"`` … ``"1.0"``, ``"none"`` for no (or a negative) ratio."""

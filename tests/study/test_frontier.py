@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from extra_cot.evalsummary import Columns, per_question
 from extra_cot.stats import interpolate
 from extra_cot.study import frontier as fr
 
@@ -24,13 +25,13 @@ def test_interpolate_edge_cases():
         interpolate([], 1.0)
 
 
-def _columns(tokens: float, acc: float, n: int = 20) -> fr.Columns:
+def _columns(tokens: float, acc: float, n: int = 20) -> Columns:
     """n questions whose mean think tokens and accuracy are exactly ``tokens`` and ``acc``."""
     k = round(acc * n)
     return [1.0] * k + [0.0] * (n - k), [tokens] * n
 
 
-def _fixed(n: int = 20) -> dict[str, fr.Columns]:
+def _fixed(n: int = 20) -> dict[str, Columns]:
     return {r: _columns(t, a, n) for r, (t, a) in POINTS.items()}
 
 
@@ -73,11 +74,19 @@ def test_gap_difference_is_paired_over_questions():
 def test_per_question_averages_samples_and_names_a_missing_index():
     records = [{"index": 1, "correct": True, "think_tokens": 10}, {"index": 0, "correct": False, "think_tokens": 4},
                {"index": 1, "correct": False, "think_tokens": 20}]
-    assert fr.per_question(records, 2) == ([0.0, 0.5], [4.0, 15.0])
+    assert per_question(records, 2) == ([0.0, 0.5], [4.0, 15.0])
     with pytest.raises(ValueError, match=r"question index \[2\]"):
-        fr.per_question(records, 3)
+        per_question(records, 3)
     with pytest.raises(ValueError, match="same non-empty questions"):
         fr.frontier_gap(_fixed(20), _columns(45.0, 0.5, 10))
+
+
+def test_per_question_refuses_a_string_verdict_and_a_stray_index():
+    """A string ``"False"`` would count as right under bool(); an index past n would land nowhere."""
+    with pytest.raises(TypeError, match=r"index 0: 'correct' is 'False'"):
+        per_question([{"index": 0, "correct": "False", "think_tokens": 3}], 1)
+    with pytest.raises(ValueError, match="record index 1 outside the 1 questions"):
+        per_question([{"index": 0, "correct": True, "think_tokens": 3}, {"index": 1, "correct": True, "think_tokens": 3}], 1)
 
 
 def test_within_3_points_at_60pct_tokens():

@@ -31,7 +31,7 @@ from extra_cot.demo.rl_train import rl_train_section
 from extra_cot.demo.runner import machine
 from extra_cot.demo.steps import SWEEP_RATIOS, TRAINED_RATIOS
 from extra_cot.eval.store import METRICS, PREDICTION
-from extra_cot.evalsummary import eval_records, read_grades, run_summary
+from extra_cot.evalsummary import eval_records, per_question, read_grades, run_summary
 from extra_cot.fileio import atomic_write_json, atomic_write_text
 from extra_cot.stats import bootstrap_mean, wilson
 from extra_cot.tokens import ratio_dir_name
@@ -344,25 +344,15 @@ def budget_check(root: Path, dataset: str, low: str = "0.2", high: str = "1.0") 
     bootstrap 95 % interval over questions; ``met`` when the interval lies above 0 (the study's positive
     control in small: docs/demo.md). None without both runs or the grades."""
     grades_path = root / "data" / "test.jsonl"
-    runs = {r: root / "eval" / dataset / r / PREDICTION for r in (low, high)}
-    if not grades_path.is_file() or not all(path.is_file() for path in runs.values()):
+    runs = {r: root / "eval" / dataset / r for r in (low, high)}
+    if not grades_path.is_file() or not all((run / PREDICTION).is_file() for run in runs.values()):
         return None
     grades = read_grades(grades_path)
     hardest = max(grades)
-    per_question: dict[str, dict[int, list[bool]]] = {}
-    for ratio, path in runs.items():
-        for rec in json.loads(path.read_text()):
-            if grades[int(rec["index"])] == hardest:
-                per_question.setdefault(ratio, {}).setdefault(int(rec["index"]), []).append(bool(rec["correct"]))
-    questions = sorted(set(per_question.get(low, {})) & set(per_question.get(high, {})))
-    if not questions:
-        return None
-
-    def mean(xs: list[bool]) -> float:
-        return sum(xs) / len(xs)
-
-    acc = {r: sum(mean(per_question[r][q]) for q in questions) / len(questions) for r in (low, high)}
-    diffs = [mean(per_question[high][q]) - mean(per_question[low][q]) for q in questions]
+    questions = [i for i, g in enumerate(grades) if g == hardest]
+    correct = {r: per_question(eval_records(run), len(grades))[0] for r, run in runs.items()}
+    acc = {r: sum(correct[r][q] for q in questions) / len(questions) for r in (low, high)}
+    diffs = [correct[high][q] - correct[low][q] for q in questions]
     lo, hi = bootstrap_mean(diffs)
     return {"grade": hardest, "n_questions": len(questions), f"accuracy_{low}": round(acc[low], 4),
             f"accuracy_{high}": round(acc[high], 4), "gain": round(acc[high] - acc[low], 4),

@@ -18,10 +18,9 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from extra_cot.evalsummary import eval_records, run_metrics, run_summary
+from extra_cot.evalsummary import eval_records, per_question, run_metrics, run_summary
 from extra_cot.stats import bootstrap_mean
 from extra_cot.study import forcing
-from extra_cot.study.frontier import per_question
 
 FIXED = forcing.FIXED
 #: run-name prefix of each alternative (``forced_0.2``, ``blind_0.2``)

@@ -21,28 +21,11 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 
+from extra_cot.evalsummary import Columns
 from extra_cot.stats import interpolate, percentile_interval
 
 #: Issue 36: "within 3 points of the 1.0 accuracy at <= 60 % of its think tokens".
 POINTS, TOKEN_SHARE = 0.03, 0.6
-
-Columns = tuple[Sequence[float], Sequence[float]]  # per question: (correct share, think tokens)
-
-
-def per_question(records: Sequence[Mapping], n: int) -> Columns:
-    """(correct share, mean think tokens) per eval ``index`` 0..n-1 (samples averaged); a missing
-    index is an error naming it."""
-    correct: list[list[float]] = [[] for _ in range(n)]
-    tokens: list[list[float]] = [[] for _ in range(n)]
-    for rec in records:
-        i = int(rec["index"])
-        correct[i].append(float(bool(rec["correct"])))
-        tokens[i].append(float(rec["think_tokens"]))
-    missing = [i for i in range(n) if not correct[i]]
-    if missing:
-        raise ValueError(f"no record for question index {missing[:5]} of {n}")
-    return [sum(c) / len(c) for c in correct], [sum(t) / len(t) for t in tokens]
-
 
 def _point(cols: Columns, picks: Sequence[int]) -> tuple[float, float]:
     """(mean think tokens, accuracy) of one run over the question indices ``picks``."""

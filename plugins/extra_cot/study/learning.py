@@ -42,7 +42,15 @@ from extra_cot import fileio
 from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, option
 from extra_cot.demo.config import _STEP_LIST, until_option, vllm_args_option, vllm_reserved_cpus_option
 from extra_cot.eval.store import PREDICTION
-from extra_cot.evalsummary import eval_records, mean_ratio, ratio_key, read_grades, run_summary
+from extra_cot.evalsummary import (
+    Columns,
+    eval_records,
+    mean_ratio,
+    per_question,
+    ratio_key,
+    read_grades,
+    run_summary,
+)
 from extra_cot.experiment import Experiment
 from extra_cot.stats import bootstrap_ratio, overlaps
 from extra_cot.study import frontier as fr
@@ -368,23 +376,23 @@ def compute_targets(held: Mapping[str, Mapping]) -> dict[str, dict]:
     return out
 
 
-def fixed_columns(study: Path, split: str, n: int) -> dict[str, fr.Columns] | None:
+def fixed_columns(study: Path, split: str, n: int) -> dict[str, Columns] | None:
     """The study's own fixed-ratio runs of its SFT model on ``split`` (``STUDY/eval/SPLIT/0.2`` …), per
     question: the frontier the held-out policies are measured against; None when any is missing."""
     runs = {ratio: study / "eval" / split / ratio for ratio in FIXED}
     if not all((run / PREDICTION).is_file() for run in runs.values()):
         return None
-    return {ratio: fr.per_question(eval_records(run), n) for ratio, run in runs.items()}
+    return {ratio: per_question(eval_records(run), n) for ratio, run in runs.items()}
 
 
-def frontier_targets(fixed: Mapping[str, fr.Columns], records: Mapping[str, Sequence[Mapping]], n: int) -> dict:
+def frontier_targets(fixed: Mapping[str, Columns], records: Mapping[str, Sequence[Mapping]], n: int) -> dict:
     """Issue 36, item 4: each arm's held-out policy above the SFT policy by the frontier measure (its
     frontier gap minus the SFT model's, paired bootstrap 95 % interval above 0)."""
-    sft = fr.per_question(records["sft"], n)
+    sft = per_question(records["sft"], n)
     out = {}
     for arm in ARMS:
         if arm in records:
-            diff = fr.gap_difference(fixed, fr.per_question(records[arm], n), sft)
+            diff = fr.gap_difference(fixed, per_question(records[arm], n), sft)
             out[f"{arm}_above_sft_by_frontier"] = {
                 **diff, "target": "frontier gap above the SFT policy's, paired 95 % interval above 0",
                 "met": diff["ci"][0] > 0}
@@ -412,7 +420,7 @@ def build_record(root: Path) -> dict:
     fixed = fixed_columns(Path(config["study"]), config["split"], len(held_grades))
     if fixed:
         for name, recs in records.items():
-            held[name]["frontier_gap"] = fr.frontier_gap(fixed, fr.per_question(recs, len(held_grades)))
+            held[name]["frontier_gap"] = fr.frontier_gap(fixed, per_question(recs, len(held_grades)))
     for arm in ARMS:
         if arm in held:
             arms[arm]["heldout"] = held[arm]

@@ -28,6 +28,7 @@ from extra_cot.evalsummary import (  # noqa: F401 (re-exported: the study's piec
     eval_records,
     link_realized,
     mean_ratio,
+    per_question,
     ratio_key,
     ratio_rise,
     read_grades,
@@ -171,8 +172,8 @@ def frontier_targets(records: Mapping[str, Sequence[Mapping]], grades: Sequence[
     from extra_cot.study import frontier as fr
 
     n = len(grades)
-    fixed = {r: fr.per_question(records[r], n) for r in FIXED}
-    policy = fr.frontier_gap(fixed, fr.per_question(records["policy"], n))
+    fixed = {r: per_question(records[r], n) for r in FIXED}
+    policy = fr.frontier_gap(fixed, per_question(records["policy"], n))
     block = {"interpolation": "plain (linear between neighbouring fixed ratios sorted by think tokens)",
              "points": {r: [round(runs[r]["think_tokens"], 2), round(runs[r]["accuracy"], 4)] for r in FIXED},
              "policy": policy, "oracle_by_grade": None, "policy_share_of_oracle_gain": None}
@@ -182,7 +183,7 @@ def frontier_targets(records: Mapping[str, Sequence[Mapping]], grades: Sequence[
                                    "realized_ratio": None, "realized_vs_reference": None}
         own = runs.get("1.0", {}).get("think_tokens")
         runs["oracle_by_grade"]["realized_ratio"] = round(runs["oracle_by_grade"]["think_tokens"] / own, 4) if own else None
-        block["oracle_by_grade"] = fr.frontier_gap(fixed, fr.per_question(picked, n))
+        block["oracle_by_grade"] = fr.frontier_gap(fixed, per_question(picked, n))
         block["policy_share_of_oracle_gain"] = fr.realized_share(policy["value"], block["oracle_by_grade"]["value"])
     targets = {"policy_above_frontier": {"value": policy["value"], "ci": policy["ci"],
                                          "target": "> 0 with the 95 % interval above 0", "met": policy["ci"][0] > 0},
