@@ -19,11 +19,21 @@ slope over grade, fall among the shuffled draws (95 % range and permutation p-va
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
+from extra_cot.fileio import stale_options
 from extra_cot.stats import bootstrap_ratio, percentile_interval, permutation_p
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
+
+
+def targets_stale(summary_path: Path, budget_tolerance: float | None) -> str | None:
+    """The ``gamma`` step's resume check (study and demo): targets written under another
+    ``--budget-tolerance``, or before it existed, are stale."""
+    saved = json.loads(summary_path.read_text(encoding="utf-8"))
+    return stale_options(summary_path, saved, {"budget_tolerance": budget_tolerance})
 
 
 def gt_ratio(passed: Mapping[float, bool], ratios: Iterable[float] = FIXED_RATIOS) -> float | None:

@@ -507,3 +507,56 @@ def test_the_record_in_results_is_named_by_its_task(tmp_path, monkeypatch, task,
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [f"{name}.json", f"{name}.md"]
     assert json.loads((tmp_path / "results" / f"{name}.json").read_text()) == {"task": task}
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["study.json", "study.md"]
+
+
+def test_a_pass_counts_only_from_a_sample_within_its_budget():
+    """q0's one correct 0.2 sample wrote the whole chain (90 of 100 think tokens at 1.0): plain pass@k calls
+    0.2 enough, the budget rule does not (γ* 0.4, from a 0.4 sample of 45 <= (0.4 + 0.1) x 100 tokens).
+    q1's correct 0.2 sample stayed at 25 <= 30 tokens: 0.2 under both rules. A long 1.0 sample always counts."""
+    from extra_cot.rl.rl_data import aggregate
+
+    think = {0: {0.2: 90, 0.4: 45, 0.6: 60, 0.8: 80, 1.0: 100}, 1: {0.2: 25, 0.4: 40, 0.6: 60, 0.8: 80, 1.0: 100}}
+    sweep = {r: [_rec(i, True, think=t[r]) for i, t in think.items()] for r in (0.2, 0.4, 0.6, 0.8, 1.0)}
+    sweep[1.0].append(_rec(0, True, think=100))  # a second sample: the mean (ref_full_len) stays 100
+    rows, summary = gamma_targets(sweep, grades=[4, 1], budget_tolerance=0.1)
+    assert [(r["question"], r["gt_ratio"]) for r in rows] == [("q0", 0.4), ("q1", 0.2)]
+    assert summary["budget_tolerance"] == 0.1
+    assert summary["distribution_plain"] == {"0.2": 2}
+    assert summary["over_budget_by_grade"] == {"1": 0, "4": 1}
+    rows, summary = gamma_targets(sweep, grades=[4, 1])
+    assert [(r["question"], r["gt_ratio"]) for r in rows] == [("q0", 0.2), ("q1", 0.2)]
+    assert summary["budget_tolerance"] is None
+    # the bound is (r + τ) x ref: 30 tokens pass 0.2 at τ = 0.1, 31 do not; at τ = 0 even 21 do not
+    for tokens, tol, ok in ((30, 0.1, True), (31, 0.1, False), (21, 0.0, False), (20, 0.0, True)):
+        stats = aggregate("t", {0.2: [_rec(0, True, think=tokens)], 1.0: [_rec(0, True, think=100)]}, tol)
+        assert stats[0].passed[0.2] is ok, (tokens, tol)
+        assert stats[0].passed[1.0] is True
+    # a wrong sample within budget is no pass; a question without a correct 1.0 sample keeps plain pass@k
+    stats = aggregate("t", {0.2: [_rec(0, False, think=10), _rec(0, True, think=90)], 1.0: [_rec(0, True, think=100)]}, 0.1)
+    assert stats[0].passed[0.2] is False and stats[0].over_budget == 1
+    stats = aggregate("t", {0.2: [_rec(0, True, think=90)], 1.0: [_rec(0, False, think=100)]}, 0.1)
+    assert stats[0].passed == {0.2: True, 1.0: False}
+    with pytest.raises(ValueError, match="budget tolerance must be >= 0"):
+        aggregate("t", {0.2: [_rec(0, True)], 1.0: [_rec(0, True)]}, -0.1)
+
+
+def test_gamma_targets_from_another_budget_rule_are_stale(tmp_path):
+    from extra_cot.gamma import targets_stale
+
+    path = tmp_path / "t.jsonl.summary.json"
+    path.write_text(json.dumps({"n_targets": 3}))  # written before the rule existed
+    assert "budget_tolerance" in targets_stale(path, 0.1)
+    path.write_text(json.dumps({"budget_tolerance": 0.1}))
+    assert targets_stale(path, 0.1) is None
+    assert targets_stale(path, None) is not None
+
+
+@pytest.mark.parametrize(("flag", "value", "argv"), [(None, 0.1, "0.1"), ("none", None, "none"), ("0.05", 0.05, "0.05")])
+def test_the_budget_tolerance_reaches_the_gamma_step(tmp_path, flag, value, argv):
+    from extra_cot.study.config import config_from_args, parser
+    from extra_cot.study.steps import build_steps
+
+    cfg = config_from_args(parser().parse_args(["--out", str(tmp_path), *(["--budget-tolerance", flag] if flag else [])]))
+    assert cfg.budget_tolerance == value
+    step = {s.name: s for s in build_steps(cfg)}["gamma"]
+    assert step.argv[step.argv.index("--budget-tolerance") + 1] == argv

@@ -16,6 +16,8 @@ from extra_cot.demo.config import DEFAULT_SFT_CONFIG, TRAINED_RATIOS, DemoConfig
 from extra_cot.demo.rl_command import TRAIN_BATCH, VAL_ROWS
 from extra_cot.eval.store import METRICS
 from extra_cot.fileio import stale_options
+from extra_cot.gamma import targets_stale as gamma_stale
+from extra_cot.rl.rl_data import DEFAULT_TOLERANCE
 from extra_cot.tasks import get_task
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
@@ -224,7 +226,8 @@ def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
              lambda: _all_ok([(sweep / r / METRICS, cfg.rl * cfg.n_samples) for r in SWEEP_RATIOS]),
              serve=str(p.fixed), clean=[p.sweep]),
         Step("gamma", "γ*(x) per RL problem: lowest passing ratio with every higher ratio passing (study.gamma)",
-             gamma, lambda: _missing(p.targets, Path(f"{p.targets}.summary.json")), clean=[p.targets]),
+             gamma, lambda: _missing(p.targets, Path(f"{p.targets}.summary.json"))
+             or gamma_stale(Path(f"{p.targets}.summary.json"), DEFAULT_TOLERANCE), clean=[p.targets]),
         _build_step(cfg, p, "build-sft", SFT_NAME, p.rl_compressed,
                     ["--policy-ratios", str(p.targets), "--policy-quotas", "none"],
                     "Stage 2 data, second pass: the RL problems' fixed-ratio rows + <COMP_AUTO> rows at γ*"),

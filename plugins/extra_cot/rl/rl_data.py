@@ -14,7 +14,7 @@ For each question, from the SFT model's sweep at every fixed ratio (pass@n over 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from extra_cot.gamma import gt_ratio
@@ -37,6 +37,7 @@ class QuestionStats:
     gold: str
     passed: dict[float, bool] = field(default_factory=dict)
     think: dict[float, float | None] = field(default_factory=dict)  # mean over correct samples
+    over_budget: int = 0  # ratios whose every correct sample overran the budget (aggregate's budget_tolerance)
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,19 @@ class Decision:
     rho: float | None = None
 
 
-def aggregate(dataset: str, records_by_ratio: Mapping[float, Iterable[Mapping]]) -> dict[int, QuestionStats]:
+def aggregate(dataset: str, records_by_ratio: Mapping[float, Iterable[Mapping]],
+              budget_tolerance: float | None = None) -> dict[int, QuestionStats]:
     """Group prediction records (eval contract, fields checked by ``build_rl.check_record``) by
-    ``index``: pass@n and mean correct think tokens."""
+    ``index``: pass@n and mean correct think tokens.
+
+    ``budget_tolerance`` τ (ours, not the paper's; None = plain pass@n, the paper's rule and
+    ``build-rl``'s, whose window check drops such questions instead): a correct sample passes a ratio
+    r below the largest only if it stayed within r's budget, think tokens <= (r + τ) x the question's
+    ``ref_full_len`` (mean think tokens of the correct samples at the largest ratio). A sample that
+    ignored its control token and wrote the whole chain is no evidence that r suffices; counted as a
+    pass it would label a hard question γ* = 0.2 (docs/study.md, "γ* from passes within budget").
+    The discounted passes are counted per question in ``over_budget``."""
+    records_by_ratio = {r: list(recs) for r, recs in records_by_ratio.items()}
     stats: dict[int, QuestionStats] = {}
     correct_think: dict[tuple[int, float], list[int]] = {}
     for ratio, records in records_by_ratio.items():
@@ -69,7 +80,31 @@ def aggregate(dataset: str, records_by_ratio: Mapping[float, Iterable[Mapping]])
         for ratio in item.passed:
             lengths = correct_think.get((item.index, ratio))
             item.think[ratio] = sum(lengths) / len(lengths) if lengths else None
+    if budget_tolerance is not None:
+        _within_budget(stats, records_by_ratio, budget_tolerance)
     return stats
+
+
+def _within_budget(stats: Mapping[int, QuestionStats], records_by_ratio: Mapping[float, Sequence[Mapping]],
+                   tolerance: float) -> None:
+    """:func:`aggregate`'s ``budget_tolerance``: recompute ``passed`` below the largest ratio from the
+    correct samples within budget (a question without a correct sample at the largest ratio has no
+    ``ref_full_len`` and keeps plain pass@n: it has no γ* either way)."""
+    if tolerance < 0:
+        raise ValueError(f"budget tolerance must be >= 0, got {tolerance}")
+    top = max(records_by_ratio)
+    within: dict[tuple[int, float], bool] = {}
+    for ratio, records in records_by_ratio.items():
+        for rec in records:
+            idx = int(rec["index"])
+            ref = stats[idx].think.get(top)
+            fits = ratio == top or not ref or int(rec.get("think_tokens") or 0) <= (ratio + tolerance) * ref
+            within[idx, ratio] = within.get((idx, ratio), False) or (rec["correct"] is True and fits)
+    for item in stats.values():
+        for ratio in item.passed:
+            if item.passed[ratio] and not within[item.index, ratio]:
+                item.passed[ratio] = False
+                item.over_budget += 1
 
 
 def in_window(rho: float, target: float, tolerance: float) -> bool:

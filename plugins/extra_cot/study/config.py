@@ -25,6 +25,7 @@ from extra_cot.demo.config import (
     vllm_args_option,
     vllm_reserved_cpus_option,
 )
+from extra_cot.rl.rl_data import DEFAULT_TOLERANCE
 from extra_cot.sft.mixture import parse_policy_share
 from extra_cot.tasks import TASKS, get_task
 from extra_cot.tokens import FIXED_RATIOS
@@ -61,6 +62,16 @@ def _alternatives(text: str) -> list[str]:
     if bad or not names:
         raise ValueError(f"--alternatives {text!r}: use auto, none or a comma list of {list(ALTERNATIVES)}")
     return [a for a in ALTERNATIVES if a in names]
+
+
+def parse_tolerance(text: str) -> float | None:
+    """``--budget-tolerance``: a float >= 0, or ``none`` (plain pass@k)."""
+    if text.strip().lower() == "none":
+        return None
+    value = float(text)
+    if value < 0:
+        raise ValueError(f"--budget-tolerance must be >= 0 or none, got {text!r}")
+    return value
 
 
 def _splits(text: str) -> list[str]:
@@ -110,6 +121,11 @@ class StudyConfig:
     scorer: str = option(default="auto", group=DATA, choices=["auto", "lm", "heuristic"],
                          help="extra-cot compress --scorer: lm (SmolLM2 surprisal), heuristic (fast), or auto (the "
                               "default: heuristic for --task chains, lm for varied)")
+    budget_tolerance: float | None = option(
+        default=DEFAULT_TOLERANCE, cli_default=f"{DEFAULT_TOLERANCE:g}", parse=parse_tolerance, group=DATA,
+        help="python -m extra_cot.study.gamma --budget-tolerance: a sweep sample passes ratio r only if it is correct "
+             f"and its think tokens stay within (r + this) x the question's at 1.0 (ours; default {DEFAULT_TOLERANCE:g}, "
+             "the paper's comp_tolerance); none: plain pass@k, where a sample that ignored its token counts")
     policy_quotas: str = option(
         default="none", group=DATA,
         help="build-sft --policy-quotas for the <COMP_AUTO> rows: none (one row per question with a γ*, the "

@@ -11,6 +11,12 @@ policy row. The compressor's text at γ* then becomes the row's policy response 
 questions, and without them the policy rows hold almost no hard question to learn from. A question
 that passes below 1.0 but fails at 1.0 stays without a γ* either way.
 
+``--budget-tolerance τ`` (ours, default 0.1; ``none`` = plain pass@k): a sample passes ratio r only
+if it is correct and its think tokens stay within (r + τ) x the question's mean correct think tokens
+at 1.0 (:func:`extra_cot.rl.rl_data.aggregate`). A first-pass model that ignores ``<COMP_20>`` on a
+hard question and writes the whole chain would otherwise label it γ* = 0.2
+(docs/study.md, "γ* from passes within budget"). The null test below still reads plain correctness.
+
 Is γ* more than sampling noise? ``--null-rounds``: the ratio-shuffled null test
 (:func:`extra_cot.gamma.null_test`) and issue 36's positive control, written into the summary.
 
@@ -31,8 +37,8 @@ from extra_cot.eval.store import PREDICTION
 from extra_cot.evalsummary import read_grades
 from extra_cot.fileio import atomic_write_json, atomic_write_jsonl
 from extra_cot.gamma import gt_ratio, label, null_test, positive_control, sample_flags
-from extra_cot.rl.rl_data import aggregate
-from extra_cot.study.config import UNSOLVED
+from extra_cot.rl.rl_data import DEFAULT_TOLERANCE, aggregate
+from extra_cot.study.config import UNSOLVED, parse_tolerance
 from extra_cot.study.report import format_null
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
 
@@ -49,13 +55,18 @@ def read_sweep(sweep_dir: Path) -> dict[float, list[dict]]:
 
 
 def targets(records_by_ratio: dict[float, list[dict]], grades: list[int],
-            unsolved: float | None = None) -> tuple[list[dict], dict]:
+            unsolved: float | None = None, budget_tolerance: float | None = None) -> tuple[list[dict], dict]:
     """(target rows, summary): γ* per question and its distribution per grade; ``unsolved`` is the
-    γ* of a question that passes at no ratio (``None``: dropped)."""
-    stats = aggregate("policy", records_by_ratio)
-    rows, by_grade, dropped, labelled = [], {}, Counter(), Counter()
+    γ* of a question that passes at no ratio (``None``: dropped); ``budget_tolerance``: a pass counts
+    only from a correct sample within its ratio's budget (:func:`extra_cot.rl.rl_data.aggregate`;
+    None: plain pass@k). The summary also gives γ* under plain pass@k (``distribution_plain``) and
+    how many questions lost a pass to the budget (``over_budget_by_grade``)."""
+    stats = aggregate("policy", records_by_ratio, budget_tolerance)
+    plain = aggregate("policy", records_by_ratio)
+    rows, by_grade, dropped, labelled, over = [], {}, Counter(), Counter(), Counter()
     for index in sorted(stats):
         item, grade = stats[index], grades[index]
+        over[str(grade)] += item.over_budget > 0
         gamma = label(item.passed, unsolved)
         if gamma is not None and gt_ratio(item.passed) is None:
             labelled[str(grade)] += 1
@@ -64,8 +75,12 @@ def targets(records_by_ratio: dict[float, list[dict]], grades: list[int],
             continue
         rows.append({"question": item.question, "gt_ratio": gamma, "grade": grade})
         by_grade.setdefault(str(grade), Counter())[f"{gamma:g}"] += 1
+    plain_labels = [g for item in plain.values() if (g := label(item.passed, unsolved)) is not None]
     summary = {
+        "budget_tolerance": budget_tolerance,
         "n_questions": len(stats), "n_targets": len(rows), "dropped_no_pass_by_grade": dict(sorted(dropped.items())),
+        "over_budget_by_grade": dict(sorted(over.items())),
+        "distribution_plain": dict(sorted(Counter(f"{g:g}" for g in plain_labels).items())),
         "unsolved_labelled_by_grade": dict(sorted(labelled.items())),
         "distribution": dict(sorted(Counter(f"{r['gt_ratio']:g}" for r in rows).items())),
         "by_grade": {g: dict(sorted(c.items())) for g, c in sorted(by_grade.items())},
@@ -84,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unsolved", choices=list(UNSOLVED), default="drop",
                    help="γ* of a question that passes at no ratio: drop (no policy row, the paper's rule; default) "
                    "or 1.0 (the largest budget)")
+    p.add_argument("--budget-tolerance", type=parse_tolerance, default=DEFAULT_TOLERANCE,
+                   help=f"a correct sample passes ratio r only if its think tokens stay within (r + this) x the "
+                   f"question's mean correct think tokens at 1.0 (ours; default {DEFAULT_TOLERANCE:g}, the paper's "
+                   "comp_tolerance τ); none: plain pass@k (a sample that ignored its budget counts)")
     p.add_argument("--null-rounds", type=int, default=2000,
                    help="rounds of the ratio-shuffled null test of γ* (see above) written under 'null' in the "
                    "summary; 0 skips it")
@@ -92,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.null_rounds < 0:
         p.error(f"--null-rounds must be >= 0, got {args.null_rounds}")
     sweep, grades, unsolved = read_sweep(Path(args.sweep)), read_grades(Path(args.data)), UNSOLVED[args.unsolved]
-    rows, summary = targets(sweep, grades, unsolved)
+    rows, summary = targets(sweep, grades, unsolved, args.budget_tolerance)
     if args.null_rounds:
         flags = sample_flags(sweep)
         summary["null"] = null_test(flags, grades, unsolved, args.null_rounds, args.null_seed)
@@ -100,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_jsonl(args.out, rows)
     atomic_write_json(f"{args.out}.summary.json", summary)
     print(f"wrote {args.out}: {summary['n_targets']} of {summary['n_questions']} questions; "
-          f"γ* {summary['distribution']}; mean by grade {summary['mean_by_grade']}")
+          f"γ* {summary['distribution']} (plain pass@k: {summary['distribution_plain']}); "
+          f"mean by grade {summary['mean_by_grade']}")
     if "null" in summary:
         print(f"ratio-shuffled null: {format_null(summary['null'])}")
         hard = summary["positive_control"]["hardest_at_full"]

@@ -24,6 +24,7 @@ from extra_cot.demo.steps import (
 )
 from extra_cot.eval.store import METRICS
 from extra_cot.fileio import stale_options
+from extra_cot.gamma import targets_stale as gamma_stale
 from extra_cot.study import forcing
 from extra_cot.study.config import BASELINE_REPEAT, StudyConfig
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
@@ -188,10 +189,12 @@ def build_steps(cfg: StudyConfig) -> list[Step]:
     prepare = Step("prepare-model", "Stage 2: extra-cot prepare-model (6 control tokens)",
                    tool("extra-cot", "extra_cot.cli") + ["prepare-model", "--src", str(p.base), "--out", str(p.ctrl)],
                    lambda: _missing(p.ctrl / "extra_cot_prepare.json"), clean=[p.ctrl])
+    summary = Path(f"{p.targets}.summary.json")
     gamma = Step("gamma", "γ*(x) per policy-set question from the first-pass sweep (pass@k, all higher ratios pass)",
                  [sys.executable, "-m", "extra_cot.study.gamma", "--sweep", str(p.sweep / "policy"),
-                  "--data", str(p.data / "policy_gsm8k.jsonl"), "--out", str(p.targets), "--unsolved", cfg.unsolved],
-                 lambda: _missing(p.targets, Path(f"{p.targets}.summary.json")), clean=[p.targets])
+                  "--data", str(p.data / "policy_gsm8k.jsonl"), "--out", str(p.targets), "--unsolved", cfg.unsolved,
+                  "--budget-tolerance", "none" if cfg.budget_tolerance is None else f"{cfg.budget_tolerance:g}"],
+                 lambda: _missing(p.targets, summary) or gamma_stale(summary, cfg.budget_tolerance), clean=[p.targets])
     report = Step("report", "Report: intervals, Pareto table, targets -> study.json / study.md",
                   [sys.executable, "-m", "extra_cot.study.report", "--out", str(p.root)], lambda: "always refreshed")
     full = ["--ratios", "1.0", "--untagged-share", "1"]
