@@ -32,7 +32,7 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-# The main job (issue 6): the whole pipeline on CPU, about 35-40 minutes on 2 idle cores in fp32 (measured: 36.4 on chains), with native bf16 not yet measured on chains; outputs in runs/demo.
+# The main job (issue 6): the whole pipeline on CPU, about 35-40 minutes on 2 idle cores (fp32, the default on every CPU; measured: 34.5 and 36.4 on chains); outputs in runs/demo.
 # The committed record: `make demo-results` = results/demo.md + results/demo.json from runs/demo.
 # DATA=path/to/gsm8k_train.jsonl uses GSM8K (test file: train->test in the name) instead of generated problems.
 demo: setup

@@ -1,7 +1,9 @@
 """Options of one demo run (``python -m extra_cot.demo``): sizes, paths, modes.
 
 Time: :data:`TIME_ESTIMATE` (the one estimate; README and Makefile quote it). Measured on ``chains``:
-``python -m extra_cot.demo --precision fp32`` at bbc9441, 2181 s (docs/demo.md, "The `chains` demo").
+``python -m extra_cot.demo --precision fp32`` at bbc9441, 2181 s, and at 537d7ee, 2070 s (the record;
+docs/demo.md, "The `chains` demo"). fp32 is the default on every CPU since the bf16 run at fa4d2bb lost
+the control (docs/demo.md, "bf16: the control did not hold").
 Measured on ``varied``: the run
 recorded in results/demo.md (commit dac44ce, 2026-12-04 04:50-05:25 UTC, ``--precision fp32``, 2
 cores, the demo alone), 2116 s of steps: model 28 s, compress 49 + 42 s, first pass 90 steps 855 s,
@@ -46,7 +48,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: on top the equations the answer depends on, outrank prose (docs/demo.md, docs/study.md).
 FORMULA_BONUS, DECISIVE_BONUS = 3.0, 3.0
 #: The one time estimate of ``make demo`` (README and Makefile quote it; tests/demo checks they agree).
-TIME_ESTIMATE = "about 35-40 minutes on 2 idle cores in fp32 (measured: 36.4 on chains), with native bf16 not yet measured on chains"
+TIME_ESTIMATE = "about 35-40 minutes on 2 idle cores (fp32, the default on every CPU; measured: 34.5 and 36.4 on chains)"
 
 
 def eval_dataset(config: dict) -> str:
@@ -155,12 +157,13 @@ class DemoConfig:
         "the few RL problems, halved the chains accuracy on validation; docs/demo.md, \"The `chains` demo\")",
     )
     precision: str = option(
-        default="auto",
+        default="fp32",
         group=TRAIN,
         choices=list(PRECISIONS),
-        help="Stage 2 arithmetic: bf16 = LLaMA-Factory bf16=true use_cpu=true (CPU autocast, fp32 master weights "
-        "and saved model), fp32 = the YAML's bf16: false; auto (default) = bf16 where the CPU has native bf16 "
-        "(avx512_bf16 or amx_bf16 in /proc/cpuinfo), else fp32 (step times: docs/demo.md)",
+        help="Stage 2 arithmetic: fp32 (default) = the YAML's bf16: false; bf16 = LLaMA-Factory bf16=true "
+        "use_cpu=true (CPU autocast, fp32 master weights and saved model; about 1.4x faster here, but at the "
+        "demo's ~160 updates its control did not hold: 1.0 thought less than 0.8 in both bf16 runs measured, "
+        "docs/demo.md); auto = bf16 where the CPU has native bf16 (avx512_bf16 or amx_bf16), else fp32",
     )
     formula_bonus: float = option(
         default=FORMULA_BONUS,
