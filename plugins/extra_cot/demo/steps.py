@@ -215,7 +215,8 @@ def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
     rl = f"{p.rl_name}={p.data / 'rl.jsonl'}:gsm8k"
     sweep = p.sweep / p.rl_name
     gamma = [sys.executable, "-m", "extra_cot.study.gamma", "--sweep", str(sweep), "--data", str(p.data / "rl.jsonl"),
-             "--out", str(p.targets)]
+             "--out", str(p.targets), "--budget-tolerance", f"{DEFAULT_TOLERANCE:g}"]
+    summary = Path(f"{p.targets}.summary.json")
     return [
         Step("prepare-model", "Stage 2: extra-cot prepare-model (6 control tokens, each its own norm-matched row)", prepare,
              lambda: _missing(p.ctrl / "extra_cot_prepare.json"), clean=[p.ctrl]),
@@ -226,8 +227,7 @@ def _stage2_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
              lambda: _all_ok([(sweep / r / METRICS, cfg.rl * cfg.n_samples) for r in SWEEP_RATIOS]),
              serve=str(p.fixed), clean=[p.sweep]),
         Step("gamma", "γ*(x) per RL problem: lowest passing ratio with every higher ratio passing (study.gamma)",
-             gamma, lambda: _missing(p.targets, Path(f"{p.targets}.summary.json"))
-             or gamma_stale(Path(f"{p.targets}.summary.json"), DEFAULT_TOLERANCE), clean=[p.targets]),
+             gamma, lambda: _missing(p.targets, summary) or gamma_stale(summary, DEFAULT_TOLERANCE), clean=[p.targets]),
         _build_step(cfg, p, "build-sft", SFT_NAME, p.rl_compressed,
                     ["--policy-ratios", str(p.targets), "--policy-quotas", "none"],
                     "Stage 2 data, second pass: the RL problems' fixed-ratio rows + <COMP_AUTO> rows at γ*"),
