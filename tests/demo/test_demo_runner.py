@@ -260,3 +260,51 @@ def test_demo_server_pool_passes_vllm_args_and_reserved_cpus_to_the_process(tmp_
         assert seen["vllm"][len(seen["vllm"]) - len(args):] == args  # appended after the demo's own
         assert printed[1:] == seen["vllm"][3:]
         assert ("--enforce-eager" in printed) == bool(args)
+
+
+def test_demo_runner_a_step_can_end_its_group_with_a_reason(tmp_path, capsys):
+    """build-rl's exit 3 (too few rows for one RL batch) skips the rest of Stage 3, not the run."""
+    gate = Step("gate", "ends its group", [sys.executable, "-c",
+                                           "import sys; print('3 train rows, fewer than one batch of 4'); sys.exit(3)"],
+                lambda: "not built", group="g", ends_group_on=(3,))
+    later = _writer("in_group", tmp_path)
+    later.group = "g"
+    steps = [_writer("a", tmp_path), gate, later, _writer("after", tmp_path)]
+    run_steps(_cfg(tmp_path), steps)
+    assert _runs(tmp_path) == ["a", "after"]  # the group's later step is skipped, the steps after it run
+    state = load_state(tmp_path)
+    assert state["steps"]["gate"]["ended_group"] == "g"
+    assert state["steps"]["gate"]["reason"] == "3 train rows, fewer than one batch of 4"
+    assert "in_group" not in state["steps"]
+    assert "g cannot run: 3 train rows" in capsys.readouterr().out
+    run_steps(_cfg(tmp_path), steps)  # resumed on the same inputs: nothing reruns, the group stays skipped
+    assert _runs(tmp_path) == ["a", "after"] and "in_group" not in load_state(tmp_path)["steps"]
+    assert "it ended g last time: 3 train rows" in capsys.readouterr().out
+    run_steps(_cfg(tmp_path, force=["gate"]), steps)  # forced: the gate is tried again, then the steps after it
+    assert _runs(tmp_path) == ["a", "after", "after"]
+    assert load_state(tmp_path)["steps"]["gate"]["ended_group"] == "g"
+
+
+def test_demo_runner_another_exit_code_of_a_gate_still_fails(tmp_path):
+    gate = Step("gate", "fails otherwise", [sys.executable, "-c", "import sys; sys.exit(2)"], lambda: "not built",
+                group="g", ends_group_on=(3,))
+    with pytest.raises(StepFailed, match="'gate' failed \\(exit 2\\)"):
+        run_steps(_cfg(tmp_path), [gate, _writer("after", tmp_path)])
+    assert _runs(tmp_path) == []
+
+
+def test_demo_step_that_ends_a_group_needs_one():
+    with pytest.raises(ValueError, match="ends_group_on needs a group"):
+        Step("gate", "no group", ["true"], lambda: None, ends_group_on=(3,))
+
+
+def test_demo_build_rl_ends_stage3_and_only_stage3(tmp_path):
+    from extra_cot.demo.steps import STAGE3
+    from extra_cot.rl.build_rl import EXIT_TOO_FEW_ROWS
+
+    steps = build_steps(config_from_args(parser().parse_args(["--out", str(tmp_path)])))
+    by_name = {s.name: s for s in steps}
+    assert by_name["build-rl"].ends_group_on == (EXIT_TOO_FEW_ROWS,)
+    grouped = [s.name for s in steps if s.group == STAGE3]
+    assert grouped == ["build-rl", "rl-command", "rl-train", "rl-merge", "eval-rl"]
+    assert [s.name for s in steps][-2:] == ["plot", "summary"]  # still run after a skipped Stage 3

@@ -124,3 +124,22 @@ def test_demo_gamma_section_reports_gamma_and_the_policy_choice_by_grade(tmp_pat
     assert data["policy"]["chosen_by_grade"] == {"1": {"0.2": 1.0}, "2": {"1.0": 0.5, "none": 0.5}}
     assert data["policy"]["mean_chosen_ratio_by_grade"] == {"1": 0.2, "2": 1.0}
     assert "γ* of 3 of 4 swept problems" in text and "1: 50.0% (n=2), 2: 0.0% (n=2)" in text
+
+
+def test_demo_summary_says_why_stage3_was_skipped(tmp_path):
+    root = tmp_path / "run"
+    _run_folder(root)
+    main(["--out", str(root)])
+    record = json.loads((root / "demo.json").read_text())
+    assert record["stage3_skipped"] is None and "Stage 3 skipped" not in (root / "summary.md").read_text()
+    state = json.loads((root / "demo_state.json").read_text())
+    reason = "extra-cot build-rl: the train set has 3 rows (4 selected - 1 val), fewer than --train-batch-size 4"
+    state["steps"]["build-rl"] = {"done_at": 2.0, "wall_s": 3.0, "command": "extra-cot build-rl --sweep x",
+                                  "ended_group": "Stage 3", "reason": reason}
+    (root / "demo_state.json").write_text(json.dumps(state))
+    assert main(["--out", str(root)]) == 0
+    record = json.loads((root / "demo.json").read_text())
+    assert record["stage3_skipped"] == f"build-rl: {reason}"
+    md = (root / "summary.md").read_text()
+    assert f"**Stage 3 skipped** (build-rl: {reason})" in md
+    assert f"| build-rl | 3 (Stage 3 skipped: {reason}) |" in md

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from extra_cot.gamma import gt_ratio
-from extra_cot.rl.build_rl import main
+from extra_cot.rl.build_rl import EXIT_TOO_FEW_ROWS, main
 from extra_cot.rl.rl_data import QuestionStats, decide
 from extra_cot.tokens import FIXED_RATIOS
 
@@ -168,10 +168,11 @@ def test_rl_build_rl_refuses_fewer_train_rows_than_one_batch(tmp_path, capsys):
     _write_tree(tmp_path / "sweep", {i: _question(FIXED_RATIOS[i % 5]) for i in range(20)})
     out = tmp_path / "rl"
     base = ["--sweep", str(tmp_path / "sweep"), "--output-dir", str(out), "--quotas", "none", "--val-size", "2"]
-    assert main(base) == 2  # default: verl's data.train_batch_size 1024
+    assert main(base) == EXIT_TOO_FEW_ROWS == 3  # default: verl's data.train_batch_size 1024
     err = capsys.readouterr().err
     assert "train set has 18 rows" in err and "--train-batch-size 1024" in err
-    assert main([*base, "--train-batch-size", "19"]) == 2
+    assert main([*base, "--train-batch-size", "19"]) == 3
     assert "train set has 18 rows" in capsys.readouterr().err
+    assert not (out / "train.parquet").exists() and not (out / "build_rl_config.json").exists()
     assert main([*base, "--train-batch-size", "18"]) == 0
     assert json.loads((out / "build_rl_config.json").read_text())["train_batch_size"] == 18

@@ -165,6 +165,8 @@ def _needs_run(step: Step, index: int, steps: list[Step], state: dict, force: se
         return True, True, "an earlier step was redone"
     if rec is not None and rec.get("command") not in (None, display(step.argv)):
         return True, True, "its command changed (other flags than the last run)"
+    if rec is not None and rec.get("ended_group"):
+        return False, False, f"it ended {rec['ended_group']} last time: {rec.get('reason')}"
     reason = step.check()
     if reason is None:
         return False, False, "done"
@@ -182,11 +184,16 @@ def run_steps(cfg: DemoConfig, steps: list[Step]) -> dict:
             raise ValueError(f"{flag} {sorted(unknown)}: unknown step(s); valid: {[s.name for s in steps]}")
     pool = ServerPool(cfg, root / "logs", state)
     sampler = LoadSampler(state)
+    ended: dict[str, str] = {}  # group -> why a step of it ended the group in this run (Step.ends_group_on)
     try:
         names = [s.name for s in steps]
         todo = steps[:names.index(cfg.until) + 1] if cfg.until else steps  # --until: the steps up to it
         for i, step in enumerate(todo, 1):
             head = f"[{i}/{len(steps)}] {step.name}: {step.title}"
+            if step.group in ended:
+                state["steps"].pop(step.name, None)  # no record of an earlier run may claim it done
+                print(f"{head}\n    skip ({step.group} cannot run: {ended[step.group]})", flush=True)
+                continue
             if cfg.only and step.name not in cfg.only:
                 reason = step.check() if step.name not in ("summary", "report") else None
                 if reason is not None and any(s.name in cfg.only for s in todo[i:]):
@@ -195,14 +202,19 @@ def run_steps(cfg: DemoConfig, steps: list[Step]) -> dict:
                 print(f"{head}\n    skip (not in --only)", flush=True)
                 continue
             run, clean, why = _needs_run(step, i - 1, steps, state, set(cfg.force) | set(cfg.only))
-            if not run:
+            if not run and state["steps"].get(step.name, {}).get("ended_group"):
+                ended[step.group] = state["steps"][step.name]["reason"]
+                print(f"{head}\n    skip ({why})", flush=True)
+            elif not run:
                 print(f"{head}\n    skip ({why}; outputs valid)", flush=True)
                 state["steps"].setdefault(step.name, {"done_at": time.time(), "wall_s": None})
             else:
                 print(f"\n{'=' * 100}\n{head}\n    why: {why}", flush=True)
                 if clean:
                     _remove(step.clean)
-                _run_one(cfg, step, pool, state)
+                reason = _run_one(cfg, step, pool, state)
+                if reason is not None:
+                    ended[step.group] = reason
                 save_state(root, state)
         if cfg.until:
             print(f"stopped after {cfg.until} (--until); later steps did not run", flush=True)
@@ -271,7 +283,13 @@ class LoadSampler:
         self._sample()
 
 
-def _run_one(cfg: DemoConfig, step: Step, pool: ServerPool, state: dict) -> None:
+def _last_line(log: Path) -> str | None:
+    lines = [line.strip() for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
+def _run_one(cfg: DemoConfig, step: Step, pool: ServerPool, state: dict) -> str | None:
+    """Run one step; ``None`` when it finished, else why its group cannot run (``Step.ends_group_on``)."""
     argv = list(step.argv)
     started = time.monotonic()
     if step.serve:
@@ -283,6 +301,13 @@ def _run_one(cfg: DemoConfig, step: Step, pool: ServerPool, state: dict) -> None
     log = cfg.root / "logs" / f"{step.name}.log"
     code = stream(argv, log)
     wall = time.monotonic() - started
+    if code != 0 and code in step.ends_group_on:
+        reason = _last_line(log) or f"exit {code}"
+        state["steps"][step.name] = {"done_at": time.time(), "wall_s": round(wall, 1), "command": display(step.argv),
+                                     "ended_group": step.group, "reason": reason}
+        print(f"    exit {code} after {wall:.0f} s: {step.group} cannot run, its later steps are skipped: {reason}",
+              flush=True)
+        return reason
     if code != 0:
         raise StepFailed(f"step {step.name!r} failed (exit {code}) after {wall:.0f} s\n  command: {display(argv)}\n"
                          f"  log: {log}\n  {_rerun_hint(cfg, step)}")
@@ -292,3 +317,4 @@ def _run_one(cfg: DemoConfig, step: Step, pool: ServerPool, state: dict) -> None
                          f"  {_rerun_hint(cfg, step)}")
     state["steps"][step.name] = {"done_at": time.time(), "wall_s": round(wall, 1), "command": display(step.argv)}
     print(f"    done in {wall:.0f} s", flush=True)
+    return None

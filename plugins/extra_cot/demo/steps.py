@@ -17,6 +17,7 @@ from extra_cot.demo.rl_command import TRAIN_BATCH, VAL_ROWS
 from extra_cot.eval.store import METRICS
 from extra_cot.fileio import stale_options
 from extra_cot.gamma import targets_stale as gamma_stale
+from extra_cot.rl.build_rl import EXIT_TOO_FEW_ROWS
 from extra_cot.rl.rl_data import DEFAULT_TOLERANCE
 from extra_cot.tasks import get_task
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
@@ -25,6 +26,7 @@ SWEEP_RATIOS = tuple(ratio_dir_name(r) for r in FIXED_RATIOS)
 SFT_NAME = "extra_cot_demo"  # the second pass's set
 FIXED_NAME = "extra_cot_demo_fixed"  # the first pass's set
 SERVED_NAME = "local_core_model"
+STAGE3 = "Stage 3"  # the group of steps build-rl can end (Step.ends_group_on)
 PORT = "{port}"  # filled in by the runner once the server is up
 
 
@@ -33,7 +35,10 @@ class Step:
     """One pipeline step. ``serve``: model folder a vLLM server must serve while it runs;
     ``serve_args``: extra server flags it needs (e.g. the reasoning config of a think budget);
     ``clean``: outputs
-    removed before a forced or stale rerun (never before a resume)."""
+    removed before a forced or stale rerun (never before a resume); ``group``: the part of the
+    pipeline the step belongs to; ``ends_group_on``: exit codes that mean "this group cannot run
+    on these inputs" (the step's last output line says why): the runner then skips the group's
+    later steps with that reason instead of stopping the whole run."""
 
     name: str
     title: str
@@ -42,6 +47,12 @@ class Step:
     serve: str | None = None
     clean: list[Path] = field(default_factory=list)
     serve_args: tuple[str, ...] = ()
+    group: str | None = None
+    ends_group_on: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.ends_group_on and not self.group:
+            raise ValueError(f"step {self.name!r}: ends_group_on needs a group to end")
 
 
 def tool(name: str, module: str) -> list[str]:
@@ -278,12 +289,14 @@ def _stage3_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
 
     summary = [sys.executable, "-m", "extra_cot.demo.summary", "--out", str(p.root)]
     stage3 = [
+        # a sweep that leaves fewer rows than one RL batch (a model that lost control) skips Stage 3 with
+        # build-rl's reason; the evaluations before it and the summary still stand
         Step("build-rl", "Stage 3 data: extra-cot build-rl (verl parquet with gt_ratio, ref_full_len)", build,
              lambda: _missing(p.rl / "train.parquet", p.rl / "build_rl_config.json") or stale_options(
                  p.rl, json.loads((p.rl / "build_rl_config.json").read_text()), {"quotas": cfg.rl_quotas}),
-             clean=[p.rl / "train.parquet", p.rl / "val.parquet"]),
+             clean=[p.rl / "train.parquet", p.rl / "val.parquet"], group=STAGE3, ends_group_on=(EXIT_TOO_FEW_ROWS,)),
         Step("rl-command", "Stage 3: the GPU main_ppo +algorithm=chrpo command, composed with --cfg job", command,
-             lambda: _missing(p.rl / "run_chrpo.sh", p.rl / "chrpo_cfg_job.yaml")),
+             lambda: _missing(p.rl / "run_chrpo.sh", p.rl / "chrpo_cfg_job.yaml"), group=STAGE3),
         *_rl_train_steps(cfg, p),
     ]
     # --tiny (CI wiring) stops after the sweep: its untrained tiny model solves no sweep question, so
@@ -317,14 +330,14 @@ def _rl_train_steps(cfg: DemoConfig, p: Paths) -> list[Step]:
 
     return [
         Step("rl-train", f"Stage 3: {cfg.rl_steps} CHRPO steps, verl main_ppo +algorithm=chrpo on the CPU platform",
-             train_argv(cfg, p, p.trained, p.rl_train), train_check, clean=[p.rl_train]),
+             train_argv(cfg, p, p.trained, p.rl_train), train_check, clean=[p.rl_train], group=STAGE3),
         Step("rl-merge", "Stage 3: python -m verl.model_merger (actor checkpoint -> HF folder models/rl)",
              merge_argv(actor, p.rl_model), merge_check,
-             clean=[p.rl_model]),
+             clean=[p.rl_model], group=STAGE3),
         Step("eval-rl", f"Evaluation: the RL model at {' '.join(cfg.rl_eval)} (held-out)",
              _eval_argv(cfg, p.eval_rl, test, ",".join(cfg.rl_eval), p.rl_model, cfg.eval_samples),
              lambda: _all_ok([(ds / r / METRICS, cfg.test * cfg.eval_samples) for r in cfg.rl_eval]),
-             serve=str(p.rl_model), clean=[p.eval_rl]),
+             serve=str(p.rl_model), clean=[p.eval_rl], group=STAGE3),
     ]
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from extra_cot.demo.config import eval_dataset
 from extra_cot.demo.rl_train import rl_train_section
 from extra_cot.demo.runner import machine
-from extra_cot.demo.steps import SWEEP_RATIOS, TRAINED_RATIOS
+from extra_cot.demo.steps import STAGE3, SWEEP_RATIOS, TRAINED_RATIOS
 from extra_cot.eval.store import METRICS, PREDICTION
 from extra_cot.evalsummary import eval_records, per_question, read_grades, run_summary
 from extra_cot.fileio import atomic_write_json, atomic_write_text
@@ -142,14 +142,25 @@ def steps_table(state: dict) -> tuple[str, float]:
         wall = rec.get("wall_s")
         total += wall or 0.0
         cmd = rec.get("command", "").replace("|", "\\|")
-        lines.append(f"| {name} | {'(skipped: outputs found)' if wall is None else f'{wall:.0f}'} | `{cmd}` |")
+        ended = f" ({rec['ended_group']} skipped: {rec.get('reason')})" if rec.get("ended_group") else ""
+        lines.append(f"| {name} | {'(skipped: outputs found)' if wall is None else f'{wall:.0f}'}{ended} | `{cmd}` |")
     starts = ", ".join(f"{s['model']}: {s['startup_s']:.0f} s" for s in state.get("server_starts", []))
     lines.append(f"| **total** | **{total:.0f}** ({total / 60:.1f} min) | vLLM start-ups (inside eval steps): {starts or '-'} |")
     return "\n".join(lines), total
 
 
-def rl_section(rl_dir: Path) -> str:
+def ended_groups(state: dict) -> dict[str, str]:
+    """Groups a step ended in the last run (``Step.ends_group_on``) -> ``"<step>: <reason>"``."""
+    return {rec["ended_group"]: f"{name}: {rec.get('reason')}" for name, rec in state.get("steps", {}).items()
+            if rec.get("ended_group")}
+
+
+def rl_section(rl_dir: Path, state: dict | None = None) -> str:
     stats = rl_dir / "build_rl_stats.json"
+    skipped = ended_groups(state or {}).get(STAGE3)
+    if skipped:
+        return (f"**Stage 3 skipped** ({skipped}). The sweep left fewer Stage 3 rows than one RL batch, so verl "
+                "could not take a step; the results above do not depend on Stage 3.")
     if not stats.is_file():
         return "No Stage 3 data (build-rl did not run)."
     rows = json.loads(stats.read_text())
@@ -417,6 +428,7 @@ def build_summary(root: Path) -> tuple[str, dict]:
     load = record["load"]
     rl_train_text, rl_train = rl_train_section(root, dataset, ORDER[1:])
     record["rl_train"] = rl_train  # Stage 3 rows measured from the merged RL checkpoint (issue 11)
+    record["stage3_skipped"] = ended_groups(state).get(STAGE3)
     gamma_text, record["gamma"] = gamma_section(root, dataset)
     grade_text, graded = grade_section(root, dataset)
     for name, rows in graded.get("by_grade", {}).items():
@@ -462,7 +474,7 @@ Echo fidelity = share of outputs whose leading token is the requested `<COMP_xx>
 
 ## Stage 3 data (the same sweep)
 
-{rl_section(root / 'rl')}
+{rl_section(root / 'rl', state)}
 
 ## Stage 3 training: {config.get('rl_steps')} CHRPO steps with verl on this CPU, then the RL model evaluated
 

@@ -10,6 +10,10 @@ targets (``extra_cot.rl.rl_data``) and writes::
     OUT/build_rl_config.json             the resolved options
     OUT/build_rl_stats.json              the per-ratio kept/dropped table
 
+Exit codes: 0 built (or already built with these options), 2 bad input or options,
+3 (``EXIT_TOO_FEW_ROWS``) fewer train rows than one ``--train-batch-size`` batch: the sweep left
+too few questions for verl to take one step; nothing is written (a pipeline may skip Stage 3 on it).
+
 Examples::
 
     extra-cot build-rl --sweep out/rl_sweep --output-dir data/rl --train-batch-size 128
@@ -188,6 +192,14 @@ def split_rows(kept: dict[float, list], decisions: dict, cfg: BuildRlConfig) -> 
     }
 
 
+#: Exit code of ``build-rl`` when the train split is smaller than one batch (:class:`TooFewRows`).
+EXIT_TOO_FEW_ROWS = 3
+
+
+class TooFewRows(ValueError):
+    """Fewer train rows than one ``--train-batch-size`` batch: verl would take zero steps."""
+
+
 def check_sizes(n_rows: int, n_val: int, cfg: BuildRlConfig) -> None:
     """Refuse splits verl cannot use: an empty val set (it fails on batch_size=0) or fewer train
     rows than one batch (its loader drops the partial batch: zero steps, silently)."""
@@ -199,7 +211,7 @@ def check_sizes(n_rows: int, n_val: int, cfg: BuildRlConfig) -> None:
         )
     n_train = n_rows - n_val
     if n_train < cfg.train_batch_size:
-        raise ValueError(
+        raise TooFewRows(
             f"the train set has {n_train} rows ({n_rows} selected - {n_val} val), fewer than "
             f"--train-batch-size {cfg.train_batch_size} (verl's data.train_batch_size): verl would run zero "
             f"steps; lower --train-batch-size (and pass the same data.train_batch_size to verl), lower "
@@ -272,7 +284,8 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--seed", type=int, default=0)
     sel.add_argument(
         "--train-batch-size", type=int, default=VERL_TRAIN_BATCH_SIZE,
-        help="the data.train_batch_size the verl run will use (default verl's 1024); fewer train rows is an error",
+        help="the data.train_batch_size the verl run will use (default verl's 1024); fewer train rows: "
+        f"exit {EXIT_TOO_FEW_ROWS}, nothing written",
     )
     return parser
 
@@ -281,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _run(args)
+    except TooFewRows as err:
+        print(f"extra-cot build-rl: {user_error_line(err)}", file=sys.stderr)
+        return EXIT_TOO_FEW_ROWS
     except USER_ERRORS as err:
         print(f"extra-cot build-rl: {user_error_line(err)}", file=sys.stderr)
         return 2
