@@ -14,7 +14,9 @@ from extra_cot.study.learning import (
     compute_targets,
     efficient,
     held_out,
+    settling,
     step_chunks,
+    step_ratios,
     step_summary,
     train_argv,
 )
@@ -25,6 +27,31 @@ def _reward(index, ratio, correct, gt=0.6, think=40, tier=None, score=None):
     return {"kind": "reward", "split": "train", "index": index, "gt_ratio": gt, "ratio": float(ratio),
             "correct": float(correct), "tier": float(tier), "score": float(score if score is not None else tier),
             "think_tokens": float(think)}
+
+
+def _step(step, ratios):
+    return step_summary(step, [_reward(0, r, True) for r in ratios], [1])
+
+
+def test_step_ratios_rebuild_each_rollout_and_drop_untagged_ones():
+    s = _step(1, [0.2] * 5 + [0.6] * 2 + [-1.0])
+    assert sorted(step_ratios(s)) == [0.2] * 5 + [0.6] * 2
+
+
+def test_settling_sees_a_moving_curve_and_a_flat_one():
+    # the choice climbs from 0.2 to 0.6 in steps 1-4, then stays: the last window does not move, the total move is +0.4
+    steps = [_step(k + 1, [0.2] * (32 - 8 * k) + [0.6] * (8 * k)) for k in range(4)]
+    steps += [_step(k + 5, [0.6] * 28 + [0.2] * 4) for k in range(4)]
+    st = settling(steps)
+    assert st["window_steps"] == 2 and st["settled"] is True
+    assert st["last_minus_before"]["value"] == 0.0 and st["last_minus_before"]["ci"][0] <= 0 <= st["last_minus_before"]["ci"][1]
+    assert st["last_minus_first"]["value"] == pytest.approx(0.6 - 0.05 - (0.2 + 0.05), abs=1e-3)
+    assert st["last_minus_first"]["ci"][0] > 0
+    # still climbing in the last window: not settled
+    rising = [_step(k + 1, [0.2] * (32 - 4 * k) + [0.6] * (4 * k)) for k in range(8)]
+    st = settling(rising)
+    assert st["settled"] is False and st["last_minus_before"]["ci"][0] > 0
+    assert settling(rising[:1]) is None
 
 
 def test_step_chunks_cut_whole_steps_and_skip_validation_and_estimator_records():
@@ -177,6 +204,8 @@ def test_record_has_the_interface_checked_from_outside(tmp_path):
     assert "## Targets" in (tmp_path / "results" / "chrpo_learning.md").read_text()
     assert rec["arms"]["chrpo"]["timing"]["later_mean"] == {"gen": 6.0, "step": 12.0}
     assert saved["task"] == "chains" and "frontier_gap" not in saved["sft"]["heldout"]
+    assert {"window_steps", "last_minus_before", "last_minus_first", "settled"} <= set(saved["arms"]["chrpo"]["settling"])
+    assert "## Did the choice settle?" in (tmp_path / "results" / "chrpo_learning.md").read_text()
     assert "No frontier gap" in (tmp_path / "results" / "chrpo_learning.md").read_text()
     # with the study's own fixed-ratio runs on the split: each held-out model's frontier gap (issue 36)
     for k, ratio in enumerate(("0.2", "0.4", "0.6", "0.8", "1.0")):

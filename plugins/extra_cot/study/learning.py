@@ -43,6 +43,7 @@ from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, opti
 from extra_cot.demo.config import _STEP_LIST, until_option, vllm_args_option, vllm_reserved_cpus_option
 from extra_cot.eval.store import PREDICTION
 from extra_cot.evalsummary import (
+    NOT_A_RATIO,
     Columns,
     eval_records,
     mean_ratio,
@@ -52,7 +53,7 @@ from extra_cot.evalsummary import (
     run_summary,
 )
 from extra_cot.experiment import Experiment
-from extra_cot.stats import bootstrap_ratio, overlaps
+from extra_cot.stats import bootstrap_mean_diff, bootstrap_ratio, overlaps
 from extra_cot.study import frontier as fr
 from extra_cot.study.report import FIXED, format_rise, provenance, rises
 
@@ -340,6 +341,47 @@ def timing_table(per_step: Sequence[Mapping]) -> dict[str, dict[str, float]]:
     }
 
 
+def step_ratios(step: Mapping) -> list[float]:
+    """The chosen ratio of each rollout of one :func:`step_summary` row, rebuilt from its ``chosen``
+    shares (exact: a share is a count over ``rollouts`` rounded to 4 places); a rollout without a
+    fixed-ratio token (``none``, ``auto``) is dropped, as in :func:`mean_ratio`."""
+    out: list[float] = []
+    for key, share in step["chosen"].items():
+        if key not in NOT_A_RATIO:
+            out += [float(key)] * round(share * step["rollouts"])
+    return out
+
+
+def settling(per_step: Sequence[Mapping], window: int | None = None) -> dict | None:
+    """Issue 36, item 4 ("show that the chosen-ratio curves flatten"): the mean chosen ratio of the
+    rollouts in the last ``window`` steps (default a quarter of K, at least 1) against the ``window``
+    steps just before them and against the first ``window`` steps, each difference with a bootstrap 95 %
+    interval over rollouts (:func:`extra_cot.stats.bootstrap_mean_diff`). ``settled``: the last move's
+    interval holds 0, i.e. the curve no longer moves beyond noise over its last ``2 x window`` steps.
+    None below 2 steps. Rollouts of one step share a policy, so the interval is narrower than one over
+    independent draws; read it as a check, not a test."""
+    k = len(per_step)
+    if k < 2:
+        return None
+    w = max(1, min(window or k // 4, k // 2))
+    first, before, last = ([r for s in rows for r in step_ratios(s)]
+                           for rows in (per_step[:w], per_step[k - 2 * w:k - w], per_step[k - w:]))
+    if not (first and before and last):
+        return None
+
+    def move(a: list[float], b: list[float]) -> dict:
+        return {"value": round(sum(b) / len(b) - sum(a) / len(a), 4),
+                "ci": [round(x, 4) for x in bootstrap_mean_diff(a, b)]}
+
+    last_move = move(before, last)
+    return {"window_steps": w,
+            "mean_chosen_ratio": {"first": round(sum(first) / len(first), 4),
+                                  "before_last": round(sum(before) / len(before), 4),
+                                  "last": round(sum(last) / len(last), 4)},
+            "last_minus_before": last_move, "last_minus_first": move(first, last),
+            "settled": last_move["ci"][0] <= 0 <= last_move["ci"][1]}
+
+
 # --- held out --------------------------------------------------------------------------------------------------
 
 
@@ -410,7 +452,7 @@ def build_record(root: Path) -> dict:
     arms = {}
     for arm in ARMS:
         per_step = arm_steps(root / f"train_{arm}", rl_grades, per_step_rollouts)
-        arms[arm] = {"per_step": per_step, "timing": timing_table(per_step)}
+        arms[arm] = {"per_step": per_step, "timing": timing_table(per_step), "settling": settling(per_step)}
     held, records = {}, {}
     for name in MODELS:
         run = root / "eval" / name / config["split"] / "policy"
@@ -515,7 +557,18 @@ def render(rec: Mapping) -> str:
                          f"{s['mean_chosen_ratio_by_grade']} | {s['gamma_or_lower_correct']:.2f} | "
                          f"{s['think_tokens']:.1f} | {kl} | {s['timing_s'].get('step', float('nan')):.0f}")
         lines.append("")
-    lines += ["## Held out, policy mode (`<COMP_AUTO>`; 95 % intervals: Wilson, bootstrap, paired bootstrap)", "",
+    lines += ["## Did the choice settle? (mean chosen ratio of the training rollouts; bootstrap 95 % over rollouts)", "",
+              ("arm | window (steps) | first window | the window before last | last window | last - before [CI] "
+               "| last - first [CI] | settled"), "--- | --- | --- | --- | --- | --- | --- | ---"]
+    for arm, data in rec["arms"].items():
+        st = data.get("settling")
+        if st:
+            m = st["mean_chosen_ratio"]
+            lines.append(f"{arm} | {st['window_steps']} | {m['first']:.3f} | {m['before_last']:.3f} | {m['last']:.3f} | "
+                         f"{st['last_minus_before']['value']:+.3f} {_ci(st['last_minus_before']['ci'], 1, '.3f')} | "
+                         f"{st['last_minus_first']['value']:+.3f} {_ci(st['last_minus_first']['ci'], 1, '.3f')} | "
+                         f"{'yes' if st['settled'] else 'NO'}")
+    lines += ["", "## Held out, policy mode (`<COMP_AUTO>`; 95 % intervals: Wilson, bootstrap, paired bootstrap)", "",
               ("model | accuracy % [CI] | think tokens [CI] | acc per 1k tokens [CI] | chosen | mean ratio by grade "
                "| rise hardest - easiest [CI] | frontier gap [CI]"),
               "--- | --- | --- | --- | --- | --- | --- | ---"]
