@@ -207,6 +207,13 @@ def test_record_has_the_interface_checked_from_outside(tmp_path):
     assert {"window_steps", "last_minus_before", "last_minus_first", "settled"} <= set(saved["arms"]["chrpo"]["settling"])
     assert "## Did the choice settle?" in (tmp_path / "results" / "chrpo_learning.md").read_text()
     assert "No frontier gap" in (tmp_path / "results" / "chrpo_learning.md").read_text()
+    # a varied-task study's record keeps its own name in RESULTS; the run folder's copy is always chrpo_learning
+    (study / "data" / "data_config.json").write_text(json.dumps({"seed": 0, "task": "varied"}))
+    learning.write_report(root, tmp_path / "varied")
+    assert sorted(p.name for p in (tmp_path / "varied").iterdir()) == [
+        "chrpo_learning_varied.json", "chrpo_learning_varied.md", "chrpo_learning_varied.png"]
+    assert json.loads((root / "chrpo_learning.json").read_text())["task"] == "varied"
+    (study / "data" / "data_config.json").write_text(json.dumps({"seed": 0, "task": "chains"}))
     # with the study's own fixed-ratio runs on the split: each held-out model's frontier gap (issue 36)
     for k, ratio in enumerate(("0.2", "0.4", "0.6", "0.8", "1.0")):
         run = study / "eval" / "test" / ratio

@@ -15,7 +15,8 @@
    ``algorithm.adv_estimator=grpo`` (verl's own estimator; no control-token weight);
 5. ``merge-*``: ``python -m verl.model_merger`` → ``OUT/models/{chrpo,grpo}``;
 6. ``eval-{sft,chrpo,grpo}``: ``<COMP_AUTO>`` (policy mode) on the study's held-out split (``--split``);
-7. ``report``: ``OUT/chrpo_learning.{json,md,png}`` (``--results``: also ``RESULTS/``).
+7. ``report``: ``OUT/chrpo_learning.{json,md,png}`` (``--results``: also into ``RESULTS/``, named by the
+   study's task: ``chrpo_learning`` for ``chains``, ``chrpo_learning_varied`` for ``varied``).
 
 Per training step and arm (from the reward manager's call record and verl's step metrics): mean
 reward, tier shares, the chosen ratio overall and per grade, the share of rollouts that chose
@@ -137,7 +138,8 @@ def parser() -> argparse.ArgumentParser:
     groups = add_dataclass_arguments(p, LearningConfig, group_order=(RUN, DATA, RL, EVAL))
     groups[RUN].add_argument("--list", action="store_true", help="print the steps and their commands; run nothing")
     groups[RUN].add_argument("--results", default=None,
-                             help="after the run, also write RESULTS/chrpo_learning.{json,md,png} (the record)")
+                             help="after the run, also write the record into RESULTS: chrpo_learning.{json,md,png} "
+                                  "for a chains study, chrpo_learning_varied.* for a varied one")
     return p
 
 
@@ -594,13 +596,19 @@ def render(rec: Mapping) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: ``--results`` file name of a learning record per study task (the run folder's own copy is always
+#: ``chrpo_learning``): the ``chains`` record is the current one, ``varied``'s keeps its own name.
+RECORD_NAME = {"chains": "chrpo_learning", "varied": "chrpo_learning_varied"}
+
+
 def write_report(root: Path, results: Path | None = None) -> dict:
     record = build_record(root)
     text = render(record)
-    for folder in filter(None, (root, results)):
-        fileio.atomic_write_json(folder / "chrpo_learning.json", record)
-        fileio.atomic_write_text(folder / "chrpo_learning.md", text)
-        plot(record, folder / "chrpo_learning.png")
+    names = [(root, "chrpo_learning")] + ([(results, RECORD_NAME[record["task"]])] if results else [])
+    for folder, name in names:
+        fileio.atomic_write_json(folder / f"{name}.json", record)
+        fileio.atomic_write_text(folder / f"{name}.md", text)
+        plot(record, folder / f"{name}.png")
     print(text)
     return record
 
