@@ -111,6 +111,32 @@ def test_the_oracle_chooses_each_grades_lowest_ratio_within_3_points_and_reuses_
     assert fr.realized_share(0.05, 0.1) == 0.5 and fr.realized_share(0.05, 0.0) is None
 
 
+def _budget_records(n: int = 20) -> tuple[dict, list[int]]:
+    """Grades 1 and 4 alternate; every run thinks ratio x 100 tokens. Grade 1: one question of ten is wrong
+    below 1.0 (90 %, 100 % at 1.0); grade 4: right exactly at 0.6 and above."""
+    grades = [1, 4] * (n // 2)
+    records = {r: [{"index": i, "think_tokens": float(r) * 100, "output": "",
+                    "correct": (r == "1.0" or i != 0) if grades[i] == 1 else float(r) >= 0.6} for i in range(n)]
+               for r in POINTS}
+    return records, grades
+
+
+def test_the_max_gap_oracle_takes_the_assignment_furthest_above_the_frontier():
+    records, grades = _budget_records()
+    # accuracy by ratio 0.45 / 0.45 / 0.95 / 0.95 / 1.0 at 20 … 100 tokens. {1: 0.2, 4: 0.6} thinks 40 tokens at
+    # 0.95, where the frontier is 0.45 (the 0.4 point): gap +0.5, the largest of the 25 assignments
+    assert fr.oracle_gap_choice(records, grades) == {"1": "0.2", "4": "0.6"}
+    picked = per_question(fr.oracle_records(records, grades, {"1": "0.2", "4": "0.6"}), len(grades))
+    fixed = {r: per_question(recs, len(grades)) for r, recs in records.items()}
+    assert fr.gap_at(fixed, picked, range(len(grades)))[0] == pytest.approx(0.5)
+    # the 3-point rule reads grade 1's one wrong question as 10 points under 1.0 and pays the full budget there
+    val = {r: {"1": 0.9 if r != "1.0" else 1.0, "4": 1.0 if float(r) >= 0.6 else 0.0} for r in POINTS}
+    assert fr.oracle_choice(val) == {"1": "1.0", "4": "0.6"}
+    # a tie in gap goes to fewer think tokens: one grade, every ratio exactly on the frontier (gap 0)
+    flat = {r: [{"index": 0, "think_tokens": float(r) * 100, "output": "", "correct": True}] for r in POINTS}
+    assert fr.oracle_gap_choice(flat, [2]) == {"2": "0.2"}
+
+
 def test_report_frontier_targets_add_the_oracle_run_and_the_two_targets():
     from extra_cot.study.report import frontier_targets, run_summary
 
@@ -127,6 +153,13 @@ def test_report_frontier_targets_add_the_oracle_run_and_the_two_targets():
     oracle = runs["oracle_by_grade"]
     assert oracle["chosen"] == {"1": "0.2", "4": "1.0"} and oracle["think_tokens"] == pytest.approx(65.0)
     assert block["oracle_by_grade"]["value"] == pytest.approx(oracle["accuracy"] - interpolate(list(POINTS.values()), 65.0))
+    assert "oracle_by_grade_max_gap" not in runs and "oracle_by_grade_max_gap" not in block
+    block, _ = frontier_targets(records, grades, runs, {"1": "0.2", "4": "1.0"}, {"1": "0.2", "4": "0.6"})
+    gap = runs["oracle_by_grade_max_gap"]
+    assert gap["chosen"] == {"1": "0.2", "4": "0.6"} and gap["think_tokens"] == pytest.approx(45.0)
+    assert block["oracle_by_grade_max_gap"]["value"] == pytest.approx(gap["accuracy"] - interpolate(list(POINTS.values()), 45.0))
+    assert block["policy_share_of_max_gap_oracle_gain"] == fr.realized_share(
+        block["policy"]["value"], block["oracle_by_grade_max_gap"]["value"])
 
 
 def test_the_report_renders_the_new_blocks_and_old_records_without_them():

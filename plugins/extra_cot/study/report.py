@@ -149,8 +149,10 @@ def _state(root: Path) -> dict:
 
 
 def split_record(root: Path, split: str, tokenizer, traces: Mapping, gamma: Mapping, task: str = "varied",
-                 chosen: Mapping[str, str] | None = None, alternatives: Sequence[str] = ()) -> dict:
-    """Runs and targets of one held-out split; ``chosen``: the oracle-by-grade ratios (from validation);
+                 chosen: Mapping[str, str] | None = None, alternatives: Sequence[str] = (),
+                 chosen_gap: Mapping[str, str] | None = None) -> dict:
+    """Runs and targets of one held-out split; ``chosen`` / ``chosen_gap``: the oracle-by-grade ratios of
+    the 3-point rule and of the largest frontier gap (both from validation);
     ``alternatives``: the study's ``--alternatives``, whose runs join ``runs`` (:mod:`extra_cot.study.alternatives`)."""
     grades = read_grades(root / "data" / f"{split}.jsonl")
     traces_path = root / "data" / f"{split}_traces.jsonl"
@@ -158,7 +160,7 @@ def split_record(root: Path, split: str, tokenizer, traces: Mapping, gamma: Mapp
     ref_mean = sum(refs) / len(refs) if refs else 0.0
     runs = collect_runs(root, split, grades, ref_mean)
     records = {name: eval_records(root / "eval" / split / name) for name in (*FIXED, "policy")}
-    frontier, extra = frontier_targets(records, grades, runs, chosen)
+    frontier, extra = frontier_targets(records, grades, runs, chosen, chosen_gap)
     alternatives = alt.add_runs(root, split, grades, alternatives, runs, records, ref_mean)
     return {"n": len(grades), "reference_think_tokens": round(ref_mean, 2) if refs else None, "runs": runs,
             "frontier": frontier, "targets": {**compute_targets(runs, traces, gamma, task), **extra},
@@ -166,9 +168,10 @@ def split_record(root: Path, split: str, tokenizer, traces: Mapping, gamma: Mapp
 
 
 def frontier_targets(records: Mapping[str, Sequence[Mapping]], grades: Sequence[int], runs: dict[str, dict],
-                     chosen: Mapping[str, str] | None) -> tuple[dict, dict]:
+                     chosen: Mapping[str, str] | None, chosen_gap: Mapping[str, str] | None = None) -> tuple[dict, dict]:
     """(frontier block, targets) of issue 36 (:mod:`extra_cot.study.frontier`); adds the
-    ``oracle_by_grade`` run to ``runs`` when ``chosen`` is given."""
+    ``oracle_by_grade`` run to ``runs`` when ``chosen`` is given, and ``oracle_by_grade_max_gap`` when
+    ``chosen_gap`` is (:func:`extra_cot.study.frontier.oracle_gap_choice`)."""
     from extra_cot.study import frontier as fr
 
     n = len(grades)
@@ -177,14 +180,17 @@ def frontier_targets(records: Mapping[str, Sequence[Mapping]], grades: Sequence[
     block = {"interpolation": "plain (linear between neighbouring fixed ratios sorted by think tokens)",
              "points": {r: [round(runs[r]["think_tokens"], 2), round(runs[r]["accuracy"], 4)] for r in FIXED},
              "policy": policy, "oracle_by_grade": None, "policy_share_of_oracle_gain": None}
-    if chosen:
-        picked = fr.oracle_records(records, grades, chosen)
-        runs["oracle_by_grade"] = {**run_summary(picked, grades), "chosen": dict(chosen), "echo_fidelity": None,
-                                   "realized_ratio": None, "realized_vs_reference": None}
-        own = runs.get("1.0", {}).get("think_tokens")
-        runs["oracle_by_grade"]["realized_ratio"] = round(runs["oracle_by_grade"]["think_tokens"] / own, 4) if own else None
-        block["oracle_by_grade"] = fr.frontier_gap(fixed, per_question(picked, n))
-        block["policy_share_of_oracle_gain"] = fr.realized_share(policy["value"], block["oracle_by_grade"]["value"])
+    own = runs.get("1.0", {}).get("think_tokens")
+    for name, share, picks in (("oracle_by_grade", "policy_share_of_oracle_gain", chosen),
+                               ("oracle_by_grade_max_gap", "policy_share_of_max_gap_oracle_gain", chosen_gap)):
+        if not picks:
+            continue
+        picked = fr.oracle_records(records, grades, picks)
+        runs[name] = {**run_summary(picked, grades), "chosen": dict(picks), "echo_fidelity": None,
+                      "realized_ratio": None, "realized_vs_reference": None}
+        runs[name]["realized_ratio"] = round(runs[name]["think_tokens"] / own, 4) if own else None
+        block[name] = fr.frontier_gap(fixed, per_question(picked, n))
+        block[share] = fr.realized_share(policy["value"], block[name]["value"])
     targets = {"policy_above_frontier": {"value": policy["value"], "ci": policy["ci"],
                                          "target": "> 0 with the 95 % interval above 0", "met": policy["ci"][0] > 0},
                "policy_within_3_points_at_60pct_tokens": fr.within_points(runs["policy"], runs["1.0"])}
@@ -258,13 +264,16 @@ def build_record(root: Path) -> dict:
     task = config.get("task", "varied")
     splits = {}
     for split in sorted(config["splits"], key=lambda s: s != "val"):  # validation first: it sets the oracle
-        chosen = None
+        chosen = chosen_gap = None
         if split != "val" and "val" in splits:
-            from extra_cot.study.frontier import oracle_choice
+            from extra_cot.study.frontier import oracle_choice, oracle_gap_choice
 
             val = splits["val"]["runs"]
             chosen = oracle_choice({r: {g: v["accuracy"] for g, v in val[r]["by_grade"].items()} for r in FIXED})
-        splits[split] = split_record(root, split, tokenizer, traces, gamma, task, chosen, config.get("alternatives", []))
+            chosen_gap = oracle_gap_choice({r: eval_records(root / "eval" / "val" / r) for r in FIXED},
+                                           read_grades(root / "data" / "val.jsonl"))
+        splits[split] = split_record(root, split, tokenizer, traces, gamma, task, chosen, config.get("alternatives", []),
+                                     chosen_gap)
     main_split = "test" if "test" in splits else config["splits"][0]
     prov = provenance(root)
     targets = {**splits[main_split]["targets"],
@@ -317,7 +326,7 @@ def render(record: Mapping) -> str:
               "## Runs (95 % intervals: Wilson for accuracy, bootstrap for think tokens)", "",
               "run | accuracy % [CI] | think tokens [CI] | realized vs own 1.0 | vs reference | echo | acc per 1k tokens",
               "--- | --- | --- | --- | --- | --- | ---"]
-    shown = [name for name in (*RUNS, "oracle_by_grade") if name in runs] + [n for n in runs if alt.is_alternative_run(n)]
+    shown = [name for name in (*RUNS, "oracle_by_grade", "oracle_by_grade_max_gap") if name in runs] + [n for n in runs if alt.is_alternative_run(n)]
     for name in shown:
         r = runs[name]
         per_k = 1000 * r["accuracy"] / r["think_tokens"] if r["think_tokens"] else float("nan")
@@ -389,9 +398,16 @@ def render_issue36(record: Mapping) -> list[str]:
                   (f"- policy: {pol['value']:+} {_ci(pol['ci'], 1.0, '+.4f')} above the frontier "
                    f"({pol['frontier_accuracy']}) at its {pol['think_tokens']} think tokens")]
         if orc:
-            lines += [(f"- oracle by grade (chosen on validation: {record['runs']['oracle_by_grade']['chosen']}): "
+            lines += [(f"- oracle by grade (each grade's lowest ratio within 3 points of 1.0, chosen on validation: "
+                       f"{record['runs']['oracle_by_grade']['chosen']}): "
                        f"{orc['value']:+} {_ci(orc['ci'], 1.0, '+.4f')} at {orc['think_tokens']} think tokens; the policy "
                        f"realizes {fr['policy_share_of_oracle_gain']} of its gain")]
+        gap = fr.get("oracle_by_grade_max_gap")
+        if gap:
+            lines += [(f"- oracle by grade, max gap (the ratio per grade with the largest frontier gap on validation: "
+                       f"{record['runs']['oracle_by_grade_max_gap']['chosen']}): "
+                       f"{gap['value']:+} {_ci(gap['ci'], 1.0, '+.4f')} at {gap['think_tokens']} think tokens; the policy "
+                       f"realizes {fr['policy_share_of_max_gap_oracle_gain']} of its gain")]
     return lines
 
 
