@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from extra_cot.study.choice import choice_probs, expected_ratio, summarize
+from extra_cot.study.choice import choice_probs, expected_ratio, nucleus_probs, summarize
 
 RATIOS = ("0.2", "0.4", "0.6", "0.8", "1.0")
 
@@ -34,6 +34,30 @@ def test_summary_finds_a_choice_that_rises_with_grade_and_none_where_it_is_flat(
         summarize([easy], [1, 2])
 
 
+def test_nucleus_keeps_what_vllm_keeps():
+    import torch
+
+    p = torch.tensor([0.93, 0.04, 0.02, 0.01])
+    # at T = 1 the tail 0.01 + 0.02 + 0.04 = 0.07 <= 0.1: only the top token is left; top_p 0.95 keeps the 0.04
+    assert nucleus_probs(p, 1.0, 0.9).tolist() == [1.0, 0.0, 0.0, 0.0]
+    kept = nucleus_probs(p, 1.0, 0.95)
+    assert kept[2] == 0 and kept[3] == 0 and float(kept[1]) == pytest.approx(0.04 / 0.97)
+    # a lower temperature sharpens before the cut; a higher one can bring the tail back in
+    assert nucleus_probs(torch.tensor([0.85, 0.15]), 0.7, 0.9).tolist() == [1.0, 0.0]
+    assert float(nucleus_probs(torch.tensor([0.85, 0.15]), 1.0, 0.9)[1]) == pytest.approx(0.15)
+    assert nucleus_probs(p, 0.0, 0.9).tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert float(nucleus_probs(p, 1.0, 1.0).sum()) == pytest.approx(1.0) and bool((nucleus_probs(p, 1.0, 1.0) > 0).all())
+
+
+def test_summary_counts_questions_a_sampler_can_explore():
+    one = {**_p(r0_2=95, r0_4=5), "sampled": {"0.2": 1.0, "0.4": 0.0, "0.6": 0.0, "0.8": 0.0, "1.0": 0.0}, "in_nucleus": 1}
+    two = {**_p(r0_2=6, r0_4=4), "sampled": {"0.2": 0.6, "0.4": 0.4, "0.6": 0.0, "0.8": 0.0, "1.0": 0.0}, "in_nucleus": 2}
+    s = summarize([one, one, one, two], [1, 1, 4, 4])
+    assert s["by_grade"]["1"]["explorable"] == 0 and s["by_grade"]["4"]["explorable"] == 0.5 and s["explorable"] == 0.25
+    assert s["by_grade"]["4"]["sampled"]["0.4"] == pytest.approx(0.2)
+    assert "explorable" not in summarize([_p(r0_2=1)], [1])
+
+
 def test_choice_probs_reads_the_first_response_token_after_the_policy_prompt(tiny_model_dir):
     """Checked against transformers' own generate(): its first-step scores, over the five tokens."""
     import torch
@@ -53,6 +77,10 @@ def test_choice_probs_reads_the_first_response_token_after_the_policy_prompt(tin
         ref = torch.softmax(out.scores[0][0].float(), dim=-1)[ids]
         assert probs["mass"] == pytest.approx(float(ref.sum()), rel=1e-4)
         assert [probs[r] for r in RATIOS] == pytest.approx((ref / ref.sum()).tolist(), rel=1e-4)
+        # at T = 1 and top_p = 1 nothing is cut: the sampled share is the raw probability
+        full = choice_probs(tiny_model_dir, [question], temperature=1.0, top_p=1.0)[0]
+        assert [full["sampled"][r] for r in RATIOS] == pytest.approx(ref.tolist(), rel=1e-3, abs=1e-6)
+        assert full["in_nucleus"] == 5
     assert got[0] != got[1]  # the question is read, not only the template
 
 

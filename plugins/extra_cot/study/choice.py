@@ -10,6 +10,14 @@ ratio at the hardest grade minus at the easiest with a bootstrap 95 % interval; 
 the rows (the policy rows' γ*, ``policy_targets.jsonl``), the expected ratio per γ* label too (did
 the model fit its own training labels?).
 
+What a sampler can draw (``--temperature``, ``--top-p``; default the evaluation's and the CHRPO
+preset's rollout sampling, 0.7 and 0.9): the same next-token distribution over the whole vocabulary
+at that temperature, cut to vLLM's nucleus (the lowest-probability tokens whose cumulative mass is at
+most ``1 - top_p`` are dropped, the top token always kept), gives per grade the sampled share of each
+ratio and ``explorable``, the share of questions with two or more ratio tokens left in the nucleus.
+A question where one ratio holds more than ``top_p`` of the tempered mass is never answered with
+another ratio: an RL rollout there cannot explore the choice, whatever the estimator.
+
 ``python -m extra_cot.study.choice --model runs/study/models/sft --data runs/study/data/test.jsonl``
 """
 
@@ -19,16 +27,45 @@ import argparse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from extra_cot.eval.client import SamplingOptions
 from extra_cot.fileio import atomic_write_json, read_jsonl
 from extra_cot.prompt import build_messages
 from extra_cot.stats import bootstrap_mean_diff
 from extra_cot.study.report import read_grades
 from extra_cot.tokens import FIXED_RATIOS, POLICY_TOKEN, ratio_dir_name, ratio_to_token
 
+#: The evaluation's sampling defaults (``extra-cot eval``; the CHRPO preset's rollout uses the same values).
+DEFAULT_TEMPERATURE = SamplingOptions.__dataclass_fields__["temperature"].default
+DEFAULT_TOP_P = SamplingOptions.__dataclass_fields__["top_p"].default
 
-def choice_probs(model_dir: str | Path, questions: Sequence[str]) -> list[dict[str, float]]:
+
+def nucleus_probs(probs, temperature: float, top_p: float):
+    """The sampling distribution over the vocabulary of next-token probabilities ``probs`` (a 1-D
+    tensor) at ``temperature`` (0: greedy) cut to vLLM's top-p nucleus: sorted ascending, the tokens
+    whose cumulative mass is at most ``1 - top_p`` are dropped (the most probable token never), the
+    rest renormalised."""
+    import torch
+
+    if temperature <= 0:
+        out = torch.zeros_like(probs)
+        out[int(torch.argmax(probs))] = 1.0
+        return out
+    tempered = torch.softmax(torch.log(probs.clamp_min(1e-30)) / temperature, dim=-1)
+    order = torch.argsort(tempered)
+    cum = torch.cumsum(tempered[order], dim=-1)
+    drop = cum <= 1.0 - top_p
+    drop[-1] = False
+    kept = tempered.clone()
+    kept[order[drop]] = 0.0
+    return kept / kept.sum()
+
+
+def choice_probs(model_dir: str | Path, questions: Sequence[str], temperature: float = DEFAULT_TEMPERATURE,
+                 top_p: float = DEFAULT_TOP_P) -> list[dict]:
     """Per question: ``{"0.2": p, …, "1.0": p}`` (keys: the run folder names) renormalised over the fixed-ratio tokens, plus
-    ``"mass"``, the unnormalised probability of all five (how much of the next token they hold)."""
+    ``"mass"``, the unnormalised probability of all five (how much of the next token they hold), ``"sampled"``, each
+    ratio's probability of being drawn at ``temperature`` within the ``top_p`` nucleus (:func:`nucleus_probs`; the
+    five need not sum to 1 where other tokens stay in the nucleus), and ``"in_nucleus"``, how many ratio tokens do."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -42,9 +79,12 @@ def choice_probs(model_dir: str | Path, questions: Sequence[str]) -> list[dict[s
         text = tok.apply_chat_template(build_messages(question, POLICY_TOKEN), tokenize=False, add_generation_prompt=True)
         enc = tok(text, return_tensors="pt", add_special_tokens=False)
         with torch.no_grad():
-            probs = torch.softmax(model(**enc).logits[0, -1].float(), dim=-1)[ids]
+            full = torch.softmax(model(**enc).logits[0, -1].float(), dim=-1)
+        probs, sampled = full[ids], nucleus_probs(full, temperature, top_p)[ids]
         mass = float(probs.sum())
-        out.append({**{ratio_dir_name(r): float(p) / mass for r, p in zip(FIXED_RATIOS, probs)}, "mass": mass})
+        out.append({**{ratio_dir_name(r): float(p) / mass for r, p in zip(FIXED_RATIOS, probs)}, "mass": mass,
+                    "sampled": {ratio_dir_name(r): round(float(p), 6) for r, p in zip(FIXED_RATIOS, sampled)},
+                    "in_nucleus": int((sampled > 0).sum())})
     return out
 
 
@@ -71,6 +111,13 @@ def summarize(probs: Sequence[Mapping[str, float]], grades: Sequence[int],
                             "expected_ratio": round(sum(map(expected_ratio, by[g])) / len(by[g]), 4),
                             "argmax_not_0.2": round(sum(max(FIXED_RATIOS, key=lambda r, p=p: p[ratio_dir_name(r)]) != 0.2
                                                         for p in by[g]) / len(by[g]), 4)} for g in order}}
+    if all("sampled" in p for p in probs):
+        for g in order:
+            rows = by[g]
+            out["by_grade"][g]["sampled"] = {ratio_dir_name(r): round(sum(p["sampled"][ratio_dir_name(r)] for p in rows)
+                                                                      / len(rows), 4) for r in FIXED_RATIOS}
+            out["by_grade"][g]["explorable"] = round(sum(p["in_nucleus"] >= 2 for p in rows) / len(rows), 4)
+        out["explorable"] = round(sum(p["in_nucleus"] >= 2 for p in probs) / len(probs), 4)
     if len(order) > 1:
         a, b = [expected_ratio(p) for p in by[order[0]]], [expected_ratio(p) for p in by[order[-1]]]
         lo, hi = bootstrap_mean_diff(a, b, seed=seed)
@@ -92,26 +139,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, help="a trained Extra-CoT model folder (HF format, control tokens added)")
     p.add_argument("--data", required=True, help="JSONL rows with 'question' and 'grade' (and optionally 'gt_ratio')")
     p.add_argument("--out", default=None, help="also write the summary here as JSON")
+    p.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
+                   help=f"sampling temperature of the 'sampled' and 'explorable' columns (default {DEFAULT_TEMPERATURE:g}, "
+                        "the evaluation's and the CHRPO rollout's; 0 = greedy)")
+    p.add_argument("--top-p", type=float, default=DEFAULT_TOP_P,
+                   help=f"nucleus of those columns (default {DEFAULT_TOP_P:g}, the evaluation's and the CHRPO rollout's)")
     args = p.parse_args(argv)
+    if args.temperature < 0 or not 0 < args.top_p <= 1:
+        raise SystemExit(f"need --temperature >= 0 and 0 < --top-p <= 1, got {args.temperature}, {args.top_p}")
     grades, rows = read_grades(Path(args.data)), []
     for n, row in read_jsonl(args.data):
         if not isinstance(row.get("question"), str):
             raise SystemExit(f"{args.data}:{n}: field 'question' is missing or not a string")
         rows.append(row)
-    probs = choice_probs(args.model, [r["question"] for r in rows])
+    probs = choice_probs(args.model, [r["question"] for r in rows], args.temperature, args.top_p)
     labels = [r.get("gt_ratio") for r in rows] if any("gt_ratio" in r for r in rows) else None
-    summary = {"model": str(args.model), "data": str(args.data), **summarize(probs, grades, labels)}
+    summary = {"model": str(args.model), "data": str(args.data), "temperature": args.temperature, "top_p": args.top_p,
+               **summarize(probs, grades, labels)}
     if args.out:
         atomic_write_json(args.out, summary)
     for g, s in summary["by_grade"].items():
         print(f"grade {g} (n={s['n']}): expected ratio {s['expected_ratio']}, choice {s['probs']}, "
-              f"argmax not 0.2 {s['argmax_not_0.2']}")
+              f"argmax not 0.2 {s['argmax_not_0.2']}; sampled at T={args.temperature:g}, top_p={args.top_p:g}: "
+              f"{s['sampled']}, explorable {s['explorable']}")
     if "rise" in summary:
         r = summary["rise"]
         print(f"rise of the expected ratio, grade {r['hardest']} - {r['easiest']}: {r['value']:+} {r['ci']}")
     if labels is not None:
         print(f"expected ratio by γ* label: {summary['expected_ratio_by_label']}")
-    print(f"mean probability mass on the five ratio tokens: {summary['mean_mass']}")
+    print(f"mean probability mass on the five ratio tokens: {summary['mean_mass']}; questions with >= 2 ratios in the "
+          f"nucleus: {summary['explorable']}")
     return 0
 
 
