@@ -96,3 +96,28 @@ def test_choice_refuses_a_model_without_control_tokens_and_names_bad_rows(tiny_b
     data.write_text(json.dumps({"grade": 2}) + "\n")
     with pytest.raises(SystemExit, match=r"d.jsonl:1: field 'question'"):
         main(["--model", str(tiny_base_model_dir), "--data", str(data)])
+
+
+def test_min_explorable_gates_with_exit_3_after_writing_the_summary(tmp_path, monkeypatch, capsys):
+    from extra_cot.study import choice
+
+    peaked = {**_p(r0_2=99, r0_4=1), "sampled": {"0.2": 1.0, "0.4": 0.0, "0.6": 0.0, "0.8": 0.0, "1.0": 0.0},
+              "in_nucleus": 1}
+    open_ = {**_p(r0_2=6, r0_4=4), "sampled": {"0.2": 0.6, "0.4": 0.4, "0.6": 0.0, "0.8": 0.0, "1.0": 0.0},
+             "in_nucleus": 2}
+    seen = {}
+
+    def fake(model, questions, temperature, top_p):
+        seen.update(t=temperature, p=top_p)
+        return [peaked, peaked, peaked, open_]
+
+    monkeypatch.setattr(choice, "choice_probs", fake)
+    data = tmp_path / "rl.jsonl"
+    data.write_text("".join(json.dumps({"question": f"q{i}", "grade": 1 + i % 2}) + "\n" for i in range(4)))
+    out = tmp_path / "c.json"
+    assert choice.main(["--model", "m", "--data", str(data), "--out", str(out), "--min-explorable", "0.3"]) == 3
+    assert json.loads(out.read_text())["explorable"] == 0.25 and "not explorable: 0.25" in capsys.readouterr().out
+    assert seen == {"t": 0.7, "p": 0.9}
+    assert choice.main(["--model", "m", "--data", str(data), "--min-explorable", "0.25"]) == 0
+    assert choice.main(["--model", "m", "--data", str(data), "--temperature", "1", "--top-p", "1"]) == 0
+    assert seen == {"t": 1.0, "p": 1.0}

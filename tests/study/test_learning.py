@@ -169,6 +169,20 @@ def test_the_two_arms_differ_only_in_the_estimator(tmp_path):
         LearningConfig(rollout_n=1)
 
 
+def test_the_explore_step_gates_before_the_sweep(tmp_path):
+    from extra_cot.study.learning import SFT_CHOICE, build_steps
+
+    cfg = LearningConfig(out=str(tmp_path / "run"), study=str(tmp_path / "study"), min_explorable=0.1)
+    steps = build_steps(cfg)
+    names = [s.name for s in steps]
+    assert names[:4] == ["data", "explore", "sweep", "eval-sft"]
+    argv = steps[1].argv
+    assert argv[argv.index("-m") + 1] == "extra_cot.study.choice"
+    assert argv[argv.index("--min-explorable") + 1] == "0.1" and argv[argv.index("--out") + 1].endswith(SFT_CHOICE)
+    with pytest.raises(ValueError, match="min-explorable"):
+        LearningConfig(min_explorable=1.5)
+
+
 def test_record_has_the_interface_checked_from_outside(tmp_path):
     """A synthetic run folder -> chrpo_learning.json with the issue's fields, markdown and a PNG."""
     study, root = tmp_path / "study", tmp_path / "run"
@@ -204,6 +218,7 @@ def test_record_has_the_interface_checked_from_outside(tmp_path):
     assert "## Targets" in (tmp_path / "results" / "chrpo_learning.md").read_text()
     assert rec["arms"]["chrpo"]["timing"]["later_mean"] == {"gen": 6.0, "step": 12.0}
     assert saved["task"] == "chains" and "frontier_gap" not in saved["sft"]["heldout"]
+    assert saved["sft"]["choice_on_rl"] is None  # no explore step output in this folder
     assert {"window_steps", "last_minus_before", "last_minus_first", "settled"} <= set(saved["arms"]["chrpo"]["settling"])
     assert "## Did the choice settle?" in (tmp_path / "results" / "chrpo_learning.md").read_text()
     assert "No frontier gap" in (tmp_path / "results" / "chrpo_learning.md").read_text()
@@ -219,7 +234,12 @@ def test_record_has_the_interface_checked_from_outside(tmp_path):
         run = study / "eval" / "test" / ratio
         run.mkdir(parents=True)
         (run / "prediction.json").write_text(json.dumps([_pred(i, i < 2 * k, 10 + 10 * k) for i in range(8)]))
+    (root / learning.SFT_CHOICE).write_text(json.dumps({
+        "temperature": 0.7, "top_p": 0.9, "explorable": 0.0, "by_grade": {"1": {
+            "n": 2, "probs": {"0.2": 1.0}, "sampled": {"0.2": 1.0}, "explorable": 0.0, "expected_ratio": 0.2}}}))
     rec = learning.write_report(root)
+    assert rec["sft"]["choice_on_rl"]["explorable"] == 0.0 and "expected_ratio" not in rec["sft"]["choice_on_rl"]["by_grade"]["1"]
+    assert "questions with two or more ratios in the nucleus: 0.0" in (root / "chrpo_learning.md").read_text()
     # every model: accuracy 0.5 at 33.5 think tokens; the fixed runs: accuracy 0 / .25 / .5 / .75 / 1 at 10 … 50
     # tokens, so the frontier there is 0.5 + 0.35 * 0.25 = 0.5875 and the gap -0.0875
     for h in [rec["sft"]["heldout"], *(rec["arms"][a]["heldout"] for a in learning.ARMS)]:

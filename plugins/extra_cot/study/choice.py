@@ -17,6 +17,8 @@ most ``1 - top_p`` are dropped, the top token always kept), gives per grade the 
 ratio and ``explorable``, the share of questions with two or more ratio tokens left in the nucleus.
 A question where one ratio holds more than ``top_p`` of the tempered mass is never answered with
 another ratio: an RL rollout there cannot explore the choice, whatever the estimator.
+``--min-explorable`` turns that into a gate (the CHRPO learning run's ``explore`` step): exit 3
+(:data:`EXIT_NOT_EXPLORABLE`), after writing ``--out``, when fewer questions than that share are explorable.
 
 ``python -m extra_cot.study.choice --model runs/study/models/sft --data runs/study/data/test.jsonl``
 """
@@ -34,6 +36,8 @@ from extra_cot.stats import bootstrap_mean_diff
 from extra_cot.study.report import read_grades
 from extra_cot.tokens import FIXED_RATIOS, POLICY_TOKEN, ratio_dir_name, ratio_to_token
 
+#: Exit code of ``--min-explorable`` when too few questions leave a second ratio in the nucleus.
+EXIT_NOT_EXPLORABLE = 3
 #: The evaluation's sampling defaults (``extra-cot eval``; the CHRPO preset's rollout uses the same values).
 DEFAULT_TEMPERATURE = SamplingOptions.__dataclass_fields__["temperature"].default
 DEFAULT_TOP_P = SamplingOptions.__dataclass_fields__["top_p"].default
@@ -144,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                         "the evaluation's and the CHRPO rollout's; 0 = greedy)")
     p.add_argument("--top-p", type=float, default=DEFAULT_TOP_P,
                    help=f"nucleus of those columns (default {DEFAULT_TOP_P:g}, the evaluation's and the CHRPO rollout's)")
+    p.add_argument("--min-explorable", type=float, default=None,
+                   help=f"exit {EXIT_NOT_EXPLORABLE} (after writing --out) when fewer than this share of the questions "
+                        "leave two or more ratio tokens in the nucleus: RL rollouts could not explore the choice")
     args = p.parse_args(argv)
     if args.temperature < 0 or not 0 < args.top_p <= 1:
         raise SystemExit(f"need --temperature >= 0 and 0 < --top-p <= 1, got {args.temperature}, {args.top_p}")
@@ -169,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"expected ratio by γ* label: {summary['expected_ratio_by_label']}")
     print(f"mean probability mass on the five ratio tokens: {summary['mean_mass']}; questions with >= 2 ratios in the "
           f"nucleus: {summary['explorable']}")
+    if args.min_explorable is not None and summary["explorable"] < args.min_explorable:
+        print(f"not explorable: {summary['explorable']} of the questions leave a second ratio in the nucleus at "
+              f"T={args.temperature:g}, top_p={args.top_p:g} (< --min-explorable {args.min_explorable:g}); sampled "
+              f"rollouts would all choose the same ratio, so RL cannot move the choice")
+        return EXIT_NOT_EXPLORABLE
     return 0
 
 

@@ -6,16 +6,20 @@
 1. ``data``: RL questions generated with the study's seed *after* its train/policy/val/test rows
    (the generator is prefix-stable and its questions distinct, so none is in any study split),
    of the study's task and grades (``OUT/data/rl.jsonl``);
-2. ``sweep``: the study's SFT model (``STUDY/models/sft``) at 0.2 … 1.0 on them, pass@k (vLLM);
-3. ``build-rl``: ``extra-cot build-rl`` → verl parquet with γ*(x), ``ref_full_len`` (the paper's rule, with
+2. ``explore``: ``python -m extra_cot.study.choice`` on them: the SFT model's ``<COMP_AUTO>`` choice as a
+   rollout samples it (T 0.7, top_p 0.9); the run stops here when fewer than ``--min-explorable`` of the
+   questions leave a second ratio in the nucleus, since then every rollout picks the same ratio and no
+   estimator can move the choice (``OUT/sft_choice.json``; the record's ``sft.choice_on_rl``);
+3. ``sweep``: the study's SFT model (``STUDY/models/sft``) at 0.2 … 1.0 on them, pass@k (vLLM);
+4. ``build-rl``: ``extra-cot build-rl`` → verl parquet with γ*(x), ``ref_full_len`` (the paper's rule, with
    ``--rl-tolerance`` as its window and calibration band; quotas off);
-4. ``train-chrpo`` / ``train-grpo``: ``python -m extra_cot.rl.cpu_launch`` = ``main_ppo
+5. ``train-chrpo`` / ``train-grpo``: ``python -m extra_cot.rl.cpu_launch`` = ``main_ppo
    +algorithm=chrpo`` on the CPU platform, K steps each, same model, parquet, data seed, batch,
    rollouts, lr and reward (the CHRPO reward manager); the GRPO arm only sets
    ``algorithm.adv_estimator=grpo`` (verl's own estimator; no control-token weight);
-5. ``merge-*``: ``python -m verl.model_merger`` → ``OUT/models/{chrpo,grpo}``;
-6. ``eval-{sft,chrpo,grpo}``: ``<COMP_AUTO>`` (policy mode) on the study's held-out split (``--split``);
-7. ``report``: ``OUT/chrpo_learning.{json,md,png}`` (``--results``: also into ``RESULTS/``, named by the
+6. ``merge-*``: ``python -m verl.model_merger`` → ``OUT/models/{chrpo,grpo}``;
+7. ``eval-{sft,chrpo,grpo}``: ``<COMP_AUTO>`` (policy mode) on the study's held-out split (``--split``);
+8. ``report``: ``OUT/chrpo_learning.{json,md,png}`` (``--results``: also into ``RESULTS/``, named by the
    study's task: ``chrpo_learning`` for ``chains``, ``chrpo_learning_varied`` for ``varied``).
 
 Per training step and arm (from the reward manager's call record and verl's step metrics): mean
@@ -63,6 +67,8 @@ ARMS = ("chrpo", "grpo")
 #: Held-out models: the SFT start and the two RL arms.
 MODELS = ("sft", *ARMS)
 RUN, DATA, RL, EVAL = "run", "data", "reinforcement learning", "evaluation"
+#: The explore step's output: the SFT model's choice on the RL questions (:mod:`extra_cot.study.choice`).
+SFT_CHOICE = "sft_choice.json"
 #: verl's step timers (``timing_s/<name>``, verl/trainer/ppo/ray_trainer.py) the report breaks a step into.
 TIMERS = ("gen", "reward", "old_log_prob", "ref", "adv", "update_actor", "update_weights", "save_checkpoint", "step")
 
@@ -82,6 +88,12 @@ class LearningConfig:
              "docs/method.md's 0.1 kept 13 of 96 swept questions: the study model's 0.2 outputs run at ~0.3 of "
              "its own 1.0 length)")
     sweep_samples: int = option(default=2, group=DATA, help="samples per RL question and ratio in the sweep (pass@k)")
+    min_explorable: float = option(
+        default=0.05, group=DATA,
+        help="the explore step stops the run (before the sweep) when fewer than this share of the RL questions leave "
+             "two or more ratio tokens in the rollout's nucleus (T 0.7, top_p 0.9; python -m extra_cot.study.choice): "
+             "every rollout would choose the same ratio and neither arm could move it (default 0.05, a guard for that "
+             "case, not a tuned value; 0 = never stop)")
     seed: int = option(default=0, group=RL, help="verl's data.seed (prompt order), the same for both arms (default 0)")
     steps: int = option(default=16, group=RL, help="training steps K per arm (default 16)")
     batch: int = option(default=8, group=RL, help="prompts per step (data.train_batch_size = ppo_mini_batch_size)")
@@ -108,6 +120,8 @@ class LearningConfig:
     tiny: bool = False  # not a flag: the runner's CI mode
 
     def __post_init__(self) -> None:
+        if not 0 <= self.min_explorable <= 1:
+            raise ValueError(f"--min-explorable must be in [0, 1], got {self.min_explorable}")
         if not 0 < self.rl_tolerance < 1:
             raise ValueError(f"--rl-tolerance must be in (0, 1), got {self.rl_tolerance}")
         for name in ("n_rl", "sweep_samples", "steps", "batch", "max_prompt_length", "max_tokens", "concurrency"):
@@ -227,6 +241,11 @@ def build_steps(cfg: LearningConfig) -> list:
         Step("data", "RL questions: the study's generator and seed, after all its splits (4 grades)",
              [sys.executable, "-m", "extra_cot.study.learning", "data", "--study", cfg.study, "--n", str(cfg.n_rl),
               "--out", str(p.data)], data_check, clean=[p.data]),
+        Step("explore", "Can RL explore the choice? The SFT model's <COMP_AUTO> choice on the RL questions, within the "
+             "rollout's nucleus", [sys.executable, "-m", "extra_cot.study.choice", "--model", str(p.sft), "--data",
+                                   str(p.questions), "--out", str(p.root / SFT_CHOICE),
+                                   "--min-explorable", f"{cfg.min_explorable:g}"],
+             lambda: _missing(p.root / SFT_CHOICE), clean=[p.root / SFT_CHOICE]),
         _eval_step(cfg, "sweep", f"Sweep: the SFT model at 0.2 … 1.0 on the RL questions (pass@{cfg.sweep_samples})",
                    p.sft, p.sweep, {"rl": (p.questions, cfg.n_rl)}, FIXED, cfg.sweep_samples),
         Step("build-rl", "extra-cot build-rl: verl parquet with γ*(x) and ref_full_len (quotas off)",
@@ -243,7 +262,7 @@ def build_steps(cfg: LearningConfig) -> list:
         return _eval_step(cfg, f"eval-{name}", f"Held out: {name} in policy mode (<COMP_AUTO>) on {cfg.split}",
                           model, p.eval / name, {cfg.split: (p.held_out, n_held)}, ("policy",))
 
-    steps.insert(2, held_out_eval("sft"))  # right after the sweep: the same server
+    steps.insert(3, held_out_eval("sft"))  # right after the sweep: the same server
     for arm in ARMS:
         out, actor = p.train(arm), p.train(arm) / "ckpt" / f"global_step_{cfg.steps}" / "actor"
 
@@ -471,6 +490,7 @@ def build_record(root: Path) -> dict:
     targets = compute_targets(held) if "sft" in held else {}
     if fixed and "sft" in records:
         targets.update(frontier_targets(fixed, records, len(held_grades)))
+    choice = root / SFT_CHOICE
     rl_stats = root / "rl" / "build_rl_stats.json"
     rl_rows = root / "rl" / "train.parquet"
     return {
@@ -481,9 +501,19 @@ def build_record(root: Path) -> dict:
         "rl_data": json.loads(rl_stats.read_text()) if rl_stats.is_file() else None,
         "rl_grades": dict(sorted(Counter(str(g) for g in rl_grades).items())),
         "rl_train_gamma_by_grade": gamma_by_grade(rl_rows, rl_grades) if rl_rows.is_file() else None,
-        "arms": arms, "sft": {"heldout": held.get("sft")}, "targets": targets,
+        "arms": arms, "sft": {"heldout": held.get("sft"), "choice_on_rl": _choice_block(choice)}, "targets": targets,
         "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
     }
+
+
+def _choice_block(path: Path) -> dict | None:
+    """The explore step's summary, trimmed to what the record shows (None before that step existed)."""
+    if not path.is_file():
+        return None
+    s = json.loads(path.read_text())
+    return {"temperature": s.get("temperature"), "top_p": s.get("top_p"), "explorable": s.get("explorable"),
+            "by_grade": {g: {k: v[k] for k in ("n", "probs", "sampled", "explorable") if k in v}
+                         for g, v in s["by_grade"].items()}}
 
 
 def gamma_by_grade(train_parquet: Path, grades: Sequence[int]) -> dict[str, dict[str, int]]:
@@ -536,6 +566,14 @@ def _gap(gap: Mapping | None) -> str:
     return "-" if gap is None else f"{100 * gap['value']:+.1f} {_ci(gap['ci'], 100)}"
 
 
+def _choice_lines(choice: Mapping | None) -> list[str]:
+    if not choice:
+        return []
+    grades = "; ".join(f"grade {g}: {v.get('sampled')}" for g, v in choice["by_grade"].items())
+    return [(f"- the SFT model's `<COMP_AUTO>` choice on the RL questions, as a rollout samples it (T {choice['temperature']}, "
+             f"top_p {choice['top_p']}): {grades}; questions with two or more ratios in the nucleus: {choice['explorable']}")]
+
+
 def render(rec: Mapping) -> str:
     cfg = rec["config"]
     lines = [(f"# CHRPO vs GRPO learning run ({rec['steps']} steps per arm, task {rec.get('task', 'varied')}, "
@@ -548,7 +586,8 @@ def render(rec: Mapping) -> str:
              f"lr {cfg['lr']:g}, CHRPO control-token weight {cfg['control_token_weight']:g}"),
              (f"- start: `{cfg['study']}/models/sft`; RL questions by grade {rec['rl_grades']}; RL training rows' "
              f"γ* by grade {rec['rl_train_gamma_by_grade']}"),
-             f"- step wall times (s): {rec['step_wall_s']} (total {rec['total_wall_s']} s)", "",
+             f"- step wall times (s): {rec['step_wall_s']} (total {rec['total_wall_s']} s)",
+             *_choice_lines(rec["sft"].get("choice_on_rl")), "",
              "## Per step (training rollouts)", ""]
     for arm, data in rec["arms"].items():
         lines += [f"### {arm}", "", ("step | reward | correct | tiers | chosen | mean ratio by grade | ≤γ* & correct "
