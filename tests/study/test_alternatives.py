@@ -335,3 +335,6 @@ def test_task_chains_brings_its_sizes_for_the_flags_left_unset():
     varied = conf()
     assert {k: getattr(varied, k) for k in TASK_SIZES["chains"]} == {k: getattr(plain, k) for k in TASK_SIZES["chains"]}
     assert (varied.n_sft, varied.n_test, varied.epochs) == (80, 200, 3.0)
+    # the second pass's <COMP_AUTO> share: chains 0.5 (chosen on validation), varied the paper's; a flag wins
+    assert (chains.policy_share, varied.policy_share) == ("0.5", "method")
+    assert conf("--task", "chains", "--policy-share", "method").policy_share == "method"

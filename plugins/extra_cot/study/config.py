@@ -49,9 +49,11 @@ RECORD_NAME = {"chains": "study", "varied": "study_varied"}
 #: Sizes a ``--task`` brings on the command line, for the flags the user leaves unset (the field defaults are
 #: ``varied``'s). ``chains``: the positive control's sizes (960 problems, 0.75 epoch = 449 updates,
 #: 200 x 4 swept; chosen on seed 1: docs/study.md, "More first-pass updates") and item 3's test split
-#: (n >= 500).
+#: (n >= 500). ``policy_share`` 0.5: each ``<COMP_AUTO>`` row 5 times in the second pass; chosen on seed 0's
+#: validation split against the paper's 0.172, whose SFT choice ignored its labels (docs/study.md, "Repeating
+#: the <COMP_AUTO> rows: --policy-share 0.5").
 TASK_SIZES = {"chains": {"n_sft": 960, "n_policy": 200, "n_val": 100, "n_test": 500, "epochs": 0.75,
-                         "sweep_samples": 4}}
+                         "sweep_samples": 4, "policy_share": "0.5"}}
 
 
 def _alternatives(text: str) -> list[str]:
@@ -135,10 +137,10 @@ class StudyConfig:
         help="python -m extra_cot.study.gamma --unsolved: γ* of a policy-set question that passes at no ratio in the "
              "sweep: drop (no <COMP_AUTO> row, the paper's rule; the default) or 1.0 (the largest budget)")
     policy_share: str = option(
-        default="method", group=DATA,
+        default="method", cli_default=UNSET, group=DATA,
         help="build-sft --policy-share for the second pass: repeat the <COMP_AUTO> rows until they are about this "
              "share of its examples; method (the paper's 10k of ~58k rows, 0.172; the default), none (each row "
-             "once) or a share in (0, 1)")
+             "once) or a share in (0, 1) (chains: 0.5, chosen on validation)")
     sweep_samples: int = option(default=2, cli_default=UNSET, group=EVAL,
                                 help="samples per policy-set question in the γ* sweep (pass@k; default 2, chains 4)")
     alternatives: list[str] = option(
