@@ -50,8 +50,8 @@ RECORD_NAME = {"chains": "study", "varied": "study_varied"}
 #: ``varied``'s). ``chains``: the positive control's sizes (960 problems, 0.75 epoch = 449 updates,
 #: 200 x 4 swept; chosen on seed 1: docs/study.md, "More first-pass updates") and item 3's test split
 #: (n >= 500). ``policy_share`` 0.5: each ``<COMP_AUTO>`` row 5 times in the second pass; chosen on seed 0's
-#: validation split against the paper's 0.172, whose SFT choice ignored its labels (docs/study.md, "Repeating
-#: the <COMP_AUTO> rows: --policy-share 0.5").
+#: validation split against the paper's 0.172, whose SFT choice ignored its labels
+#: (docs/study.md, "Repeating the").
 TASK_SIZES = {"chains": {"n_sft": 960, "n_policy": 200, "n_val": 100, "n_test": 500, "epochs": 0.75,
                          "sweep_samples": 4, "policy_share": "0.5"}}
 
