@@ -16,7 +16,7 @@ from pathlib import Path
 
 from extra_cot.eval.store import METRICS, PREDICTION
 from extra_cot.fileio import read_jsonl
-from extra_cot.stats import bootstrap_mean, bootstrap_mean_diff, wilson
+from extra_cot.stats import bootstrap_mean, mean_diff, wilson
 from extra_cot.tokens import parse_leading_control
 
 Columns = tuple[Sequence[float], Sequence[float]]  # per question: (correct share, think tokens)
@@ -102,9 +102,7 @@ def ratio_rise(by_grade: Mapping[str, Sequence[Mapping]], seed: int = 0) -> dict
     a, b = fixed[easiest], fixed[hardest]
     if easiest == hardest or not a or not b:
         return None
-    lo, hi = bootstrap_mean_diff(a, b, seed=seed)
-    return {"easiest": easiest, "hardest": hardest, "value": round(sum(b) / len(b) - sum(a) / len(a), 4),
-            "ci": [round(lo, 4), round(hi, 4)]}
+    return {"easiest": easiest, "hardest": hardest, **mean_diff(a, b, seed=seed)}
 
 
 def mean_ratio(shares: Mapping[str, float]) -> float | None:

@@ -72,6 +72,13 @@ def bootstrap_mean_diff(a: Sequence[float], b: Sequence[float], n_boot: int = 20
                                  - sum(a[rng.randrange(na)] for _ in range(na)) / na for _ in range(n_boot)], level)
 
 
+def mean_diff(a: Sequence[float], b: Sequence[float], n_boot: int = 2000, seed: int = 0) -> dict:
+    """``mean(b) - mean(a)`` with its :func:`bootstrap_mean_diff` 95 % interval, as the records store a
+    difference: ``{"value": ..., "ci": [lo, hi]}``, each rounded to 4 places."""
+    lo, hi = bootstrap_mean_diff(a, b, n_boot=n_boot, seed=seed)
+    return {"value": round(sum(b) / len(b) - sum(a) / len(a), 4), "ci": [round(lo, 4), round(hi, 4)]}
+
+
 def overlaps(a: Sequence[float], b: Sequence[float]) -> bool:
     """Whether two intervals ``[lo, hi]`` share a point (then a difference is not a result)."""
     return a[0] <= b[1] and b[0] <= a[1]

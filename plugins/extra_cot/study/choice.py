@@ -32,7 +32,7 @@ from pathlib import Path
 from extra_cot.eval.client import SamplingOptions
 from extra_cot.fileio import atomic_write_json, read_jsonl
 from extra_cot.prompt import build_messages
-from extra_cot.stats import bootstrap_mean_diff
+from extra_cot.stats import mean_diff
 from extra_cot.study.report import read_grades
 from extra_cot.tokens import FIXED_RATIOS, POLICY_TOKEN, ratio_dir_name, ratio_to_token
 
@@ -124,9 +124,7 @@ def summarize(probs: Sequence[Mapping[str, float]], grades: Sequence[int],
         out["explorable"] = round(sum(p["in_nucleus"] >= 2 for p in probs) / len(probs), 4)
     if len(order) > 1:
         a, b = [expected_ratio(p) for p in by[order[0]]], [expected_ratio(p) for p in by[order[-1]]]
-        lo, hi = bootstrap_mean_diff(a, b, seed=seed)
-        out["rise"] = {"easiest": order[0], "hardest": order[-1],
-                       "value": round(sum(b) / len(b) - sum(a) / len(a), 4), "ci": [round(lo, 4), round(hi, 4)]}
+        out["rise"] = {"easiest": order[0], "hardest": order[-1], **mean_diff(a, b, seed=seed)}
     if labels is not None:
         per: dict[str, list[float]] = {}
         for p, lab in zip(probs, labels):

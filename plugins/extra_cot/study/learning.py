@@ -58,7 +58,7 @@ from extra_cot.evalsummary import (
     run_summary,
 )
 from extra_cot.experiment import Experiment
-from extra_cot.stats import bootstrap_mean_diff, bootstrap_ratio, overlaps
+from extra_cot.stats import bootstrap_ratio, mean_diff, overlaps
 from extra_cot.study import frontier as fr
 from extra_cot.study.report import FIXED, format_rise, provenance, rises
 
@@ -377,7 +377,7 @@ def settling(per_step: Sequence[Mapping], window: int | None = None) -> dict | N
     """Issue 36, item 4 ("show that the chosen-ratio curves flatten"): the mean chosen ratio of the
     rollouts in the last ``window`` steps (default a quarter of K, at least 1) against the ``window``
     steps just before them and against the first ``window`` steps, each difference with a bootstrap 95 %
-    interval over rollouts (:func:`extra_cot.stats.bootstrap_mean_diff`). ``settled``: the last move's
+    interval over rollouts (:func:`extra_cot.stats.mean_diff`). ``settled``: the last move's
     interval holds 0, i.e. the curve no longer moves beyond noise over its last ``2 x window`` steps.
     None below 2 steps. Rollouts of one step share a policy, so the interval is narrower than one over
     independent draws; read it as a check, not a test."""
@@ -390,16 +390,12 @@ def settling(per_step: Sequence[Mapping], window: int | None = None) -> dict | N
     if not (first and before and last):
         return None
 
-    def move(a: list[float], b: list[float]) -> dict:
-        return {"value": round(sum(b) / len(b) - sum(a) / len(a), 4),
-                "ci": [round(x, 4) for x in bootstrap_mean_diff(a, b)]}
-
-    last_move = move(before, last)
+    last_move = mean_diff(before, last)
     return {"window_steps": w,
             "mean_chosen_ratio": {"first": round(sum(first) / len(first), 4),
                                   "before_last": round(sum(before) / len(before), 4),
                                   "last": round(sum(last) / len(last), 4)},
-            "last_minus_before": last_move, "last_minus_first": move(first, last),
+            "last_minus_before": last_move, "last_minus_first": mean_diff(first, last),
             "settled": last_move["ci"][0] <= 0 <= last_move["ci"][1]}
 
 

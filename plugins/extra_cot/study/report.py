@@ -392,22 +392,21 @@ def render_issue36(record: Mapping) -> list[str]:
                          "(target >= 75 %)")
     fr = record.get("frontier")
     if fr:
-        pol, orc = fr["policy"], fr.get("oracle_by_grade")
+        pol = fr["policy"]
         lines += ["", "## The fixed-ratio frontier", "",
                   f"- {fr['interpolation']}; points (think tokens, accuracy): {fr['points']}",
                   (f"- policy: {pol['value']:+} {_ci(pol['ci'], 1.0, '+.4f')} above the frontier "
                    f"({pol['frontier_accuracy']}) at its {pol['think_tokens']} think tokens")]
-        if orc:
-            lines += [(f"- oracle by grade (each grade's lowest ratio within 3 points of 1.0, chosen on validation: "
-                       f"{record['runs']['oracle_by_grade']['chosen']}): "
-                       f"{orc['value']:+} {_ci(orc['ci'], 1.0, '+.4f')} at {orc['think_tokens']} think tokens; the policy "
-                       f"realizes {fr['policy_share_of_oracle_gain']} of its gain")]
-        gap = fr.get("oracle_by_grade_max_gap")
-        if gap:
-            lines += [(f"- oracle by grade, max gap (the ratio per grade with the largest frontier gap on validation: "
-                       f"{record['runs']['oracle_by_grade_max_gap']['chosen']}): "
-                       f"{gap['value']:+} {_ci(gap['ci'], 1.0, '+.4f')} at {gap['think_tokens']} think tokens; the policy "
-                       f"realizes {fr['policy_share_of_max_gap_oracle_gain']} of its gain")]
+        for name, share, label in (
+                ("oracle_by_grade", "policy_share_of_oracle_gain",
+                 "oracle by grade (each grade's lowest ratio within 3 points of 1.0, chosen on validation"),
+                ("oracle_by_grade_max_gap", "policy_share_of_max_gap_oracle_gain",
+                 "oracle by grade, max gap (the ratio per grade with the largest frontier gap on validation")):
+            orc = fr.get(name)
+            if orc:
+                lines.append(f"- {label}: {record['runs'][name]['chosen']}): {orc['value']:+} "
+                             f"{_ci(orc['ci'], 1.0, '+.4f')} at {orc['think_tokens']} think tokens; the policy "
+                             f"realizes {fr[share]} of its gain")
     return lines
 
 
