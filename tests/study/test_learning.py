@@ -183,6 +183,23 @@ def test_the_explore_step_gates_before_the_sweep(tmp_path):
         LearningConfig(min_explorable=1.5)
 
 
+def test_the_explore_step_is_done_only_when_its_file_passes_the_gate(tmp_path):
+    """choice writes its file before exiting 3: a rerun must not take the file for a passed gate."""
+    from extra_cot.study.learning import SFT_CHOICE, build_steps
+
+    cfg = LearningConfig(out=str(tmp_path / "run"), study=str(tmp_path / "study"), min_explorable=0.1)
+    explore = build_steps(cfg)[1]
+    path = tmp_path / "run" / SFT_CHOICE
+    assert "missing" in explore.check()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"explorable": 0.0, "by_grade": {}}))
+    assert "explorable 0 < --min-explorable 0.1" in explore.check()
+    path.write_text(json.dumps({"explorable": 0.1, "by_grade": {}}))
+    assert explore.check() is None
+    path.write_text(json.dumps({"by_grade": {}}))
+    assert "no numeric 'explorable'" in explore.check()
+
+
 def test_record_has_the_interface_checked_from_outside(tmp_path):
     """A synthetic run folder -> chrpo_learning.json with the issue's fields, markdown and a PNG."""
     study, root = tmp_path / "study", tmp_path / "run"

@@ -245,7 +245,7 @@ def build_steps(cfg: LearningConfig) -> list:
              "rollout's nucleus", [sys.executable, "-m", "extra_cot.study.choice", "--model", str(p.sft), "--data",
                                    str(p.questions), "--out", str(p.root / SFT_CHOICE),
                                    "--min-explorable", f"{cfg.min_explorable:g}"],
-             lambda: _missing(p.root / SFT_CHOICE), clean=[p.root / SFT_CHOICE]),
+             lambda: explore_check(p.root / SFT_CHOICE, cfg.min_explorable), clean=[p.root / SFT_CHOICE]),
         _eval_step(cfg, "sweep", f"Sweep: the SFT model at 0.2 … 1.0 on the RL questions (pass@{cfg.sweep_samples})",
                    p.sft, p.sweep, {"rl": (p.questions, cfg.n_rl)}, FIXED, cfg.sweep_samples),
         Step("build-rl", "extra-cot build-rl: verl parquet with γ*(x) and ref_full_len (quotas off)",
@@ -500,6 +500,20 @@ def build_record(root: Path) -> dict:
         "arms": arms, "sft": {"heldout": held.get("sft"), "choice_on_rl": _choice_block(choice)}, "targets": targets,
         "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
     }
+
+
+def explore_check(path: Path, min_explorable: float) -> str | None:
+    """Whether the explore step is done: its file exists and passes the gate. ``study.choice`` writes the
+    file before it exits 3, so existence alone would let a rerun walk past a failed gate into the sweep."""
+    if not path.is_file():
+        return f"missing {path}"
+    explorable = json.loads(path.read_text()).get("explorable")
+    if not isinstance(explorable, (int, float)):
+        return f"{path}: no numeric 'explorable' field"
+    if explorable < min_explorable:
+        return (f"{path}: explorable {explorable:g} < --min-explorable {min_explorable:g} (RL has no second ratio "
+                "to sample on most questions; docs/study.md)")
+    return None
 
 
 def _choice_block(path: Path) -> dict | None:
