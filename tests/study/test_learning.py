@@ -169,6 +169,26 @@ def test_the_two_arms_differ_only_in_the_estimator(tmp_path):
         LearningConfig(rollout_n=1)
 
 
+def test_arms_and_the_safe_wrong_fraction_reach_the_steps_and_the_trainer(tmp_path):
+    from extra_cot.study.learning import Paths, build_steps, train_argv
+
+    cfg = LearningConfig(out=str(tmp_path / "run"), study=str(tmp_path / "study"), arms=["chrpo"],
+                         safe_wrong_fraction=0.0)
+    names = [s.name for s in build_steps(cfg)]
+    assert [n for n in names if "grpo" in n and "chrpo" not in n] == []
+    assert {"train-chrpo", "merge-chrpo", "eval-chrpo"} <= set(names)
+    argv = train_argv(cfg, Paths(cfg), "chrpo")
+    assert "reward.reward_kwargs.chrpo.safe_wrong_fraction=0" in argv
+    # default: the preset's value, no override on the command line
+    assert not any("safe_wrong_fraction" in a for a in train_argv(LearningConfig(), Paths(LearningConfig()), "grpo"))
+    assert learning._arms("grpo, chrpo") == ["chrpo", "grpo"]
+    for bad in ("ppo", ""):
+        with pytest.raises(ValueError, match="--arms"):
+            learning._arms(bad)
+    with pytest.raises(ValueError, match="safe-wrong-fraction"):
+        LearningConfig(safe_wrong_fraction=1.0)
+
+
 def test_the_explore_step_gates_before_the_sweep(tmp_path):
     from extra_cot.study.learning import SFT_CHOICE, build_steps
 

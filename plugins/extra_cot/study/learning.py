@@ -73,6 +73,14 @@ SFT_CHOICE = "sft_choice.json"
 TIMERS = ("gen", "reward", "old_log_prob", "ref", "adv", "update_actor", "update_weights", "save_checkpoint", "step")
 
 
+def _arms(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in names if t not in ARMS]
+    if bad or not names:
+        raise ValueError(f"--arms {text!r}: use a comma list of {list(ARMS)}")
+    return [a for a in ARMS if a in names]
+
+
 @dataclass
 class LearningConfig:
     """Options of one learning run; saved as ``OUT/learning_config.json``; the fields are the flags."""
@@ -99,6 +107,14 @@ class LearningConfig:
     batch: int = option(default=8, group=RL, help="prompts per step (data.train_batch_size = ppo_mini_batch_size)")
     rollout_n: int = option(default=4, group=RL, help="rollouts per prompt (docs/method.md: n = 4)")
     lr: float = option(default=2e-5, group=RL, help="actor learning rate, both arms (default 2e-5)")
+    arms: list[str] = option(
+        default_factory=lambda: list(ARMS), cli_default=",".join(ARMS), parse=_arms, group=RL,
+        help=f"comma list of the RL arms to train and evaluate, of {list(ARMS)} (default both; one arm for an "
+             "option check on validation)")
+    safe_wrong_fraction: float | None = option(
+        default=None, group=RL,
+        help="reward.reward_kwargs.chrpo.safe_wrong_fraction for every arm: a wrong answer at a ratio >= γ*(x) "
+             "scores 1 + this (default: the preset's 0.5, i.e. 1.5; 0 pays every wrong answer 1.0, issue 36 item 4)")
     control_token_weight: float = option(
         default=0.02, group=RL,
         help="CHRPO's DeGRPO alpha for the ratio token (default 0.02: alpha x mean response length ~ 1-2, "
@@ -120,6 +136,9 @@ class LearningConfig:
     tiny: bool = False  # not a flag: the runner's CI mode
 
     def __post_init__(self) -> None:
+        if self.safe_wrong_fraction is not None and not 0 <= self.safe_wrong_fraction <= 0.99:
+            raise ValueError(f"--safe-wrong-fraction must be in [0, 0.99] (the reward's fraction), got "
+                             f"{self.safe_wrong_fraction}")
         if not 0 <= self.min_explorable <= 1:
             raise ValueError(f"--min-explorable must be in [0, 1], got {self.min_explorable}")
         if not 0 < self.rl_tolerance < 1:
@@ -207,6 +226,8 @@ def train_argv(cfg: LearningConfig, p: Paths, arm: str) -> list[str]:
     out = p.train(arm).resolve()
     arm_overrides = ([f"algorithm.chrpo.control_token_weight={cfg.control_token_weight:g}"] if arm == "chrpo"
                      else ["algorithm.adv_estimator=grpo"])
+    reward = ([] if cfg.safe_wrong_fraction is None
+              else [f"reward.reward_kwargs.chrpo.safe_wrong_fraction={cfg.safe_wrong_fraction:g}"])
     return [
         sys.executable, "-m", "extra_cot.rl.cpu_launch", str(p.sft.resolve()), str(p.rl.resolve()),
         "--metrics", str(out / "metrics.jsonl"), "--call-log", str(out / "calls.jsonl"),
@@ -218,7 +239,7 @@ def train_argv(cfg: LearningConfig, p: Paths, arm: str) -> list[str]:
         f"trainer.total_training_steps={cfg.steps}", "trainer.total_epochs=1000",
         f"trainer.save_freq={cfg.steps}", "trainer.test_freq=-1", "trainer.val_before_train=false",
         f"trainer.default_local_dir={out / 'ckpt'}", f"trainer.experiment_name=chrpo-learning-{arm}",
-        *arm_overrides,
+        *reward, *arm_overrides,
     ]
 
 
@@ -263,7 +284,7 @@ def build_steps(cfg: LearningConfig) -> list:
                           model, p.eval / name, {cfg.split: (p.held_out, n_held)}, ("policy",))
 
     steps.insert(3, held_out_eval("sft"))  # right after the sweep: the same server
-    for arm in ARMS:
+    for arm in cfg.arms:
         out, actor = p.train(arm), p.train(arm) / "ckpt" / f"global_step_{cfg.steps}" / "actor"
 
         def train_check(out=out, actor=actor) -> str | None:
@@ -280,7 +301,7 @@ def build_steps(cfg: LearningConfig) -> list:
             Step(f"merge-{arm}", f"{arm.upper()}: python -m verl.model_merger -> {p.model(arm)}",
                  merge_argv(actor, p.model(arm)), merge_check, clean=[p.model(arm)]),
         ]
-    steps += [held_out_eval(arm) for arm in ARMS]
+    steps += [held_out_eval(arm) for arm in cfg.arms]
     steps.append(Step("report", "Report: per-step curves, held-out intervals, targets, step time -> chrpo_learning.*",
                       [sys.executable, "-m", "extra_cot.study.learning", "report", "--out", str(p.root)],
                       lambda: "always refreshed"))
@@ -467,7 +488,7 @@ def build_record(root: Path) -> dict:
     held_grades = read_grades(Path(config["study"]) / "data" / f"{config['split']}.jsonl")
     per_step_rollouts = config["batch"] * config["rollout_n"]
     arms = {}
-    for arm in ARMS:
+    for arm in config.get("arms", ARMS):
         per_step = arm_steps(root / f"train_{arm}", rl_grades, per_step_rollouts)
         arms[arm] = {"per_step": per_step, "timing": timing_table(per_step), "settling": settling(per_step)}
     held, records = {}, {}
@@ -593,7 +614,9 @@ def render(rec: Mapping) -> str:
               f"{rec['report_code']['commit']} (dirty: {rec['report_code']['dirty']}) on {rec['written']}"),
              f"- machine: {rec['machine']}; load mean {rec['load']['mean']}, max {rec['load']['max']}",
              (f"- seeds: {rec['seeds']}; K = {rec['steps']}, batch {cfg['batch']} prompts x n {cfg['rollout_n']}, "
-             f"lr {cfg['lr']:g}, CHRPO control-token weight {cfg['control_token_weight']:g}"),
+             f"lr {cfg['lr']:g}, CHRPO control-token weight {cfg['control_token_weight']:g}, reward's "
+             f"safe_wrong_fraction {'the preset' if cfg.get('safe_wrong_fraction') is None else cfg['safe_wrong_fraction']}"
+             f"; arms {', '.join(cfg.get('arms', ARMS))}"),
              (f"- start: `{cfg['study']}/models/sft`; RL questions by grade {rec['rl_grades']}; RL training rows' "
              f"γ* by grade {rec['rl_train_gamma_by_grade']}"),
              f"- step wall times (s): {rec['step_wall_s']} (total {rec['total_wall_s']} s)",
