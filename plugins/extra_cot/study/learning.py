@@ -136,9 +136,13 @@ class LearningConfig:
     tiny: bool = False  # not a flag: the runner's CI mode
 
     def __post_init__(self) -> None:
-        if self.safe_wrong_fraction is not None and not 0 <= self.safe_wrong_fraction <= 0.99:
-            raise ValueError(f"--safe-wrong-fraction must be in [0, 0.99] (the reward's fraction), got "
-                             f"{self.safe_wrong_fraction}")
+        if self.safe_wrong_fraction is not None:
+            from extra_cot.rl.reward import ChrpoRewardConfig  # the reward's own bound, one source of truth
+
+            try:
+                ChrpoRewardConfig(safe_wrong_fraction=self.safe_wrong_fraction)
+            except ValueError as e:
+                raise ValueError(f"--safe-wrong-fraction {self.safe_wrong_fraction}: {e}") from e
         if not 0 <= self.min_explorable <= 1:
             raise ValueError(f"--min-explorable must be in [0, 1], got {self.min_explorable}")
         if not 0 < self.rl_tolerance < 1:
