@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from extra_cot import fileio
-from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, option
+from extra_cot.cliargs import add_dataclass_arguments, comma_subset, dataclass_from_args, option
 from extra_cot.demo.config import _STEP_LIST, until_option, vllm_args_option, vllm_reserved_cpus_option
 from extra_cot.eval.store import PREDICTION
 from extra_cot.evalsummary import (
@@ -73,12 +73,7 @@ SFT_CHOICE = "sft_choice.json"
 TIMERS = ("gen", "reward", "old_log_prob", "ref", "adv", "update_actor", "update_weights", "save_checkpoint", "step")
 
 
-def _arms(text: str) -> list[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in names if t not in ARMS]
-    if bad or not names:
-        raise ValueError(f"--arms {text!r}: use a comma list of {list(ARMS)}")
-    return [a for a in ARMS if a in names]
+_arms = comma_subset("--arms", ARMS)
 
 
 @dataclass
