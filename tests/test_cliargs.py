@@ -122,3 +122,16 @@ def test_eval_and_demo_keep_every_flag_name():
         "--base-server",
         "--n-gpus",
     }
+
+
+def test_comma_subset_keeps_the_choices_order_and_names_the_flag_on_a_bad_name():
+    from extra_cot.cliargs import comma_subset
+
+    parse = comma_subset("--pick", ("a", "b", "c"), keywords=("none",))
+    assert parse("c, a,,a") == ["a", "c"]
+    assert parse("none") == ["none"]
+    for bad in ("", "d", "a,none", " , "):
+        with pytest.raises(ValueError, match=r"--pick .*none or a comma list of \['a', 'b', 'c'\]"):
+            parse(bad)
+    with pytest.raises(ValueError, match=r"^--arms 'x': use a comma list"):
+        comma_subset("--arms", ("chrpo", "grpo"))("x")

@@ -52,6 +52,24 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def comma_subset(flag: str, choices: typing.Sequence[str], keywords: typing.Sequence[str] = ()) -> Callable[[str], list[str]]:
+    """A ``parse`` for a comma list of ``choices`` (e.g. ``--arms grpo,chrpo``): the names in the
+    order of ``choices``, duplicates and blanks dropped. A lone keyword (``auto``, ``none``) passes
+    as ``[keyword]``; anything else raises ValueError naming ``flag`` and what it accepts."""
+
+    def parse(text: str) -> list[str]:
+        names = [t.strip() for t in text.split(",") if t.strip()]
+        if len(names) == 1 and names[0] in keywords:
+            return names
+        bad = [t for t in names if t not in choices]
+        if bad or not names:
+            accepted = f"{', '.join(keywords)} or " if keywords else ""
+            raise ValueError(f"{flag} {text!r}: use {accepted}a comma list of {list(choices)}")
+        return [c for c in choices if c in names]
+
+    return parse
+
+
 @dataclasses.dataclass(frozen=True)
 class Option:
     """How one dataclass field appears on the command line."""

@@ -169,6 +169,26 @@ def test_the_two_arms_differ_only_in_the_estimator(tmp_path):
         LearningConfig(rollout_n=1)
 
 
+def test_arms_and_the_safe_wrong_fraction_reach_the_steps_and_the_trainer(tmp_path):
+    from extra_cot.study.learning import Paths, build_steps, train_argv
+
+    cfg = LearningConfig(out=str(tmp_path / "run"), study=str(tmp_path / "study"), arms=["chrpo"],
+                         safe_wrong_fraction=0.0)
+    names = [s.name for s in build_steps(cfg)]
+    assert [n for n in names if "grpo" in n and "chrpo" not in n] == []
+    assert {"train-chrpo", "merge-chrpo", "eval-chrpo"} <= set(names)
+    argv = train_argv(cfg, Paths(cfg), "chrpo")
+    assert "reward.reward_kwargs.chrpo.safe_wrong_fraction=0" in argv
+    # default: the preset's value, no override on the command line
+    assert not any("safe_wrong_fraction" in a for a in train_argv(LearningConfig(), Paths(LearningConfig()), "grpo"))
+    assert learning._arms("grpo, chrpo") == ["chrpo", "grpo"]
+    for bad in ("ppo", ""):
+        with pytest.raises(ValueError, match="--arms"):
+            learning._arms(bad)
+    with pytest.raises(ValueError, match="safe-wrong-fraction"):
+        LearningConfig(safe_wrong_fraction=1.0)
+
+
 def test_the_explore_step_gates_before_the_sweep(tmp_path):
     from extra_cot.study.learning import SFT_CHOICE, build_steps
 
@@ -181,6 +201,23 @@ def test_the_explore_step_gates_before_the_sweep(tmp_path):
     assert argv[argv.index("--min-explorable") + 1] == "0.1" and argv[argv.index("--out") + 1].endswith(SFT_CHOICE)
     with pytest.raises(ValueError, match="min-explorable"):
         LearningConfig(min_explorable=1.5)
+
+
+def test_the_explore_step_is_done_only_when_its_file_passes_the_gate(tmp_path):
+    """choice writes its file before exiting 3: a rerun must not take the file for a passed gate."""
+    from extra_cot.study.learning import SFT_CHOICE, build_steps
+
+    cfg = LearningConfig(out=str(tmp_path / "run"), study=str(tmp_path / "study"), min_explorable=0.1)
+    explore = build_steps(cfg)[1]
+    path = tmp_path / "run" / SFT_CHOICE
+    assert "missing" in explore.check()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"explorable": 0.0, "by_grade": {}}))
+    assert "explorable 0 < --min-explorable 0.1" in explore.check()
+    path.write_text(json.dumps({"explorable": 0.1, "by_grade": {}}))
+    assert explore.check() is None
+    path.write_text(json.dumps({"by_grade": {}}))
+    assert "no numeric 'explorable'" in explore.check()
 
 
 def test_record_has_the_interface_checked_from_outside(tmp_path):

@@ -15,7 +15,14 @@ import argparse
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from extra_cot.cliargs import UNSET, add_dataclass_arguments, dataclass_from_args, option, unset_fields
+from extra_cot.cliargs import (
+    UNSET,
+    add_dataclass_arguments,
+    comma_subset,
+    dataclass_from_args,
+    option,
+    unset_fields,
+)
 from extra_cot.demo.config import (
     _STEP_LIST,
     DECISIVE_BONUS,
@@ -56,14 +63,7 @@ TASK_SIZES = {"chains": {"n_sft": 960, "n_policy": 200, "n_val": 100, "n_test": 
                          "sweep_samples": 4, "policy_share": "0.5"}}
 
 
-def _alternatives(text: str) -> list[str]:
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    if names in (["auto"], ["none"]):
-        return names
-    bad = [t for t in names if t not in ALTERNATIVES]
-    if bad or not names:
-        raise ValueError(f"--alternatives {text!r}: use auto, none or a comma list of {list(ALTERNATIVES)}")
-    return [a for a in ALTERNATIVES if a in names]
+_alternatives = comma_subset("--alternatives", ALTERNATIVES, keywords=("auto", "none"))
 
 
 def parse_tolerance(text: str) -> float | None:

@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from extra_cot import fileio
-from extra_cot.cliargs import add_dataclass_arguments, dataclass_from_args, option
+from extra_cot.cliargs import add_dataclass_arguments, comma_subset, dataclass_from_args, option
 from extra_cot.demo.config import _STEP_LIST, until_option, vllm_args_option, vllm_reserved_cpus_option
 from extra_cot.eval.store import PREDICTION
 from extra_cot.evalsummary import (
@@ -73,6 +73,9 @@ SFT_CHOICE = "sft_choice.json"
 TIMERS = ("gen", "reward", "old_log_prob", "ref", "adv", "update_actor", "update_weights", "save_checkpoint", "step")
 
 
+_arms = comma_subset("--arms", ARMS)
+
+
 @dataclass
 class LearningConfig:
     """Options of one learning run; saved as ``OUT/learning_config.json``; the fields are the flags."""
@@ -99,6 +102,14 @@ class LearningConfig:
     batch: int = option(default=8, group=RL, help="prompts per step (data.train_batch_size = ppo_mini_batch_size)")
     rollout_n: int = option(default=4, group=RL, help="rollouts per prompt (docs/method.md: n = 4)")
     lr: float = option(default=2e-5, group=RL, help="actor learning rate, both arms (default 2e-5)")
+    arms: list[str] = option(
+        default_factory=lambda: list(ARMS), cli_default=",".join(ARMS), parse=_arms, group=RL,
+        help=f"comma list of the RL arms to train and evaluate, of {list(ARMS)} (default both; one arm for an "
+             "option check on validation)")
+    safe_wrong_fraction: float | None = option(
+        default=None, group=RL,
+        help="reward.reward_kwargs.chrpo.safe_wrong_fraction for every arm: a wrong answer at a ratio >= γ*(x) "
+             "scores 1 + this (default: the preset's 0.5, i.e. 1.5; 0 pays every wrong answer 1.0, issue 36 item 4)")
     control_token_weight: float = option(
         default=0.02, group=RL,
         help="CHRPO's DeGRPO alpha for the ratio token (default 0.02: alpha x mean response length ~ 1-2, "
@@ -120,6 +131,13 @@ class LearningConfig:
     tiny: bool = False  # not a flag: the runner's CI mode
 
     def __post_init__(self) -> None:
+        if self.safe_wrong_fraction is not None:
+            from extra_cot.rl.reward import ChrpoRewardConfig  # the reward's own bound, one source of truth
+
+            try:
+                ChrpoRewardConfig(safe_wrong_fraction=self.safe_wrong_fraction)
+            except ValueError as e:
+                raise ValueError(f"--safe-wrong-fraction {self.safe_wrong_fraction}: {e}") from e
         if not 0 <= self.min_explorable <= 1:
             raise ValueError(f"--min-explorable must be in [0, 1], got {self.min_explorable}")
         if not 0 < self.rl_tolerance < 1:
@@ -207,6 +225,8 @@ def train_argv(cfg: LearningConfig, p: Paths, arm: str) -> list[str]:
     out = p.train(arm).resolve()
     arm_overrides = ([f"algorithm.chrpo.control_token_weight={cfg.control_token_weight:g}"] if arm == "chrpo"
                      else ["algorithm.adv_estimator=grpo"])
+    reward = ([] if cfg.safe_wrong_fraction is None
+              else [f"reward.reward_kwargs.chrpo.safe_wrong_fraction={cfg.safe_wrong_fraction:g}"])
     return [
         sys.executable, "-m", "extra_cot.rl.cpu_launch", str(p.sft.resolve()), str(p.rl.resolve()),
         "--metrics", str(out / "metrics.jsonl"), "--call-log", str(out / "calls.jsonl"),
@@ -218,7 +238,7 @@ def train_argv(cfg: LearningConfig, p: Paths, arm: str) -> list[str]:
         f"trainer.total_training_steps={cfg.steps}", "trainer.total_epochs=1000",
         f"trainer.save_freq={cfg.steps}", "trainer.test_freq=-1", "trainer.val_before_train=false",
         f"trainer.default_local_dir={out / 'ckpt'}", f"trainer.experiment_name=chrpo-learning-{arm}",
-        *arm_overrides,
+        *reward, *arm_overrides,
     ]
 
 
@@ -245,7 +265,7 @@ def build_steps(cfg: LearningConfig) -> list:
              "rollout's nucleus", [sys.executable, "-m", "extra_cot.study.choice", "--model", str(p.sft), "--data",
                                    str(p.questions), "--out", str(p.root / SFT_CHOICE),
                                    "--min-explorable", f"{cfg.min_explorable:g}"],
-             lambda: _missing(p.root / SFT_CHOICE), clean=[p.root / SFT_CHOICE]),
+             lambda: explore_check(p.root / SFT_CHOICE, cfg.min_explorable), clean=[p.root / SFT_CHOICE]),
         _eval_step(cfg, "sweep", f"Sweep: the SFT model at 0.2 … 1.0 on the RL questions (pass@{cfg.sweep_samples})",
                    p.sft, p.sweep, {"rl": (p.questions, cfg.n_rl)}, FIXED, cfg.sweep_samples),
         Step("build-rl", "extra-cot build-rl: verl parquet with γ*(x) and ref_full_len (quotas off)",
@@ -263,7 +283,7 @@ def build_steps(cfg: LearningConfig) -> list:
                           model, p.eval / name, {cfg.split: (p.held_out, n_held)}, ("policy",))
 
     steps.insert(3, held_out_eval("sft"))  # right after the sweep: the same server
-    for arm in ARMS:
+    for arm in cfg.arms:
         out, actor = p.train(arm), p.train(arm) / "ckpt" / f"global_step_{cfg.steps}" / "actor"
 
         def train_check(out=out, actor=actor) -> str | None:
@@ -280,7 +300,7 @@ def build_steps(cfg: LearningConfig) -> list:
             Step(f"merge-{arm}", f"{arm.upper()}: python -m verl.model_merger -> {p.model(arm)}",
                  merge_argv(actor, p.model(arm)), merge_check, clean=[p.model(arm)]),
         ]
-    steps += [held_out_eval(arm) for arm in ARMS]
+    steps += [held_out_eval(arm) for arm in cfg.arms]
     steps.append(Step("report", "Report: per-step curves, held-out intervals, targets, step time -> chrpo_learning.*",
                       [sys.executable, "-m", "extra_cot.study.learning", "report", "--out", str(p.root)],
                       lambda: "always refreshed"))
@@ -467,7 +487,7 @@ def build_record(root: Path) -> dict:
     held_grades = read_grades(Path(config["study"]) / "data" / f"{config['split']}.jsonl")
     per_step_rollouts = config["batch"] * config["rollout_n"]
     arms = {}
-    for arm in ARMS:
+    for arm in config.get("arms", ARMS):
         per_step = arm_steps(root / f"train_{arm}", rl_grades, per_step_rollouts)
         arms[arm] = {"per_step": per_step, "timing": timing_table(per_step), "settling": settling(per_step)}
     held, records = {}, {}
@@ -500,6 +520,20 @@ def build_record(root: Path) -> dict:
         "arms": arms, "sft": {"heldout": held.get("sft"), "choice_on_rl": _choice_block(choice)}, "targets": targets,
         "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
     }
+
+
+def explore_check(path: Path, min_explorable: float) -> str | None:
+    """Whether the explore step is done: its file exists and passes the gate. ``study.choice`` writes the
+    file before it exits 3, so existence alone would let a rerun walk past a failed gate into the sweep."""
+    if not path.is_file():
+        return f"missing {path}"
+    explorable = json.loads(path.read_text()).get("explorable")
+    if not isinstance(explorable, (int, float)):
+        return f"{path}: no numeric 'explorable' field"
+    if explorable < min_explorable:
+        return (f"{path}: explorable {explorable:g} < --min-explorable {min_explorable:g} (RL has no second ratio "
+                "to sample on most questions; docs/study.md)")
+    return None
 
 
 def _choice_block(path: Path) -> dict | None:
@@ -579,7 +613,9 @@ def render(rec: Mapping) -> str:
               f"{rec['report_code']['commit']} (dirty: {rec['report_code']['dirty']}) on {rec['written']}"),
              f"- machine: {rec['machine']}; load mean {rec['load']['mean']}, max {rec['load']['max']}",
              (f"- seeds: {rec['seeds']}; K = {rec['steps']}, batch {cfg['batch']} prompts x n {cfg['rollout_n']}, "
-             f"lr {cfg['lr']:g}, CHRPO control-token weight {cfg['control_token_weight']:g}"),
+             f"lr {cfg['lr']:g}, CHRPO control-token weight {cfg['control_token_weight']:g}, reward's "
+             f"safe_wrong_fraction {'the preset' if cfg.get('safe_wrong_fraction') is None else cfg['safe_wrong_fraction']}"
+             f"; arms {', '.join(cfg.get('arms', ARMS))}"),
              (f"- start: `{cfg['study']}/models/sft`; RL questions by grade {rec['rl_grades']}; RL training rows' "
              f"γ* by grade {rec['rl_train_gamma_by_grade']}"),
              f"- step wall times (s): {rec['step_wall_s']} (total {rec['total_wall_s']} s)",
