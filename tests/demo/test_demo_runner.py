@@ -72,6 +72,19 @@ def test_demo_runner_failure_names_command_log_and_rerun(tmp_path):
     assert "a" in load_state(tmp_path)["steps"]  # progress is saved for the resume
 
 
+def test_a_failure_names_the_command_this_run_was_started_with(tmp_path):
+    """The study and the learning run use this runner too: their resume hint is their own command."""
+    from extra_cot.demo.runner import record_invocation
+
+    record_invocation(tmp_path, ["--study", "runs/study", "--steps", "16"], ["python", "benchmarks/chrpo_learning.py"])
+    bad = Step("boom", "fails", [sys.executable, "-c", "import sys; sys.exit(3)"], lambda: "never done")
+    with pytest.raises(StepFailed) as err:
+        run_steps(_cfg(tmp_path), [bad])
+    msg = str(err.value)
+    assert "rerun the same command (resumes here): python benchmarks/chrpo_learning.py --study runs/study --steps 16" in msg
+    assert "extra_cot.demo" not in msg
+
+
 def test_demo_runner_rejects_a_step_whose_outputs_stay_invalid(tmp_path):
     liar = Step("liar", "exits 0, writes nothing", [sys.executable, "-c", "pass"], lambda: "missing x")
     with pytest.raises(StepFailed, match="exited 0 but its outputs are not valid: missing x"):

@@ -55,7 +55,21 @@ def test_summary_counts_questions_a_sampler_can_explore():
     s = summarize([one, one, one, two], [1, 1, 4, 4])
     assert s["by_grade"]["1"]["explorable"] == 0 and s["by_grade"]["4"]["explorable"] == 0.5 and s["explorable"] == 0.25
     assert s["by_grade"]["4"]["sampled"]["0.4"] == pytest.approx(0.2)
+    assert s["group_size"] == 4 and s["by_grade"]["1"]["group_varies"] == 0
+    assert s["by_grade"]["4"]["group_varies"] == pytest.approx((1 - 0.6**4 - 0.4**4) / 2, abs=1e-4)
+    assert summarize([two], [1], group_size=2)["group_varies"] == pytest.approx(1 - 0.36 - 0.16)
     assert "explorable" not in summarize([_p(r0_2=1)], [1])
+
+
+def test_group_varies_counts_the_mass_outside_the_ratio_tokens_as_one_more_outcome():
+    from extra_cot.study.choice import group_varies
+
+    assert group_varies({"0.2": 1.0, "0.4": 0.0}, 4) == 0
+    assert group_varies({"0.2": 0.5, "0.4": 0.5}, 2) == pytest.approx(0.5)
+    # 0.9 on one ratio, 0.1 on tokens that are no ratio at all: a group can still differ
+    assert group_varies({"0.2": 0.9, "0.4": 0.0}, 4) == pytest.approx(1 - 0.9**4 - 0.1**4)
+    # larger groups differ more often
+    assert group_varies({"0.2": 0.97, "0.4": 0.03}, 8) > group_varies({"0.2": 0.97, "0.4": 0.03}, 4) > 0.1
 
 
 def test_choice_probs_reads_the_first_response_token_after_the_policy_prompt(tiny_model_dir):
@@ -116,8 +130,17 @@ def test_min_explorable_gates_with_exit_3_after_writing_the_summary(tmp_path, mo
     data.write_text("".join(json.dumps({"question": f"q{i}", "grade": 1 + i % 2}) + "\n" for i in range(4)))
     out = tmp_path / "c.json"
     assert choice.main(["--model", "m", "--data", str(data), "--out", str(out), "--min-explorable", "0.3"]) == 3
-    assert json.loads(out.read_text())["explorable"] == 0.25 and "not explorable: 0.25" in capsys.readouterr().out
+    # the gate reads group_varies: one question of four with a 0.6 / 0.4 split -> (1 - 0.6^4 - 0.4^4) / 4
+    written = json.loads(out.read_text())
+    assert written["explorable"] == 0.25 and written["group_varies"] == pytest.approx(0.2112, abs=1e-4)
+    assert "not explorable: 0.2112 of the rollout groups of 4" in capsys.readouterr().out
     assert seen == {"t": 0.7, "p": 0.9}
-    assert choice.main(["--model", "m", "--data", str(data), "--min-explorable", "0.25"]) == 0
+    assert choice.main(["--model", "m", "--data", str(data), "--min-explorable", "0.25"]) == 3
+    assert choice.main(["--model", "m", "--data", str(data), "--min-explorable", "0.2"]) == 0
+    # groups of 8 differ more often: (1 - 0.6^8 - 0.4^8) / 4 = 0.2456
+    assert choice.main(["--model", "m", "--data", str(data), "--min-explorable", "0.24"]) == 3
+    assert choice.main(["--model", "m", "--data", str(data), "--min-explorable", "0.24", "--group-size", "8"]) == 0
+    with pytest.raises(SystemExit, match="group-size"):
+        choice.main(["--model", "m", "--data", str(data), "--group-size", "1"])
     assert choice.main(["--model", "m", "--data", str(data), "--temperature", "1", "--top-p", "1"]) == 0
     assert seen == {"t": 1.0, "p": 1.0}

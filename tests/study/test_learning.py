@@ -212,12 +212,35 @@ def test_the_explore_step_is_done_only_when_its_file_passes_the_gate(tmp_path):
     path = tmp_path / "run" / SFT_CHOICE
     assert "missing" in explore.check()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"explorable": 0.0, "by_grade": {}}))
-    assert "explorable 0 < --min-explorable 0.1" in explore.check()
-    path.write_text(json.dumps({"explorable": 0.1, "by_grade": {}}))
+    at = {"temperature": 0.7, "top_p": 0.9, "group_size": 4}
+    path.write_text(json.dumps({**at, "explorable": 1.0, "group_varies": 0.0, "by_grade": {}}))
+    assert "group_varies 0 < --min-explorable 0.1" in explore.check()
+    path.write_text(json.dumps({**at, "explorable": 0.0, "group_varies": 0.1, "by_grade": {}}))
     assert explore.check() is None
-    path.write_text(json.dumps({"by_grade": {}}))
-    assert "no numeric 'explorable'" in explore.check()
+    path.write_text(json.dumps({**at, "by_grade": {}}))
+    assert "no numeric 'group_varies'" in explore.check()
+    # a file read at other sampling settings is not this run's gate
+    path.write_text(json.dumps({**at, "top_p": 1.0, "group_varies": 0.5, "by_grade": {}}))
+    assert "the run samples at" in explore.check()
+    hot = LearningConfig(out=str(tmp_path / "run"), study=str(tmp_path / "study"), rollout_temperature=1.0,
+                         rollout_top_p=1.0, rollout_n=8)
+    path.write_text(json.dumps({"temperature": 1.0, "top_p": 1.0, "group_size": 8, "group_varies": 0.2, "by_grade": {}}))
+    assert build_steps(hot)[1].check() is None and "the run samples at" in explore.check()
+
+
+def test_rollout_sampling_reaches_the_explore_step_and_both_arms(tmp_path):
+    cfg = LearningConfig(out=str(tmp_path / "run"), study=str(tmp_path / "study"), rollout_temperature=1.0,
+                         rollout_top_p=1.0, rollout_n=6)
+    explore = learning.build_steps(cfg)[1].argv
+    assert [explore[explore.index(f) + 1] for f in ("--temperature", "--top-p", "--group-size")] == ["1", "1", "6"]
+    for arm in learning.ARMS:
+        argv = learning.train_argv(cfg, learning.Paths(cfg), arm)
+        assert "actor_rollout_ref.rollout.temperature=1" in argv and "actor_rollout_ref.rollout.top_p=1" in argv
+    default = learning.train_argv(LearningConfig(), learning.Paths(LearningConfig()), "chrpo")
+    assert "actor_rollout_ref.rollout.temperature=0.7" in default and "actor_rollout_ref.rollout.top_p=0.9" in default
+    for bad in ({"rollout_temperature": 0}, {"rollout_top_p": 0}, {"rollout_top_p": 1.5}):
+        with pytest.raises(ValueError, match="rollout"):
+            LearningConfig(**bad)
 
 
 def test_record_has_the_interface_checked_from_outside(tmp_path):

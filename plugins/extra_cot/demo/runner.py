@@ -144,14 +144,18 @@ class ServerPool:
             self.server, self.model = None, None
 
 
-def _rerun_hint(cfg: DemoConfig, step: Step) -> str:
-    again = f"{sys.executable} -m extra_cot.demo --out {shlex.quote(cfg.out)}" + (" --tiny" if cfg.tiny else "")
+def _rerun_hint(cfg: DemoConfig, step: Step, state: dict | None = None) -> str:
+    """How to resume: the command of this run's last invocation (``record_invocation``: the demo, the study or
+    the learning run, as it was started), else the demo's own."""
+    invocations = (state or {}).get("invocations") or [{}]
+    again = invocations[-1].get("command") or (
+        f"{sys.executable} -m extra_cot.demo --out {shlex.quote(cfg.out)}" + (" --tiny" if cfg.tiny else ""))
     alone = display(step.argv)
     if step.serve:
         alone = (f"(with a server: {sys.executable} -m vllm.entrypoints.openai.api_server --model {step.serve} "
                  f"--served-model-name {SERVED_NAME} --port 8000{''.join(' ' + shlex.quote(a) for a in step.serve_args)})  then  "
                  + alone.replace(PORT, "8000"))
-    return f"rerun the demo (resumes here): {again}\n  or this step alone: {alone}"
+    return f"rerun the same command (resumes here): {again}\n  or this step alone: {alone}"
 
 
 def _needs_run(step: Step, index: int, steps: list[Step], state: dict, force: set[str]) -> tuple[bool, bool, str]:
@@ -310,11 +314,11 @@ def _run_one(cfg: DemoConfig, step: Step, pool: ServerPool, state: dict) -> str 
         return reason
     if code != 0:
         raise StepFailed(f"step {step.name!r} failed (exit {code}) after {wall:.0f} s\n  command: {display(argv)}\n"
-                         f"  log: {log}\n  {_rerun_hint(cfg, step)}")
+                         f"  log: {log}\n  {_rerun_hint(cfg, step, state)}")
     reason = step.check() if step.name not in ("summary", "report") else None
     if reason is not None:
         raise StepFailed(f"step {step.name!r} exited 0 but its outputs are not valid: {reason}\n  log: {log}\n"
-                         f"  {_rerun_hint(cfg, step)}")
+                         f"  {_rerun_hint(cfg, step, state)}")
     state["steps"][step.name] = {"done_at": time.time(), "wall_s": round(wall, 1), "command": display(step.argv)}
     print(f"    done in {wall:.0f} s", flush=True)
     return None

@@ -16,9 +16,12 @@ at that temperature, cut to vLLM's nucleus (the lowest-probability tokens whose 
 most ``1 - top_p`` are dropped, the top token always kept), gives per grade the sampled share of each
 ratio and ``explorable``, the share of questions with two or more ratio tokens left in the nucleus.
 A question where one ratio holds more than ``top_p`` of the tempered mass is never answered with
-another ratio: an RL rollout there cannot explore the choice, whatever the estimator.
-``--min-explorable`` turns that into a gate (the CHRPO learning run's ``explore`` step): exit 3
-(:data:`EXIT_NOT_EXPLORABLE`), after writing ``--out``, when fewer questions than that share are explorable.
+another ratio: an RL rollout there cannot explore the choice, whatever the estimator. A ratio in the
+nucleus is not enough either: a group estimator compares the ``--group-size`` rollouts of one prompt,
+so ``group_varies`` is the chance that such a group is not unanimous (:func:`group_varies`; at top_p 1
+every token is in the nucleus and ``explorable`` says nothing). ``--min-explorable`` turns the mean
+``group_varies`` into a gate (the CHRPO learning run's ``explore`` step): exit 3
+(:data:`EXIT_NOT_EXPLORABLE`), after writing ``--out``, when it is below that share.
 
 ``python -m extra_cot.study.choice --model runs/study/models/sft --data runs/study/data/test.jsonl``
 """
@@ -41,6 +44,8 @@ EXIT_NOT_EXPLORABLE = 3
 #: The evaluation's sampling defaults (``extra-cot eval``; the CHRPO preset's rollout uses the same values).
 DEFAULT_TEMPERATURE = SamplingOptions.__dataclass_fields__["temperature"].default
 DEFAULT_TOP_P = SamplingOptions.__dataclass_fields__["top_p"].default
+#: Rollouts per prompt of the CHRPO preset (``actor_rollout_ref.rollout.n``; docs/method.md Stage 3: n = 4).
+DEFAULT_GROUP_SIZE = 4
 
 
 def nucleus_probs(probs, temperature: float, top_p: float):
@@ -96,10 +101,20 @@ def expected_ratio(probs: Mapping[str, float]) -> float:
     return sum(r * probs[ratio_dir_name(r)] for r in FIXED_RATIOS)
 
 
+def group_varies(sampled: Mapping[str, float], group_size: int) -> float:
+    """The probability that ``group_size`` rollouts drawn from ``sampled`` (each ratio token's chance of being
+    drawn; the rest of the mass, other tokens, counts as one more outcome) do not all start alike:
+    ``1 - sum(q ** n)``. A group estimator (GRPO, CHRPO) sees a choice difference only in such a group."""
+    shares = [max(0.0, float(v)) for v in sampled.values()]
+    shares.append(max(0.0, 1.0 - sum(shares)))
+    return 1.0 - sum(q ** group_size for q in shares)
+
+
 def summarize(probs: Sequence[Mapping[str, float]], grades: Sequence[int],
-              labels: Sequence[float | None] | None = None, seed: int = 0) -> dict:
+              labels: Sequence[float | None] | None = None, seed: int = 0, group_size: int = DEFAULT_GROUP_SIZE) -> dict:
     """Per-grade mean choice distribution and expected ratio, the hardest-minus-easiest rise of the
-    expected ratio (bootstrap 95 % interval), and with ``labels`` the expected ratio per label."""
+    expected ratio (bootstrap 95 % interval), and with ``labels`` the expected ratio per label. Rows with
+    ``sampled`` add ``explorable`` and ``group_varies`` (:func:`group_varies` of ``group_size`` rollouts)."""
     if not probs or len(probs) != len(grades):
         raise ValueError(f"summarize needs one grade per question, got {len(probs)} and {len(grades)}")
     by: dict[str, list[Mapping[str, float]]] = {}
@@ -121,7 +136,11 @@ def summarize(probs: Sequence[Mapping[str, float]], grades: Sequence[int],
             out["by_grade"][g]["sampled"] = {ratio_dir_name(r): round(sum(p["sampled"][ratio_dir_name(r)] for p in rows)
                                                                       / len(rows), 4) for r in FIXED_RATIOS}
             out["by_grade"][g]["explorable"] = round(sum(p["in_nucleus"] >= 2 for p in rows) / len(rows), 4)
+            out["by_grade"][g]["group_varies"] = round(
+                sum(group_varies(p["sampled"], group_size) for p in rows) / len(rows), 4)
         out["explorable"] = round(sum(p["in_nucleus"] >= 2 for p in probs) / len(probs), 4)
+        out["group_size"] = group_size
+        out["group_varies"] = round(sum(group_varies(p["sampled"], group_size) for p in probs) / len(probs), 4)
     if len(order) > 1:
         a, b = [expected_ratio(p) for p in by[order[0]]], [expected_ratio(p) for p in by[order[-1]]]
         out["rise"] = {"easiest": order[0], "hardest": order[-1], **mean_diff(a, b, seed=seed)}
@@ -146,12 +165,17 @@ def main(argv: list[str] | None = None) -> int:
                         "the evaluation's and the CHRPO rollout's; 0 = greedy)")
     p.add_argument("--top-p", type=float, default=DEFAULT_TOP_P,
                    help=f"nucleus of those columns (default {DEFAULT_TOP_P:g}, the evaluation's and the CHRPO rollout's)")
+    p.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE,
+                   help=f"rollouts per prompt of the 'group_varies' column: the chance that a group of this many "
+                        f"sampled choices is not unanimous (default {DEFAULT_GROUP_SIZE}, the CHRPO preset's rollout.n)")
     p.add_argument("--min-explorable", type=float, default=None,
-                   help=f"exit {EXIT_NOT_EXPLORABLE} (after writing --out) when fewer than this share of the questions "
-                        "leave two or more ratio tokens in the nucleus: RL rollouts could not explore the choice")
+                   help=f"exit {EXIT_NOT_EXPLORABLE} (after writing --out) when 'group_varies', averaged over the "
+                        "questions, is below this: too few rollout groups would hold two different choices for RL "
+                        "to compare")
     args = p.parse_args(argv)
-    if args.temperature < 0 or not 0 < args.top_p <= 1:
-        raise SystemExit(f"need --temperature >= 0 and 0 < --top-p <= 1, got {args.temperature}, {args.top_p}")
+    if args.temperature < 0 or not 0 < args.top_p <= 1 or args.group_size < 2:
+        raise SystemExit(f"need --temperature >= 0, 0 < --top-p <= 1 and --group-size >= 2, got {args.temperature}, "
+                         f"{args.top_p}, {args.group_size}")
     grades, rows = read_grades(Path(args.data)), []
     for n, row in read_jsonl(args.data):
         if not isinstance(row.get("question"), str):
@@ -160,24 +184,25 @@ def main(argv: list[str] | None = None) -> int:
     probs = choice_probs(args.model, [r["question"] for r in rows], args.temperature, args.top_p)
     labels = [r.get("gt_ratio") for r in rows] if any("gt_ratio" in r for r in rows) else None
     summary = {"model": str(args.model), "data": str(args.data), "temperature": args.temperature, "top_p": args.top_p,
-               **summarize(probs, grades, labels)}
+               **summarize(probs, grades, labels, group_size=args.group_size)}
     if args.out:
         atomic_write_json(args.out, summary)
     for g, s in summary["by_grade"].items():
         print(f"grade {g} (n={s['n']}): expected ratio {s['expected_ratio']}, choice {s['probs']}, "
               f"argmax not 0.2 {s['argmax_not_0.2']}; sampled at T={args.temperature:g}, top_p={args.top_p:g}: "
-              f"{s['sampled']}, explorable {s['explorable']}")
+              f"{s['sampled']}, explorable {s['explorable']}, groups of {args.group_size} not unanimous "
+              f"{s['group_varies']}")
     if "rise" in summary:
         r = summary["rise"]
         print(f"rise of the expected ratio, grade {r['hardest']} - {r['easiest']}: {r['value']:+} {r['ci']}")
     if labels is not None:
         print(f"expected ratio by γ* label: {summary['expected_ratio_by_label']}")
     print(f"mean probability mass on the five ratio tokens: {summary['mean_mass']}; questions with >= 2 ratios in the "
-          f"nucleus: {summary['explorable']}")
-    if args.min_explorable is not None and summary["explorable"] < args.min_explorable:
-        print(f"not explorable: {summary['explorable']} of the questions leave a second ratio in the nucleus at "
-              f"T={args.temperature:g}, top_p={args.top_p:g} (< --min-explorable {args.min_explorable:g}); sampled "
-              f"rollouts would all choose the same ratio, so RL cannot move the choice")
+          f"nucleus: {summary['explorable']}; rollout groups of {args.group_size} not unanimous: {summary['group_varies']}")
+    if args.min_explorable is not None and summary["group_varies"] < args.min_explorable:
+        print(f"not explorable: {summary['group_varies']} of the rollout groups of {args.group_size} would hold two "
+              f"different choices at T={args.temperature:g}, top_p={args.top_p:g} (< --min-explorable "
+              f"{args.min_explorable:g}); the rest choose alike, so RL has almost nothing to compare the choice on")
         return EXIT_NOT_EXPLORABLE
     return 0
 

@@ -7,9 +7,10 @@
    (the generator is prefix-stable and its questions distinct, so none is in any study split),
    of the study's task and grades (``OUT/data/rl.jsonl``);
 2. ``explore``: ``python -m extra_cot.study.choice`` on them: the SFT model's ``<COMP_AUTO>`` choice as a
-   rollout samples it (T 0.7, top_p 0.9); the run stops here when fewer than ``--min-explorable`` of the
-   questions leave a second ratio in the nucleus, since then every rollout picks the same ratio and no
-   estimator can move the choice (``OUT/sft_choice.json``; the record's ``sft.choice_on_rl``);
+   rollout samples it (``--rollout-temperature``, ``--rollout-top-p``, groups of ``--rollout-n``); the run
+   stops here when fewer than ``--min-explorable`` of the rollout groups would hold two different choices,
+   since then the groups choose alike and no group estimator can move the choice (``OUT/sft_choice.json``;
+   the record's ``sft.choice_on_rl``);
 3. ``sweep``: the study's SFT model (``STUDY/models/sft``) at 0.2 … 1.0 on them, pass@k (vLLM);
 4. ``build-rl``: ``extra-cot build-rl`` → verl parquet with γ*(x), ``ref_full_len`` (the paper's rule, with
    ``--rl-tolerance`` as its window and calibration band; quotas off);
@@ -93,14 +94,23 @@ class LearningConfig:
     sweep_samples: int = option(default=2, group=DATA, help="samples per RL question and ratio in the sweep (pass@k)")
     min_explorable: float = option(
         default=0.05, group=DATA,
-        help="the explore step stops the run (before the sweep) when fewer than this share of the RL questions leave "
-             "two or more ratio tokens in the rollout's nucleus (T 0.7, top_p 0.9; python -m extra_cot.study.choice): "
-             "every rollout would choose the same ratio and neither arm could move it (default 0.05, a guard for that "
-             "case, not a tuned value; 0 = never stop)")
+        help="the explore step stops the run (before the sweep) when, averaged over the RL questions, the chance "
+             "that a group of --rollout-n rollouts (at --rollout-temperature / --rollout-top-p) holds two different "
+             "ratio choices is below this (python -m extra_cot.study.choice, 'group_varies'): the groups would "
+             "choose alike and neither arm could move the choice (default 0.05, a guard for that case, not a tuned "
+             "value; 0 = never stop)")
     seed: int = option(default=0, group=RL, help="verl's data.seed (prompt order), the same for both arms (default 0)")
     steps: int = option(default=16, group=RL, help="training steps K per arm (default 16)")
     batch: int = option(default=8, group=RL, help="prompts per step (data.train_batch_size = ppo_mini_batch_size)")
     rollout_n: int = option(default=4, group=RL, help="rollouts per prompt (docs/method.md: n = 4)")
+    rollout_temperature: float = option(
+        default=0.7, group=RL,
+        help="actor_rollout_ref.rollout.temperature of both arms' training rollouts, and of the explore step "
+             "(default the preset's 0.7, docs/method.md; the held-out evaluation keeps the evaluation's 0.7)")
+    rollout_top_p: float = option(
+        default=0.9, group=RL,
+        help="actor_rollout_ref.rollout.top_p of the training rollouts and the explore step (default the preset's "
+             "0.9; 1.0 lets every ratio token be drawn when the SFT choice is sharp: docs/study.md)")
     lr: float = option(default=2e-5, group=RL, help="actor learning rate, both arms (default 2e-5)")
     arms: list[str] = option(
         default_factory=lambda: list(ARMS), cli_default=",".join(ARMS), parse=_arms, group=RL,
@@ -145,6 +155,9 @@ class LearningConfig:
         for name in ("n_rl", "sweep_samples", "steps", "batch", "max_prompt_length", "max_tokens", "concurrency"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.rollout_temperature <= 0 or not 0 < self.rollout_top_p <= 1:
+            raise ValueError(f"--rollout-temperature must be > 0 and --rollout-top-p in (0, 1], got "
+                             f"{self.rollout_temperature}, {self.rollout_top_p}")
         if self.rollout_n < 2:
             raise ValueError(f"--rollout-n must be >= 2 (group estimators), got {self.rollout_n}")
         if self.lr <= 0 or self.control_token_weight < 0:
@@ -232,6 +245,8 @@ def train_argv(cfg: LearningConfig, p: Paths, arm: str) -> list[str]:
         "--metrics", str(out / "metrics.jsonl"), "--call-log", str(out / "calls.jsonl"),
         f"data.train_batch_size={cfg.batch}", f"actor_rollout_ref.actor.ppo_mini_batch_size={cfg.batch}",
         f"actor_rollout_ref.rollout.n={cfg.rollout_n}", f"data.seed={cfg.seed}",
+        f"actor_rollout_ref.rollout.temperature={cfg.rollout_temperature:g}",
+        f"actor_rollout_ref.rollout.top_p={cfg.rollout_top_p:g}",
         f"data.max_prompt_length={cfg.max_prompt_length}", f"data.max_response_length={cfg.max_tokens}",
         f"actor_rollout_ref.rollout.max_model_len={cfg.max_model_len}",
         f"actor_rollout_ref.actor.optim.lr={cfg.lr:g}",
@@ -264,8 +279,10 @@ def build_steps(cfg: LearningConfig) -> list:
         Step("explore", "Can RL explore the choice? The SFT model's <COMP_AUTO> choice on the RL questions, within the "
              "rollout's nucleus", [sys.executable, "-m", "extra_cot.study.choice", "--model", str(p.sft), "--data",
                                    str(p.questions), "--out", str(p.root / SFT_CHOICE),
+                                   "--temperature", f"{cfg.rollout_temperature:g}", "--top-p",
+                                   f"{cfg.rollout_top_p:g}", "--group-size", str(cfg.rollout_n),
                                    "--min-explorable", f"{cfg.min_explorable:g}"],
-             lambda: explore_check(p.root / SFT_CHOICE, cfg.min_explorable), clean=[p.root / SFT_CHOICE]),
+             lambda: explore_check(p.root / SFT_CHOICE, cfg), clean=[p.root / SFT_CHOICE]),
         _eval_step(cfg, "sweep", f"Sweep: the SFT model at 0.2 … 1.0 on the RL questions (pass@{cfg.sweep_samples})",
                    p.sft, p.sweep, {"rl": (p.questions, cfg.n_rl)}, FIXED, cfg.sweep_samples),
         Step("build-rl", "extra-cot build-rl: verl parquet with γ*(x) and ref_full_len (quotas off)",
@@ -522,17 +539,23 @@ def build_record(root: Path) -> dict:
     }
 
 
-def explore_check(path: Path, min_explorable: float) -> str | None:
-    """Whether the explore step is done: its file exists and passes the gate. ``study.choice`` writes the
-    file before it exits 3, so existence alone would let a rerun walk past a failed gate into the sweep."""
+def explore_check(path: Path, cfg: LearningConfig) -> str | None:
+    """Whether the explore step is done: its file exists, was read at the run's rollout sampling and passes
+    the gate. ``study.choice`` writes the file before it exits 3, so existence alone would let a rerun walk
+    past a failed gate into the sweep."""
     if not path.is_file():
         return f"missing {path}"
-    explorable = json.loads(path.read_text()).get("explorable")
-    if not isinstance(explorable, (int, float)):
-        return f"{path}: no numeric 'explorable' field"
-    if explorable < min_explorable:
-        return (f"{path}: explorable {explorable:g} < --min-explorable {min_explorable:g} (RL has no second ratio "
-                "to sample on most questions; docs/study.md)")
+    summary = json.loads(path.read_text())
+    read_at = {k: summary.get(k) for k in ("temperature", "top_p", "group_size")}
+    wanted = {"temperature": cfg.rollout_temperature, "top_p": cfg.rollout_top_p, "group_size": cfg.rollout_n}
+    if read_at != wanted:
+        return f"{path}: read at {read_at}, the run samples at {wanted}"
+    varies = summary.get("group_varies")
+    if not isinstance(varies, (int, float)):
+        return f"{path}: no numeric 'group_varies' field"
+    if varies < cfg.min_explorable:
+        return (f"{path}: group_varies {varies:g} < --min-explorable {cfg.min_explorable:g} (the rollout groups "
+                "would choose alike; docs/study.md)")
     return None
 
 
@@ -542,7 +565,8 @@ def _choice_block(path: Path) -> dict | None:
         return None
     s = json.loads(path.read_text())
     return {"temperature": s.get("temperature"), "top_p": s.get("top_p"), "explorable": s.get("explorable"),
-            "by_grade": {g: {k: v[k] for k in ("n", "probs", "sampled", "explorable") if k in v}
+            "group_size": s.get("group_size"), "group_varies": s.get("group_varies"),
+            "by_grade": {g: {k: v[k] for k in ("n", "probs", "sampled", "explorable", "group_varies") if k in v}
                          for g, v in s["by_grade"].items()}}
 
 
@@ -601,7 +625,9 @@ def _choice_lines(choice: Mapping | None) -> list[str]:
         return []
     grades = "; ".join(f"grade {g}: {v.get('sampled')}" for g, v in choice["by_grade"].items())
     return [(f"- the SFT model's `<COMP_AUTO>` choice on the RL questions, as a rollout samples it (T {choice['temperature']}, "
-             f"top_p {choice['top_p']}): {grades}; questions with two or more ratios in the nucleus: {choice['explorable']}")]
+             f"top_p {choice['top_p']}): {grades}; questions with two or more ratios in the nucleus: {choice['explorable']}"
+             + ("" if choice.get("group_varies") is None else
+                f"; rollout groups of {choice['group_size']} not unanimous: {choice['group_varies']}"))]
 
 
 def render(rec: Mapping) -> str:
@@ -613,6 +639,7 @@ def render(rec: Mapping) -> str:
               f"{rec['report_code']['commit']} (dirty: {rec['report_code']['dirty']}) on {rec['written']}"),
              f"- machine: {rec['machine']}; load mean {rec['load']['mean']}, max {rec['load']['max']}",
              (f"- seeds: {rec['seeds']}; K = {rec['steps']}, batch {cfg['batch']} prompts x n {cfg['rollout_n']}, "
+             f"rollouts at T {cfg.get('rollout_temperature', 0.7):g}, top_p {cfg.get('rollout_top_p', 0.9):g}, "
              f"lr {cfg['lr']:g}, CHRPO control-token weight {cfg['control_token_weight']:g}, reward's "
              f"safe_wrong_fraction {'the preset' if cfg.get('safe_wrong_fraction') is None else cfg['safe_wrong_fraction']}"
              f"; arms {', '.join(cfg.get('arms', ARMS))}"),
