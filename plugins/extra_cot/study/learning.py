@@ -61,6 +61,7 @@ from extra_cot.evalsummary import (
 from extra_cot.experiment import Experiment
 from extra_cot.stats import bootstrap_ratio, mean_diff, overlaps
 from extra_cot.study import frontier as fr
+from extra_cot.study.choice import DEFAULT_GROUP_SIZE, DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from extra_cot.study.report import FIXED, format_rise, provenance, rises
 
 DEFAULT_OUT = "runs/chrpo_learning"
@@ -102,13 +103,13 @@ class LearningConfig:
     seed: int = option(default=0, group=RL, help="verl's data.seed (prompt order), the same for both arms (default 0)")
     steps: int = option(default=16, group=RL, help="training steps K per arm (default 16)")
     batch: int = option(default=8, group=RL, help="prompts per step (data.train_batch_size = ppo_mini_batch_size)")
-    rollout_n: int = option(default=4, group=RL, help="rollouts per prompt (docs/method.md: n = 4)")
+    rollout_n: int = option(default=DEFAULT_GROUP_SIZE, group=RL, help="rollouts per prompt (docs/method.md: n = 4)")
     rollout_temperature: float = option(
-        default=0.7, group=RL,
+        default=DEFAULT_TEMPERATURE, group=RL,
         help="actor_rollout_ref.rollout.temperature of both arms' training rollouts, and of the explore step "
              "(default the preset's 0.7, docs/method.md; the held-out evaluation keeps the evaluation's 0.7)")
     rollout_top_p: float = option(
-        default=0.9, group=RL,
+        default=DEFAULT_TOP_P, group=RL,
         help="actor_rollout_ref.rollout.top_p of the training rollouts and the explore step (default the preset's "
              "0.9; 1.0 lets every ratio token be drawn when the SFT choice is sharp: docs/study.md)")
     lr: float = option(default=2e-5, group=RL, help="actor learning rate, both arms (default 2e-5)")
@@ -639,7 +640,8 @@ def render(rec: Mapping) -> str:
               f"{rec['report_code']['commit']} (dirty: {rec['report_code']['dirty']}) on {rec['written']}"),
              f"- machine: {rec['machine']}; load mean {rec['load']['mean']}, max {rec['load']['max']}",
              (f"- seeds: {rec['seeds']}; K = {rec['steps']}, batch {cfg['batch']} prompts x n {cfg['rollout_n']}, "
-             f"rollouts at T {cfg.get('rollout_temperature', 0.7):g}, top_p {cfg.get('rollout_top_p', 0.9):g}, "
+             f"rollouts at T {cfg.get('rollout_temperature', DEFAULT_TEMPERATURE):g}, "
+             f"top_p {cfg.get('rollout_top_p', DEFAULT_TOP_P):g}, "
              f"lr {cfg['lr']:g}, CHRPO control-token weight {cfg['control_token_weight']:g}, reward's "
              f"safe_wrong_fraction {'the preset' if cfg.get('safe_wrong_fraction') is None else cfg['safe_wrong_fraction']}"
              f"; arms {', '.join(cfg.get('arms', ARMS))}"),
