@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare-model": ("extra_cot.sft.prepare", "Stage 2: add control tokens to a model and init their rows"),
     "eval": ("extra_cot.eval.cli", "Evaluation: ratio sweep against an OpenAI-compatible server"),
     "plot": ("extra_cot.eval.plot", "Evaluation: plots of an eval output tree"),
+    "summarize": ("extra_cot.evalsummary", "Evaluation: accuracy and think tokens per grade of eval runs"),
     "build-rl": ("extra_cot.rl.build_rl", "Stage 3: verl parquet (gt_ratio, ref_full_len) from sweeps"),
 }
 

@@ -5,15 +5,21 @@ One run = one ``extra-cot eval`` output folder (``prediction.json``, records wit
 :func:`run_summary` gives accuracy (Wilson 95 %), think tokens (bootstrap 95 %), per grade, and the
 chosen ratios (the leading control token of each output) overall and per grade, with the rise of
 the mean chosen ratio from the easiest to the hardest grade (bootstrap 95 %).
+
+``extra-cot summarize RUN_DIR ... --grades DATA.jsonl`` prints that summary for any eval run
+folders (a Markdown table per run, or ``--json``), so a per-grade read of a run is a command.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from extra_cot.cliargs import USER_ERRORS, user_error_line
 from extra_cot.eval.store import METRICS, PREDICTION
 from extra_cot.fileio import read_jsonl
 from extra_cot.stats import bootstrap_mean, mean_diff, wilson
@@ -124,7 +130,7 @@ def read_grades(path: Path) -> list[int]:
 def eval_records(run_dir: Path) -> list[dict]:
     path = run_dir / PREDICTION
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run the study's evaluation steps first")
+        raise FileNotFoundError(f"{path} is missing: not an extra-cot eval run folder, or its evaluation has not run")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -141,3 +147,60 @@ def link_realized(runs: Mapping[str, dict]) -> None:
         summary["realized_ratio"] = round(summary["think_tokens"] / own, 4) if own else None
 
 
+
+
+EXAMPLES = """examples:
+  extra-cot summarize runs/study/eval/test/policy --grades runs/study/data/test.jsonl
+  extra-cot summarize runs/a/test/0.4 runs/b/test/0.4 --grades runs/study/data/test.jsonl --json
+"""
+
+
+def render(name: str, summary: Mapping) -> str:
+    """One run's :func:`run_summary` as Markdown: the overall line and a per-grade table."""
+    lo, hi = summary["accuracy_ci"]
+    lines = [f"## {name}", "",
+             (f"n {summary['n']}: accuracy {100 * summary['accuracy']:.1f} % [{100 * lo:.1f}, {100 * hi:.1f}], "
+              f"think tokens {summary['think_tokens']:.1f}; chosen {summary['chosen']}"), "",
+             "grade | n | accuracy % [95 % CI] | think tokens | chosen", "--- | --- | --- | --- | ---"]
+    for g, row in summary["by_grade"].items():
+        glo, ghi = row["accuracy_ci"]
+        lines.append(f"{g} | {row['n']} | {100 * row['accuracy']:.1f} [{100 * glo:.1f}, {100 * ghi:.1f}] | "
+                     f"{row['think_tokens']:.1f} | {summary['chosen_by_grade'][g]}")
+    return "\n".join(lines) + "\n"
+
+
+def summarize(run_dir: Path, grades: Sequence[int], grades_path: Path) -> dict:
+    """:func:`run_summary` of one eval run folder; a record without the fields it reads, or whose
+    ``index`` has no row in the grades file, is an error naming the file and the record."""
+    records, where = eval_records(run_dir), run_dir / PREDICTION
+    for k, rec in enumerate(records):
+        missing = [f for f in ("index", "correct", "think_tokens") if f not in rec]
+        if missing:
+            raise ValueError(f"{where}: record {k} has no field {missing[0]!r}")
+        if not isinstance(rec["index"], int) or not 0 <= rec["index"] < len(grades):
+            raise ValueError(f"{where}: record {k}: index {rec['index']!r} has no row in {grades_path} "
+                             f"({len(grades)} rows): pass the data file the run evaluated")
+    return run_summary(records, grades)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="extra-cot summarize", description=__doc__, epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="+", type=Path,
+                   help="extra-cot eval run folders (OUT/<dataset>/<ratio>, each with prediction.json)")
+    p.add_argument("--grades", type=Path, required=True,
+                   help="the JSONL the runs evaluated; every row needs an integer 'grade' (the study's data/<split>.jsonl)")
+    p.add_argument("--json", action="store_true", help="print the summaries as JSON instead of Markdown")
+    args = p.parse_args(argv)
+    try:
+        grades = read_grades(args.grades)
+        out = {str(d): summarize(d, grades, args.grades) for d in args.runs}
+    except USER_ERRORS as err:
+        print(f"extra-cot summarize: {user_error_line(err)}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, indent=1) if args.json else "\n".join(render(k, v) for k, v in out.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,6 +13,7 @@ from extra_cot.study.learning import (
     Paths,
     compute_targets,
     efficient,
+    gamma_totals,
     held_out,
     settling,
     step_chunks,
@@ -80,6 +81,17 @@ def test_step_summary_counts_choices_per_grade_and_the_efficient_share():
     assert s["correct"] == round(4 / 6, 4)
     assert s["tiers"] == {"0": round(1 / 6, 4), "1": round(1 / 6, 4), "2": round(4 / 6, 4)}
     assert s["think_tokens"] == 40.0
+    # against γ*: the untagged rollout cannot be placed; at or above: index 0 (0.2 = γ*), 2 (0.8 = γ*), 3 (1.0 > 0.8)
+    assert s["gamma_counts"] == {"placed": 5, "at_or_above": 3, "wrong_at_or_above": 0}
+
+
+def test_gamma_totals_sum_the_steps_and_count_wrong_answers_at_or_above_gamma():
+    one = step_summary(1, [_reward(0, 0.6, False, gt=0.4), _reward(0, 0.4, True, gt=0.4),
+                           _reward(0, 0.2, False, gt=0.4), _reward(0, 0.8, True, gt=None)], [1])
+    two = step_summary(2, [_reward(0, 1.0, False, gt=0.4), _reward(0, 0.2, True, gt=0.4)], [1])
+    assert one["gamma_counts"] == {"placed": 3, "at_or_above": 2, "wrong_at_or_above": 1}
+    assert gamma_totals([one, two]) == {"placed": 5, "at_or_above": 3, "wrong_at_or_above": 2, "at_or_above_share": 0.6}
+    assert gamma_totals([step_summary(1, [_reward(0, -1.0, False)], [1])])["at_or_above_share"] is None
 
 
 def test_efficient_needs_correct_a_ratio_and_a_gamma():
@@ -281,6 +293,10 @@ def test_record_has_the_interface_checked_from_outside(tmp_path):
     assert saved["sft"]["choice_on_rl"] is None  # no explore step output in this folder
     assert {"window_steps", "last_minus_before", "last_minus_first", "settled"} <= set(saved["arms"]["chrpo"]["settling"])
     assert "## Did the choice settle?" in (tmp_path / "results" / "chrpo_learning.md").read_text()
+    # rollouts 0, 2, 4, 6 chose 0.6 = γ*; of those 2 and 4 are wrong (correct where i % 3 == 0)
+    assert saved["arms"]["grpo"]["against_gamma"] == {"placed": 8, "at_or_above": 4, "wrong_at_or_above": 2,
+                                                      "at_or_above_share": 0.5}
+    assert "grpo | 8 | 4 | 50.0 % | 2" in (tmp_path / "results" / "chrpo_learning.md").read_text()
     assert "No frontier gap" in (tmp_path / "results" / "chrpo_learning.md").read_text()
     # a varied-task study's record keeps its own name in RESULTS; the run folder's copy is always chrpo_learning
     (study / "data" / "data_config.json").write_text(json.dumps({"seed": 0, "task": "varied"}))

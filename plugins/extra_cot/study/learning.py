@@ -349,6 +349,27 @@ def efficient(record: Mapping) -> bool:
     return bool(record["correct"]) and ratio >= 0 and gt is not None and ratio <= float(gt) + 1e-9
 
 
+def at_or_above_gamma(record: Mapping) -> bool | None:
+    """The rollout chose γ*(x) or a higher ratio; None where that cannot be said (no γ* for the
+    question, or no fixed-ratio token chosen)."""
+    ratio, gt = float(record["ratio"]), record.get("gt_ratio")
+    return None if gt is None or ratio < 0 else ratio >= float(gt) - 1e-9
+
+
+def gamma_counts(records: Sequence[Mapping]) -> dict[str, int]:
+    """Rollouts that can be placed against γ* (``placed``), those at or above it, and the wrong ones
+    among those: where the reward's ``safe_wrong_fraction`` pays a wrong answer."""
+    placed = [r for r in records if at_or_above_gamma(r) is not None]
+    above = [r for r in placed if at_or_above_gamma(r)]
+    return {"placed": len(placed), "at_or_above": len(above), "wrong_at_or_above": sum(not r["correct"] for r in above)}
+
+
+def gamma_totals(per_step: Sequence[Mapping]) -> dict:
+    """:func:`gamma_counts` summed over an arm's steps, with the share at or above γ*."""
+    total = {k: sum(s["gamma_counts"][k] for s in per_step) for k in ("placed", "at_or_above", "wrong_at_or_above")}
+    return {**total, "at_or_above_share": round(total["at_or_above"] / total["placed"], 4) if total["placed"] else None}
+
+
 def step_summary(step: int, records: Sequence[Mapping], grades: Sequence[int]) -> dict:
     """One step's rollouts: reward, tiers, chosen ratio (overall, per grade), efficiency, think tokens."""
     n = len(records)
@@ -370,6 +391,7 @@ def step_summary(step: int, records: Sequence[Mapping], grades: Sequence[int]) -
         "chosen_by_grade": chosen_by_grade,
         "mean_chosen_ratio_by_grade": {g: mean_ratio(d) for g, d in chosen_by_grade.items()},
         "gamma_or_lower_correct": round(sum(efficient(r) for r in records) / n, 4),
+        "gamma_counts": gamma_counts(records),
         "think_tokens": round(sum(float(r["think_tokens"]) for r in records) / n, 2),
     }
 
@@ -507,7 +529,8 @@ def build_record(root: Path) -> dict:
     arms = {}
     for arm in config.get("arms", ARMS):
         per_step = arm_steps(root / f"train_{arm}", rl_grades, per_step_rollouts)
-        arms[arm] = {"per_step": per_step, "timing": timing_table(per_step), "settling": settling(per_step)}
+        arms[arm] = {"per_step": per_step, "timing": timing_table(per_step), "settling": settling(per_step),
+                     "against_gamma": gamma_totals(per_step)}
     held, records = {}, {}
     for name in MODELS:
         run = root / "eval" / name / config["split"] / "policy"
@@ -670,6 +693,13 @@ def render(rec: Mapping) -> str:
                          f"{st['last_minus_before']['value']:+.3f} {_ci(st['last_minus_before']['ci'], 1, '.3f')} | "
                          f"{st['last_minus_first']['value']:+.3f} {_ci(st['last_minus_first']['ci'], 1, '.3f')} | "
                          f"{'yes' if st['settled'] else 'NO'}")
+    lines += ["", "## Training rollouts against γ* (all steps; rollouts with a γ* and a fixed-ratio token)", "",
+              "arm | placed | at or above γ* | share | wrong at or above γ*", "--- | --- | --- | --- | ---"]
+    for arm, data in rec["arms"].items():
+        g = data.get("against_gamma")
+        if g:
+            share = "-" if g["at_or_above_share"] is None else f"{100 * g['at_or_above_share']:.1f} %"
+            lines.append(f"{arm} | {g['placed']} | {g['at_or_above']} | {share} | {g['wrong_at_or_above']}")
     lines += ["", "## Held out, policy mode (`<COMP_AUTO>`; 95 % intervals: Wilson, bootstrap, paired bootstrap)", "",
               ("model | accuracy % [CI] | think tokens [CI] | acc per 1k tokens [CI] | chosen | mean ratio by grade "
                "| rise hardest - easiest [CI] | frontier gap [CI]"),
