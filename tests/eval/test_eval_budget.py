@@ -100,6 +100,28 @@ def test_think_budget_closes_every_block_within_the_budget(vllm_server, tiny_tok
 
 
 @pytest.mark.slow
+def test_s1_mode_cuts_at_the_budget_then_answers_after_the_cue(vllm_server, tiny_tokenizer, tmp_path):
+    """s1-style budget forcing against the real server: the think phase stops at the budget
+    (``max_tokens``), the block is closed by the client, and the answer phase continues the turn
+    after the cue for at most ``--answer-max-tokens`` tokens."""
+    from extra_cot.eval.client import DEFAULT_ANSWER_CUE
+
+    data = gsm_file(tmp_path / "g.jsonl", 3)
+    out = tmp_path / "s1"
+    assert _eval(vllm_server, out, data, tiny_tokenizer, "--think-budget", str(BUDGET), "--think-budget-mode", "s1",
+                 "--answer-max-tokens", "4") == 0
+    preds, metrics = _run(out)
+    assert len(preds) == 3 and (metrics["think_budget"], metrics["think_budget_mode"]) == (BUDGET, "s1")
+    for r in preds:
+        span = think_span(r["output"])
+        assert span.closed and r["output"].startswith(forced_prefix(0.2)), r["output"]
+        assert 0 < len(tiny_tokenizer.encode(span.block, add_special_tokens=False)) <= BUDGET, r["output"]
+        assert span.answer.startswith(DEFAULT_ANSWER_CUE), r["output"]
+        tail = span.answer[len(DEFAULT_ANSWER_CUE):]
+        assert tail.isdigit() and 0 < len(tiny_tokenizer.encode(tail, add_special_tokens=False)) <= 4, r["output"]
+
+
+@pytest.mark.slow
 def test_think_budget_counts_exactly_the_think_tokens(vllm_server, tiny_tokenizer):
     """vLLM's own count, from the returned token ids: the think tokens after ``<think>`` (the
     prefilled newline included) are exactly the budget when the model would go on."""

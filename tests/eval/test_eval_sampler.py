@@ -1,6 +1,6 @@
 """`extra-cot eval` against a fake OpenAI server (httpx ``MockTransport``): the explicit sampler in
-every request body, ``eval_config.json``, ``--force-control`` prefill, echo fidelity, and the stop on
-a reasoning-parser server. The whole CLI runs; only the network is replaced."""
+every request body, ``eval_config.json``, ``--force-control`` prefill, echo fidelity, s1-style budget
+forcing (``--think-budget-mode s1``), and the stop on a reasoning-parser server. The whole CLI runs; only the network is replaced."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def fake_server(monkeypatch):
             return httpx.Response(200, json={"count": len(json.loads(request.content)["prompt"].split())})
         body = json.loads(request.content)
         bodies.append(body)
-        message = {"role": "assistant", "content": settings["content"], **settings["message_extra"]}
+        content = settings["content"](body) if callable(settings["content"]) else settings["content"]
+        message = {"role": "assistant", "content": content, **settings["message_extra"]}
         return httpx.Response(200, json={"choices": [{"index": i, "message": message} for i in range(body["n"])]})
 
     transport = httpx.MockTransport(handler)
@@ -108,3 +109,43 @@ def test_reasoning_parser_server_stops_the_sweep(fake_server, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert field in err and "without --reasoning-parser" in err
     assert not (tmp_path / "o" / "g" / "0.2" / "metrics.json").exists()
+
+
+def test_s1_budget_forcing_cuts_closes_cues_and_answers(fake_server, tmp_path, capsys):
+    bodies, settings = fake_server
+    cue = "The answer is \\boxed{"
+    # the think phase goes on past the budget (the server stops it at max_tokens); the answer phase writes the box
+    settings["content"] = lambda body: "5}." if body["messages"][-1]["content"].endswith(cue) else "Two more, and\n"
+    out = tmp_path / "o"
+    argv = ["--output_dir", str(out), "--dataset", f"g={_gsm(tmp_path / 'g.jsonl', 4)}", "--ratios", "base",
+            "--n-samples", "2", "--think-budget", "5", "--tokenizer", ""]
+    assert main([*argv, "--think-budget-mode", "s1"]) == 0
+    think = [b for b in bodies if b["messages"][-1]["content"] == "<think>\n"]
+    answer = [b for b in bodies if b not in think]
+    assert len(think) == 4 and len(answer) == 8  # one answer request per sample
+    for body in think:
+        assert (body["max_tokens"], body["stop"], body["n"]) == (5, ["</think>"], 2)
+        assert body["continue_final_message"] is True and "thinking_token_budget" not in body
+    for body in answer:
+        assert body["messages"][-1] == {"role": "assistant", "content": "<think>\nTwo more, and</think>\n\n" + cue}
+        assert (body["max_tokens"], body["n"], body["continue_final_message"]) == (16, 1, True)
+        assert "stop" not in body and "thinking_token_budget" not in body
+    pred = json.loads((out / "g" / "base" / "prediction.json").read_text())
+    assert len(pred) == 8 and all(r["output"] == "<think>\nTwo more, and</think>\n\n" + cue + "5}." for r in pred)
+    assert [r["correct"] for r in pred if r["sample"] == 0] == [False, False, False, True]  # gold i + 2: 5 at i = 3
+    assert all(r["think_tokens"] == 3 for r in pred)  # the server's /tokenize of "Two more, and"; the box line is free
+    metrics = json.loads((out / "g" / "base" / "metrics.json").read_text())
+    assert (metrics["think_budget"], metrics["think_budget_mode"]) == (5, "s1")
+    # the same budget enforced by the server is another setting: resuming into this run is refused
+    assert main([*argv, "--think-budget-mode", "server"]) == 2
+    assert "--think-budget-mode s1, this run asks server" in capsys.readouterr().err
+
+
+def test_server_budget_mode_sends_the_budget_and_s1_needs_a_positive_one(fake_server, tmp_path, capsys):
+    bodies, _ = fake_server
+    data = f"g={_gsm(tmp_path / 'g.jsonl', 1)}"
+    assert main(["--output_dir", str(tmp_path / "a"), "--dataset", data, "--ratios", "base", "--think-budget", "7"]) == 0
+    assert bodies[0]["thinking_token_budget"] == 7 and "stop" not in bodies[0] and len(bodies) == 1
+    assert main(["--output_dir", str(tmp_path / "b"), "--dataset", data, "--think-budget", "0",
+                 "--think-budget-mode", "s1"]) == 2
+    assert "--think-budget-mode s1 needs --think-budget >= 1" in capsys.readouterr().err

@@ -62,6 +62,13 @@ def test_the_forcing_budget_is_each_ratios_mean_think_tokens_on_the_same_split(t
         assert (opt["--port"], opt["--tokenizer"], opt["--max-tokens"], opt["--concurrency"]) == (
             "8123", "/m/no_control", "300", "4")
         assert forcing.run_dir(out, split, ratio) == Path(opt["--output_dir"]) / split / "base"
+        assert opt["--think-budget-mode"] == "s1"  # s1's forcing unless --mode server
+    assert json.loads((out / forcing.BUDGETS_NAME).read_text())["mode"] == "s1" and forcing.mode_stale(out) is None
+    calls.clear()
+    assert forcing.main(["--eval", str(tmp_path / "eval"), "--out", str(out), "--dataset", "val=/d/val.jsonl",
+                         "--port", "1", "--tokenizer", "/m", "--mode", "server"]) == 0
+    assert all(a[a.index("--think-budget-mode") + 1] == "server" for a in calls)
+    assert "forced in mode 'server', the study forces in 's1'" in forcing.mode_stale(out)
 
 
 def test_forcing_stops_on_a_missing_method_run_and_on_a_failed_eval(tmp_path, monkeypatch, capsys):
@@ -231,8 +238,9 @@ def test_alternatives_default_to_both_on_chains_and_none_on_varied(tmp_path):
     from extra_cot.study.config import StudyConfig, config_from_args, parser
 
     names = list(_steps(tmp_path, task="chains"))
-    mine = [s for a in ("forcing", "blind") for s in alt.STEPS[a]]
-    assert names[names.index("eval") + 1:] == [*mine, "report"]  # after the method's evaluation
+    mine = [s for a in ("blind", "forcing") for s in alt.STEPS[a]]
+    # after the method's evaluation; the blind trainings before the forcing (redoing it must not redo them)
+    assert names[names.index("eval") + 1:] == [*mine, "report"]
     assert not set(mine) & set(_steps(tmp_path))  # varied: the study as it was
     assert StudyConfig(task="chains").alternatives == ["forcing", "blind"] and StudyConfig().alternatives == []
     for flag, want in (("forcing", ["forcing"]), ("blind,forcing", ["forcing", "blind"]), ("none", []), ("auto", [])):
@@ -280,6 +288,7 @@ def test_the_blind_steps_run_the_blind_scorer_without_bonuses_and_train_as_the_m
 
 def test_the_forcing_step_serves_the_baseline_with_the_reasoning_config_on_every_split(tmp_path):
     from extra_cot.eval.server import reasoning_config_args
+    from extra_cot.study.config import StudyConfig
 
     steps = _steps(tmp_path, task="chains", splits=["val", "test"], max_tokens=321)
     step = steps["budget-forcing"]
@@ -291,6 +300,19 @@ def test_the_forcing_step_serves_the_baseline_with_the_reasoning_config_on_every
     assert argv[argv.index("--eval") + 1] == steps["eval"].argv[steps["eval"].argv.index("--output_dir") + 1]
     assert argv[argv.index("--max-tokens") + 1] == "321" and argv[argv.index("--port") + 1] == "{port}"
     assert step.check() is not None  # nothing evaluated yet
+    assert argv[argv.index("--mode") + 1] == "s1"  # in the command: a folder forced in another mode is redone
+    # every forced run written, but by the server's cut (a budgets.json from before the mode was recorded): not done
+    cfg = StudyConfig(out=str(tmp_path), task="chains")
+    for split, n in (("val", cfg.n_val), ("test", cfg.n_test)):
+        for r in FIXED:
+            run = forcing.run_dir(tmp_path / "eval_forced", split, r)
+            run.mkdir(parents=True)
+            (run / "metrics.json").write_text(json.dumps({"n": n}))
+    budgets = tmp_path / "eval_forced" / forcing.BUDGETS_NAME
+    budgets.write_text(json.dumps({"budgets": {}}))
+    assert "forced in mode 'server'" in step.check()
+    budgets.write_text(json.dumps({"budgets": {}, "mode": "s1"}))
+    assert step.check() is None
     assert _steps(tmp_path, task="chains", splits=["test"])["budget-forcing"].argv.count("--dataset") == 1
 
 

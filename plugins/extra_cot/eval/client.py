@@ -62,6 +62,12 @@ def _json_object(text: str) -> dict:
 
 _SAMPLING = "sampling (docs/method.md defaults)"
 
+#: ``--think-budget-mode`` values: who enforces ``--think-budget`` (see the option's help).
+BUDGET_MODES = ("server", "s1")
+#: ``--answer-cue`` default: the project's answer line up to the box (``prompt.build_response``'s
+#: answers end in "The answer is \\boxed{..}."), so the forced answer is the box's content.
+DEFAULT_ANSWER_CUE = "The answer is \\boxed{"
+
 
 @dataclass
 class SamplingOptions:
@@ -97,6 +103,24 @@ class SamplingOptions:
         "needs the think markers as --reasoning-config (see the examples below), not --reasoning-parser, "
         "which moves the think block out of the reply",
     )
+    think_budget_mode: str = option(
+        default="server",
+        group=_SAMPLING,
+        choices=BUDGET_MODES,
+        help="how --think-budget is enforced. server: vLLM's thinking_token_budget (the server writes "
+        "</think> after N think tokens; a model not trained to stop there may go on reasoning after it, "
+        "and the think count counts that). s1: s1-style budget forcing on the client: the think block is "
+        "generated with max_tokens N and stop </think>, then closed, --answer-cue written after it, and "
+        "the answer continued for at most --answer-max-tokens tokens (vLLM continue_final_message; base "
+        "runs prefill the think opener so N counts think tokens only)",
+    )
+    answer_cue: str = option(
+        default=DEFAULT_ANSWER_CUE, group=_SAMPLING,
+        help="s1 mode: the text written after the forced </think> and a blank line (s1 writes 'Final Answer:')",
+    )
+    answer_max_tokens: int = option(
+        default=16, group=_SAMPLING, help="s1 mode: cap on the tokens generated after --answer-cue",
+    )
     extra_body: dict[str, Any] = option(
         default_factory=dict,
         group=_SAMPLING,
@@ -120,10 +144,26 @@ class SamplingOptions:
         }
         if self.seed is not None:
             body["seed"] = self.seed + index  # reproducible yet different per item
-        if self.think_budget is not None:
+        if self.think_budget is not None and self.think_budget_mode == "server":
             body["thinking_token_budget"] = self.think_budget
         body.update(self.extra_body)
         return body
+
+    @property
+    def s1(self) -> bool:
+        """Whether requests go through s1-style budget forcing (a budget and ``--think-budget-mode s1``)."""
+        return self.think_budget is not None and self.think_budget_mode == "s1"
+
+    def s1_think_body(self, model: str, messages: list[dict], index: int) -> dict:
+        """s1-style budget forcing, think phase: :meth:`body` with ``max_tokens`` = the budget, stopped
+        at ``</think>`` (vLLM leaves the stop string out of the text), the server's own budget off."""
+        return {**self.body(model, messages, index), "max_tokens": self.think_budget, "stop": ["</think>"]}
+
+    def s1_answer_body(self, model: str, messages: list[dict], index: int) -> dict:
+        """s1-style budget forcing, answer phase: one completion of at most ``answer_max_tokens``
+        continuing the prefilled assistant turn that ``messages`` ends with."""
+        return {**self.body(model, messages, index), "max_tokens": self.answer_max_tokens, "n": 1,
+                "continue_final_message": True, "add_generation_prompt": False}
 
 
 def check_server(base_url: str, model: str, timeout_s: float = 10.0) -> list[str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from extra_cot.cliargs import nested, option
-from extra_cot.eval.client import SamplingOptions
+from extra_cot.eval.client import BUDGET_MODES, SamplingOptions
 from extra_cot.eval.datasets import DatasetSpec, parse_dataset_spec
 from extra_cot.tokens import RATIO_DIRS, ratio_dir_name
 
@@ -115,5 +115,12 @@ class EvalConfig:
                 raise ValueError(f"{name} must be >= {low}, got {value}")
         if self.sampling.think_budget is not None and self.sampling.think_budget < 0:
             raise ValueError(f"--think-budget must be >= 0 think tokens, got {self.sampling.think_budget}")
+        if self.sampling.s1 and (self.sampling.think_budget < 1 or self.sampling.answer_max_tokens < 1):
+            raise ValueError("--think-budget-mode s1 needs --think-budget >= 1 and --answer-max-tokens >= 1 "
+                             f"(they are max_tokens of its two requests), got {self.sampling.think_budget} "
+                             f"and {self.sampling.answer_max_tokens}")
+        if self.sampling.think_budget_mode not in BUDGET_MODES:
+            raise ValueError(f"--think-budget-mode must be one of {', '.join(BUDGET_MODES)}, "
+                             f"got {self.sampling.think_budget_mode!r}")
         if not 0 < self.sampling.top_p <= 1 or self.sampling.temperature < 0:
             raise ValueError("need 0 < --top-p <= 1 and --temperature >= 0")

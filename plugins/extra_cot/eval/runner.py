@@ -17,6 +17,7 @@ from extra_cot.eval.client import EndpointPool
 from extra_cot.eval.config import EvalConfig
 from extra_cot.eval.datasets import DatasetSpec, EvalItem
 from extra_cot.fileio import append_jsonl, atomic_write_json, atomic_write_text
+from extra_cot.think import THINK_CLOSE, THINK_OPEN
 from extra_cot.tokens import RATIO_DIRS, first_control
 
 logger = logging.getLogger(__name__)
@@ -35,17 +36,22 @@ async def _one_item(
     from extra_cot.prompt import build_messages, build_user_text, forced_prefix
 
     control = None if ratio == "base" else ratio
+    sampling = cfg.sampling
     messages = build_messages(item.question, control)
     prefix = forced_prefix(control) if cfg.force_control and ratio not in ("base", "policy") else ""
-    if prefix:
-        messages.append({"role": "assistant", "content": prefix})
-    body = cfg.sampling.body(cfg.model, messages, item.index)
+    if sampling.s1 and ratio == "base":
+        prefix = f"{THINK_OPEN}\n"  # the opener as the model writes it, so the budget counts think tokens only
+    asked = [*messages, {"role": "assistant", "content": prefix}] if prefix else messages
+    body = (sampling.s1_think_body if sampling.s1 else sampling.body)(cfg.model, asked, item.index)
     if prefix:  # vLLM: continue the prefilled assistant turn instead of opening a new one
         body.update(continue_final_message=True, add_generation_prompt=False)
-    outputs, latency = await chat(client, pool, body, retries=cfg.retries)
+    completions, latency = await chat(client, pool, body, retries=cfg.retries)
+    outputs = [prefix + c for c in completions]  # the whole assistant turn, prefill included
+    if sampling.s1:
+        outputs, answer_latency = await _s1_answers(outputs, messages, item.index, cfg, client, pool)
+        latency += answer_latency
     records = []
-    for sample, completion in enumerate(outputs):
-        output = prefix + completion  # the whole assistant turn, prefill included
+    for sample, output in enumerate(outputs):
         pred, correct = await asyncio.to_thread(_grade, output, item.gold)
         think_tokens, closed = await counter.count(client, output)
         records.append(
@@ -65,7 +71,31 @@ async def _one_item(
                 "forced_prefix": prefix,
             }
         )
-    return {"index": item.index, "records": records, "think_budget": cfg.sampling.think_budget}
+    return {"index": item.index, "records": records, "think_budget": sampling.think_budget,
+            **({"think_budget_mode": sampling.think_budget_mode} if sampling.think_budget is not None else {})}
+
+
+def s1_turn(think: str, cue: str) -> str:
+    """s1-style budget forcing: the think phase's text (cut at the budget or closed by the model,
+    ``</think>`` not included) closed with ``</think>``, a blank line and the answer cue: the layout
+    :func:`extra_cot.prompt.build_response` writes."""
+    return f"{think.rstrip()}{THINK_CLOSE}\n\n{cue}"
+
+
+async def _s1_answers(thinks: list[str], messages: list[dict], index: int, cfg: EvalConfig,
+                      client: httpx.AsyncClient, pool: EndpointPool) -> tuple[list[str], float]:
+    """The answer phase of each think-phase text (one request each, at once): the whole turns and
+    the slowest request's latency."""
+    from extra_cot.eval.client import chat
+
+    async def one(think: str) -> tuple[str, float]:
+        turn = s1_turn(think, cfg.sampling.answer_cue)
+        body = cfg.sampling.s1_answer_body(cfg.model, [*messages, {"role": "assistant", "content": turn}], index)
+        texts, latency = await chat(client, pool, body, retries=cfg.retries)
+        return turn + (texts[0] if texts else ""), latency
+
+    done = await asyncio.gather(*(one(t) for t in thinks))
+    return [turn for turn, _ in done], max((lat for _, lat in done), default=0.0)
 
 
 async def run_ratio(
@@ -74,7 +104,7 @@ async def run_ratio(
     run_dir = Path(cfg.output_dir) / spec.name / ratio
     partial = run_dir / store.PARTIAL
     done = store.read_partial(partial)
-    check_budget(done, cfg.sampling.think_budget, partial)
+    check_budget(done, cfg.sampling.think_budget, partial, cfg.sampling.think_budget_mode)
     odd = sorted(i for i, e in done.items() if len(e["records"]) != cfg.n_samples)
     if odd:
         logger.warning(
@@ -124,15 +154,28 @@ def run_budget(done: dict[int, dict]) -> int | None:
     return budgets.pop() if budgets else None
 
 
-def check_budget(done: dict[int, dict], budget: int | None, partial: Path) -> None:
-    """Refuse to resume a run whose finished items were requested with another ``--think-budget``."""
+def run_budget_mode(done: dict[int, dict]) -> str | None:
+    """The ``--think-budget-mode`` of a run's finished items (``None`` without a budget; items
+    logged before the option existed were ``server``)."""
+    modes = {entry.get("think_budget_mode", "server") for entry in done.values() if entry.get("think_budget") is not None}
+    if len(modes) > 1:
+        raise ValueError(f"items requested with different --think-budget-mode values {sorted(modes)}")
+    return modes.pop() if modes else None
+
+
+def check_budget(done: dict[int, dict], budget: int | None, partial: Path, mode: str = "server") -> None:
+    """Refuse to resume a run whose finished items were requested with another ``--think-budget``
+    (or the same budget enforced another way, ``--think-budget-mode``)."""
     try:
-        before = run_budget(done)
+        before, before_mode = run_budget(done), run_budget_mode(done)
     except ValueError as err:
         raise ValueError(f"{partial}: {err}; use a new --output_dir") from None
     if done and before != budget:
         raise ValueError(f"{partial}: its {len(done)} finished items were requested with --think-budget "
                          f"{before}, this run asks {budget}; use a new --output_dir or the same budget")
+    if done and budget is not None and before_mode != mode:
+        raise ValueError(f"{partial}: its {len(done)} finished items were requested with --think-budget-mode "
+                         f"{before_mode}, this run asks {mode}; use a new --output_dir or the same mode")
 
 
 async def run_sweep(cfg: EvalConfig, spec: DatasetSpec, items: list[EvalItem], down: tuple[str, ...] = ()) -> None:
@@ -193,6 +236,7 @@ def write_dataset_metrics(ds_dir: Path, dataset: str, base_run: str = "base") ->
             store.records_of(done), store.wall_time(done), dataset, run_dir.name
         )
         by_ratio[run_dir.name]["think_budget"] = run_budget(done)  # None: no cap
+        by_ratio[run_dir.name]["think_budget_mode"] = run_budget_mode(done)
     linked = M.link_runs(by_ratio, base=base_run)
     for name, metrics in linked.items():
         atomic_write_json(ds_dir / name / store.METRICS, metrics)

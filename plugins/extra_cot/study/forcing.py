@@ -2,9 +2,15 @@
 
 The alternative a user has without Extra-CoT: take the no-control baseline (trained on full traces,
 asked without a token) and cut its think block at a budget, closing it there, then let it answer.
-vLLM does the cutting: ``extra-cot eval --think-budget N`` sends ``thinking_token_budget`` and the
-server, started with our think markers as its reasoning config
-(:func:`extra_cot.eval.server.reasoning_config_args`), forces ``</think>`` after N think tokens.
+``--mode s1`` (the default; ``extra-cot eval --think-budget N --think-budget-mode s1``) is s1's
+budget forcing: the think block is generated with at most N tokens, closed, and the answer cue
+("The answer is \\boxed{", s1's "Final Answer:") written after it, so the model answers from the
+reasoning it has. ``--mode server`` leaves the cut to vLLM (``thinking_token_budget``; the server,
+started with our think markers as its reasoning config,
+:func:`extra_cot.eval.server.reasoning_config_args`, forces ``</think>`` after N think tokens) and
+then lets the model write freely: measured on the chains study's baseline
+(docs/study.md, "Budget forcing: the server's cut does not bind"), the model goes on reasoning after the forced
+``</think>`` and spends about its unforced think tokens, so that row is not at the method's budget.
 
 The budgets are measured, not chosen: for each fixed ratio r, N = the Extra-CoT model's mean think
 tokens at r on the same split (``eval/<split>/<r>/prediction.json``, rounded), so ``forced_<r>``
@@ -25,6 +31,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from extra_cot.eval.client import BUDGET_MODES
 from extra_cot.eval.store import METRICS
 from extra_cot.fileio import atomic_write_json
 from extra_cot.tokens import FIXED_RATIOS, ratio_dir_name
@@ -33,6 +40,18 @@ logger = logging.getLogger(__name__)
 
 FIXED = tuple(ratio_dir_name(r) for r in FIXED_RATIOS)
 BUDGETS_NAME = "budgets.json"
+#: ``--mode`` default: s1's budget forcing (the module doc says why not the server's cut)
+DEFAULT_MODE = "s1"
+
+
+def mode_stale(out: Path, mode: str = DEFAULT_MODE) -> str | None:
+    """Why the forced runs in ``out`` are not ``mode``'s (``None`` when they are): a folder written
+    in another mode, or before ``budgets.json`` recorded one (then it was ``server``)."""
+    path = Path(out) / BUDGETS_NAME
+    if not path.is_file():
+        return f"{path} is missing"
+    before = json.loads(path.read_text()).get("mode", "server")
+    return None if before == mode else f"{path}: forced in mode {before!r}, the study forces in {mode!r}"
 
 
 def run_dir(out: Path, split: str, ratio: str) -> Path:
@@ -64,7 +83,7 @@ def eval_argv(out: Path, split: str, data: Path, ratio: str, budget: int, args) 
     opts = SimpleNamespace(max_tokens=args.max_tokens, concurrency=args.concurrency)
     argv = _eval_argv(opts, Path(out) / split / ratio, f"{split}={data}:gsm8k", "base", Path(args.tokenizer))
     argv = [a.replace(PORT, str(args.port)) for a in argv[argv.index("eval") + 1:]]
-    return [*argv, "--think-budget", str(budget)]
+    return [*argv, "--think-budget", str(budget), "--think-budget-mode", args.mode]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="a held-out split and its GSM8K-format file (repeat per split)")
     p.add_argument("--port", required=True, help="port of the vLLM server serving the no-control baseline")
     p.add_argument("--tokenizer", required=True, help="the served model's folder (think tokens counted with it)")
+    p.add_argument("--mode", choices=BUDGET_MODES, default=DEFAULT_MODE,
+                   help="extra-cot eval --think-budget-mode: s1 (client-side cut and answer cue) or server "
+                   "(vLLM's thinking_token_budget, then a free answer)")
     p.add_argument("--max-tokens", type=int, default=400)
     p.add_argument("--concurrency", type=int, default=32)
     return p
@@ -91,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m extra_cot.study.forcing: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    atomic_write_json(out / BUDGETS_NAME, {"source": str(args.eval), "budgets": plan})
+    atomic_write_json(out / BUDGETS_NAME, {"source": str(args.eval), "mode": args.mode, "budgets": plan})
     from extra_cot.eval.cli import main as eval_main
 
     for split, by_ratio in plan.items():

@@ -139,14 +139,14 @@ def _forcing_step(cfg: StudyConfig, p: Paths, held_out: dict[str, tuple[Path, in
     argv = [sys.executable, "-m", "extra_cot.study.forcing", "--eval", str(p.eval), "--out", str(p.eval_forced),
             *[x for split, (path, _) in held_out.items() for x in ("--dataset", f"{split}={path}")],
             "--port", PORT, "--tokenizer", str(p.full), "--max-tokens", str(cfg.max_tokens),
-            "--concurrency", str(cfg.concurrency)]
+            "--concurrency", str(cfg.concurrency), "--mode", forcing.DEFAULT_MODE]
 
     def check() -> str | None:
-        return _all_ok([(forcing.run_dir(p.eval_forced, split, r) / METRICS, n)
-                        for split, (_, n) in held_out.items() for r in FIXED])
+        return forcing.mode_stale(p.eval_forced) or _all_ok([(forcing.run_dir(p.eval_forced, split, r) / METRICS, n)
+                                                             for split, (_, n) in held_out.items() for r in FIXED])
 
     return Step("budget-forcing", "Forcing alternative: the no-control baseline, think block closed at each fixed "
-                "ratio's mean think tokens (vLLM thinking_token_budget, s1-style)", argv, check, serve=str(p.full),
+                "ratio's mean think tokens, then the answer cue (s1-style: extra-cot eval --think-budget-mode s1)", argv, check, serve=str(p.full),
                 clean=[p.eval_forced], serve_args=reasoning_config_args())
 
 
@@ -172,9 +172,10 @@ def _blind_steps(cfg: StudyConfig, p: Paths, held_out: dict[str, tuple[Path, int
 
 def alternative_steps(cfg: StudyConfig, p: Paths, held_out: dict[str, tuple[Path, int]]) -> list[Step]:
     """``--alternatives``' steps, after the method's evaluation (so adding them to a finished folder
-    redoes none of the method's steps)."""
-    return [*([_forcing_step(cfg, p, held_out)] if "forcing" in cfg.alternatives else []),
-            *(_blind_steps(cfg, p, held_out) if "blind" in cfg.alternatives else [])]
+    redoes none of the method's steps); the blind model's long steps before the forcing step (so
+    redoing the forcing, a few requests, does not make the runner redo the blind trainings after it)."""
+    return [*(_blind_steps(cfg, p, held_out) if "blind" in cfg.alternatives else []),
+            *([_forcing_step(cfg, p, held_out)] if "forcing" in cfg.alternatives else [])]
 
 
 def build_steps(cfg: StudyConfig) -> list[Step]:
