@@ -41,7 +41,7 @@ demo: setup
 # The study (issues 17, 36): splits by seed, two-pass SFT with a sweep-based gamma*, a no-control baseline,
 # 95 % intervals, on the budget-sensitive `chains` task (TASK=varied: the earlier task); outputs in runs/study,
 # the record in results/study.{md,json} (varied: results/study_varied.*); SEED=S: runs/study-S, no record.
-# chains with both alternatives: about 250 minutes on 2 cores in bf16 (docs/study.md, "Time for a `chains` record").
+# chains with both alternatives: 283.1 minutes of steps on 2 cores in bf16, measured (docs/study.md, "Time for a `chains` record").
 study: setup
 	$(PY) -m extra_cot.study --task $(or $(TASK),chains) --seed $(or $(SEED),0) --out runs/study$(if $(SEED),-$(SEED)) $(if $(SEED),,--results results) $(STUDY_ARGS)
 
