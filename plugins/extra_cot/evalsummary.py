@@ -147,8 +147,6 @@ def link_realized(runs: Mapping[str, dict]) -> None:
         summary["realized_ratio"] = round(summary["think_tokens"] / own, 4) if own else None
 
 
-
-
 EXAMPLES = """examples:
   extra-cot summarize runs/study/eval/test/policy --grades runs/study/data/test.jsonl
   extra-cot summarize runs/a/test/0.4 runs/b/test/0.4 --grades runs/study/data/test.jsonl --json

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from extra_cot.cliargs import option
+from extra_cot.think import THINK_CLOSE
 from extra_cot.tokens import CONTROL_RE
 
 logger = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ class SamplingOptions:
     def s1_think_body(self, model: str, messages: list[dict], index: int) -> dict:
         """s1-style budget forcing, think phase: :meth:`body` with ``max_tokens`` = the budget, stopped
         at ``</think>`` (vLLM leaves the stop string out of the text), the server's own budget off."""
-        return {**self.body(model, messages, index), "max_tokens": self.think_budget, "stop": ["</think>"]}
+        return {**self.body(model, messages, index), "max_tokens": self.think_budget, "stop": [THINK_CLOSE]}
 
     def s1_answer_body(self, model: str, messages: list[dict], index: int) -> dict:
         """s1-style budget forcing, answer phase: one completion of at most ``answer_max_tokens``

@@ -359,8 +359,8 @@ def at_or_above_gamma(record: Mapping) -> bool | None:
 def gamma_counts(records: Sequence[Mapping]) -> dict[str, int]:
     """Rollouts that can be placed against γ* (``placed``), those at or above it, and the wrong ones
     among those: where the reward's ``safe_wrong_fraction`` pays a wrong answer."""
-    placed = [r for r in records if at_or_above_gamma(r) is not None]
-    above = [r for r in placed if at_or_above_gamma(r)]
+    placed = [(r, up) for r in records if (up := at_or_above_gamma(r)) is not None]
+    above = [r for r, up in placed if up]
     return {"placed": len(placed), "at_or_above": len(above), "wrong_at_or_above": sum(not r["correct"] for r in above)}
 
 
